@@ -1,0 +1,28 @@
+"""bluegreen: one program, three stacks. `blue` and `green` are arms; `live` is the edge."""
+
+import pulumi
+
+import platforms
+from bluegreen import config
+from components import Arm, ArmArgs, Edge, EdgeArgs, arm_from_stack
+
+try:
+    settings = config.load()
+except config.ConfigError as err:
+    raise pulumi.RunError(f"invalid config for stack {pulumi.get_stack()}:\n{err}") from None
+
+platform = platforms.get(settings.platform)
+
+if settings.role == "arm":
+    arm = Arm(settings.color, ArmArgs(settings=settings, platform=platform))
+    pulumi.export("color", arm.color)
+    pulumi.export("version", arm.version)
+    pulumi.export("endpoint", arm.endpoint)
+    pulumi.export("nodes", arm.nodes)
+else:
+    arms = {color: arm_from_stack(settings, color) for color in config.COLORS}
+    edge = Edge("live", EdgeArgs(settings=settings, arms=arms, platform=platform))
+    pulumi.export("activeColor", edge.active_color)
+    pulumi.export("url", edge.url)
+    pulumi.export("weights", edge.weights)
+    pulumi.export("versions", edge.versions)

@@ -1,0 +1,96 @@
+"""HTTP probes shared by the edge (confirming a flip), the policy pack and the scripts.
+
+Standard library only: the dynamic provider and the policy pack import this in processes that
+start on every `pulumi up`, and each import is paid on the flip's critical path.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP exchange, or the reason there was none."""
+
+    url: str
+    status: int | None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 400
+
+    @property
+    def color(self) -> str | None:
+        return self.headers.get("x-bluegreen-color")
+
+    @property
+    def version(self) -> str | None:
+        return self.headers.get("x-bluegreen-version")
+
+    def json(self) -> dict:
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def describe(self) -> str:
+        if self.error:
+            return f"{self.url} did not answer ({self.error})"
+        return f"{self.url} answered HTTP {self.status}"
+
+
+def request(
+    url: str,
+    method: str = "GET",
+    timeout: float = 2.0,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> Answer:
+    """Send one request on a fresh connection (a probe must not reuse a connection to an old worker)."""
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return Answer(
+            url=url,
+            status=resp.status,
+            headers={k.lower(): v for k, v in resp.getheaders()},
+            body=data,
+            seconds=time.perf_counter() - start,
+        )
+    except (OSError, http.client.HTTPException) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        return Answer(url=url, status=None, seconds=time.perf_counter() - start, error=reason.lower())
+    finally:
+        conn.close()
+
+
+def readiness(endpoint: str, health_path: str, timeout: float = 2.0) -> Answer:
+    return request(endpoint.rstrip("/") + health_path, timeout=timeout)
+
+
+def wait_until(url: str, accept, timeout: float, interval: float = 0.05) -> tuple[Answer, float]:
+    """Poll `url` until `accept(answer)` holds or `timeout` passes; return the last answer and the wait."""
+    start = time.monotonic()
+    while True:
+        answer = request(url, timeout=min(2.0, max(timeout, 0.1)))
+        waited = time.monotonic() - start
+        if accept(answer) or waited >= timeout:
+            return answer, waited
+        time.sleep(interval)

@@ -1,0 +1,39 @@
+"""One arm: the same component declares blue and green, so the two can only differ by config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from bluegreen.config import Settings
+from platforms import Platform
+
+
+@dataclass(frozen=True)
+class ArmArgs:
+    settings: Settings
+    """This arm stack's validated config (colour, version, port, health path)."""
+    platform: Platform
+    """The adapter that declares the arm's compute."""
+
+
+class Arm(pulumi.ComponentResource):
+    """A deployment of one colour of the application, reachable on its own direct endpoint."""
+
+    color: pulumi.Output[str]
+    version: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    nodes: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: ArmArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bluegreen:index:Arm", name, None, opts)
+        s = args.settings
+        deployed = args.platform.arm(name, self, s)
+        self.color = pulumi.Output.from_input(s.color)
+        self.version = pulumi.Output.from_input(s.version)
+        self.endpoint = deployed.endpoint
+        self.nodes = deployed.nodes
+        self.register_outputs(
+            {"color": self.color, "version": self.version, "endpoint": self.endpoint, "nodes": self.nodes}
+        )

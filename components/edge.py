@@ -1,0 +1,84 @@
+"""The edge: the single pointer `activeColor` turned into a traffic switch in front of both arms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from bluegreen import nginx
+from bluegreen.config import COLORS, Settings
+from platforms import Platform
+from platforms.base import ArmView
+
+_ARM_OUTPUTS = ("color", "version", "endpoint", "nodes")
+
+
+def arm_from_stack(settings: Settings, color: str) -> ArmView:
+    """Read one arm's outputs through a StackReference, failing clearly if the arm is not deployed."""
+    name = settings.arm_stacks[color]
+    if "/" not in name:
+        name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{name}"
+    ref = pulumi.StackReference(f"arm-{color}", stack_name=name)
+
+    def check(outputs: dict) -> dict:
+        missing = [k for k in _ARM_OUTPUTS if outputs.get(k) in (None, "", [])]
+        if missing:
+            raise pulumi.RunError(
+                f'The {color} arm (stack "{name}") has no {", ".join(missing)} output: deploy it first '
+                f"with `pulumi up -s {settings.arm_stacks[color]}`, or check bluegreen:{color}Stack."
+            )
+        if outputs["color"] != color:
+            raise pulumi.RunError(
+                f'bluegreen:{color}Stack points at stack "{name}", which is the {outputs["color"]} '
+                f"arm, not the {color} one: fix bluegreen:{color}Stack in Pulumi.live.yaml."
+            )
+        return outputs
+
+    outputs = ref.outputs.apply(check)
+    return ArmView(
+        color=color,
+        endpoint=outputs.apply(lambda o: o["endpoint"]),
+        version=outputs.apply(lambda o: o["version"]),
+        nodes=outputs.apply(lambda o: o["nodes"]),
+    )
+
+
+@dataclass(frozen=True)
+class EdgeArgs:
+    settings: Settings
+    """The edge stack's validated config; `settings.active_color` is the pointer."""
+    arms: dict[str, ArmView]
+    """Both arms as read from their stacks."""
+    platform: Platform
+    """The adapter that declares the traffic switch."""
+
+
+class Edge(pulumi.ComponentResource):
+    """The traffic switch: sends all traffic to the active colour and keeps the other as fallback."""
+
+    active_color: pulumi.Output[str]
+    url: pulumi.Output[str]
+    weights: pulumi.Output[dict[str, int]]
+    versions: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bluegreen:index:Edge", name, None, opts)
+        s = args.settings
+        assert s.active_color in COLORS
+        weights = nginx.weights_for(s.active_color)
+        served = args.platform.edge(name, self, s, args.arms, weights)
+        self.active_color = pulumi.Output.from_input(s.active_color)
+        self.url = served.url
+        self.weights = pulumi.Output.from_input(weights)
+        self.versions = pulumi.Output.all(*[args.arms[c].version for c in COLORS]).apply(
+            lambda vs: dict(zip(COLORS, vs))
+        )
+        self.register_outputs(
+            {
+                "activeColor": self.active_color,
+                "url": self.url,
+                "weights": self.weights,
+                "versions": self.versions,
+            }
+        )

@@ -1,0 +1,40 @@
+"""Platform adapters: how an arm and the edge are realised on local, nixos, aws or kubernetes.
+
+Every adapter has the same two methods, so the components never branch on the platform:
+
+- `arm(name, parent, settings) -> ArmEndpoint`: declare one arm's compute as children of `parent`.
+- `edge(name, parent, settings, arms, weights) -> EdgeEndpoint`: declare the traffic switch.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import pulumi
+
+from bluegreen.config import Settings
+from platforms.base import ArmEndpoint, ArmView, EdgeEndpoint
+
+
+class Platform(Protocol):
+    def arm(self, name: str, parent: pulumi.Resource, settings: Settings) -> ArmEndpoint: ...
+
+    def edge(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        settings: Settings,
+        arms: dict[str, ArmView],
+        weights: dict[str, int],
+    ) -> EdgeEndpoint: ...
+
+
+def get(name: str) -> Platform:
+    """The adapter for `bluegreen:platform`."""
+    if name == "local":
+        from platforms.local import LocalPlatform
+
+        return LocalPlatform()
+    raise NotImplementedError(
+        f'bluegreen:platform "{name}" is not available yet in this version; use "local"'
+    )

@@ -1,0 +1,37 @@
+"""What every platform adapter returns, so components and the edge never depend on one platform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+
+@dataclass(frozen=True)
+class ArmEndpoint:
+    """What an arm stack exports: the edge and the policy pack read these through StackReference."""
+
+    endpoint: pulumi.Output[str]
+    """URL that reaches this arm alone (smoke tests, people testing the idle arm)."""
+    nodes: pulumi.Output[list[str]]
+    """host:port of each node the edge sends traffic to."""
+
+
+@dataclass(frozen=True)
+class ArmView:
+    """An arm as the edge sees it: values read from the arm stack's outputs."""
+
+    color: str
+    endpoint: pulumi.Input[str]
+    version: pulumi.Input[str]
+    nodes: pulumi.Input[list[str]]
+
+
+@dataclass(frozen=True)
+class EdgeEndpoint:
+    """What the edge stack exports."""
+
+    url: pulumi.Output[str]
+    """Where users' traffic enters."""
+    generation: pulumi.Output[str]
+    """Fingerprint of the edge config that is serving."""

@@ -1,0 +1,168 @@
+"""A long-running local process as a Pulumi resource (the arm's service on the local platform).
+
+The process must outlive the `pulumi` run that started it, so it gets its own session and a pid
+file. Its identity is its pid *and* its start time: `delete` signals the process only when both
+still match, so a recycled pid never gets a stranger killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from bluegreen import probe
+
+# Inputs whose change means a new process (same port, so the old one goes first).
+_REPLACE_ON = ("argv", "env", "cwd", "bind", "port", "healthUrl")
+_OUTPUTS = ("pid", "startTicks")
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process start time in clock ticks since boot (field 22 of /proc/PID/stat), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses; fields resume after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has already exited
+        return None
+    return int(fields[19])
+
+
+def is_running(pid: int | None, ticks: int | None) -> bool:
+    return bool(pid) and ticks is not None and start_ticks(int(pid)) == int(ticks)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def stop(pid: int, ticks: int, grace_s: float = 5.0) -> None:
+    """SIGTERM the process group we started, then SIGKILL after `grace_s`; only if it is still ours."""
+    if not is_running(pid, ticks):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not is_running(pid, ticks):
+            return
+        time.sleep(0.02)
+    if is_running(pid, ticks):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).strip()
+    except OSError:
+        return "(no log)"
+
+
+class ProcessProvider(ResourceProvider):
+    serialize_as_secret_always = False
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        host, port = props["bind"], int(props["port"])
+        if port_in_use(host, port):
+            raise RuntimeError(
+                f"{props['portKey']} {port} is already in use on {host} by another process; "
+                "choose a free port in the stack config (nothing was started)"
+            )
+        os.makedirs(os.path.dirname(props["logPath"]), exist_ok=True)
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        env.update(props.get("env") or {})
+        with open(props["logPath"], "ab") as log:
+            proc = subprocess.Popen(
+                props["argv"],
+                cwd=props["cwd"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlive `pulumi up`, and own a process group to stop
+                close_fds=True,
+            )
+        ticks = start_ticks(proc.pid)
+        with open(props["pidPath"], "w") as f:
+            f.write(f"{proc.pid} {ticks}\n")
+
+        deadline = time.monotonic() + float(props.get("readyTimeout", 15))
+        answer = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            answer = probe.request(props["healthUrl"], timeout=1.0)
+            if answer.status is not None:  # any HTTP answer means it is serving; readiness is the gate's call
+                break
+            time.sleep(0.05)
+        if answer is None or answer.status is None:
+            stop(proc.pid, ticks or 0)
+            why = f"exited with code {proc.returncode}" if proc.poll() is not None else "did not answer in time"
+            raise RuntimeError(
+                f"{props['name']} {why} at {props['healthUrl']}; its log {props['logPath']} ends with:\n"
+                + _tail(props["logPath"])
+            )
+        return CreateResult(id_=f"{props['name']}:{proc.pid}", outs={**props, "pid": proc.pid, "startTicks": ticks})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in _REPLACE_ON if olds.get(k) != news.get(k)]
+        if not is_running(olds.get("pid"), olds.get("startTicks")):
+            replaces.append("pid")  # it died: `pulumi up` brings it back
+        changes = bool(replaces) or any(
+            olds.get(k) != v for k, v in news.items() if k not in _OUTPUTS and k != "__provider"
+        )
+        return DiffResult(changes=changes, replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Only inputs that do not touch the running process reach here (names, paths of logs).
+        return UpdateResult(outs={**news, "pid": olds["pid"], "startTicks": olds["startTicks"]})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        if not is_running(props.get("pid"), props.get("startTicks")):
+            return ReadResult(id_=None, outs={})  # gone: a refresh drops it and `up` recreates it
+        return ReadResult(id_=id_, outs=props)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        stop(int(props["pid"]), int(props["startTicks"]))
+        for _ in range(100):  # the arm's port must be free before a replacement starts
+            if not port_in_use(props["bind"], int(props["port"])):
+                break
+            time.sleep(0.05)
+        try:
+            os.unlink(props["pidPath"])
+        except FileNotFoundError:
+            pass
+
+
+class Process(Resource, module="local", name="Process"):
+    """A process started by Pulumi that keeps running after the update."""
+
+    pid: pulumi.Output[int]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+        super().__init__(ProcessProvider(), name, {**props, **dict.fromkeys(_OUTPUTS)}, opts)
