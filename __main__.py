@@ -8,10 +8,10 @@ from components import Arm, ArmArgs, Edge, EdgeArgs, arm_from_stack
 
 try:
     settings = config.load()
+    platform = platforms.get(settings.platform)
+    platform.preflight(settings)
 except config.ConfigError as err:
     raise pulumi.RunError(f"invalid config for stack {pulumi.get_stack()}:\n{err}") from None
-
-platform = platforms.get(settings.platform)
 
 if settings.role == "arm":
     arm = Arm(settings.color, ArmArgs(settings=settings, platform=platform))

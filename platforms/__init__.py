@@ -1,7 +1,8 @@
 """Platform adapters: how an arm and the edge are realised on local, nixos, aws or kubernetes.
 
-Every adapter has the same two methods, so the components never branch on the platform:
+Every adapter has the same three methods, so the components never branch on the platform:
 
+- `preflight(settings)`: refuse config the platform cannot honour, before anything changes.
 - `arm(name, parent, settings) -> ArmEndpoint`: declare one arm's compute as children of `parent`.
 - `edge(name, parent, settings, arms, weights) -> EdgeEndpoint`: declare the traffic switch.
 """
@@ -17,6 +18,11 @@ from platforms.base import ArmEndpoint, ArmView, EdgeEndpoint
 
 
 class Platform(Protocol):
+    def preflight(self, settings: Settings) -> None:
+        """Check the platform's config against the world before anything is declared; raise
+        `ConfigError` naming the key, the value and what is allowed."""
+        ...
+
     def arm(self, name: str, parent: pulumi.Resource, settings: Settings) -> ArmEndpoint: ...
 
     def edge(

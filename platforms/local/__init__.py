@@ -7,16 +7,31 @@ import sys
 
 import pulumi
 
-from bluegreen import nginx
-from bluegreen.config import Settings
+from bluegreen import nginx, probe
+from bluegreen.config import ConfigError, Settings
 from platforms.base import ArmEndpoint, ArmView, EdgeEndpoint
-from platforms.local.nginx_edge import NginxEdge
-from platforms.local.process import Process
+from platforms.local.nginx_edge import NginxEdge, listens_on
+from platforms.local.process import Process, port_in_use
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "app", "server.py")
 
 
 class LocalPlatform:
+    def preflight(self, settings: Settings) -> None:
+        # A taken port must fail the preview, not the update: an arm replaced onto a taken port
+        # would already have lost its running process by the time its new one fails to bind.
+        host = settings.bind_address
+        if settings.role == "arm":
+            port, key = settings.port, "bluegreen:port"
+            ours = probe.readiness(f"http://{host}:{port}", settings.health_path, timeout=1).color == settings.color
+        else:
+            port, key = settings.edge_port, "bluegreen:edgePort"
+            ours = listens_on(settings.run_dir) == f"{host}:{port}"
+        if port_in_use(host, port) and not ours:
+            raise ConfigError(
+                [f"{key} {port} is already in use on {host} by another process; choose a free port (nothing was changed)"]
+            )
+
     def arm(self, name: str, parent: pulumi.Resource, settings: Settings) -> ArmEndpoint:
         assert settings.color and settings.version and settings.port
         host, port = settings.bind_address, settings.port

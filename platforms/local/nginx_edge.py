@@ -60,6 +60,21 @@ def master_pid(run_dir: str) -> int | None:
     return pid if paths["conf"] in cmdline and start_ticks(pid) is not None else None
 
 
+def listens_on(run_dir: str) -> str | None:
+    """The host:port our running nginx (if any) listens on, read from the config it serves."""
+    if master_pid(run_dir) is None:
+        return None
+    try:
+        with open(_paths(run_dir)["conf"]) as f:
+            for line in f:
+                words = line.split()
+                if words[:1] == ["listen"]:
+                    return words[1].rstrip(";")
+    except OSError:
+        pass
+    return None
+
+
 def _tail(path: str, lines: int = 5) -> str:
     try:
         with open(path, errors="replace") as f:

@@ -1,0 +1,140 @@
+"""A throwaway copy of the project with its own file backend, ports and run directories.
+
+End-to-end tests drive the real `pulumi` CLI against it and real processes on loopback; the
+fixture destroys every stack and checks that no process or port is left, even when a test fails.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+
+from bluegreen import probe
+from bluegreen.workspace import ROOT, Workspace, toolchain_env
+from platforms.local.process import port_in_use, start_ticks
+
+COPIED = ("Pulumi.yaml", "__main__.py", "bluegreen", "components", "platforms", "app", "policy")
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class LocalProject:
+    dir: str
+    ws: Workspace
+    ports: dict[str, int]
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['live']}/"
+
+    def arm_url(self, color: str) -> str:
+        return f"http://127.0.0.1:{self.ports[color]}"
+
+    def write_stack(self, stack: str, values: dict[str, object]) -> None:
+        lines = ["config:"] + [f"  bluegreen:{k}: {_yaml(v)}" for k, v in values.items()]
+        with open(os.path.join(self.dir, f"Pulumi.{stack}.yaml"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def stack_file(self, stack: str) -> str:
+        with open(os.path.join(self.dir, f"Pulumi.{stack}.yaml")) as f:
+            return f.read()
+
+    def colors(self, n: int = 20, url: str | None = None) -> list[str | None]:
+        """Which arm answered each of n requests through the edge (None for a failed request)."""
+        return [probe.request(url or self.edge_url).color for _ in range(n)]
+
+    def up_all(self, active: str = "blue") -> None:
+        self.ws.up("blue")
+        self.ws.up("green")
+        self.ws.config_set("live", "bluegreen:activeColor", active)
+        self.ws.up("live")
+
+    def pids(self) -> list[tuple[int, int | None]]:
+        """Every process our run directories know about: arm pid files and nginx masters."""
+        found = []
+        for path in glob.glob(os.path.join(self.dir, ".bluegreen", "*", "*.pid")):
+            try:
+                parts = open(path).read().split()
+            except OSError:
+                continue
+            if parts:
+                found.append((int(parts[0]), int(parts[1]) if len(parts) > 1 else None))
+        return found
+
+    def teardown(self) -> list[str]:
+        """Destroy every stack; return what was left behind (processes, ports) after that."""
+        for stack in ("live", "green", "blue"):
+            if os.path.exists(os.path.join(self.dir, f"Pulumi.{stack}.yaml")):
+                self.ws.destroy(stack, check=False)
+        deadline = time.monotonic() + 5
+        left: list[str] = []
+        while time.monotonic() < deadline:
+            left = [f"process {pid}" for pid, ticks in self.pids() if _alive(pid, ticks)]
+            left += [f"port {p}" for p in self.ports.values() if port_in_use("127.0.0.1", p)]
+            if not left:
+                break
+            time.sleep(0.1)
+        for pid, ticks in self.pids():  # never leave a stray process behind for the next test
+            if _alive(pid, ticks):
+                os.kill(pid, 9)
+        return left
+
+
+def _alive(pid: int, ticks: int | None) -> bool:
+    now = start_ticks(pid)
+    return now is not None and (ticks is None or now == ticks)
+
+
+def _yaml(value: object) -> str:
+    if isinstance(value, str) and re.match(r"^[A-Za-z][A-Za-z0-9._/-]*$", value):
+        return value
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def make_project(tmp_path, policy: bool = False) -> LocalProject:
+    project = os.path.join(str(tmp_path), "bluegreen")
+    os.makedirs(project)
+    for name in COPIED:
+        src = os.path.join(ROOT, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, os.path.join(project, name), ignore=shutil.ignore_patterns("__pycache__"))
+        elif os.path.exists(src):
+            shutil.copy(src, project)
+    os.symlink(os.path.join(ROOT, ".venv"), os.path.join(project, ".venv"))
+    state = os.path.join(str(tmp_path), "state")
+    os.makedirs(state)
+    env = toolchain_env()
+    env["PULUMI_BACKEND_URL"] = "file://" + state
+    env["PULUMI_CONFIG_PASSPHRASE"] = "e2e"
+    env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+    blue, green, live = free_ports(3)
+    lp = LocalProject(
+        dir=project,
+        ws=Workspace(project_dir=project, env=env, policy_pack="policy" if policy else None),
+        ports={"blue": blue, "green": green, "live": live},
+    )
+    lp.write_stack("blue", {"role": "arm", "color": "blue", "version": "v1", "port": blue})
+    lp.write_stack("green", {"role": "arm", "color": "green", "version": "v2", "port": green})
+    lp.write_stack("live", {"role": "edge", "activeColor": "blue", "edgePort": live})
+    for stack in ("blue", "green", "live"):
+        lp.ws.ensure_stack(stack)
+    return lp

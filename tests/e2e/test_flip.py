@@ -1,0 +1,79 @@
+"""The flip and the rollback through a real nginx under the real Pulumi engine."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from bluegreen import probe
+
+
+class Watcher:
+    """Sends requests through the edge on a fresh connection each, recording who answered."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.seen: list[str | None] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.seen.append(probe.request(self.url, timeout=2).color)
+            time.sleep(0.005)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_flip_moves_all_traffic_to_green_and_rollback_returns_it(project):
+    project.up_all(active="blue")
+    assert set(project.colors(20)) == {"blue"}
+
+    project.ws.config_set("live", "bluegreen:activeColor", "green")
+    assert "bluegreen:activeColor: green" in project.stack_file("live")
+    with Watcher(project.edge_url) as during_flip:
+        project.ws.up("live")
+        after = project.colors(50)
+    assert after == ["green"] * 50, f"requests after the flip answered by {set(after)}"
+    assert None not in during_flip.seen, "a request failed during the flip"
+    first_green = during_flip.seen.index("green")
+    assert set(during_flip.seen[first_green:]) == {"green"}, "traffic went back to blue after the flip"
+
+    outputs = project.ws.outputs("live")
+    assert outputs["activeColor"] == "green"
+    assert outputs["weights"] == {"blue": 0, "green": 100}
+
+    project.ws.config_set("live", "bluegreen:activeColor", "blue")
+    project.ws.up("live")
+    assert project.colors(50) == ["blue"] * 50
+
+
+def test_preview_of_a_flip_changes_the_edge_only(project):
+    project.up_all(active="blue")
+    project.ws.config_set("live", "bluegreen:activeColor", "green")
+    preview = project.ws.preview("live", "--diff").stdout
+    assert "~ 1 to update" in preview
+    assert 'activeColor   : "blue" => "green"' in preview or '~ activeColor: "blue" => "green"' in preview
+    for line in preview.splitlines():
+        if line.lstrip().startswith(("~ pulumi-python", "+ pulumi-python", "- pulumi-python")):
+            assert "NginxEdge" in line, f"the flip would change more than the edge: {line}"
+    # Arms are never changed by a flip: their own previews are empty.
+    for arm in ("blue", "green"):
+        assert "~ 1 to update" not in project.ws.preview(arm).stdout
+    assert set(project.colors(10)) == {"blue"}, "a preview must not move traffic"
+
+
+def test_arm_direct_endpoints_answer_alone(project):
+    project.up_all(active="blue")
+    for color, version in (("blue", "v1"), ("green", "v2")):
+        answer = probe.readiness(project.arm_url(color), "/healthz/ready")
+        assert answer.status == 200
+        assert answer.json() == {"status": "ready", "color": color, "version": version}
+    writes = probe.request(project.edge_url + "orders", method="POST", body=b"{}")
+    assert writes.status == 200 and writes.color == "blue"
