@@ -53,7 +53,10 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             if path == args.health_path:
                 ready = args.ready_status == 200
-                self._send(args.ready_status, {"status": "ready" if ready else "unready", **identity})
+                self._send(
+                    args.ready_status,
+                    {"status": "ready" if ready else "unready", **identity},
+                )
                 return
             if self._delay_and_fail():
                 return

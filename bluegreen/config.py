@@ -30,7 +30,7 @@ _STACK = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
 
 
 class ConfigError(ValueError):
-    """One or more config keys are invalid; the message names each key, value and what is allowed."""
+    """Config keys are invalid; the message names each key, its value and what is allowed."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -161,20 +161,32 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
     app_name = get("appName") or "shop"
     if not _APP_NAME.match(app_name):
         problems.append(
-            _problem("appName", app_name, "lowercase letters, digits and '-', starting with a letter")
+            _problem(
+                "appName",
+                app_name,
+                "lowercase letters, digits and '-', starting with a letter",
+            )
         )
 
     health_path = get("healthPath") or "/healthz/ready"
     if not _PATH.match(health_path):
         problems.append(
-            _problem("healthPath", health_path, "an absolute URL path of letters, digits, ._~/-")
+            _problem(
+                "healthPath",
+                health_path,
+                "an absolute URL path of letters, digits, ._~/-",
+            )
         )
 
     bind_address = get("bindAddress") or "127.0.0.1"
     try:
         if platform == "local" and not ipaddress.ip_address(bind_address).is_loopback:
             problems.append(
-                _problem("bindAddress", bind_address, "a loopback address on the local platform")
+                _problem(
+                    "bindAddress",
+                    bind_address,
+                    "a loopback address on the local platform",
+                )
             )
     except ValueError:
         problems.append(_problem("bindAddress", bind_address, "an IP address such as 127.0.0.1"))
@@ -192,21 +204,32 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
     if role == "arm":
         settings["color"] = _color(get, "color", problems)
         if get("color") is None:
-            problems.append(f'{NAMESPACE}:color is not set for arm stack "{stack}": it must be "blue" or "green"')
+            problems.append(
+                f'{NAMESPACE}:color is not set for arm stack "{stack}": '
+                'it must be "blue" or "green"'
+            )
         version = get("version")
         if version is None:
             problems.append(
-                f'{NAMESPACE}:version is not set for arm stack "{stack}": set the version this arm serves, e.g. v2'
+                f'{NAMESPACE}:version is not set for arm stack "{stack}": '
+                "set the version this arm serves, e.g. v2"
             )
         elif not _VERSION.match(version):
             problems.append(
-                _problem("version", version, "1-64 characters of letters, digits and ._+- (e.g. v1.4.2)")
+                _problem(
+                    "version",
+                    version,
+                    "1-64 characters of letters, digits and ._+- (e.g. v1.4.2)",
+                )
             )
         settings["version"] = version
         settings["port"] = _port(get, "port", problems)
         settings["simulate"] = _simulate(get("simulate"), problems)
         if platform == "local" and get("port") is None:
-            problems.append(f'{NAMESPACE}:port is not set for arm stack "{stack}": the local platform needs a port')
+            problems.append(
+                f'{NAMESPACE}:port is not set for arm stack "{stack}": '
+                "the local platform needs a port"
+            )
         for key in edge_keys:
             if get(key) is not None:
                 problems.append(
@@ -217,7 +240,8 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
         settings["active_color"] = _color(get, "activeColor", problems)
         if get("activeColor") is None:
             problems.append(
-                f'{NAMESPACE}:activeColor is not set for edge stack "{stack}": it must be "blue" or "green"'
+                f'{NAMESPACE}:activeColor is not set for edge stack "{stack}": '
+                'it must be "blue" or "green"'
             )
         settings["edge_port"] = _port(get, "edgePort", problems, default=18080)
         stacks = {}
@@ -225,7 +249,9 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
             key = f"{color}Stack"
             name = get(key) or color
             if not _STACK.match(name):
-                problems.append(_problem(key, name, "a stack name such as green or org/project/green"))
+                problems.append(
+                    _problem(key, name, "a stack name such as green or org/project/green")
+                )
             stacks[color] = name
         settings["arm_stacks"] = stacks
         raw_timeout = get("flipTimeoutSeconds")
@@ -236,11 +262,18 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
                     raise ValueError
                 settings["flip_timeout_s"] = timeout
             except ValueError:
-                problems.append(_problem("flipTimeoutSeconds", raw_timeout, "a number of seconds from 1 to 300"))
+                problems.append(
+                    _problem(
+                        "flipTimeoutSeconds",
+                        raw_timeout,
+                        "a number of seconds from 1 to 300",
+                    )
+                )
         for key in arm_keys:
             if get(key) is not None:
                 problems.append(
-                    f"{NAMESPACE}:{key} belongs only in an arm stack (Pulumi.blue.yaml, Pulumi.green.yaml), "
+                    f"{NAMESPACE}:{key} belongs only in an arm stack "
+                    "(Pulumi.blue.yaml, Pulumi.green.yaml), "
                     f'but edge stack "{stack}" sets it to "{get(key)}": remove it here'
                 )
 

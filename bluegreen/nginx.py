@@ -18,7 +18,9 @@ _SAFE = re.compile(r"^[A-Za-z0-9._:/\[\]-]+$")
 def _token(value: str) -> str:
     """Refuse a value that could end a directive or open a block (`;`, `{`, `}`, quotes, spaces)."""
     if not _SAFE.match(value):
-        raise ValueError(f"refusing to render {value!r} into nginx config: only [A-Za-z0-9._:/[]-] allowed")
+        raise ValueError(
+            f"refusing to render {value!r} into nginx config: only [A-Za-z0-9._:/[]-] allowed"
+        )
     return value
 
 
@@ -35,7 +37,7 @@ class Server:
 
 
 def weights_for(active: str, canary: int | None = None) -> dict[str, int]:
-    """The weights the pointer implies: the active colour takes 100, or `canary` during a canary step."""
+    """The weights the pointer implies: 100 for the active colour, or `canary` in a canary step."""
     idle = "green" if active == "blue" else "blue"
     if canary is None or canary >= 100:
         return {active: 100, idle: 0}
@@ -49,13 +51,16 @@ def servers_for(nodes: Mapping[str, Sequence[str]], weights: Mapping[str, int]) 
 
 
 def render_upstream(name: str, servers: Sequence[Server], keepalive: int = 32) -> str:
-    """The upstream block: weighted servers for the arms taking traffic, `backup` for the idle arm."""
+    """The upstream block: weighted servers for arms taking traffic, `backup` for the idle arm."""
     if not any(s.weight > 0 for s in servers):
         raise ValueError(f"upstream {name} has no server with a weight above 0")
     lines = [f"upstream {_token(name)} {{"]
     for s in servers:
         if s.weight > 0:
-            lines.append(f"    server {_token(s.address)} weight={int(s.weight)} max_fails=1 fail_timeout=2s;  # {s.color}")
+            lines.append(
+                f"    server {_token(s.address)} weight={int(s.weight)} "
+                f"max_fails=1 fail_timeout=2s;  # {s.color}"
+            )
         else:
             lines.append(f"    server {_token(s.address)} backup;  # {s.color} (idle)")
     lines.append(f"    keepalive {int(keepalive)};")

@@ -56,13 +56,15 @@ def request(
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
 ) -> Answer:
-    """Send one request on a fresh connection (a probe must not reuse a connection to an old worker)."""
+    """Send one request on a fresh connection (never a kept-alive one to an old nginx worker)."""
     parts = urlsplit(url)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     start = time.perf_counter()
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+    conn = http.client.HTTPConnection(
+        parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout
+    )
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -75,8 +77,17 @@ def request(
             seconds=time.perf_counter() - start,
         )
     except (OSError, http.client.HTTPException) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        return Answer(url=url, status=None, seconds=time.perf_counter() - start, error=reason.lower())
+        reason = (
+            exc.strerror
+            if isinstance(exc, OSError) and exc.strerror
+            else str(exc) or type(exc).__name__
+        )
+        return Answer(
+            url=url,
+            status=None,
+            seconds=time.perf_counter() - start,
+            error=reason.lower(),
+        )
     finally:
         conn.close()
 
@@ -86,7 +97,7 @@ def readiness(endpoint: str, health_path: str, timeout: float = 2.0) -> Answer:
 
 
 def wait_until(url: str, accept, timeout: float, interval: float = 0.05) -> tuple[Answer, float]:
-    """Poll `url` until `accept(answer)` holds or `timeout` passes; return the last answer and the wait."""
+    """Poll `url` until `accept(answer)` holds or `timeout` passes; return last answer and wait."""
     start = time.monotonic()
     while True:
         answer = request(url, timeout=min(2.0, max(timeout, 0.1)))

@@ -28,15 +28,18 @@ class PulumiError(RuntimeError):
 
 
 def toolchain_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment scripts/env sets up, computed in Python for callers that did not source it."""
+    """The environment scripts/env sets up, for callers that did not source it."""
     env = dict(os.environ if base is None else base)
     with open(os.path.join(ROOT, "requirements.txt")) as f:
         version = next(line.split("==")[1].strip() for line in f if line.startswith("pulumi=="))
     cache = env.get("BLUEGREEN_CACHE") or os.path.join(
-        env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", "/root"), ".cache"), "bluegreen"
+        env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", "/root"), ".cache"),
+        "bluegreen",
     )
     bin_dir = os.path.join(cache, f"pulumi-v{version}", "bin")
-    env["PATH"] = os.pathsep.join([bin_dir, os.path.join(ROOT, ".venv", "bin"), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join(
+        [bin_dir, os.path.join(ROOT, ".venv", "bin"), env.get("PATH", "")]
+    )
     env.setdefault("PULUMI_BACKEND_URL", "file://" + os.path.join(ROOT, ".pulumi-state"))
     if "PULUMI_CONFIG_PASSPHRASE_FILE" not in env:
         env.setdefault("PULUMI_CONFIG_PASSPHRASE", "bluegreen-local")
@@ -54,7 +57,9 @@ class Workspace:
     echo: bool = False
     policy_pack: str | None = None
 
-    def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
         cmd = ["pulumi", *args]
         if self.echo:
             print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
@@ -79,19 +84,39 @@ class Workspace:
 
     def up(self, stack: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run(
-            "up", "-s", stack, "--yes", "--skip-preview", "--non-interactive", "--color=never",
-            *self._policy(), *extra, check=check,
+            "up",
+            "-s",
+            stack,
+            "--yes",
+            "--skip-preview",
+            "--non-interactive",
+            "--color=never",
+            *self._policy(),
+            *extra,
+            check=check,
         )
 
     def preview(self, stack: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run(
-            "preview", "-s", stack, "--non-interactive", "--color=never", *self._policy(), *extra,
+            "preview",
+            "-s",
+            stack,
+            "--non-interactive",
+            "--color=never",
+            *self._policy(),
+            *extra,
             check=check,
         )
 
     def destroy(self, stack: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run(
-            "destroy", "-s", stack, "--yes", "--skip-preview", "--non-interactive", "--color=never",
+            "destroy",
+            "-s",
+            stack,
+            "--yes",
+            "--skip-preview",
+            "--non-interactive",
+            "--color=never",
             check=check,
         )
 

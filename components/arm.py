@@ -35,5 +35,10 @@ class Arm(pulumi.ComponentResource):
         self.endpoint = deployed.endpoint
         self.nodes = deployed.nodes
         self.register_outputs(
-            {"color": self.color, "version": self.version, "endpoint": self.endpoint, "nodes": self.nodes}
+            {
+                "color": self.color,
+                "version": self.version,
+                "endpoint": self.endpoint,
+                "nodes": self.nodes,
+            }
         )

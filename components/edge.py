@@ -15,7 +15,7 @@ _ARM_OUTPUTS = ("color", "version", "endpoint", "nodes")
 
 
 def arm_from_stack(settings: Settings, color: str) -> ArmView:
-    """Read one arm's outputs through a StackReference, failing clearly if the arm is not deployed."""
+    """Read one arm's outputs through a StackReference; fail clearly if it is not deployed."""
     name = settings.arm_stacks[color]
     if "/" not in name:
         name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{name}"
@@ -25,8 +25,9 @@ def arm_from_stack(settings: Settings, color: str) -> ArmView:
         missing = [k for k in _ARM_OUTPUTS if outputs.get(k) in (None, "", [])]
         if missing:
             raise pulumi.RunError(
-                f'The {color} arm (stack "{name}") has no {", ".join(missing)} output: deploy it first '
-                f"with `pulumi up -s {settings.arm_stacks[color]}`, or check bluegreen:{color}Stack."
+                f'The {color} arm (stack "{name}") has no {", ".join(missing)} output: '
+                f"deploy it first with `pulumi up -s {settings.arm_stacks[color]}`, "
+                f"or check bluegreen:{color}Stack."
             )
         if outputs["color"] != color:
             raise pulumi.RunError(
@@ -55,7 +56,7 @@ class EdgeArgs:
 
 
 class Edge(pulumi.ComponentResource):
-    """The traffic switch: sends all traffic to the active colour and keeps the other as fallback."""
+    """The traffic switch: all traffic to the active colour, the other kept as fallback."""
 
     active_color: pulumi.Output[str]
     url: pulumi.Output[str]
@@ -72,7 +73,7 @@ class Edge(pulumi.ComponentResource):
         self.url = served.url
         self.weights = pulumi.Output.from_input(weights)
         self.versions = pulumi.Output.all(*[args.arms[c].version for c in COLORS]).apply(
-            lambda vs: dict(zip(COLORS, vs))
+            lambda vs: dict(zip(COLORS, vs, strict=True))
         )
         self.register_outputs(
             {

@@ -23,13 +23,19 @@ class LocalPlatform:
         host = settings.bind_address
         if settings.role == "arm":
             port, key = settings.port, "bluegreen:port"
-            ours = probe.readiness(f"http://{host}:{port}", settings.health_path, timeout=1).color == settings.color
+            ours = (
+                probe.readiness(f"http://{host}:{port}", settings.health_path, timeout=1).color
+                == settings.color
+            )
         else:
             port, key = settings.edge_port, "bluegreen:edgePort"
             ours = listens_on(settings.run_dir) == f"{host}:{port}"
         if port_in_use(host, port) and not ours:
             raise ConfigError(
-                [f"{key} {port} is already in use on {host} by another process; choose a free port (nothing was changed)"]
+                [
+                    f"{key} {port} is already in use on {host} by another process; "
+                    "choose a free port (nothing was changed)"
+                ]
             )
 
     def arm(self, name: str, parent: pulumi.Resource, settings: Settings) -> ArmEndpoint:
@@ -80,7 +86,7 @@ class LocalPlatform:
         servers = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
             lambda node_lists: [
                 {"address": s.address, "color": s.color, "weight": s.weight}
-                for s in nginx.servers_for(dict(zip(arms, node_lists)), weights)
+                for s in nginx.servers_for(dict(zip(arms, node_lists, strict=True)), weights)
             ]
         )
         switch = NginxEdge(

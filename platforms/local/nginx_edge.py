@@ -16,7 +16,14 @@ import time
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import (
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
 
 from bluegreen import nginx, probe
 from platforms.local.process import port_in_use, start_ticks
@@ -30,10 +37,13 @@ class FlipError(RuntimeError):
 
 def _nginx() -> str:
     found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)),
+        None,
     )
     if not found:
-        raise FlipError("nginx is not installed: run scripts/bootstrap (it installs Debian's nginx-light)")
+        raise FlipError(
+            "nginx is not installed: run scripts/bootstrap (it installs Debian's nginx-light)"
+        )
     return found
 
 
@@ -48,7 +58,7 @@ def _paths(run_dir: str) -> dict[str, str]:
 
 
 def master_pid(run_dir: str) -> int | None:
-    """The pid of *our* nginx master: the pid file's process, if its command line names our config."""
+    """The pid of *our* nginx master: the pid file's process, if it runs our config."""
     paths = _paths(run_dir)
     try:
         with open(paths["pid"]) as f:
@@ -93,7 +103,9 @@ class EdgeProvider(ResourceProvider):
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
         run_dir, active = props["runDir"], props["activeColor"]
         paths = _paths(run_dir)
-        servers = [nginx.Server(s["address"], s["color"], int(s["weight"])) for s in props["servers"]]
+        servers = [
+            nginx.Server(s["address"], s["color"], int(s["weight"])) for s in props["servers"]
+        ]
         target_colors = sorted({s.color for s in servers if s.weight > 0})
 
         # The arms about to take traffic must answer before nginx is touched.
@@ -104,11 +116,16 @@ class EdgeProvider(ResourceProvider):
                 raise FlipError(
                     f"Switch to {color} refused: the {color} arm is not ready "
                     f"({answer.describe()}). Nothing was changed; the edge keeps its current arm. "
-                    f"Deploy a healthy {color} (pulumi up -s {color}) or keep the other colour live."
+                    f"Deploy a healthy {color} (pulumi up -s {color}) "
+                    "or keep the other colour live."
                 )
 
         text = nginx.render_local(
-            app=props["app"], run_dir=run_dir, listen=props["listen"], servers=servers, active_color=active
+            app=props["app"],
+            run_dir=run_dir,
+            listen=props["listen"],
+            servers=servers,
+            active_color=active,
         )
         gen = text.split('X-Bluegreen-Edge-Generation "', 1)[1].split('"', 1)[0]
         for sub in ("tmp", "logs"):
@@ -117,7 +134,9 @@ class EdgeProvider(ResourceProvider):
             f.write(text)
         check = _run([_nginx(), "-t", "-q", "-p", run_dir, "-c", paths["next"]])
         if check.returncode != 0:
-            raise FlipError(f"nginx rejected the rendered config (nothing was changed):\n{check.stderr.strip()}")
+            raise FlipError(
+                f"nginx rejected the rendered config (nothing was changed):\n{check.stderr.strip()}"
+            )
 
         pid = master_pid(run_dir)
         if pid is None:
@@ -134,7 +153,9 @@ class EdgeProvider(ResourceProvider):
         else:
             if os.path.exists(paths["conf"]):
                 shutil.copyfile(paths["conf"], paths["prev"])
-            os.replace(paths["next"], paths["conf"])  # atomic: nginx never reads a half-written file
+            os.replace(
+                paths["next"], paths["conf"]
+            )  # atomic: nginx never reads a half-written file
             os.kill(pid, signal.SIGHUP)  # graceful: old workers finish what they are serving
 
         expected = active if len(target_colors) == 1 else None
@@ -157,11 +178,17 @@ class EdgeProvider(ResourceProvider):
                 else f"did not answer ({answer.error})"
             )
             raise FlipError(
-                f"Switch to {active} not confirmed: after {waited:.1f}s the edge at {edge_url} {seen}, "
+                f"Switch to {active} not confirmed: after {waited:.1f}s "
+                f"the edge at {edge_url} {seen}, "
                 f"expected config {gen} serving {expected or 'the canary split'}. {restored} "
                 f"nginx error log ends with:\n{_tail(paths['error_log'])}"
             )
-        return {**props, "generation": gen, "confirmedAfterMs": round(waited * 1000, 1), "masterPid": master_pid(run_dir)}
+        return {
+            **props,
+            "generation": gen,
+            "confirmedAfterMs": round(waited * 1000, 1),
+            "masterPid": master_pid(run_dir),
+        }
 
     def _restore(self, run_dir: str, pid: int | None) -> str:
         paths = _paths(run_dir)
@@ -182,7 +209,11 @@ class EdgeProvider(ResourceProvider):
         return UpdateResult(outs=self._apply(news))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k, v in news.items() if k not in _OUTPUTS and k != "__provider" and olds.get(k) != v]
+        changed = [
+            k
+            for k, v in news.items()
+            if k not in _OUTPUTS and k != "__provider" and olds.get(k) != v
+        ]
         if master_pid(news["runDir"]) is None:
             changed.append("masterPid")  # nginx is down: `pulumi up` starts it again
         replaces = [k for k in ("runDir", "listen") if k in changed]
@@ -212,5 +243,10 @@ class NginxEdge(Resource, module="local", name="NginxEdge"):
     generation: pulumi.Output[str]
     confirmedAfterMs: pulumi.Output[float]
 
-    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        props: dict[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__(EdgeProvider(), name, {**props, **dict.fromkeys(_OUTPUTS)}, opts)

@@ -38,7 +38,7 @@ def start_ticks(pid: int) -> int | None:
             stat = f.read().decode(errors="replace")
     except OSError:
         return None
-    # The command name (field 2) may contain spaces and parentheses; fields resume after the last ')'.
+    # The command (field 2) may hold spaces and parentheses: fields resume after the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
     if fields[0] == "Z":  # a zombie has already exited
         return None
@@ -59,7 +59,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def stop(pid: int, ticks: int, grace_s: float = 5.0) -> None:
-    """SIGTERM the process group we started, then SIGKILL after `grace_s`; only if it is still ours."""
+    """SIGTERM the process group we started, SIGKILL after `grace_s`; only if still ours."""
     if not is_running(pid, ticks):
         return
     try:
@@ -117,17 +117,26 @@ class ProcessProvider(ResourceProvider):
             if proc.poll() is not None:
                 break
             answer = probe.request(props["healthUrl"], timeout=1.0)
-            if answer.status is not None:  # any HTTP answer means it is serving; readiness is the gate's call
+            if (
+                answer.status is not None
+            ):  # any HTTP answer means it is serving; readiness is the gate's call
                 break
             time.sleep(0.05)
         if answer is None or answer.status is None:
             stop(proc.pid, ticks or 0)
-            why = f"exited with code {proc.returncode}" if proc.poll() is not None else "did not answer in time"
-            raise RuntimeError(
-                f"{props['name']} {why} at {props['healthUrl']}; its log {props['logPath']} ends with:\n"
-                + _tail(props["logPath"])
+            why = (
+                f"exited with code {proc.returncode}"
+                if proc.poll() is not None
+                else "did not answer in time"
             )
-        return CreateResult(id_=f"{props['name']}:{proc.pid}", outs={**props, "pid": proc.pid, "startTicks": ticks})
+            raise RuntimeError(
+                f"{props['name']} {why} at {props['healthUrl']}; "
+                f"its log {props['logPath']} ends with:\n" + _tail(props["logPath"])
+            )
+        return CreateResult(
+            id_=f"{props['name']}:{proc.pid}",
+            outs={**props, "pid": proc.pid, "startTicks": ticks},
+        )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in _REPLACE_ON if olds.get(k) != news.get(k)]
@@ -164,5 +173,10 @@ class Process(Resource, module="local", name="Process"):
 
     pid: pulumi.Output[int]
 
-    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        props: dict[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__(ProcessProvider(), name, {**props, **dict.fromkeys(_OUTPUTS)}, opts)

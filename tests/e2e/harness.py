@@ -18,7 +18,15 @@ from bluegreen import probe
 from bluegreen.workspace import ROOT, Workspace, toolchain_env
 from platforms.local.process import port_in_use, start_ticks
 
-COPIED = ("Pulumi.yaml", "__main__.py", "bluegreen", "components", "platforms", "app", "policy")
+COPIED = (
+    "Pulumi.yaml",
+    "__main__.py",
+    "bluegreen",
+    "components",
+    "platforms",
+    "app",
+    "policy",
+)
 
 
 def free_ports(n: int) -> list[int]:
@@ -91,7 +99,10 @@ class LocalProject:
             if not left:
                 break
             time.sleep(0.1)
-        for pid, ticks in self.pids():  # never leave a stray process behind for the next test
+        for (
+            pid,
+            ticks,
+        ) in self.pids():  # never leave a stray process behind for the next test
             if _alive(pid, ticks):
                 os.kill(pid, 9)
         return left
@@ -116,7 +127,11 @@ def make_project(tmp_path, policy: bool = False) -> LocalProject:
     for name in COPIED:
         src = os.path.join(ROOT, name)
         if os.path.isdir(src):
-            shutil.copytree(src, os.path.join(project, name), ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                src,
+                os.path.join(project, name),
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
         elif os.path.exists(src):
             shutil.copy(src, project)
     os.symlink(os.path.join(ROOT, ".venv"), os.path.join(project, ".venv"))

@@ -1,4 +1,4 @@
-"""Bad input gets a clear error before anything changes; what runs keeps running; state stays usable."""
+"""Bad input: a clear error before anything changes; what runs keeps running; state stays usable."""
 
 from __future__ import annotations
 
@@ -84,7 +84,9 @@ def test_edge_port_already_taken_is_refused(project):
 
 def test_flip_to_an_arm_that_does_not_answer_is_refused(project):
     project.up_all(active="blue")
-    green_pid = int(open(os.path.join(project.dir, ".bluegreen", "green", "green.pid")).read().split()[0])
+    green_pid = int(
+        open(os.path.join(project.dir, ".bluegreen", "green", "green.pid")).read().split()[0]
+    )
     os.killpg(green_pid, signal.SIGKILL)  # green crashes after its deploy
     project.ws.config_set("live", "bluegreen:activeColor", "green")
     out = failed_up(project, "live")
@@ -110,9 +112,13 @@ def test_flip_to_an_unready_arm_is_refused(project):
     ("key", "value", "expected"),
     [
         ("port", "http", "bluegreen:port"),
-        ("port", "80", 'bluegreen:port must be an integer port from 1024 to 65535, got "80"'),
-        ("version", "v2;}evil", 'bluegreen:version must be 1-64 characters'),
-        ("simulate", "delay=5", 'bluegreen:simulate must be comma-separated'),
+        (
+            "port",
+            "80",
+            'bluegreen:port must be an integer port from 1024 to 65535, got "80"',
+        ),
+        ("version", "v2;}evil", "bluegreen:version must be 1-64 characters"),
+        ("simulate", "delay=5", "bluegreen:simulate must be comma-separated"),
     ],
 )
 def test_malformed_arm_value_is_refused_and_the_arm_keeps_running(project, key, value, expected):

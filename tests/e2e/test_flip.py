@@ -43,7 +43,9 @@ def test_flip_moves_all_traffic_to_green_and_rollback_returns_it(project):
     assert after == ["green"] * 50, f"requests after the flip answered by {set(after)}"
     assert None not in during_flip.seen, "a request failed during the flip"
     first_green = during_flip.seen.index("green")
-    assert set(during_flip.seen[first_green:]) == {"green"}, "traffic went back to blue after the flip"
+    assert set(during_flip.seen[first_green:]) == {"green"}, (
+        "traffic went back to blue after the flip"
+    )
 
     outputs = project.ws.outputs("live")
     assert outputs["activeColor"] == "green"
@@ -59,7 +61,10 @@ def test_preview_of_a_flip_changes_the_edge_only(project):
     project.ws.config_set("live", "bluegreen:activeColor", "green")
     preview = project.ws.preview("live", "--diff").stdout
     assert "~ 1 to update" in preview
-    assert 'activeColor   : "blue" => "green"' in preview or '~ activeColor: "blue" => "green"' in preview
+    assert (
+        'activeColor   : "blue" => "green"' in preview
+        or '~ activeColor: "blue" => "green"' in preview
+    )
     for line in preview.splitlines():
         if line.lstrip().startswith(("~ pulumi-python", "+ pulumi-python", "- pulumi-python")):
             assert "NginxEdge" in line, f"the flip would change more than the edge: {line}"

@@ -1,0 +1,161 @@
+"""Component shape under Pulumi mocks: what each stack declares, and under which parent.
+
+`set_mocks` is process-global, so every test installs its own mocks through the fixture.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from bluegreen.config import from_values, unset_defaults
+
+STACK_OUTPUTS = {
+    "organization/bluegreen/blue": {
+        "color": "blue",
+        "version": "v1",
+        "endpoint": "http://127.0.0.1:18081",
+        "nodes": ["127.0.0.1:18081"],
+    },
+    "organization/bluegreen/green": {
+        "color": "green",
+        "version": "v2",
+        "endpoint": "http://127.0.0.1:18082",
+        "nodes": ["127.0.0.1:18082"],
+    },
+}
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self, stacks: dict[str, dict]) -> None:
+        self.stacks = stacks
+        self.created: dict[str, pulumi.runtime.MockResourceArgs] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.created[args.name] = args
+        if args.typ == "pulumi:pulumi:StackReference":
+            return args.name, {
+                "name": args.inputs["name"],
+                "outputs": self.stacks.get(args.inputs["name"], {}),
+            }
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+@pytest.fixture
+def mocks():
+    m = Mocks(dict(STACK_OUTPUTS))
+    pulumi.runtime.set_mocks(
+        m, project="bluegreen", stack="test", preview=False, organization="organization"
+    )
+    yield m
+
+
+def settings(stack: str, **values):
+    return from_values(unset_defaults(lambda k: values.get(k)), stack, "/repo")
+
+
+def resolved(output: pulumi.Output):
+    """Collect an output's value inside `.apply`, the way Pulumi's testing guide asserts."""
+    box = {}
+    output.apply(lambda v: box.setdefault("v", v))
+    return box
+
+
+@pulumi.runtime.test
+def test_arm_declares_one_service_under_the_arm(mocks):
+    from components import Arm, ArmArgs
+    from platforms.local import LocalPlatform
+
+    arm = Arm(
+        "blue",
+        ArmArgs(
+            settings("blue", role="arm", color="blue", version="v7", port="18081"),
+            LocalPlatform(),
+        ),
+    )
+
+    def check(args):
+        urn, endpoint = args
+        service = mocks.created["blue-service"]
+        assert service.typ == "pulumi-python:dynamic/local:Process", urn
+        assert (
+            "--version=v7" in service.inputs["argv"] and "--color=blue" in service.inputs["argv"]
+        ), urn
+        assert service.inputs["port"] == 18081, urn
+        assert endpoint == "http://127.0.0.1:18081", urn
+
+    return pulumi.Output.all(arm.urn, arm.endpoint).apply(check)
+
+
+@pulumi.runtime.test
+def test_arm_type_token_and_parenting(mocks):
+    from components import Arm, ArmArgs
+    from platforms.local import LocalPlatform
+
+    arm = Arm(
+        "green",
+        ArmArgs(
+            settings("green", role="arm", color="green", version="v2", port="18082"),
+            LocalPlatform(),
+        ),
+    )
+
+    def check(urn):
+        assert urn.endswith("bluegreen:index:Arm::green"), urn
+
+    return arm.urn.apply(check)
+
+
+@pytest.mark.parametrize(
+    ("active", "weights"),
+    [("blue", {"blue": 100, "green": 0}), ("green", {"blue": 0, "green": 100})],
+)
+def test_edge_weights_follow_the_pointer(mocks, active, weights):
+    @pulumi.runtime.test
+    def run():
+        from components import Edge, EdgeArgs, arm_from_stack
+        from platforms.local import LocalPlatform
+
+        s = settings("live", role="edge", activeColor=active)
+        arms = {c: arm_from_stack(s, c) for c in ("blue", "green")}
+        edge = Edge("live", EdgeArgs(settings=s, arms=arms, platform=LocalPlatform()))
+
+        def check(args):
+            urn, _ = args
+            nginx = mocks.created["live-nginx"].inputs
+            assert nginx["activeColor"] == active, urn
+            assert nginx["weights"] == weights, urn
+            by_color = {srv["color"]: srv for srv in nginx["servers"]}
+            assert by_color[active]["weight"] == 100, urn
+            assert nginx["arms"]["green"] == {
+                "endpoint": "http://127.0.0.1:18082",
+                "version": "v2",
+            }, urn
+
+        return pulumi.Output.all(edge.urn, edge.url).apply(check)
+
+    run()
+
+
+def test_edge_refuses_an_arm_stack_without_outputs():
+    m = Mocks({"organization/bluegreen/blue": STACK_OUTPUTS["organization/bluegreen/blue"]})
+    pulumi.runtime.set_mocks(
+        m, project="bluegreen", stack="test", preview=False, organization="organization"
+    )
+    from components import arm_from_stack
+
+    s = settings("live", role="edge", activeColor="blue")
+    view = arm_from_stack(s, "green")
+
+    @pulumi.runtime.test
+    def run():
+        return view.endpoint.apply(lambda v: v)
+
+    with pytest.raises(
+        pulumi.RunError,
+        match=r"The green arm \(stack \"organization/bluegreen/green\"\) has no",
+    ):
+        run()
