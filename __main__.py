@@ -3,7 +3,7 @@
 import pulumi
 
 import platforms
-from bluegreen import config
+from bluegreen import config, stacks
 from components import Arm, ArmArgs, Edge, EdgeArgs, arm_from_stack
 
 try:
@@ -13,15 +13,23 @@ try:
 except config.ConfigError as err:
     raise pulumi.RunError(f"invalid config for stack {pulumi.get_stack()}:\n{err}") from None
 
+if settings.freeze_override:
+    # The policy pack lets this update through a change freeze; the reason must be on record.
+    pulumi.log.warn(f"change-freeze override in effect: {settings.freeze_override}")
+
+observed = stacks.observe(settings.live_stack, settings.stack, settings.role)
+
 if settings.role == "arm":
-    arm = Arm(settings.color, ArmArgs(settings=settings, platform=platform))
+    arm = Arm(settings.color, ArmArgs(settings=settings, platform=platform, observed=observed))
     pulumi.export("color", arm.color)
     pulumi.export("version", arm.version)
     pulumi.export("endpoint", arm.endpoint)
     pulumi.export("nodes", arm.nodes)
 else:
     arms = {color: arm_from_stack(settings, color) for color in config.COLORS}
-    edge = Edge("live", EdgeArgs(settings=settings, arms=arms, platform=platform))
+    edge = Edge(
+        "live", EdgeArgs(settings=settings, arms=arms, platform=platform, observed=observed)
+    )
     pulumi.export("activeColor", edge.active_color)
     pulumi.export("url", edge.url)
     pulumi.export("weights", edge.weights)

@@ -69,12 +69,19 @@ class Settings:
     """Edge only: the stack name of each arm, read through StackReference."""
     flip_timeout_s: float = 10.0
     """Edge only: how long the edge waits for the new colour to answer through nginx."""
+    live_stack: str = "live"
+    """Arm only: the edge stack whose pointer says whether this arm is live."""
+    replicas: int = 1
+    """Arm only: how many instances serve this arm (local runs one process)."""
+    freeze_override: str | None = None
+    """A reason that lets this update through a change freeze; it shows in the policy output."""
     simulate: Mapping[str, str] = field(default_factory=dict)
     """Arm only (local): faults the reference service injects on purpose (tests, demos)."""
 
     @property
     def app_args(self) -> list[str]:
-        return [f"--{k}={v}" for k, v in sorted(self.simulate.items())]
+        flags = {"serve-version": "version"}
+        return [f"--{flags.get(k, k)}={v}" for k, v in sorted(self.simulate.items())]
 
     @property
     def idle_color(self) -> Color | None:
@@ -119,6 +126,8 @@ _SIMULATE = {
     "ready-status": re.compile(r"^[1-5][0-9][0-9]$"),
     "delay-ms": re.compile(r"^[0-9]{1,5}(\.[0-9]+)?$"),
     "error-rate": re.compile(r"^(0(\.[0-9]+)?|1(\.0+)?)$"),
+    # Report a version other than the pinned one, as an arm restarted by hand on another build.
+    "serve-version": _VERSION,
 }
 
 
@@ -133,7 +142,8 @@ def _simulate(raw: str | None, problems: list[str]) -> dict[str, str]:
                 _problem(
                     "simulate",
                     raw,
-                    "comma-separated ready-status=<HTTP status>, delay-ms=<ms>, error-rate=<0..1>",
+                    "comma-separated ready-status=<HTTP status>, delay-ms=<ms>, "
+                    "error-rate=<0..1>, serve-version=<version>",
                 )
             )
             return {}
@@ -201,6 +211,13 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
     edge_keys = ("activeColor",)
 
     settings: dict[str, object] = {}
+    override = get("freezeOverride")
+    if override is not None:
+        if len(override.strip()) < 8 or "\n" in override:
+            problems.append(
+                _problem("freezeOverride", override, "a one-line reason of at least 8 characters")
+            )
+        settings["freeze_override"] = override.strip()
     if role == "arm":
         settings["color"] = _color(get, "color", problems)
         if get("color") is None:
@@ -225,6 +242,10 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
         settings["version"] = version
         settings["port"] = _port(get, "port", problems)
         settings["simulate"] = _simulate(get("simulate"), problems)
+        live_stack = get("liveStack") or "live"
+        if not _STACK.match(live_stack):
+            problems.append(_problem("liveStack", live_stack, "a stack name such as live"))
+        settings["live_stack"] = live_stack
         if platform == "local" and get("port") is None:
             problems.append(
                 f'{NAMESPACE}:port is not set for arm stack "{stack}": '

@@ -56,6 +56,7 @@ class Workspace:
     env: dict[str, str] = field(default_factory=toolchain_env)
     echo: bool = False
     policy_pack: str | None = None
+    """Directory of the policy pack to pass to every preview and up (its config.json too)."""
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 300
@@ -77,7 +78,13 @@ class Workspace:
         return result
 
     def _policy(self) -> list[str]:
-        return ["--policy-pack", self.policy_pack] if self.policy_pack else []
+        if not self.policy_pack:
+            return []
+        args = ["--policy-pack", self.policy_pack]
+        config = os.path.join(self.project_dir, self.policy_pack, "config.json")
+        if os.path.exists(config):
+            args += ["--policy-pack-config", config]
+        return args
 
     def ensure_stack(self, stack: str) -> None:
         self.run("stack", "select", "--create", stack)

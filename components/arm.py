@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from bluegreen.config import Settings
+from bluegreen.stacks import Observed
 from platforms import Platform
 
 
@@ -16,6 +17,8 @@ class ArmArgs:
     """This arm stack's validated config (colour, version, port, health path)."""
     platform: Platform
     """The adapter that declares the arm's compute."""
+    observed: Observed = Observed()
+    """The live colour and the version this arm serves now, for the policy pack."""
 
 
 class Arm(pulumi.ComponentResource):
@@ -27,8 +30,17 @@ class Arm(pulumi.ComponentResource):
     nodes: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: ArmArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("bluegreen:index:Arm", name, None, opts)
         s = args.settings
+        # These inputs are what the policy pack judges an arm deploy by (it sees inputs only).
+        gate = {
+            "color": s.color,
+            "version": s.version,
+            "liveColor": args.observed.live_color,
+            "servingVersion": args.observed.serving_version,
+            "replicas": s.replicas,
+            "freezeOverride": s.freeze_override,
+        }
+        super().__init__("bluegreen:index:Arm", name, gate, opts)
         deployed = args.platform.arm(name, self, s)
         self.color = pulumi.Output.from_input(s.color)
         self.version = pulumi.Output.from_input(s.version)

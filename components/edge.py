@@ -8,6 +8,7 @@ import pulumi
 
 from bluegreen import nginx
 from bluegreen.config import COLORS, Settings
+from bluegreen.stacks import Observed
 from platforms import Platform
 from platforms.base import ArmView
 
@@ -53,6 +54,8 @@ class EdgeArgs:
     """Both arms as read from their stacks."""
     platform: Platform
     """The adapter that declares the traffic switch."""
+    observed: Observed = Observed()
+    """What the edge serves now (its last update), for the policy pack."""
 
 
 class Edge(pulumi.ComponentResource):
@@ -64,10 +67,25 @@ class Edge(pulumi.ComponentResource):
     versions: pulumi.Output[dict[str, str]]
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("bluegreen:index:Edge", name, None, opts)
         s = args.settings
         assert s.active_color in COLORS
         weights = nginx.weights_for(s.active_color)
+        # The policy pack judges a flip by these inputs: the pointer before and after, the
+        # weights before and after, and each arm's direct endpoint and pinned version.
+        gate = {
+            "activeColor": s.active_color,
+            "previousColor": args.observed.live_color,
+            "weights": weights,
+            "previousWeights": args.observed.live_weights,
+            "arms": {
+                c: {"endpoint": a.endpoint, "version": a.version} for c, a in args.arms.items()
+            },
+            "healthPath": s.health_path,
+            "dnsRecords": [],
+            "maintenance": False,
+            "freezeOverride": s.freeze_override,
+        }
+        super().__init__("bluegreen:index:Edge", name, gate, opts)
         served = args.platform.edge(name, self, s, args.arms, weights)
         self.active_color = pulumi.Output.from_input(s.active_color)
         self.url = served.url

@@ -50,7 +50,10 @@ def is_running(pid: int | None, ticks: int | None) -> bool:
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on host:port. SO_REUSEADDR, as nginx and the service use it, so
+    that connections lingering in TIME_WAIT after a server stopped do not count as "in use"."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -82,7 +82,8 @@ def test_edge_port_already_taken_is_refused(project):
     assert_still_serving(project, "blue")
 
 
-def test_flip_to_an_arm_that_does_not_answer_is_refused(project):
+def test_flip_to_an_arm_that_does_not_answer_is_refused(bare_project):
+    project = bare_project
     project.up_all(active="blue")
     green_pid = int(
         open(os.path.join(project.dir, ".bluegreen", "green", "green.pid")).read().split()[0]
@@ -99,7 +100,8 @@ def test_flip_to_an_arm_that_does_not_answer_is_refused(project):
     assert_still_serving(project, "green")
 
 
-def test_flip_to_an_unready_arm_is_refused(project):
+def test_flip_to_an_unready_arm_is_refused(bare_project):
+    project = bare_project
     project.ws.config_set("green", "bluegreen:simulate", "ready-status=503")
     project.up_all(active="blue")
     project.ws.config_set("live", "bluegreen:activeColor", "green")

@@ -1,0 +1,274 @@
+"""The policy pack's configuration: thresholds, gold requests, canary steps, freeze windows.
+
+Read from the file given with `--policy-pack-config` (policy/config.json holds the defaults, and
+the scripts always pass it). The engine merges one section per policy; this module checks each
+section strictly, because the engine itself accepts unknown keys and impossible values: a typo in
+a threshold must stop the gate, not quietly loosen it. Errors name `policy.key`, the value and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SMOKE = "bluegreen-smoke-test"
+WEIGHTS = "bluegreen-weights"
+DNS = "bluegreen-dns-ttl"
+ROLLBACK = "bluegreen-rollback-target"
+LIVE_ARM = "bluegreen-no-deploy-to-live-arm"
+FREEZE = "bluegreen-change-freeze"
+MAINTENANCE = "bluegreen-maintenance-during-flip"
+ALL_POLICIES = (SMOKE, WEIGHTS, DNS, ROLLBACK, LIVE_ARM, FREEZE, MAINTENANCE)
+_ENGINE_KEYS = {"enforcementLevel"}
+
+
+def plain(value: Any) -> Any:
+    """Values arrive as proxies in the engine's camelCase, numbers as floats: normalise once."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class PolicyConfigError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("policy config is invalid: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class GoldRequest:
+    path: str
+    method: str = "GET"
+    status: int = 200
+    body_contains: str = ""
+
+
+@dataclass(frozen=True)
+class Smoke:
+    # p95 within +15% of the live arm, error rate at most 0.5% (blue_green_switchovers).
+    p95_ratio: float = 1.15
+    max_error_rate: float = 0.005
+    # Loopback latencies are around a millisecond, where scheduling noise alone exceeds 15%:
+    # a target p95 within this many ms of the live arm's passes whatever the ratio. Above
+    # ~13 ms the ratio is the stricter bound.
+    p95_allowance_ms: float = 2.0
+    samples: int = 200
+    concurrency: int = 2
+    sample_path: str = "/"
+    timeout_seconds: float = 2.0
+    gold_requests: tuple[GoldRequest, ...] = ()
+
+
+@dataclass(frozen=True)
+class Weights:
+    canary_steps: tuple[int, ...] = (5, 25, 50, 100)
+
+
+@dataclass(frozen=True)
+class Dns:
+    max_ttl_seconds: int = 30  # TTL at most 30 s (blue_green_switchovers)
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    start: datetime
+    end: datetime
+
+    def describe(self) -> str:
+        fmt = "%Y-%m-%d %H:%M UTC"
+        return f'"{self.name}" ({self.start.strftime(fmt)} to {self.end.strftime(fmt)})'
+
+
+@dataclass(frozen=True)
+class Freeze:
+    windows: tuple[Window, ...] = field(default_factory=tuple)
+
+    def active(self, now: datetime) -> Window | None:
+        return next((w for w in self.windows if w.start <= now < w.end), None)
+
+
+class _Reader:
+    """Reads one policy's section, recording every problem with its `policy.key` name."""
+
+    def __init__(self, policy: str, raw: Mapping[str, Any], allowed: set[str]) -> None:
+        self.policy, self.raw, self.problems = policy, plain(raw), []
+        for key in sorted(set(self.raw) - allowed - _ENGINE_KEYS):
+            self.problems.append(
+                f"{policy}.{key} is not a known setting (allowed: {', '.join(sorted(allowed))})"
+            )
+
+    def bad(self, key: str, value: Any, allowed: str) -> None:
+        self.problems.append(f"{self.policy}.{key} must be {allowed}, got {json.dumps(value)}")
+
+    def number(self, key: str, default: float, low: float, high: float, integer=False) -> Any:
+        value = self.raw.get(key, default)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and integer and float(value) != int(value):
+            ok = False
+        if not ok or not low <= value <= high:
+            kind = "an integer" if integer else "a number"
+            self.bad(key, value, f"{kind} from {low:g} to {high:g}")
+            return default
+        return int(value) if integer else float(value)
+
+    def string(self, key: str, default: str) -> str:
+        value = self.raw.get(key, default)
+        if not isinstance(value, str) or not value.startswith("/"):
+            self.bad(key, value, "a URL path starting with /")
+            return default
+        return value
+
+    def done(self) -> None:
+        if self.problems:
+            raise PolicyConfigError(self.problems)
+
+
+def smoke(raw: Mapping[str, Any]) -> Smoke:
+    r = _Reader(
+        SMOKE,
+        raw,
+        {
+            "p95Ratio",
+            "maxErrorRate",
+            "p95AllowanceMs",
+            "samples",
+            "concurrency",
+            "samplePath",
+            "timeoutSeconds",
+            "goldRequests",
+        },
+    )
+    d = Smoke()
+    gold: list[GoldRequest] = []
+    raw_gold = r.raw.get("goldRequests", [])
+    if not isinstance(raw_gold, list):
+        r.bad("goldRequests", raw_gold, "a list of {path, method, status, bodyContains}")
+        raw_gold = []
+    for i, item in enumerate(raw_gold):
+        key = f"goldRequests[{i}]"
+        known = {"path", "method", "status", "bodyContains"}
+        if not isinstance(item, Mapping) or set(item) - known:
+            r.bad(key, item, "an object with path, method, status, bodyContains")
+            continue
+        path, method = item.get("path"), item.get("method", "GET")
+        status, body = item.get("status", 200), item.get("bodyContains", "")
+        if not isinstance(path, str) or not path.startswith("/"):
+            r.bad(f"{key}.path", path, "a URL path starting with /")
+        elif method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            r.bad(f"{key}.method", method, "an HTTP method such as GET")
+        elif not isinstance(status, int) or not 100 <= status <= 599:
+            r.bad(f"{key}.status", status, "an HTTP status from 100 to 599")
+        elif not isinstance(body, str):
+            r.bad(f"{key}.bodyContains", body, "a string")
+        else:
+            gold.append(GoldRequest(path, method, status, body))
+    result = Smoke(
+        p95_ratio=r.number("p95Ratio", d.p95_ratio, 1.0, 10.0),
+        max_error_rate=r.number("maxErrorRate", d.max_error_rate, 0.0, 0.5),
+        p95_allowance_ms=r.number("p95AllowanceMs", d.p95_allowance_ms, 0.0, 1000.0),
+        samples=r.number("samples", d.samples, 20, 10000, integer=True),
+        concurrency=r.number("concurrency", d.concurrency, 1, 64, integer=True),
+        sample_path=r.string("samplePath", d.sample_path),
+        timeout_seconds=r.number("timeoutSeconds", d.timeout_seconds, 0.1, 60.0),
+        gold_requests=tuple(gold),
+    )
+    r.done()
+    return result
+
+
+def weights(raw: Mapping[str, Any]) -> Weights:
+    r = _Reader(WEIGHTS, raw, {"canarySteps"})
+    steps = r.raw.get("canarySteps", list(Weights().canary_steps))
+    valid = (
+        isinstance(steps, list)
+        and steps
+        and all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 100 for s in steps)
+        and steps == sorted(set(steps))
+        and steps[-1] == 100
+    )
+    if not valid:
+        r.bad("canarySteps", steps, "increasing integers from 1 to 100 that end with 100")
+        steps = list(Weights().canary_steps)
+    r.done()
+    return Weights(tuple(steps))
+
+
+def dns(raw: Mapping[str, Any]) -> Dns:
+    r = _Reader(DNS, raw, {"maxTtlSeconds"})
+    result = Dns(r.number("maxTtlSeconds", Dns().max_ttl_seconds, 1, 3600, integer=True))
+    r.done()
+    return result
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def freeze(raw: Mapping[str, Any]) -> Freeze:
+    r = _Reader(FREEZE, raw, {"windows"})
+    windows = []
+    raw_windows = r.raw.get("windows", [])
+    if not isinstance(raw_windows, list):
+        r.bad("windows", raw_windows, "a list of {name, start, end} in UTC")
+        raw_windows = []
+    for i, item in enumerate(raw_windows):
+        key = f"windows[{i}]"
+        if not isinstance(item, Mapping) or set(item) != {"name", "start", "end"}:
+            r.bad(key, item, 'an object {"name", "start", "end"} with ISO 8601 UTC times')
+            continue
+        start, end = _time(item["start"]), _time(item["end"])
+        if start is None or end is None:
+            r.bad(key, item, "ISO 8601 times such as 2026-12-24T00:00:00Z")
+        elif end <= start:
+            r.bad(f"{key}.end", item["end"], f"after its start {item['start']}")
+        else:
+            windows.append(Window(str(item["name"]), start, end))
+    r.done()
+    return Freeze(tuple(windows))
+
+
+def no_settings(policy: str, raw: Mapping[str, Any]) -> None:
+    _Reader(policy, raw, set()).done()
+
+
+def check_file(path: str) -> list[str]:
+    """Every problem in a policy config file, including sections for policies that do not exist."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as err:
+        return [f"{path}: {err}"]
+    if not isinstance(data, dict):
+        return [f"{path}: must be a JSON object keyed by policy name"]
+    problems = []
+    parsers = {SMOKE: smoke, WEIGHTS: weights, DNS: dns, FREEZE: freeze}
+    for name, section in data.items():
+        if name == "all":
+            continue
+        if name not in ALL_POLICIES:
+            problems.append(
+                f"{path}: {name} is not a policy of this pack (policies: {', '.join(ALL_POLICIES)})"
+            )
+            continue
+        if isinstance(section, str):
+            continue  # an enforcement level alone
+        try:
+            parsers.get(name, lambda raw, n=name: no_settings(n, raw))(section)
+        except PolicyConfigError as err:
+            problems.extend(err.problems)
+    return problems

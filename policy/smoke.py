@@ -1,0 +1,109 @@
+"""The side-by-side smoke sample: the arm about to take traffic against the arm that has it.
+
+Requests to the two arms are interleaved (target, live, live, target, ...) by the same few
+workers, each on kept-alive connections, so both arms see the same machine load: a slow moment
+costs both equally instead of condemning whichever arm happened to be sampled during it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bluegreen import probe
+
+
+@dataclass(frozen=True)
+class Sample:
+    endpoint: str
+    count: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    first_error: str | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.count if self.count else 1.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (the value below which q% of the samples fall)."""
+    if not values:
+        return math.inf
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _summarise(endpoint: str, answers: list[probe.Answer]) -> Sample:
+    failed = [a for a in answers if a.status is None or a.status >= 500]
+    latencies = [a.seconds * 1000 for a in answers if a.status is not None]
+    return Sample(
+        endpoint=endpoint,
+        count=len(answers),
+        errors=len(failed),
+        p50_ms=percentile(latencies, 50),
+        p95_ms=percentile(latencies, 95),
+        first_error=failed[0].describe() if failed else None,
+    )
+
+
+class _Client:
+    """One kept-alive connection to one endpoint: measures the arm, not TCP set-up and teardown."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        parts = urlsplit(base)
+        self.base, self.host, self.port = base, parts.hostname or "127.0.0.1", parts.port or 80
+        self.timeout = timeout
+        self.conn: http.client.HTTPConnection | None = None
+
+    def get(self, path: str) -> probe.Answer:
+        url = self.base + path
+        start = time.perf_counter()
+        try:
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self.conn.request("GET", path)
+            resp = self.conn.getresponse()
+            body = resp.read()
+            return probe.Answer(url, resp.status, {}, body, time.perf_counter() - start)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            return probe.Answer(url, None, seconds=time.perf_counter() - start, error=str(exc))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def side_by_side(
+    target: str, live: str, path: str, samples: int, concurrency: int, timeout: float
+) -> tuple[Sample, Sample, float]:
+    """Sample both endpoints `samples` times each; return both summaries and the seconds spent."""
+    per_worker = [samples // concurrency + (i < samples % concurrency) for i in range(concurrency)]
+
+    def work(n: int) -> tuple[list[probe.Answer], list[probe.Answer]]:
+        a, b = _Client(target, timeout), _Client(live, timeout)
+        got: tuple[list[probe.Answer], list[probe.Answer]] = ([], [])
+        try:
+            for i in range(n):  # alternate which arm goes first: neither always follows the other
+                for client in (a, b) if i % 2 == 0 else (b, a):
+                    got[client is b].append(client.get(path))
+        finally:
+            a.close()
+            b.close()
+        return got
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(work, per_worker))
+    spent = time.perf_counter() - start
+    target_answers = [x for r in results for x in r[0]]
+    live_answers = [x for r in results for x in r[1]]
+    return _summarise(target, target_answers), _summarise(live, live_answers), spent

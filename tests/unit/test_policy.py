@@ -1,0 +1,355 @@
+"""Every policy, pass and violation, called directly with argument objects built here.
+
+The smoke test talks HTTP to real reference services on loopback; nothing of the policy SDK is
+mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from pulumi_policy import ResourceValidationArgs
+
+from bluegreen import probe
+from bluegreen.workspace import ROOT
+from policy import rules, settings
+from tests.e2e.harness import free_ports
+
+APP = os.path.join(ROOT, "app", "server.py")
+
+EDGE, ARM = rules.EDGE, rules.ARM
+
+
+class Service:
+    """A reference service in its own process, as an arm runs it (in-process threads would share
+    the test's GIL and distort the latencies the smoke test compares)."""
+
+    def __init__(self, color: str, version: str, **faults) -> None:
+        [port] = free_ports(1)
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in faults.items()]
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                APP,
+                f"--color={color}",
+                f"--version={version}",
+                f"--port={port}",
+                *flags,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        probe.wait_until(self.url + "/healthz/ready", lambda a: a.status is not None, timeout=10)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def services() -> Iterator:
+    started: list[Service] = []
+
+    def start(color: str, version: str, **faults) -> Service:
+        started.append(Service(color, version, **faults))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.close()
+
+
+def run(policy, resource_type: str, props: dict, config: dict | None = None) -> list[str]:
+    reports: list[str] = []
+    args = ResourceValidationArgs(
+        resource_type,
+        props,
+        f"urn:pulumi:live::bluegreen::{resource_type}::x",
+        "live",
+        None,
+        None,
+        config or {},
+    )
+    policy(args, lambda message, urn=None: reports.append(message))
+    return reports
+
+
+def edge(blue: str, green: str, active="green", previous="blue", **extra) -> dict:
+    weights = {"blue": 100, "green": 0} if active == "blue" else {"blue": 0, "green": 100}
+    prev = (
+        None
+        if previous is None
+        else ({"blue": 100, "green": 0} if previous == "blue" else {"blue": 0, "green": 100})
+    )
+    return {
+        "activeColor": active,
+        "previousColor": previous,
+        "weights": weights,
+        "previousWeights": prev,
+        "arms": {
+            "blue": {"endpoint": blue, "version": "v1"},
+            "green": {"endpoint": green, "version": "v2"},
+        },
+        "healthPath": "/healthz/ready",
+        "dnsRecords": [],
+        "maintenance": False,
+        "freezeOverride": None,
+        **extra,
+    }
+
+
+FAST = {"samples": 60, "concurrency": 4}
+
+
+# --- smoke test ---------------------------------------------------------------------------------
+
+
+def test_healthy_green_passes_the_smoke_test(services):
+    blue, green = services("blue", "v1"), services("green", "v2")
+    assert run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST) == []
+
+
+def test_unready_green_is_refused(services):
+    blue, green = services("blue", "v1"), services("green", "v2", ready_status=500)
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST)
+    assert message.startswith("Flip to green denied: green is not ready")
+    assert f"{green.url}/healthz/ready answered HTTP 500" in message
+
+
+def test_green_on_the_wrong_version_is_refused(services):
+    blue, green = services("blue", "v1"), services("green", "v9")
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST)
+    assert "green serves version v9" in message and "its stack pins v2" in message
+
+
+def test_slow_green_is_refused_with_both_p95s(services):
+    blue, green = services("blue", "v1", delay_ms=5), services("green", "v2", delay_ms=15)
+    messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST)
+    [message] = [m for m in messages if "p95" in m]
+    assert message.startswith("Flip to green denied: green p95")
+    assert "exceeds 1.15 x blue p95" in message and "Fix green or keep blue live." in message
+
+
+def test_erroring_green_is_refused(services):
+    blue, green = services("blue", "v1"), services("green", "v2", error_rate=0.3)
+    messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST)
+    assert any("green error rate" in m and "exceeds 0.5%" in m for m in messages), messages
+
+
+def test_unreachable_green_is_a_violation_naming_the_address(services):
+    blue = services("blue", "v1")
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, "http://127.0.0.1:9"), FAST)
+    assert "http://127.0.0.1:9/healthz/ready did not answer (connection refused)" in message
+
+
+def test_gold_requests_are_checked(services):
+    blue, green = services("blue", "v1"), services("green", "v2")
+    config = {**FAST, "goldRequests": [{"path": "/", "bodyContains": "hello from blue"}]}
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), config)
+    assert "gold request GET / expected HTTP 200 with 'hello from blue'" in message
+
+
+def test_no_traffic_moving_means_no_smoke_test():
+    # Both endpoints are unreachable: any request the policy made would be a violation.
+    props = edge("http://127.0.0.1:9", "http://127.0.0.1:9", active="blue", previous="blue")
+    assert run(rules.smoke_test, EDGE, props, FAST) == []
+
+
+# --- weights ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("weights", "canary", "expected"),
+    [
+        ({"blue": 0, "green": 100}, None, None),
+        ({"blue": 10, "green": 100}, None, "sum to 110, not 100"),
+        ({"blue": 50, "green": 50}, None, "green is active but has weight 50"),
+        ({"blue": 95, "green": 5}, 5, None),
+        ({"blue": 90, "green": 10}, 10, "canary weight 10 for green"),
+        ({"blue": -5, "green": 105}, None, "must be integers from 0 to 100"),
+    ],
+)
+def test_weights(weights, canary, expected):
+    props = {**edge("", ""), "weights": weights, "canaryWeight": canary}
+    messages = run(rules.weights_valid, EDGE, props)
+    assert (messages == []) if expected is None else (expected in messages[0])
+
+
+# --- DNS TTL ------------------------------------------------------------------------------------
+
+
+def test_dns_ttl_over_the_limit_is_refused():
+    props = {
+        **edge("", ""),
+        "dnsRecords": [{"name": "shop.example.", "ttl": 300}, {"name": "ok.", "ttl": 30}],
+    }
+    [message] = run(rules.dns_ttl, EDGE, props)
+    assert message.startswith("DNS record shop.example. (live) denied: TTL 300 s exceeds 30 s")
+    assert (
+        run(
+            rules.dns_ttl,
+            "aws:route53/record:Record",
+            {"name": "a", "ttl": 60.0},
+            {"maxTtlSeconds": 60},
+        )
+        == []
+    )
+
+
+# --- rollback target ----------------------------------------------------------------------------
+
+
+def test_rollback_target_must_stay_ready(services):
+    green = services("green", "v2")
+    [message] = run(rules.rollback_target, EDGE, edge("http://127.0.0.1:9", green.url))
+    assert "blue is losing traffic but is the rollback target and is not ready" in message
+
+
+def test_both_arms_must_exist():
+    props = edge("", "http://127.0.0.1:9")
+    assert "arm blue has no endpoint" in run(rules.rollback_target, EDGE, props)[0]
+
+
+def test_live_arm_cannot_be_scaled_to_zero():
+    props = {
+        "color": "blue",
+        "version": "v1",
+        "liveColor": "blue",
+        "servingVersion": "v1",
+        "replicas": 0,
+    }
+    assert "scales it to 0" in run(rules.rollback_target, ARM, props)[0]
+    assert run(rules.rollback_target, ARM, {**props, "liveColor": "green"}) == []
+
+
+# --- no deploys to the live arm -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("live", "serving", "denied"),
+    [
+        ("blue", "v1", True),
+        ("green", "v1", False),
+        (None, None, False),
+        ("blue", None, False),
+        ("blue", "v3", False),
+    ],
+)
+def test_deploys_go_to_the_idle_arm(live, serving, denied):
+    props = {
+        "color": "blue",
+        "version": "v3",
+        "liveColor": live,
+        "servingVersion": serving,
+        "replicas": 1,
+    }
+    messages = run(rules.no_deploy_to_live_arm, ARM, props)
+    if denied:
+        assert messages == [
+            "Deploy to blue denied: blue is the live arm (bluegreen:activeColor on the live stack) "
+            "and serves v1; this update would change it to v3 under live traffic. "
+            "Deploy v3 to the idle "
+            "arm green (pulumi up -s green) and flip."
+        ]
+    else:
+        assert messages == []
+
+
+# --- change freeze ------------------------------------------------------------------------------
+
+WINDOW = {
+    "windows": [
+        {"name": "year-end", "start": "2026-12-20T00:00:00Z", "end": "2027-01-04T00:00:00Z"}
+    ]
+}
+
+
+@pytest.fixture
+def frozen(monkeypatch):
+    monkeypatch.setattr(rules, "now", lambda: datetime(2026, 12, 24, 12, 0, tzinfo=UTC))
+
+
+def test_flip_inside_a_freeze_is_refused(frozen):
+    [message] = run(rules.change_freeze, EDGE, edge("", ""), WINDOW)
+    assert message.startswith(
+        'Moving traffic to green denied: change freeze "year-end" (2026-12-20 00:00 UTC'
+    )
+    assert "bluegreen:freezeOverride" in message
+
+
+def test_override_passes(frozen):
+    props = edge("", "", freezeOverride="INC-42: revert broken checkout")
+    assert run(rules.change_freeze, EDGE, props, WINDOW) == []
+
+
+def test_arm_deploy_inside_a_freeze_is_refused_and_outside_passes(frozen, monkeypatch):
+    props = {
+        "color": "green",
+        "version": "v3",
+        "liveColor": "blue",
+        "servingVersion": "v2",
+        "replicas": 1,
+    }
+    assert "Deploying v3 to green denied" in run(rules.change_freeze, ARM, props, WINDOW)[0]
+    monkeypatch.setattr(rules, "now", lambda: datetime(2027, 1, 5, tzinfo=UTC))
+    assert run(rules.change_freeze, ARM, props, WINDOW) == []
+
+
+# --- maintenance (advisory) ---------------------------------------------------------------------
+
+
+def test_maintenance_while_traffic_moves_warns():
+    assert (
+        "Maintenance mode is on"
+        in run(rules.maintenance_during_flip, EDGE, edge("", "", maintenance=True))[0]
+    )
+    assert run(rules.maintenance_during_flip, EDGE, edge("", "")) == []
+
+
+# --- policy config ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"p95Ratoi": 1.2}, "bluegreen-smoke-test.p95Ratoi is not a known setting"),
+        (
+            {"samples": "many"},
+            'bluegreen-smoke-test.samples must be an integer from 20 to 10000, got "many"',
+        ),
+        ({"p95Ratio": 0.5}, "bluegreen-smoke-test.p95Ratio must be a number from 1 to 10, got 0.5"),
+        (
+            {"maxErrorRate": 2},
+            "bluegreen-smoke-test.maxErrorRate must be a number from 0 to 0.5, got 2",
+        ),
+        ({"goldRequests": [{"path": "no-slash"}]}, "goldRequests[0].path must be a URL path"),
+    ],
+)
+def test_bad_smoke_config_is_rejected_naming_the_key(config, expected):
+    # The endpoints do not exist: a bad config must stop the gate before any request.
+    [message] = run(
+        rules.smoke_test, EDGE, edge("http://127.0.0.1:9", "http://127.0.0.1:9"), config
+    )
+    assert expected in message
+
+
+def test_config_file_check_names_unknown_policies_and_bad_windows(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(
+        '{"bluegreen-smoke-tset": {}, "bluegreen-change-freeze": {"windows": '
+        '[{"name": "x", "start": "2026-12-24T00:00:00Z", "end": "2026-12-01T00:00:00Z"}]}}'
+    )
+    problems = settings.check_file(str(path))
+    assert any("bluegreen-smoke-tset is not a policy of this pack" in p for p in problems)
+    assert any(
+        "bluegreen-change-freeze.windows[0].end must be after its start" in p for p in problems
+    )
+
+
+def test_shipped_config_is_valid():
+    assert settings.check_file("policy/config.json") == []
