@@ -25,6 +25,8 @@ if settings.role == "arm":
     pulumi.export("version", arm.version)
     pulumi.export("endpoint", arm.endpoint)
     pulumi.export("nodes", arm.nodes)
+    for key, value in arm.exports.items():  # what this platform's edge reads besides the above
+        pulumi.export(key, value)
 else:
     arms = {color: arm_from_stack(settings, color) for color in config.COLORS}
     edge = Edge(

@@ -26,6 +26,9 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "bluegreen-app"
+        # Headers and body leave in two writes; with Nagle on, a kept-alive client waits for the
+        # delayed ACK (~40 ms) between them on every request.
+        disable_nagle_algorithm = True
 
         def log_message(self, fmt: str, *values: object) -> None:  # quiet: nginx logs requests
             pass

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bluegreen import platform_config as pc
+
 Color = Literal["blue", "green"]
 COLORS: tuple[Color, ...] = ("blue", "green")
 ROLES = ("arm", "edge")
@@ -77,6 +79,14 @@ class Settings:
     """A reason that lets this update through a change freeze; it shows in the policy output."""
     simulate: Mapping[str, str] = field(default_factory=dict)
     """Arm only (local): faults the reference service injects on purpose (tests, demos)."""
+    nixos: pc.Nixos | None = None
+    """Set when bluegreen:platform is nixos."""
+    aws: pc.Aws | None = None
+    """Set when bluegreen:platform is aws."""
+    kubernetes: pc.Kubernetes | None = None
+    """Set when bluegreen:platform is kubernetes."""
+    dns: pc.Dns = field(default_factory=pc.Dns)
+    """Edge only: the DNS records the edge declares (provider none: no records)."""
 
     @property
     def app_args(self) -> list[str]:
@@ -218,7 +228,15 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
                 _problem("freezeOverride", override, "a one-line reason of at least 8 characters")
             )
         settings["freeze_override"] = override.strip()
+    if role in ROLES:
+        if platform == "nixos":
+            settings["nixos"] = pc.nixos(get, role, problems)
+        elif platform == "aws":
+            settings["aws"] = pc.aws(get, role, problems)
+        elif platform == "kubernetes":
+            settings["kubernetes"] = pc.kubernetes(get, role, problems)
     if role == "arm":
+        settings["replicas"] = pc._int(get, "replicas", 1, 0, 1000, problems)
         settings["color"] = _color(get, "color", problems)
         if get("color") is None:
             problems.append(
@@ -246,7 +264,7 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
         if not _STACK.match(live_stack):
             problems.append(_problem("liveStack", live_stack, "a stack name such as live"))
         settings["live_stack"] = live_stack
-        if platform == "local" and get("port") is None:
+        if platform == "local" and get("port") is None and get("color") is not None:
             problems.append(
                 f'{NAMESPACE}:port is not set for arm stack "{stack}": '
                 "the local platform needs a port"
@@ -265,6 +283,7 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
                 'it must be "blue" or "green"'
             )
         settings["edge_port"] = _port(get, "edgePort", problems, default=18080)
+        settings["dns"] = pc.dns(get, platform, problems)
         stacks = {}
         for color in COLORS:
             key = f"{color}Stack"

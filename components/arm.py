@@ -46,11 +46,13 @@ class Arm(pulumi.ComponentResource):
         self.version = pulumi.Output.from_input(s.version)
         self.endpoint = deployed.endpoint
         self.nodes = deployed.nodes
+        self.exports = deployed.exports
         self.register_outputs(
             {
                 "color": self.color,
                 "version": self.version,
                 "endpoint": self.endpoint,
                 "nodes": self.nodes,
+                **self.exports,
             }
         )

@@ -43,6 +43,7 @@ def arm_from_stack(settings: Settings, color: str) -> ArmView:
         endpoint=outputs.apply(lambda o: o["endpoint"]),
         version=outputs.apply(lambda o: o["version"]),
         nodes=outputs.apply(lambda o: o["nodes"]),
+        outputs=outputs,
     )
 
 

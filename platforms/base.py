@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -15,6 +15,8 @@ class ArmEndpoint:
     """URL that reaches this arm alone (smoke tests, people testing the idle arm)."""
     nodes: pulumi.Output[list[str]]
     """host:port of each node the edge sends traffic to."""
+    exports: dict[str, pulumi.Output] = field(default_factory=dict)
+    """Platform-specific outputs the platform's edge needs (e.g. targetGroupArn), exported."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class ArmView:
     endpoint: pulumi.Input[str]
     version: pulumi.Input[str]
     nodes: pulumi.Input[list[str]]
+    outputs: pulumi.Output[dict]
+    """Every output of the arm stack, for platform-specific ones such as targetGroupArn."""
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ class Smoke:
     # a target p95 within this many ms of the live arm's passes whatever the ratio. Above
     # ~13 ms the ratio is the stricter bound.
     p95_allowance_ms: float = 2.0
-    samples: int = 200
+    samples: int = 300
     concurrency: int = 2
     sample_path: str = "/"
     timeout_seconds: float = 2.0

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bluegreen import probe  # noqa: E402
 from bluegreen.workspace import PulumiError, Workspace, timed  # noqa: E402
 
-ws = Workspace(echo=True)
+ws = Workspace(echo=True, policy_pack="policy")
 rows: list[tuple[str, str]] = []
 
 

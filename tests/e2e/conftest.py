@@ -1,6 +1,6 @@
 import pytest
 
-from tests.e2e.harness import LocalProject, make_project
+from bluegreen.sandbox import LocalProject, make_project
 
 
 def _project(tmp_path, policy: bool):

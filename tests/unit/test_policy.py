@@ -16,9 +16,9 @@ import pytest
 from pulumi_policy import ResourceValidationArgs
 
 from bluegreen import probe
+from bluegreen.sandbox import free_ports
 from bluegreen.workspace import ROOT
 from policy import rules, settings
-from tests.e2e.harness import free_ports
 
 APP = os.path.join(ROOT, "app", "server.py")
 

@@ -1,7 +1,8 @@
 """A throwaway copy of the project with its own file backend, ports and run directories.
 
-End-to-end tests drive the real `pulumi` CLI against it and real processes on loopback; the
-fixture destroys every stack and checks that no process or port is left, even when a test fails.
+The end-to-end tests and the benches drive the real `pulumi` CLI against it, with real processes
+on loopback, without touching the stacks `scripts/demo` leaves running. `teardown` destroys every
+stack and reports any process or port left behind.
 """
 
 from __future__ import annotations

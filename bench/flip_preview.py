@@ -1,0 +1,80 @@
+"""How long the gate takes: `pulumi preview -s live --policy-pack policy` for a local flip.
+
+Prints the preview's wall time with the policy pack, the time the smoke sample itself takes with
+the shipped config, and a no-op preview without the pack (the engine's floor). Target: under 8 s.
+
+    .venv/bin/python bench/flip_preview.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bluegreen.sandbox import make_project  # noqa: E402
+from bluegreen.workspace import Workspace  # noqa: E402
+from policy import settings, smoke  # noqa: E402
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    with tempfile.TemporaryDirectory() as tmp:
+        project = make_project(tmp, policy=True)
+        try:
+            project.up_all(active="blue")
+            bare = Workspace(project_dir=project.dir, env=project.ws.env)
+            floor = [timed(lambda: bare.preview("live")) for _ in range(runs)]
+            project.ws.config_set("live", "bluegreen:activeColor", "green")
+            gated = [timed(lambda: project.ws.preview("live")) for _ in range(runs)]
+            with open(os.path.join(project.dir, "policy", "config.json")) as f:
+                cfg = settings.smoke(json.load(f)[settings.SMOKE])
+            sample = [
+                smoke.side_by_side(
+                    project.arm_url("green"),
+                    project.arm_url("blue"),
+                    cfg.sample_path,
+                    cfg.samples,
+                    cfg.concurrency,
+                    cfg.timeout_seconds,
+                )[2]
+                for _ in range(runs)
+            ]
+        finally:
+            left = project.teardown()
+    print(
+        f"runs: {runs} each; smoke sample: {cfg.samples} requests per arm, "
+        f"{cfg.concurrency} workers"
+    )
+    for label, values in (
+        ("pulumi preview -s live, flip, with --policy-pack", gated),
+        ("  of which the side-by-side smoke sample", sample),
+        ("pulumi preview -s live, no change, no policy pack", floor),
+    ):
+        print(
+            f"{label:<52} median {statistics.median(values):5.2f} s   "
+            f"min {min(values):5.2f} s   max {max(values):5.2f} s"
+        )
+    verdict = "meets" if statistics.median(gated) < 8 else "MISSES"
+    print(f"target: flip preview with the policy pack under 8 s: {verdict}")
+    if left:
+        print(f"warning: teardown left {left}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
