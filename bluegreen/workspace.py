@@ -130,6 +130,9 @@ class Workspace:
     def config_set(self, stack: str, key: str, value: str) -> None:
         self.run("config", "set", "-s", stack, key, "--", value)
 
+    def config_set_secret(self, stack: str, key: str, value: str) -> None:
+        self.run("config", "set", "--secret", "-s", stack, key, "--", value)
+
     def config_get(self, stack: str, key: str) -> str | None:
         result = self.run("config", "get", "-s", stack, key, check=False)
         return result.stdout.strip() if result.returncode == 0 else None

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import pulumi
 
+from urllib.parse import urlsplit
+
 from bluegreen import nginx
 from bluegreen.config import COLORS, Settings
 from bluegreen.stacks import Observed
-from platforms import Platform
+from platforms import Platform, dns
 from platforms.base import ArmView
 
 _ARM_OUTPUTS = ("color", "version", "endpoint", "nodes")
@@ -82,12 +84,23 @@ class Edge(pulumi.ComponentResource):
                 c: {"endpoint": a.endpoint, "version": a.version} for c, a in args.arms.items()
             },
             "healthPath": s.health_path,
-            "dnsRecords": [],
+            "dnsRecords": dns.gate_records(s),
             "maintenance": False,
             "freezeOverride": s.freeze_override,
         }
         super().__init__("bluegreen:index:Edge", name, gate, opts)
         served = args.platform.edge(name, self, s, args.arms, weights)
+        if s.dns.provider != "none":
+            dns.declare(
+                name,
+                self,
+                s,
+                edge_hosts=served.url.apply(lambda u: [urlsplit(u).hostname]),
+                arm_hosts={
+                    c: pulumi.Output.from_input(a.nodes).apply(dns.hosts)
+                    for c, a in args.arms.items()
+                },
+            )
         self.active_color = pulumi.Output.from_input(s.active_color)
         self.url = served.url
         self.weights = pulumi.Output.from_input(weights)

@@ -10,7 +10,7 @@ what is allowed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +30,7 @@ def plain(value: Any) -> Any:
     """Values arrive as proxies in the engine's camelCase, numbers as floats: normalise once."""
     if isinstance(value, Mapping):
         return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return [plain(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)

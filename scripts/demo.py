@@ -10,6 +10,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bluegreen import probe  # noqa: E402
+from platforms.dns import lookup  # noqa: E402
 from bluegreen.workspace import PulumiError, Workspace, timed  # noqa: E402
 
 ws = Workspace(echo=True, policy_pack="policy")
@@ -29,6 +30,19 @@ def sample(url: str, n: int = 20) -> str:
         key = f"{a.color} {a.version}" if a.color else f"failed ({a.error or a.status})"
         seen[key] = seen.get(key, 0) + 1
     return ", ".join(f"{count} x {key}" for key, count in seen.items())
+
+
+def dns_answers() -> str:
+    zone = ws.config_get("live", "bluegreen:dnsZone")
+    if not zone or ws.config_get("live", "bluegreen:dnsProvider") in (None, "none"):
+        return ""
+    server = ws.config_get("live", "bluegreen:dnsServer") or "127.0.0.1:18053"
+    app = ws.config_get("live", "bluegreen:appName") or "shop"
+    parts = []
+    for name in (f"{app}.{zone}", f"blue.{zone}", f"green.{zone}"):
+        values, ttl = lookup(name, server)
+        parts.append(f"{name} -> {', '.join(values) or 'nothing'} (TTL {ttl})")
+    return f"DNS at {server}: " + "; ".join(parts)
 
 
 def switch(url: str, target: str) -> tuple[float, float | None]:
@@ -70,6 +84,7 @@ def main() -> int:
         return 1
     url = ws.outputs("live")["url"]
     print(f"\nthrough the edge {url}: {sample(url)}")
+    print(dns_answers())
 
     for target, label in (
         ("green", "flip     blue -> green"),
@@ -98,7 +113,9 @@ def main() -> int:
         f"{ws.outputs('blue')['endpoint']} and {ws.outputs('green')['endpoint']}."
     )
     print(
-        "Flip yourself: pulumi config set -s live bluegreen:activeColor green && pulumi up -s live"
+        "Flip yourself: source scripts/env; "
+        "pulumi config set -s live bluegreen:activeColor green && "
+        "pulumi up -s live --policy-pack policy --policy-pack-config policy/config.json"
     )
     print("Tear down:     scripts/teardown")
     return 0

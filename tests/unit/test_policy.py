@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pulumi_policy import ResourceValidationArgs
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from bluegreen import probe
 from bluegreen.sandbox import free_ports
@@ -64,16 +65,27 @@ def services() -> Iterator:
         s.close()
 
 
+def as_engine_sends(value):
+    """Numbers arrive as floats, containers as the SDK's read-only proxies."""
+    if isinstance(value, dict):
+        return {k: as_engine_sends(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_engine_sends(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def run(policy, resource_type: str, props: dict, config: dict | None = None) -> list[str]:
     reports: list[str] = []
     args = ResourceValidationArgs(
         resource_type,
-        props,
+        unknown_checking_proxy(as_engine_sends(props)),
         f"urn:pulumi:live::bluegreen::{resource_type}::x",
         "live",
         None,
         None,
-        config or {},
+        as_engine_sends(config or {}),
     )
     policy(args, lambda message, urn=None: reports.append(message))
     return reports

@@ -1,0 +1,69 @@
+"""DNS records that are real on the local platform: a Knot DNS server on loopback, RFC 2136
+updates signed with a TSIG key held as a Pulumi secret, and real queries."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+from bluegreen.sandbox import free_ports
+from bluegreen.workspace import PulumiError
+from platforms.dns import lookup
+
+
+@pytest.fixture
+def dns_project(project):
+    """Blue on 127.0.0.10 and green on 127.0.0.11, as the reference guide's two nodes."""
+    [dns_port] = free_ports(1)
+    project.ports["dns"] = dns_port
+    project.ws.config_set("blue", "bluegreen:bindAddress", "127.0.0.10")
+    project.ws.config_set("green", "bluegreen:bindAddress", "127.0.0.11")
+    for key, value in {
+        "dnsProvider": "rfc2136",
+        "dnsZone": "bluegreen.test",
+        "dnsServer": f"127.0.0.1:{dns_port}",
+    }.items():
+        project.ws.config_set("live", f"bluegreen:{key}", value)
+    secret = base64.b64encode(os.urandom(32)).decode()
+    project.ws.config_set_secret("live", "bluegreen:tsigSecret", secret)
+    project.server = f"127.0.0.1:{dns_port}"
+    project.tsig_secret = secret
+    return project
+
+
+def test_names_answer_the_edge_and_each_arm_with_the_declared_ttl(dns_project):
+    p = dns_project
+    p.up_all(active="blue")
+    assert lookup("shop.bluegreen.test", p.server) == (["127.0.0.1"], 30)
+    assert lookup("blue.bluegreen.test", p.server) == (["127.0.0.10"], 30)
+    assert lookup("green.bluegreen.test", p.server) == (["127.0.0.11"], 30)
+    # The TSIG secret is a Pulumi secret: never in plain text in the state.
+    state = p.ws.run("stack", "export", "-s", "live").stdout
+    assert p.tsig_secret not in state
+
+
+def test_dns_switch_flips_the_live_name_with_pulumi_up(dns_project):
+    p = dns_project
+    p.ws.config_set("live", "bluegreen:dnsSwitch", "true")
+    p.up_all(active="blue")
+    assert lookup("shop.bluegreen.test", p.server) == (["127.0.0.10"], 30)
+    p.ws.config_set("live", "bluegreen:activeColor", "green")
+    p.ws.up("live")
+    assert lookup("shop.bluegreen.test", p.server) == (["127.0.0.11"], 30)
+    p.ws.config_set("live", "bluegreen:activeColor", "blue")
+    p.ws.up("live")
+    assert lookup("shop.bluegreen.test", p.server) == (["127.0.0.10"], 30)
+
+
+def test_a_long_ttl_is_refused_by_the_policy_pack(dns_project):
+    p = dns_project
+    p.up_all(active="blue")
+    p.ws.config_set("live", "bluegreen:dnsTtl", "300")
+    with pytest.raises(PulumiError) as err:
+        p.ws.up("live")
+    assert (
+        "DNS record shop.bluegreen.test (live) denied: TTL 300 s exceeds 30 s" in err.value.output
+    )
+    assert lookup("shop.bluegreen.test", p.server) == (["127.0.0.1"], 30)
