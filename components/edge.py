@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pulumi
-
-from urllib.parse import urlsplit
 
 from bluegreen import nginx
 from bluegreen.config import COLORS, Settings

@@ -79,8 +79,9 @@ def _update(props: dict[str, Any], values: list[str] | None) -> None:
         reply = dns.query.tcp(update, host, port=port, timeout=5)
     except (OSError, dns.exception.DNSException) as err:
         raise RuntimeError(
-            f"DNS update of {props['name']} at {props['server']} failed: {err or type(err).__name__}"
-            " (check bluegreen:dnsServer and the TSIG key bluegreen:tsigKeyName/tsigSecret)"
+            f"DNS update of {props['name']} at {props['server']} failed: "
+            f"{err or type(err).__name__} (check bluegreen:dnsServer and the TSIG key "
+            "bluegreen:tsigKeyName/tsigSecret)"
         ) from None
     if reply.rcode() != dns.rcode.NOERROR:
         raise RuntimeError(
