@@ -89,8 +89,9 @@ class Edge(pulumi.ComponentResource):
         }
         super().__init__("bluegreen:index:Edge", name, gate, opts)
         served = args.platform.edge(name, self, s, args.arms, weights)
+        self.dns_records: list[pulumi.Resource] = []
         if s.dns.provider != "none":
-            dns.declare(
+            self.dns_records = dns.declare(
                 name,
                 self,
                 s,

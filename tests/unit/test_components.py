@@ -14,14 +14,14 @@ STACK_OUTPUTS = {
     "organization/bluegreen/blue": {
         "color": "blue",
         "version": "v1",
-        "endpoint": "http://127.0.0.1:18081",
-        "nodes": ["127.0.0.1:18081"],
+        "endpoint": "http://127.0.0.10:18081",
+        "nodes": ["127.0.0.10:18081"],
     },
     "organization/bluegreen/green": {
         "color": "green",
         "version": "v2",
-        "endpoint": "http://127.0.0.1:18082",
-        "nodes": ["127.0.0.1:18082"],
+        "endpoint": "http://127.0.0.11:18082",
+        "nodes": ["127.0.0.11:18082"],
     },
 }
 
@@ -131,7 +131,7 @@ def test_edge_weights_follow_the_pointer(mocks, active, weights):
             by_color = {srv["color"]: srv for srv in nginx["servers"]}
             assert by_color[active]["weight"] == 100, urn
             assert nginx["arms"]["green"] == {
-                "endpoint": "http://127.0.0.1:18082",
+                "endpoint": "http://127.0.0.11:18082",
                 "version": "v2",
             }, urn
 
@@ -159,3 +159,48 @@ def test_edge_refuses_an_arm_stack_without_outputs():
         match=r"The green arm \(stack \"organization/bluegreen/green\"\) has no",
     ):
         run()
+
+
+@pytest.mark.parametrize(
+    ("switch", "live_target"), [("false", ["127.0.0.1"]), ("true", ["127.0.0.10"])]
+)
+def test_edge_declares_route53_records_with_short_ttls(mocks, switch, live_target):
+    """The live name points at the edge (127.0.0.1), or with the DNS switch at the active arm
+    (blue, whose node is 127.0.0.10:18081 in the mocked stack outputs)."""
+
+    @pulumi.runtime.test
+    def run():
+        from components import Edge, EdgeArgs, arm_from_stack
+        from platforms.local import LocalPlatform
+
+        s = settings(
+            "live",
+            role="edge",
+            activeColor="blue",
+            dnsProvider="route53",
+            dnsZone="shop.example.com",
+            dnsZoneId="Z123",
+            dnsSwitch=switch,
+        )
+        arms = {c: arm_from_stack(s, c) for c in ("blue", "green")}
+        edge = Edge("live", EdgeArgs(settings=s, arms=arms, platform=LocalPlatform()))
+
+        def check(args):
+            urn = args[0]
+            records = {
+                a.inputs["name"]: a.inputs
+                for a in mocks.created.values()
+                if a.typ == "aws:route53/record:Record"
+            }
+            assert set(records) == {
+                "shop.shop.example.com",
+                "blue.shop.example.com",
+                "green.shop.example.com",
+            }, urn
+            assert {r["ttl"] for r in records.values()} == {30}, urn
+            assert records["shop.shop.example.com"]["records"] == live_target, urn
+            assert records["green.shop.example.com"]["records"] == ["127.0.0.11"], urn
+
+        return pulumi.Output.all(edge.urn, *[r.urn for r in edge.dns_records]).apply(check)
+
+    run()
