@@ -118,3 +118,65 @@ def test_flip_timeout_bounds():
     assert "bluegreen:flipTimeoutSeconds must be a number of seconds from 1 to 300" in problems(
         "live", **EDGE, flipTimeoutSeconds="0"
     )
+
+
+@pytest.mark.parametrize(
+    ("stack", "values", "expected"),
+    [
+        (
+            "blue",
+            {**ARM, "platform": "nixos"},
+            "bluegreen:nodes is not set: the nixos platform needs",
+        ),
+        (
+            "live",
+            {**EDGE, "platform": "nixos"},
+            "bluegreen:edgeNode is not set: the nixos platform",
+        ),
+        ("blue", {**ARM, "platform": "aws"}, "bluegreen:vpcId is not set: the aws platform needs"),
+        ("blue", {**ARM, "platform": "aws"}, "bluegreen:ami is not set: the aws platform needs"),
+        ("live", {**EDGE, "platform": "kubernetes"}, "bluegreen:kubeContext is not set"),
+        (
+            "blue",
+            {**ARM, "platform": "kubernetes", "kubeContext": "kind"},
+            "bluegreen:image is not set",
+        ),
+        ("live", {**EDGE, "dnsProvider": "route53"}, "bluegreen:dnsZone is not set"),
+        (
+            "live",
+            {**EDGE, "dnsProvider": "route53", "dnsZone": "a.example"},
+            "bluegreen:dnsZoneId is not set",
+        ),
+        (
+            "live",
+            {**EDGE, "dnsProvider": "bind"},
+            'bluegreen:dnsProvider must be "none", "route53" or "rfc2136"',
+        ),
+    ],
+)
+def test_a_selected_platform_that_is_not_configured_names_the_missing_key(stack, values, expected):
+    assert expected in problems(stack, **values)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "nodes",
+            '["10.0.0.10; rm -rf /"]',
+            "bluegreen:nodes must hold IP addresses or host names",
+        ),
+        ("sshUser", "root;id", "bluegreen:sshUser must be a Unix user name"),
+    ],
+)
+def test_nixos_values_that_reach_nix_or_ssh_are_checked(key, value, expected):
+    assert expected in problems(
+        **{**ARM, "platform": "nixos", "nodes": '["10.0.0.10"]', key: value}
+    )
+
+
+def test_configured_platforms_parse():
+    nixos = load(**{**ARM, "platform": "nixos", "nodes": '["10.0.0.10"]'}).nixos
+    assert nixos.nodes == ("10.0.0.10",) and nixos.app_port == 8000
+    dns = load("live", **EDGE, dnsProvider="rfc2136", dnsZone="Bluegreen.Test.").dns
+    assert (dns.zone, dns.ttl, dns.server) == ("bluegreen.test", 30, "127.0.0.1:18053")
