@@ -36,3 +36,6 @@ else:
     pulumi.export("url", edge.url)
     pulumi.export("weights", edge.weights)
     pulumi.export("versions", edge.versions)
+    pulumi.export("maintenance", edge.maintenance)
+    for key, value in edge.exports.items():  # e.g. the ALB's name and zone for DNS aliases
+        pulumi.export(key, value)

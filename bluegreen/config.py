@@ -40,6 +40,19 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Maintenance:
+    """Read-only mode at the edge: writes are refused with a retry hint, reads keep being served."""
+
+    enabled: bool = False
+    status: int = 503
+    """503 or 423 for refused writes."""
+    retry_after_s: int = 30
+    """The Retry-After the refused writes carry, in seconds."""
+    banner: str = ""
+    """An optional message every response carries in X-Bluegreen-Banner."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated configuration of one stack."""
 
@@ -87,6 +100,12 @@ class Settings:
     """Set when bluegreen:platform is kubernetes."""
     dns: pc.Dns = field(default_factory=pc.Dns)
     """Edge only: the DNS records the edge declares (provider none: no records)."""
+    canary_weight: int | None = None
+    """Edge only: the active colour's share during a canary step (None: all traffic)."""
+    sticky: bool = False
+    """Edge only: during a canary step, keep each client on one arm."""
+    maintenance: Maintenance = field(default_factory=lambda: Maintenance())
+    """Edge only: read-only mode."""
 
     @property
     def app_args(self) -> list[str]:
@@ -120,6 +139,13 @@ def _port(get: Getter, key: str, problems: list[str], default: int | None = None
         problems.append(_problem(key, raw, "an integer port from 1024 to 65535"))
         return None
     return value
+
+
+def _bool(get: Getter, key: str, problems: list[str]) -> bool:
+    raw = (get(key) or "false").lower()
+    if raw not in ("true", "false"):
+        problems.append(_problem(key, raw, "true or false"))
+    return raw == "true"
 
 
 def _color(get: Getter, key: str, problems: list[str]) -> Color | None:
@@ -284,6 +310,25 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
             )
         settings["edge_port"] = _port(get, "edgePort", problems, default=18080)
         settings["dns"] = pc.dns(get, platform, problems)
+        canary = pc._int(get, "canaryWeight", 0, 0, 100, problems)
+        settings["canary_weight"] = canary if 0 < canary < 100 else None
+        settings["sticky"] = _bool(get, "stickyCanary", problems)
+        status = pc._int(get, "maintenanceStatus", 503, 100, 599, problems)
+        if status not in (503, 423):
+            problems.append(_problem("maintenanceStatus", status, "503 or 423"))
+        banner = get("maintenanceBanner") or ""
+        if not re.match(r"^[A-Za-z0-9 .,:;!?()'/_-]{0,200}$", banner) or ";" in banner:
+            problems.append(
+                _problem(
+                    "maintenanceBanner", banner, "up to 200 letters, digits, spaces and .,:!?()'/_-"
+                )
+            )
+        settings["maintenance"] = Maintenance(
+            enabled=_bool(get, "maintenance", problems),
+            status=status,
+            retry_after_s=pc._int(get, "maintenanceRetryAfter", 30, 1, 86400, problems),
+            banner=banner,
+        )
         stacks = {}
         for color in COLORS:
             key = f"{color}Stack"

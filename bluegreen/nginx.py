@@ -1,13 +1,16 @@
 """The nginx text of the edge. One renderer for every platform that has an nginx edge.
 
-`render_upstream` is the part the `local` and `nixos` platforms share: the NixOS edge node embeds
-the very same upstream block. Every value rendered here was validated by `bluegreen.config`, and
-`_token` refuses anything that could still break out of a directive.
+`render_upstream` is the part the `local` and `nixos` platforms share. The NixOS edge node states
+the same upstream in the nginx module's own shape (`services.nginx.upstreams.<name>.servers`),
+built from the same `servers_for` data, `FAILOVER` parameters and `KEEPALIVE`; a unit test
+evaluates it and compares it with this text. Every value rendered here was validated by
+`bluegreen.config`, and `_token` refuses anything that could still break out of a directive.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,16 +53,31 @@ def servers_for(nodes: Mapping[str, Sequence[str]], weights: Mapping[str, int]) 
     return [Server(addr, color, weights.get(color, 0)) for color in order for addr in nodes[color]]
 
 
-def render_upstream(name: str, servers: Sequence[Server], keepalive: int = 32) -> str:
-    """The upstream block: weighted servers for arms taking traffic, `backup` for the idle arm."""
+# A node that fails once is left alone for 2 s: an arm restarting during a flip costs one retry on
+# the other server rather than a stream of failed requests.
+FAILOVER: dict[str, int | str] = {"max_fails": 1, "fail_timeout": "2s"}
+"""nginx `server` parameters of every server that takes traffic, after its weight."""
+KEEPALIVE = 32
+"""Idle keep-alive connections from the edge to the arms."""
+
+
+def render_upstream(
+    name: str, servers: Sequence[Server], keepalive: int = KEEPALIVE, sticky: bool = False
+) -> str:
+    """The upstream block: weighted servers for arms taking traffic, `backup` for the idle arm.
+
+    `sticky` (canary steps only): each client is hashed to one arm by its `bluegreen_client`
+    cookie, which the edge sets on its first response, so nobody bounces between versions."""
     if not any(s.weight > 0 for s in servers):
         raise ValueError(f"upstream {name} has no server with a weight above 0")
     lines = [f"upstream {_token(name)} {{"]
+    if sticky and sum(s.weight > 0 for s in servers) > 1:
+        lines.append("    hash $bluegreen_client consistent;")
     for s in servers:
         if s.weight > 0:
+            failover = " ".join(f"{k}={_token(str(v))}" for k, v in FAILOVER.items())
             lines.append(
-                f"    server {_token(s.address)} weight={int(s.weight)} "
-                f"max_fails=1 fail_timeout=2s;  # {s.color}"
+                f"    server {_token(s.address)} weight={int(s.weight)} {failover};  # {s.color}"
             )
         else:
             lines.append(f"    server {_token(s.address)} backup;  # {s.color} (idle)")
@@ -74,6 +92,41 @@ def generation(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class MaintenanceMode:
+    """Read-only mode: writes get `status` with Retry-After and a stable JSON body."""
+
+    enabled: bool = False
+    status: int = 503
+    retryAfter: int = 30  # noqa: N815 - the engine's camelCase, as the props arrive
+    banner: str = ""
+
+
+_QUOTABLE = re.compile(r"^[^\"\\$;{}\n\r]*$")
+
+
+def _quoted(value: str) -> str:
+    """A value inside double quotes: nothing that could close the string or start a variable."""
+    if not _QUOTABLE.match(value):
+        raise ValueError(
+            f"refusing to render {value!r} into nginx config: quotes, $ ; {{ }} refused"
+        )
+    return value
+
+
+def maintenance_error_body(status: int, retry_after: int) -> str:
+    """The stable machine-readable answer to a refused write."""
+    return json.dumps(
+        {
+            "error": "maintenance",
+            "status": status,
+            "retryAfter": retry_after,
+            "message": "The service is read-only for maintenance; retry later.",
+        },
+        separators=(",", ":"),
+    )
+
+
 def render_local(
     *,
     app: str,
@@ -81,10 +134,30 @@ def render_local(
     listen: str,
     servers: Sequence[Server],
     active_color: str,
+    sticky: bool = False,
+    maintenance: MaintenanceMode | None = None,
 ) -> str:
     """The whole nginx.conf of the local edge; `run_dir` is the nginx prefix (-p)."""
     upstream_name = f"bluegreen_{app.replace('-', '_')}"
-    upstream = render_upstream(upstream_name, servers)
+    upstream = render_upstream(upstream_name, servers, sticky=sticky)
+    m = maintenance or MaintenanceMode()
+    banner = (
+        f'            add_header X-Bluegreen-Banner "{_quoted(m.banner)}" always;\n'
+        if m.enabled and m.banner
+        else ""
+    )
+    status = int(m.status)
+    if status not in (423, 503):
+        raise ValueError(f"maintenance status must be 423 or 503, got {status}")
+    refuse_writes = (
+        f"""\
+            # Maintenance (read-only) mode: writes are refused before they reach an arm.
+            if ($request_method ~ ^(POST|PUT|PATCH|DELETE)$) {{ return {status}; }}
+            error_page {status} = @bluegreen_maintenance;
+"""
+        if m.enabled
+        else ""
+    )
     body = f"""\
 # Rendered by bluegreen (components/edge.py); changes here are overwritten by `pulumi up -s live`.
 worker_processes 1;
@@ -101,16 +174,34 @@ http {{
     # hold-and-watch reads this log.
     log_format bluegreen escape=json '{{"time":"$time_iso8601","method":"$request_method",'
         '"uri":"$uri","status":$status,"request_time":$request_time,'
-        '"upstream":"$upstream_addr","upstream_time":"$upstream_response_time",'
+        '"upstream":"$upstream_addr","upstream_status":"$upstream_status",'
+        '"upstream_time":"$upstream_response_time",'
         '"color":"$upstream_http_x_bluegreen_color","version":"$upstream_http_x_bluegreen_version"}}';
     access_log {_token(run_dir)}/access.log bluegreen;
     keepalive_timeout 30s;
 
+    # Sticky canary: a client keeps the id in its bluegreen_client cookie; new clients get one.
+    map $cookie_bluegreen_client $bluegreen_client {{
+        "" $request_id;
+        default $cookie_bluegreen_client;
+    }}
+    map $cookie_bluegreen_client $bluegreen_set_cookie {{
+        "" "bluegreen_client=$request_id; Path=/; Max-Age=86400; HttpOnly";
+        default "";
+    }}
+
 {_indent(upstream)}
     server {{
         listen {_token(listen)};
+        location @bluegreen_maintenance {{
+            default_type application/json;
+            add_header Retry-After {int(m.retryAfter)} always;
+            add_header X-Bluegreen-Edge "{_token(active_color)}" always;
+            add_header X-Bluegreen-Edge-Generation "@GENERATION@" always;
+{banner}            return {status} '{maintenance_error_body(status, int(m.retryAfter))}';
+        }}
         location / {{
-            proxy_pass http://{upstream_name};
+{refuse_writes}            proxy_pass http://{upstream_name};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
@@ -120,7 +211,8 @@ http {{
             proxy_connect_timeout 1s;
             add_header X-Bluegreen-Edge "{_token(active_color)}" always;
             add_header X-Bluegreen-Edge-Generation "@GENERATION@" always;
-        }}
+            add_header Set-Cookie $bluegreen_set_cookie;
+{banner}        }}
     }}
 }}
 """

@@ -20,7 +20,9 @@ _HOST = re.compile(
 )
 _ZONE = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
 _AWS_ID = re.compile(r"^[a-z]+-[0-9a-f]{8,17}$")
-_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,252}$")
+# A command name or an absolute path (/run/current-system/sw/bin/nixos-rebuild); it runs in the
+# host's shell, so nothing that shell would interpret.
+_COMMAND = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._/:@+-]{0,252}$")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -149,7 +151,7 @@ def nixos(get: Getter, role: str, problems: list[str]) -> Nixos:
     if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", ssh_user):
         problems.append(f'bluegreen:sshUser must be a Unix user name, got "{ssh_user}"')
     rebuild = get("nixosRebuild") or "nixos-rebuild"
-    if not _WORD.match(rebuild):
+    if not _COMMAND.match(rebuild):
         problems.append(f'bluegreen:nixosRebuild must be a command path, got "{rebuild}"')
     return Nixos(
         nodes=nodes,

@@ -71,7 +71,7 @@ class Edge(pulumi.ComponentResource):
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
         s = args.settings
         assert s.active_color in COLORS
-        weights = nginx.weights_for(s.active_color)
+        weights = nginx.weights_for(s.active_color, s.canary_weight)
         # The policy pack judges a flip by these inputs: the pointer before and after, the
         # weights before and after, and each arm's direct endpoint and pinned version.
         gate = {
@@ -79,12 +79,13 @@ class Edge(pulumi.ComponentResource):
             "previousColor": args.observed.live_color,
             "weights": weights,
             "previousWeights": args.observed.live_weights,
+            "canaryWeight": s.canary_weight,
             "arms": {
                 c: {"endpoint": a.endpoint, "version": a.version} for c, a in args.arms.items()
             },
             "healthPath": s.health_path,
             "dnsRecords": dns.gate_records(s),
-            "maintenance": False,
+            "maintenance": s.maintenance.enabled,
             "freezeOverride": s.freeze_override,
         }
         super().__init__("bluegreen:index:Edge", name, gate, opts)
@@ -103,7 +104,9 @@ class Edge(pulumi.ComponentResource):
             )
         self.active_color = pulumi.Output.from_input(s.active_color)
         self.url = served.url
+        self.exports = served.exports
         self.weights = pulumi.Output.from_input(weights)
+        self.maintenance = pulumi.Output.from_input(s.maintenance.enabled)
         self.versions = pulumi.Output.all(*[args.arms[c].version for c in COLORS]).apply(
             lambda vs: dict(zip(COLORS, vs, strict=True))
         )
@@ -113,5 +116,7 @@ class Edge(pulumi.ComponentResource):
                 "url": self.url,
                 "weights": self.weights,
                 "versions": self.versions,
+                "maintenance": self.maintenance,
+                **self.exports,
             }
         )

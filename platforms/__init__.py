@@ -41,6 +41,18 @@ def get(name: str) -> Platform:
         from platforms.local import LocalPlatform
 
         return LocalPlatform()
+    if name == "nixos":
+        from platforms.nixos import NixosPlatform
+
+        return NixosPlatform()
+    if name == "aws":
+        from platforms.aws import AwsPlatform
+
+        return AwsPlatform()
+    if name == "kubernetes":
+        from platforms.kubernetes import KubernetesPlatform
+
+        return KubernetesPlatform()
     raise NotImplementedError(
-        f'bluegreen:platform "{name}" is not available yet in this version; use "local"'
+        f'bluegreen:platform "{name}" is not one of local, nixos, aws, kubernetes'
     )

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+# Requests that maintenance (read-only) mode refuses at every edge; reads keep being served.
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
 
 @dataclass(frozen=True)
 class ArmEndpoint:
@@ -39,3 +42,5 @@ class EdgeEndpoint:
     """Where users' traffic enters."""
     generation: pulumi.Output[str]
     """Fingerprint of the edge config that is serving."""
+    exports: dict[str, pulumi.Output] = field(default_factory=dict)
+    """Platform-specific outputs the edge stack exports (e.g. albDnsName for DNS aliases)."""

@@ -112,7 +112,9 @@ def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
                     f"; {got}. Fix {target} or keep {live or 'the current arm'} live."
                 )
                 failed_gold = True
-        if failed_gold or not live or live == target or not arms.get(live, {}).get("endpoint"):
+        if failed_gold or not cfg.compare_arms or not live or live == target:
+            continue
+        if not arms.get(live, {}).get("endpoint"):
             continue
         got, base, _ = smoke.side_by_side(
             endpoint,
@@ -227,13 +229,8 @@ def rollback_target(args: ResourceValidationArgs, report: Report) -> None:
             "exist so that a rollback has somewhere to go. Deploy it first."
         )
         return
-    for color in _falling(props):
-        answer = probe.readiness(arms[color]["endpoint"], props.get("healthPath", "/healthz/ready"))
-        if answer.status != 200:
-            report(
-                f"Edge {args.name} denied: {color} is losing traffic but is the rollback target "
-                f"and is not ready ({answer.describe()}). Restore {color} before moving traffic."
-            )
+    # The arm losing traffic need not be healthy (a rollback escapes a broken arm); it must
+    # only still exist, which the endpoints above show, and not be scaled away (its own stack).
 
 
 # --- 5. no deploys to the live arm ---------------------------------------------------------------
@@ -322,7 +319,7 @@ POLICIES = [
     ),
     ResourceValidationPolicy(
         name=settings.ROLLBACK,
-        description="Both arms exist, and the arm losing traffic stays up as the rollback target.",
+        description="Both arms exist, and the live arm is never scaled to zero.",
         validate=rollback_target,
         enforcement_level=EnforcementLevel.MANDATORY,
     ),

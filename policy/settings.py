@@ -65,6 +65,9 @@ class Smoke:
     sample_path: str = "/"
     timeout_seconds: float = 2.0
     gold_requests: tuple[GoldRequest, ...] = ()
+    compare_arms: bool = True
+    """False for a rollback: the arm going back must be ready, but is not compared with the one
+    being escaped."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,13 @@ class _Reader:
             return default
         return int(value) if integer else float(value)
 
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.raw.get(key, default)
+        if not isinstance(value, bool):
+            self.bad(key, value, "true or false")
+            return default
+        return value
+
     def string(self, key: str, default: str) -> str:
         value = self.raw.get(key, default)
         if not isinstance(value, str) or not value.startswith("/"):
@@ -145,6 +155,7 @@ def smoke(raw: Mapping[str, Any]) -> Smoke:
             "samplePath",
             "timeoutSeconds",
             "goldRequests",
+            "compareArms",
         },
     )
     d = Smoke()
@@ -180,6 +191,7 @@ def smoke(raw: Mapping[str, Any]) -> Smoke:
         sample_path=r.string("samplePath", d.sample_path),
         timeout_seconds=r.number("timeoutSeconds", d.timeout_seconds, 0.1, 60.0),
         gold_requests=tuple(gold),
+        compare_arms=r.flag("compareArms", True),
     )
     r.done()
     return result

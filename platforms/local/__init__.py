@@ -103,6 +103,13 @@ class LocalPlatform:
                 },
                 "healthPath": settings.health_path,
                 "confirmTimeout": settings.flip_timeout_s,
+                "sticky": settings.sticky,
+                "maintenance": {
+                    "enabled": settings.maintenance.enabled,
+                    "status": settings.maintenance.status,
+                    "retryAfter": settings.maintenance.retry_after_s,
+                    "banner": settings.maintenance.banner,
+                },
             },
             pulumi.ResourceOptions(parent=parent),
         )

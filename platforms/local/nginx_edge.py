@@ -126,6 +126,10 @@ class EdgeProvider(ResourceProvider):
             listen=props["listen"],
             servers=servers,
             active_color=active,
+            sticky=bool(props.get("sticky")),
+            maintenance=nginx.MaintenanceMode(**props["maintenance"])
+            if props.get("maintenance")
+            else None,
         )
         gen = text.split('X-Bluegreen-Edge-Generation "', 1)[1].split('"', 1)[0]
         for sub in ("tmp", "logs"):
@@ -220,9 +224,24 @@ class EdgeProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """What nginx really serves: after an interrupted update the config on disk (and so the
+        live colour and generation) may differ from the state, and a refresh must show it."""
         if master_pid(props["runDir"]) is None:
             return ReadResult(id_=None, outs={})
-        return ReadResult(id_=id_, outs=props)
+        try:
+            with open(_paths(props["runDir"])["conf"]) as f:
+                text = f.read()
+        except OSError:
+            return ReadResult(id_=None, outs={})
+        serving = dict(props)
+        for header, key in (
+            ("X-Bluegreen-Edge", "activeColor"),
+            ("X-Bluegreen-Edge-Generation", "generation"),
+        ):
+            marker = f'add_header {header} "'
+            if marker in text:
+                serving[key] = text.split(marker, 1)[1].split('"', 1)[0]
+        return ReadResult(id_=id_, outs=serving)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         pid = master_pid(props["runDir"])

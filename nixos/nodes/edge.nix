@@ -1,0 +1,36 @@
+# The edge node, 10.0.0.2, in front of blue (10.0.0.10) and green (10.0.0.11) with blue live.
+#
+# A hand-written example. With `bluegreen:platform: nixos` the services.bluegreen-edge part is
+# rendered by `pulumi up -s live` into /etc/nixos/bluegreen/shop-edge.nix from
+# bluegreen:activeColor, and a flip changes exactly the two weights below and the active colour.
+{ ... }:
+
+{
+  imports = [ ../modules/edge-node.nix ];
+
+  networking = {
+    hostName = "shop-edge";
+    interfaces.enp0s25.ipv4.addresses = [ { address = "10.0.0.2"; prefixLength = 24; } ];
+  };
+
+  services.bluegreen-edge = {
+    enable = true;
+    upstreamName = "bluegreen_shop";
+    activeColor = "blue";
+    port = 80;
+    servers = [
+      { address = "10.0.0.10:8000"; color = "blue"; weight = 100; }
+      { address = "10.0.0.11:8000"; color = "green"; weight = 0; }
+    ];
+    # Read-only mode for a maintenance window: writes get 503 and Retry-After, reads are served.
+    maintenance = {
+      enable = false;
+      status = 503;
+      retryAfter = 300;
+    };
+  };
+
+  # The deploy logs in with the secret bluegreen:sshKey: authorize its public half.
+  services.openssh.enable = true;
+  # users.users.root.openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAA... bluegreen-deploy" ];
+}
