@@ -1,5 +1,7 @@
 """bluegreen: one program, three stacks. `blue` and `green` are arms; `live` is the edge."""
 
+import os
+
 import pulumi
 
 import platforms
@@ -37,5 +39,6 @@ else:
     pulumi.export("weights", edge.weights)
     pulumi.export("versions", edge.versions)
     pulumi.export("maintenance", edge.maintenance)
+    pulumi.export("flipLog", stacks.recent_flips(os.getcwd()))
     for key, value in edge.exports.items():  # e.g. the ALB's name and zone for DNS aliases
         pulumi.export(key, value)

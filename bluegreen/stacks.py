@@ -10,6 +10,7 @@ say "no such stack" without failing anything.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -72,3 +73,13 @@ def observe(live_stack: str, own_stack: str, role: str) -> Observed:
         live_weights=live.get("weights"),
         serving_version=own.get("version"),
     )
+
+
+def recent_flips(project_dir: str, n: int = 5) -> list[dict]:
+    """The last `n` records of the flip log (scripts/flip and scripts/rollback append to it)."""
+    try:
+        with open(os.path.join(project_dir, ".bluegreen", "flips.jsonl")) as f:
+            lines = f.readlines()[-n:]
+    except OSError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]

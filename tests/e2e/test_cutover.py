@@ -43,6 +43,8 @@ def test_flip_in_canary_steps_moves_traffic_and_records_evidence(project):
     assert done["from"] == "blue" and done["to"] == "green"
     assert done["versions"] == {"blue": "v1", "green": "v2"}
     assert done["steps"] == [25, 100] and done["smoke"]["green"]["p95Ms"] > 0
+    # The evidence is a stack output too (as of the last update of the live stack).
+    assert project.ws.outputs("live")["flipLog"][-1]["id"] == done["id"]
 
 
 def test_new_colour_crashing_during_a_canary_step_is_rolled_back(project):
