@@ -1,0 +1,58 @@
+"""Time to recover with `scripts/rollback` (Operator.rollback): from the command's start until the
+previous colour answers through the edge. Target here: under 10 s (the reference allows 2 min).
+
+    .venv/bin/python bench/rollback.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bluegreen.ops import Operator  # noqa: E402
+from bluegreen.sandbox import make_project  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    runs = parser.parse_args().runs
+    recover, updates = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        project = make_project(tmp, policy=True)
+        try:
+            project.up_all(active="blue")
+            op = Operator(project.ws, out=lambda _: None)
+            for _ in range(runs):
+                project.ws.config_set("live", "bluegreen:activeColor", "green")
+                project.ws.up("live")
+                assert op.rollback(reason="bench") == 0
+                record = [e for e in op_records(op) if e.get("phase") == "done"][-1]
+                recover.append(record["timeToRecover"])
+                updates.append(record["seconds"])
+        finally:
+            left = project.teardown()
+    print(f"rollback green -> blue, {runs} runs")
+    med, worst = statistics.median(recover), max(recover)
+    print(f"  time to recover (blue answering): median {med:.2f} s, max {worst:.2f} s")
+    print(f"  rollback command wall time:       median {statistics.median(updates):.2f} s")
+    print(f"target under 10 s: {'meets' if max(recover) < 10 else 'MISSES'}")
+    if left:
+        print(f"warning: teardown left {left}", file=sys.stderr)
+    return 0
+
+
+def op_records(op: Operator) -> list[dict]:
+    import json
+
+    with open(op.log_path) as f:
+        return [json.loads(line) for line in f]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
