@@ -172,3 +172,25 @@ def test_the_cli_killed_mid_update_recovers_to_one_consistent_pointer(project):
     project.ws.up("live")
     assert project.ws.outputs("live")["activeColor"] == "green"
     assert project.colors(20) == ["green"] * 20
+
+
+def test_freeze_writes_holds_writes_for_the_flip_and_lifts_them_after(project):
+    project.up_all(active="blue")
+    op, said = operator(project)
+    during: list[int | None] = []
+
+    def write_while_holding() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not during:
+            if project.ws.outputs("live").get("activeColor") == "green":
+                during.append(probe.request(project.edge_url + "orders", "POST", body=b"{}").status)
+            time.sleep(0.2)
+
+    writer = threading.Thread(target=write_while_holding, daemon=True)
+    writer.start()
+    assert op.flip("green", hold_s=4, interval=0.5, freeze_writes=True) == 0, said
+    writer.join(timeout=10)
+    assert during == [503], "writes during the flip's hold must be refused"
+    after = probe.request(project.edge_url + "orders", "POST", body=b"{}")
+    assert after.status == 200 and after.color == "green"
+    assert project.ws.outputs("live")["maintenance"] is False

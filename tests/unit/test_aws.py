@@ -1,0 +1,320 @@
+"""The AWS adapter under Pulumi mocks: what an arm and the live ALB declare, value by value.
+
+No AWS account is involved: the mocks answer every resource with its own inputs plus the few
+attributes AWS would compute (ARNs, DNS names), so these tests pin what `pulumi up` would ask AWS
+to do. `set_mocks` is process-global, so every test installs its own through the fixture.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pulumi
+import pytest
+
+from bluegreen.config import ConfigError, from_values, unset_defaults
+
+VPC = {"vpcId": "vpc-0123abcd", "subnetIds": '["subnet-0aaa1111", "subnet-0bbb2222"]'}
+TG_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{}/0123456789abcdef"
+
+
+def arm_outputs(color: str, version: str) -> dict:
+    dns = f"{color}-direct-123.eu-west-1.elb.amazonaws.com"
+    return {
+        "color": color,
+        "version": version,
+        "endpoint": f"http://{dns}",
+        "nodes": [f"{dns}:80"],
+        "targetGroupArn": TG_ARN.format(color),
+        "albDnsName": dns,
+        "albZoneId": "Z32O12XQLNTSW2",
+    }
+
+
+STACKS = {
+    "organization/bluegreen/blue": arm_outputs("blue", "v1"),
+    "organization/bluegreen/green": arm_outputs("green", "v2"),
+}
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self, stacks: dict[str, dict]) -> None:
+        self.stacks = stacks
+        self.created: dict[str, pulumi.runtime.MockResourceArgs] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.created[args.name] = args
+        if args.typ == "pulumi:pulumi:StackReference":
+            return args.name, {
+                "name": args.inputs["name"],
+                "outputs": self.stacks.get(args.inputs["name"], {}),
+            }
+        state = dict(args.inputs)
+        # What AWS computes on create: ARNs, the ALB's DNS name and hosted zone.
+        if args.typ.startswith("aws:lb/"):
+            state["arn"] = f"arn:aws:elasticloadbalancing:::{args.name}"
+        if args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            state["dnsName"] = f"{args.name}-123.eu-west-1.elb.amazonaws.com"
+            state["zoneId"] = "Z32O12XQLNTSW2"
+        if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state["latestVersion"] = 1
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:ec2/getVpc:getVpc":
+            return {"id": args.args["id"], "cidrBlock": "10.0.0.0/16"}
+        return {}
+
+
+@pytest.fixture
+def mocks():
+    m = Mocks(dict(STACKS))
+    pulumi.runtime.set_mocks(
+        m, project="bluegreen", stack="test", preview=False, organization="organization"
+    )
+    yield m
+
+
+def settings(stack: str, **values):
+    values = {"platform": "aws", **VPC, **values}
+    return from_values(unset_defaults(lambda k: values.get(k)), stack, "/repo")
+
+
+def arm_settings(**values):
+    return settings(
+        "blue",
+        role="arm",
+        color="blue",
+        version="v7",
+        ami="ami-0123abcd",
+        healthPath="/healthz/ready",
+        appPort="8080",
+        **values,
+    )
+
+
+def build_arm(s):
+    from components import Arm, ArmArgs
+    from platforms.aws import AwsPlatform
+
+    return Arm("blue", ArmArgs(s, AwsPlatform()))
+
+
+def build_edge(s):
+    from components import Edge, EdgeArgs, arm_from_stack
+    from platforms.aws import AwsPlatform
+
+    arms = {c: arm_from_stack(s, c) for c in ("blue", "green")}
+    return Edge("live", EdgeArgs(settings=s, arms=arms, platform=AwsPlatform()))
+
+
+def deploy(build) -> None:
+    """Run a program under the mocks until every resource it declares has been registered."""
+
+    @pulumi.runtime.test
+    def program():
+        return build().urn
+
+    program()
+
+
+def where(args: pulumi.runtime.MockResourceArgs) -> str:
+    """The resource's type and name, for failure messages."""
+    return f"{args.typ}::{args.name}"
+
+
+def forward_of(listener: pulumi.runtime.MockResourceArgs) -> dict:
+    (action,) = listener.inputs["defaultActions"]
+    assert action["type"] == "forward"
+    return action["forward"]
+
+
+# --- arms --------------------------------------------------------------------------------------
+
+
+def test_arm_target_group_health_checks_the_readiness_path(mocks):
+    deploy(lambda: build_arm(arm_settings()))
+    tg = mocks.created["blue-tg"]
+    assert tg.inputs["port"] == 8080 and tg.inputs["protocol"] == "HTTP", where(tg)
+    hc = tg.inputs["healthCheck"]
+    assert hc["path"] == "/healthz/ready", where(tg)
+    assert hc["matcher"] == "200", where(tg)
+    assert hc["protocol"] == "HTTP" and hc["port"] == "traffic-port", where(tg)
+
+
+def test_arm_group_runs_replicas_instances_in_the_target_group(mocks):
+    deploy(lambda: build_arm(arm_settings(replicas="3")))
+    group = mocks.created["blue-group"]
+    assert group.inputs["desiredCapacity"] == 3, where(group)
+    assert group.inputs["minSize"] == 3, where(group)
+    assert group.inputs["waitForElbCapacity"] == 3, where(group)
+    assert group.inputs["targetGroupArns"] == ["arn:aws:elasticloadbalancing:::blue-tg"], where(
+        group
+    )
+    assert group.inputs["healthCheckType"] == "ELB", where(group)
+    assert group.inputs["vpcZoneIdentifiers"] == ["subnet-0aaa1111", "subnet-0bbb2222"], where(
+        group
+    )
+    assert group.inputs["launchTemplate"] == {"id": "blue-launch-id", "version": "1"}, where(group)
+
+
+def test_arm_instances_boot_the_app_with_colour_and_version(mocks):
+    deploy(lambda: build_arm(arm_settings()))
+    template = mocks.created["blue-launch"]
+    assert template.inputs["imageId"] == "ami-0123abcd", where(template)
+    script = base64.b64decode(template.inputs["userData"]).decode()
+    assert "--color=blue" in script and "--version=v7" in script, where(template)
+    assert "--port=8080" in script and "--health-path=/healthz/ready" in script, where(template)
+    sg = mocks.created["blue-instances"]
+    (rule,) = sg.inputs["ingress"]
+    assert (rule["fromPort"], rule["cidrBlocks"]) == (8080, ["10.0.0.0/16"]), where(sg)
+
+
+@pulumi.runtime.test
+def test_arm_direct_endpoint_is_its_own_alb(mocks):
+    arm = build_arm(arm_settings())
+
+    def check(args):
+        urn, endpoint, nodes, tg_arn = args
+        assert endpoint == "http://blue-direct-123.eu-west-1.elb.amazonaws.com", urn
+        assert nodes == ["blue-direct-123.eu-west-1.elb.amazonaws.com:80"], urn
+        assert tg_arn == "arn:aws:elasticloadbalancing:::blue-tg", urn
+        # The endpoint resolves after the listener, so the listener is there to look at.
+        listener = mocks.created["blue-direct-http"]
+        assert listener.inputs["defaultActions"][0]["targetGroupArn"] == tg_arn, where(listener)
+
+    return pulumi.Output.all(arm.urn, arm.endpoint, arm.nodes, arm.exports["targetGroupArn"]).apply(
+        check
+    )
+
+
+def test_user_data_refuses_what_could_break_out_of_the_unit():
+    from platforms.aws import _safe
+
+    with pytest.raises(ValueError, match="refusing"):
+        _safe("v1\nExecStartPre=/bin/rm -rf /")
+    with pytest.raises(ValueError, match="refusing"):
+        _safe("v1; curl evil")
+
+
+# --- the live ALB --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("active", "canary", "expected"),
+    [
+        ("blue", None, {"blue": 100, "green": 0}),
+        ("green", None, {"blue": 0, "green": 100}),
+        ("green", "25", {"blue": 75, "green": 25}),
+    ],
+)
+def test_listener_weights_follow_the_pointer(mocks, active, canary, expected):
+    values = {"role": "edge", "activeColor": active}
+    if canary:
+        values["canaryWeight"] = canary
+    deploy(lambda: build_edge(settings("live", **values)))
+    listener = mocks.created["live-http"]
+    forward = forward_of(listener)
+    # Blue first, always: the flip's diff is the two weights and nothing else.
+    assert [(tg["arn"], tg["weight"]) for tg in forward["targetGroups"]] == [
+        (TG_ARN.format("blue"), expected["blue"]),
+        (TG_ARN.format("green"), expected["green"]),
+    ], where(listener)
+    assert "stickiness" not in forward, where(listener)
+
+
+def test_listener_keeps_clients_on_one_target_group_when_stickiness_is_set(mocks):
+    s = settings(
+        "live", role="edge", activeColor="green", canaryWeight="25", stickinessSeconds="600"
+    )
+    deploy(lambda: build_edge(s))
+    listener = mocks.created["live-http"]
+    assert forward_of(listener)["stickiness"] == {"enabled": True, "duration": 600}, where(listener)
+
+
+def test_alb_takes_http_and_https_in_its_subnets(mocks):
+    deploy(lambda: build_edge(settings("live", role="edge", activeColor="blue")))
+    alb = mocks.created["live-alb"]
+    assert alb.inputs["loadBalancerType"] == "application", where(alb)
+    assert alb.inputs["subnets"] == ["subnet-0aaa1111", "subnet-0bbb2222"], where(alb)
+    sg = mocks.created["live-alb-sg"]
+    assert sorted(r["fromPort"] for r in sg.inputs["ingress"]) == [80, 443], where(sg)
+    assert alb.inputs["securityGroups"] == ["live-alb-sg-id"], where(alb)
+
+
+@pulumi.runtime.test
+def test_edge_url_and_dns_exports_are_the_alb(mocks):
+    edge = build_edge(settings("live", role="edge", activeColor="blue"))
+
+    def check(args):
+        urn, url, dns_name, zone = args
+        assert url == "http://live-alb-123.eu-west-1.elb.amazonaws.com/", urn
+        assert dns_name == "live-alb-123.eu-west-1.elb.amazonaws.com", urn
+        assert zone == "Z32O12XQLNTSW2", urn
+
+    return pulumi.Output.all(
+        edge.urn, edge.url, edge.exports["albDnsName"], edge.exports["albZoneId"]
+    ).apply(check)
+
+
+def test_https_listener_with_a_certificate_and_http_redirects(mocks):
+    cert = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+    deploy(
+        lambda: build_edge(settings("live", role="edge", activeColor="blue", certificateArn=cert))
+    )
+    https = mocks.created["live-https"]
+    assert https.inputs["port"] == 443 and https.inputs["protocol"] == "HTTPS", where(https)
+    assert https.inputs["certificateArn"] == cert, where(https)
+    assert forward_of(https)["targetGroups"][0]["weight"] == 100, where(https)
+    http = mocks.created["live-http"]
+    (redirect,) = http.inputs["defaultActions"]
+    assert redirect["type"] == "redirect", where(http)
+    assert redirect["redirect"]["protocol"] == "HTTPS", where(http)
+
+
+def test_maintenance_rule_answers_writes_with_503_and_a_json_body(mocks):
+    s = settings(
+        "live", role="edge", activeColor="blue", maintenance="true", maintenanceRetryAfter="90"
+    )
+    deploy(lambda: build_edge(s))
+    rule = mocks.created["live-maintenance"]
+    assert rule.inputs["priority"] == 10, where(rule)
+    assert rule.inputs["listenerArn"] == "arn:aws:elasticloadbalancing:::live-http", where(rule)
+    (condition,) = rule.inputs["conditions"]
+    assert condition["httpRequestMethod"]["values"] == ["POST", "PUT", "PATCH", "DELETE"], where(
+        rule
+    )
+    (action,) = rule.inputs["actions"]
+    fixed = action["fixedResponse"]
+    assert action["type"] == "fixed-response", where(rule)
+    assert fixed["statusCode"] == "503", where(rule)
+    assert fixed["contentType"] == "application/json", where(rule)
+    body = json.loads(fixed["messageBody"])
+    assert body["error"] == "maintenance" and body["retryAfter"] == 90, where(rule)
+
+
+def test_no_maintenance_rule_when_maintenance_is_off(mocks):
+    deploy(lambda: build_edge(settings("live", role="edge", activeColor="blue")))
+    rules = [where(a) for a in mocks.created.values() if a.typ.startswith("aws:lb/listenerRule")]
+    assert rules == [], f"maintenance is off but the edge declares {rules}"
+    assert "live-http" in mocks.created, "the program did not run to the listener"
+
+
+def test_edge_refuses_an_arm_deployed_on_another_platform():
+    not_aws = dict(STACKS["organization/bluegreen/green"])
+    del not_aws["targetGroupArn"]
+    m = Mocks({**STACKS, "organization/bluegreen/green": not_aws})
+    pulumi.runtime.set_mocks(
+        m, project="bluegreen", stack="test", preview=False, organization="organization"
+    )
+    with pytest.raises(pulumi.RunError, match="green arm has no targetGroupArn"):
+        deploy(lambda: build_edge(settings("live", role="edge", activeColor="blue")))
+
+
+def test_preflight_refuses_a_certificate_that_is_not_an_arn():
+    from platforms.aws import AwsPlatform
+
+    s = settings("live", role="edge", activeColor="blue", certificateArn="my-cert")
+    with pytest.raises(ConfigError, match="bluegreen:certificateArn must be an ACM"):
+        AwsPlatform().preflight(s)

@@ -1,0 +1,288 @@
+"""The Kubernetes adapter under Pulumi mocks: the arm's Deployment and Service, the live switch.
+
+No cluster is involved: the mocks answer every object with its own inputs, so these tests pin the
+manifests `pulumi up` would apply. `set_mocks` is process-global, so every test installs its own
+through the fixture.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from bluegreen.config import ConfigError, Maintenance, from_values, unset_defaults
+
+SNIPPET = "nginx.ingress.kubernetes.io/configuration-snippet"
+
+
+def arm_outputs(color: str, version: str) -> dict:
+    return {
+        "color": color,
+        "version": version,
+        "endpoint": f"http://shop-{color}.shop.svc.cluster.local",
+        "nodes": [f"shop-{color}.shop.svc.cluster.local:80"],
+        "serviceName": f"shop-{color}",
+    }
+
+
+STACKS = {
+    "organization/bluegreen/blue": arm_outputs("blue", "v1"),
+    "organization/bluegreen/green": arm_outputs("green", "v2"),
+}
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self, stacks: dict[str, dict]) -> None:
+        self.stacks = stacks
+        self.created: dict[str, pulumi.runtime.MockResourceArgs] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.created[args.name] = args
+        if args.typ == "pulumi:pulumi:StackReference":
+            return args.name, {
+                "name": args.inputs["name"],
+                "outputs": self.stacks.get(args.inputs["name"], {}),
+            }
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+@pytest.fixture
+def mocks():
+    m = Mocks(dict(STACKS))
+    pulumi.runtime.set_mocks(
+        m, project="bluegreen", stack="test", preview=False, organization="organization"
+    )
+    yield m
+
+
+def settings(stack: str, **values):
+    values = {"platform": "kubernetes", "kubeContext": "prod-eu", "namespace": "shop", **values}
+    return from_values(unset_defaults(lambda k: values.get(k)), stack, "/repo")
+
+
+def arm_settings(color: str = "blue", **values):
+    return settings(
+        color,
+        role="arm",
+        color=color,
+        version="v7",
+        image="registry.example.com/shop",
+        appPort="8080",
+        healthPath="/healthz/ready",
+        **values,
+    )
+
+
+def deploy(build) -> None:
+    """Run a program under the mocks until every resource it declares has been registered."""
+
+    @pulumi.runtime.test
+    def program():
+        return build().urn
+
+    program()
+
+
+def where(args: pulumi.runtime.MockResourceArgs) -> str:
+    """The resource's type and name, for failure messages."""
+    return f"{args.typ}::{args.name}"
+
+
+def build_arm(s):
+    from components import Arm, ArmArgs
+    from platforms.kubernetes import KubernetesPlatform
+
+    return Arm(s.color, ArmArgs(s, KubernetesPlatform()))
+
+
+def build_edge(s):
+    from components import Edge, EdgeArgs, arm_from_stack
+    from platforms.kubernetes import KubernetesPlatform
+
+    arms = {c: arm_from_stack(s, c) for c in ("blue", "green")}
+    return Edge("live", EdgeArgs(settings=s, arms=arms, platform=KubernetesPlatform()))
+
+
+# --- arms --------------------------------------------------------------------------------------
+
+
+def test_arm_objects_go_through_an_explicit_provider_for_the_configured_context(mocks):
+    deploy(lambda: build_arm(arm_settings()))
+    provider = mocks.created["blue-k8s"]
+    assert provider.typ == "pulumi:providers:kubernetes", where(provider)
+    assert provider.inputs["context"] == "prod-eu", where(provider)
+    assert provider.inputs["namespace"] == "shop", where(provider)
+    for name in ("blue-deployment", "blue-service"):
+        obj = mocks.created[name]
+        assert obj.provider.startswith("urn:") and "blue-k8s" in obj.provider, where(obj)
+
+
+def test_arm_deployment_is_ready_only_when_the_readiness_path_answers(mocks):
+    deploy(lambda: build_arm(arm_settings(replicas="3")))
+    deployment = mocks.created["blue-deployment"]
+    spec = deployment.inputs["spec"]
+    assert deployment.inputs["metadata"]["name"] == "shop-blue", where(deployment)
+    assert spec["replicas"] == 3, where(deployment)
+    assert spec["selector"]["matchLabels"] == {"app": "shop", "color": "blue"}, where(deployment)
+    pod = spec["template"]
+    assert pod["metadata"]["labels"] == {"app": "shop", "color": "blue", "version": "v7"}, where(
+        deployment
+    )
+    (container,) = pod["spec"]["containers"]
+    probe = container["readinessProbe"]["httpGet"]
+    assert (probe["path"], probe["port"]) == ("/healthz/ready", 8080), where(deployment)
+    assert container["image"] == "registry.example.com/shop:v7", where(deployment)
+    assert "--color=blue" in container["args"] and "--version=v7" in container["args"], where(
+        deployment
+    )
+
+
+@pulumi.runtime.test
+def test_arm_service_selects_its_colour_and_is_the_direct_endpoint(mocks):
+    arm = build_arm(arm_settings("green"))
+
+    def check(args):
+        urn, endpoint, nodes, service_name = args
+        assert endpoint == "http://shop-green.shop.svc.cluster.local", urn
+        assert nodes == ["shop-green.shop.svc.cluster.local:80"], urn
+        assert service_name == "shop-green", urn
+        service = mocks.created["green-service"]
+        spec = service.inputs["spec"]
+        assert spec["selector"] == {"app": "shop", "color": "green"}, where(service)
+        assert spec["type"] == "ClusterIP", where(service)
+        assert spec["ports"][0]["targetPort"] == 8080, where(service)
+
+    return pulumi.Output.all(arm.urn, arm.endpoint, arm.nodes, arm.exports["serviceName"]).apply(
+        check
+    )
+
+
+def test_image_with_its_own_tag_or_digest_is_kept():
+    from platforms.kubernetes import image_for
+
+    assert image_for("registry.example.com:5000/shop", "v2") == "registry.example.com:5000/shop:v2"
+    assert image_for("shop:2024-01", "v2") == "shop:2024-01"
+    assert image_for("shop@sha256:" + "a" * 64, "v2") == "shop@sha256:" + "a" * 64
+
+
+# --- the live switch ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("active", ["blue", "green"])
+def test_live_service_selector_follows_active_color(mocks, active):
+    deploy(lambda: build_edge(settings("live", role="edge", activeColor=active)))
+    service = mocks.created["live-service"]
+    assert service.inputs["metadata"]["name"] == "shop", where(service)
+    assert service.inputs["spec"]["selector"] == {"app": "shop", "color": active}, where(service)
+    assert "live-ingress" not in mocks.created, "no ingressHost, yet an Ingress was declared"
+
+
+@pulumi.runtime.test
+def test_edge_url_is_the_live_service_without_an_ingress(mocks):
+    edge = build_edge(settings("live", role="edge", activeColor="blue"))
+
+    def check(args):
+        urn, url = args
+        assert url == "http://shop.shop.svc.cluster.local/", urn
+
+    return pulumi.Output.all(edge.urn, edge.url).apply(check)
+
+
+def test_ingress_routes_the_host_to_the_live_service(mocks):
+    s = settings("live", role="edge", activeColor="green", ingressHost="shop.example.com")
+    deploy(lambda: build_edge(s))
+    ingress = mocks.created["live-ingress"]
+    spec = ingress.inputs["spec"]
+    assert spec["ingressClassName"] == "nginx", where(ingress)
+    (rule,) = spec["rules"]
+    assert rule["host"] == "shop.example.com", where(ingress)
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "shop", "port": {"number": 80}}, where(ingress)
+    assert SNIPPET not in ingress.inputs["metadata"].get("annotations", {}), where(ingress)
+    assert "live-canary" not in mocks.created, "weights 100/0, yet a canary Ingress was declared"
+
+
+def test_maintenance_snippet_refuses_writes_with_retry_after_and_json(mocks):
+    s = settings(
+        "live",
+        role="edge",
+        activeColor="blue",
+        ingressHost="shop.example.com",
+        maintenance="true",
+        maintenanceRetryAfter="120",
+    )
+    deploy(lambda: build_edge(s))
+    ingress = mocks.created["live-ingress"]
+    snippet = ingress.inputs["metadata"]["annotations"][SNIPPET]
+    assert "if ($request_method ~ ^(POST|PUT|PATCH|DELETE)$) {" in snippet, where(ingress)
+    assert '"Retry-After: 120"' in snippet, where(ingress)
+    assert 'return 503 \'{"error":"maintenance"' in snippet, where(ingress)
+
+
+def test_canary_step_splits_through_a_canary_ingress(mocks):
+    s = settings(
+        "live",
+        role="edge",
+        activeColor="green",
+        canaryWeight="25",
+        ingressHost="shop.example.com",
+    )
+    deploy(lambda: build_edge(s))
+    # A Service cannot split: it stays with the colour that has most of the traffic.
+    service = mocks.created["live-service"]
+    assert service.inputs["spec"]["selector"] == {"app": "shop", "color": "blue"}, where(service)
+    canary = mocks.created["live-canary"]
+    annotations = canary.inputs["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/canary"] == "true", where(canary)
+    assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "25", where(canary)
+    backend = canary.inputs["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == "shop-green", where(canary)
+
+
+def test_canary_without_an_ingress_is_refused_before_anything_changes():
+    from platforms.kubernetes import KubernetesPlatform
+
+    s = settings("live", role="edge", activeColor="green", canaryWeight="25")
+    with pytest.raises(ConfigError, match=r"bluegreen:canaryWeight 25 .* ingress-nginx canary"):
+        KubernetesPlatform().preflight(s)
+
+
+def test_maintenance_without_an_ingress_is_refused_before_anything_changes():
+    from platforms.kubernetes import KubernetesPlatform
+
+    s = settings("live", role="edge", activeColor="blue", maintenance="true")
+    with pytest.raises(ConfigError, match="bluegreen:maintenance true .* without an Ingress"):
+        KubernetesPlatform().preflight(s)
+
+
+@pytest.mark.parametrize(
+    "banner",
+    [
+        'x"; return 200 "owned',  # closes the header string and adds a directive
+        "x\nreturn 200;",  # a new line is a new directive
+        "$http_cookie",  # a variable would leak request data into the header
+        "a} server { listen 81;",  # closes the block
+    ],
+)
+def test_maintenance_snippet_refuses_injection(banner):
+    from platforms.kubernetes import maintenance_snippet
+
+    with pytest.raises(ValueError, match="refusing to render"):
+        maintenance_snippet(Maintenance(enabled=True, banner=banner))
+
+
+def test_maintenance_snippet_refuses_a_status_other_than_503_or_423():
+    from platforms.kubernetes import maintenance_snippet
+
+    with pytest.raises(ValueError, match="must be 423 or 503, got 200"):
+        maintenance_snippet(Maintenance(enabled=True, status=200))
+
+
+def test_maintenance_snippet_carries_a_plain_banner():
+    from platforms.kubernetes import maintenance_snippet
+
+    snippet = maintenance_snippet(Maintenance(enabled=True, banner="Back at 14:00 (UTC)"))
+    assert 'more_set_headers "X-Bluegreen-Banner: Back at 14:00 (UTC)";' in snippet
