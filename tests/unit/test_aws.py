@@ -301,15 +301,22 @@ def test_no_maintenance_rule_when_maintenance_is_off(mocks):
     assert "live-http" in mocks.created, "the program did not run to the listener"
 
 
-def test_edge_refuses_an_arm_deployed_on_another_platform():
+def test_edge_refuses_an_arm_deployed_on_another_platform(mocks):
+    from platforms.aws import _arm_output
+    from platforms.base import ArmView
+
     not_aws = dict(STACKS["organization/bluegreen/green"])
     del not_aws["targetGroupArn"]
-    m = Mocks({**STACKS, "organization/bluegreen/green": not_aws})
-    pulumi.runtime.set_mocks(
-        m, project="bluegreen", stack="test", preview=False, organization="organization"
+    view = ArmView(
+        "green", not_aws["endpoint"], "v2", not_aws["nodes"], pulumi.Output.from_input(not_aws)
     )
+
+    @pulumi.runtime.test
+    def run():
+        return _arm_output(view, "targetGroupArn")
+
     with pytest.raises(pulumi.RunError, match="green arm has no targetGroupArn"):
-        deploy(lambda: build_edge(settings("live", role="edge", activeColor="blue")))
+        run()
 
 
 def test_preflight_refuses_a_certificate_that_is_not_an_arn():

@@ -160,6 +160,14 @@ def test_arm_service_selects_its_colour_and_is_the_direct_endpoint(mocks):
     )
 
 
+@pytest.mark.parametrize(("replicas", "skip"), [("0", True), ("2", False)])
+def test_arm_scaled_to_zero_does_not_wait_for_endpoints(mocks, replicas, skip):
+    deploy(lambda: build_arm(arm_settings(replicas=replicas)))
+    service = mocks.created["blue-service"]
+    annotations = service.inputs["metadata"].get("annotations") or {}
+    assert (annotations.get("pulumi.com/skipAwait") == "true") is skip, where(service)
+
+
 def test_image_with_its_own_tag_or_digest_is_kept():
     from platforms.kubernetes import image_for
 

@@ -1,0 +1,360 @@
+"""Kubernetes: each arm is a Deployment with its own Service; the edge is the live Service.
+
+The traffic switch is the selector of the live Service `<app>`: `{app: <app>, color: <active>}`.
+A flip changes that one label and kube-proxy moves new connections at once; the arms' Deployments
+and Services are never touched. pulumi-kubernetes only reports the Service updated once it has
+ready endpoints, so a flip to an arm with no ready pod does not return success.
+
+A plain Service cannot split traffic, so a canary step (bluegreen:canaryWeight) needs the optional
+Ingress (bluegreen:ingressHost, ingress-nginx): a second Ingress with the ingress-nginx canary
+annotations sends the smaller share to the other arm's own Service. Maintenance mode is likewise an
+Ingress feature (a configuration snippet); both are refused in preflight without an Ingress.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from bluegreen import nginx
+from bluegreen.config import COLORS, ConfigError, Maintenance, Settings
+from platforms.base import WRITE_METHODS, ArmEndpoint, ArmView, EdgeEndpoint
+
+_ANNOTATION = "nginx.ingress.kubernetes.io"
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# What may appear inside a single-quoted nginx string (the JSON body): no quote to close it, no
+# backslash to escape it, no $ to expand a variable, no line break.
+_SNIPPET_BODY = re.compile(r"^[^'\\$\n\r]{1,1000}$")
+# What may appear inside a double-quoted header value: the banner's alphabet minus `"`, `;`, `$`.
+_SNIPPET_HEADER = re.compile(r"^[A-Za-z0-9 .,:!?()'/_-]{0,200}$")
+
+
+def _provider(name: str, parent: pulumi.Resource, settings: Settings) -> k8s.Provider:
+    cfg = settings.kubernetes
+    assert cfg is not None
+    # An explicit provider: a deploy goes to the context the stack names, never to whatever
+    # context the operator's kubeconfig happens to have selected.
+    return k8s.Provider(
+        f"{name}-k8s",
+        context=cfg.context,
+        namespace=cfg.namespace,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def image_for(image: str, version: str) -> str:
+    """The arm's image: the version is its tag unless the reference already has a tag or digest."""
+    last = image.rsplit("/", 1)[-1]
+    return image if ("@" in image or ":" in last) else f"{image}:{version}"
+
+
+def service_host(app: str, namespace: str) -> str:
+    return f"{app}.{namespace}.svc.cluster.local"
+
+
+def split(weights: dict[str, int], active: str) -> tuple[str, str | None, int]:
+    """(colour of the live Service, canary colour or None, canary weight).
+
+    A Service sends everything to one colour; during a canary step that is the colour with the
+    larger share (the active one on a tie), and the canary Ingress sends the rest to the other.
+    """
+    major = max(COLORS, key=lambda c: (weights.get(c, 0), c == active))
+    minor = next(c for c in COLORS if c != major)
+    share = int(weights.get(minor, 0))
+    return major, (minor if share > 0 else None), share
+
+
+def maintenance_snippet(m: Maintenance) -> str:
+    """The ingress-nginx configuration snippet of read-only mode, validated value by value.
+
+    The snippet is pasted into the controller's nginx.conf verbatim: it is an injection point, so
+    every value is checked here again even though the config module validated it.
+    """
+    status, retry = int(m.status), int(m.retry_after_s)
+    if status not in (423, 503):
+        raise ValueError(f"maintenance status must be 423 or 503, got {status}")
+    if not 1 <= retry <= 86400:
+        raise ValueError(f"maintenance Retry-After must be 1-86400 seconds, got {retry}")
+    body = nginx.maintenance_error_body(status, retry)
+    if not _SNIPPET_BODY.match(body):
+        raise ValueError(f"refusing to render {body!r} into an ingress-nginx snippet")
+    if not _SNIPPET_HEADER.match(m.banner):
+        raise ValueError(
+            f"refusing to render {m.banner!r} into an ingress-nginx snippet: only letters, "
+            "digits, spaces and .,:!?()'/_- allowed"
+        )
+    banner = f' "X-Bluegreen-Banner: {m.banner}"' if m.banner else ""
+    methods = "|".join(WRITE_METHODS)
+    # headers-more's more_set_headers (built into ingress-nginx) works inside `if`, where
+    # add_header and default_type do not; an `if` block does not inherit the location's headers,
+    # so the banner is set in both places.
+    lines = [
+        "# bluegreen maintenance (read-only) mode: writes are refused before they reach an arm.",
+        *([f"more_set_headers{banner};"] if banner else []),
+        f"if ($request_method ~ ^({methods})$) {{",
+        f'    more_set_headers "Retry-After: {retry}" "Content-Type: application/json"{banner};',
+        f"    return {status} '{body}';",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _backend(service: pulumi.Input[str]) -> k8s.networking.v1.IngressBackendArgs:
+    return k8s.networking.v1.IngressBackendArgs(
+        service=k8s.networking.v1.IngressServiceBackendArgs(
+            name=service, port=k8s.networking.v1.ServiceBackendPortArgs(number=80)
+        )
+    )
+
+
+def _ingress_spec(
+    host: str, ingress_class: str, service: pulumi.Input[str]
+) -> k8s.networking.v1.IngressSpecArgs:
+    return k8s.networking.v1.IngressSpecArgs(
+        ingress_class_name=ingress_class,
+        rules=[
+            k8s.networking.v1.IngressRuleArgs(
+                host=host,
+                http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                    paths=[
+                        k8s.networking.v1.HTTPIngressPathArgs(
+                            path="/", path_type="Prefix", backend=_backend(service)
+                        )
+                    ]
+                ),
+            )
+        ],
+    )
+
+
+def _service_name(arm: ArmView) -> pulumi.Output[str]:
+    def pick(outputs: dict) -> str:
+        if not outputs.get("serviceName"):
+            raise pulumi.RunError(
+                f"The {arm.color} arm has no serviceName output: it was not deployed with "
+                f"bluegreen:platform kubernetes. Deploy it with `pulumi up -s {arm.color}`, or "
+                f"check bluegreen:{arm.color}Stack."
+            )
+        return outputs["serviceName"]
+
+    return arm.outputs.apply(pick)
+
+
+class KubernetesPlatform:
+    def preflight(self, settings: Settings) -> None:
+        cfg = settings.kubernetes
+        if cfg is None:
+            raise ConfigError(["bluegreen:platform kubernetes needs bluegreen:kubeContext"])
+        problems = []
+        if not _K8S_NAME.match(cfg.ingress_class):
+            problems.append(
+                f'bluegreen:ingressClass must be a Kubernetes name, got "{cfg.ingress_class}"'
+            )
+        if settings.role == "edge" and not cfg.ingress_host:
+            if settings.canary_weight is not None:
+                problems.append(
+                    f"bluegreen:canaryWeight {settings.canary_weight} cannot be served on "
+                    "kubernetes without an Ingress: the live Service's selector sends all traffic "
+                    "to one colour. A canary split needs an Ingress with the ingress-nginx canary "
+                    "annotations: set bluegreen:ingressHost, or set bluegreen:canaryWeight to 0 "
+                    "and move all traffic with bluegreen:activeColor."
+                )
+            if settings.maintenance.enabled:
+                problems.append(
+                    "bluegreen:maintenance true cannot be served on kubernetes without an Ingress: "
+                    "a Service cannot refuse writes. Set bluegreen:ingressHost (ingress-nginx) or "
+                    "set bluegreen:maintenance to false."
+                )
+        if settings.role == "edge" and cfg.ingress_host:
+            try:
+                maintenance_snippet(settings.maintenance)
+            except ValueError as err:
+                problems.append(f"bluegreen:maintenanceBanner: {err}")
+        if problems:
+            raise ConfigError(problems)
+
+    def arm(self, name: str, parent: pulumi.Resource, settings: Settings) -> ArmEndpoint:
+        cfg = settings.kubernetes
+        assert cfg is not None and settings.color and settings.version
+        provider = _provider(name, parent, settings)
+        opts = pulumi.ResourceOptions(parent=parent, provider=provider)
+        app, color, version = settings.app_name, settings.color, settings.version
+        full_name = f"{app}-{color}"
+        # The selector leaves out the version: a Deployment's selector cannot change, and the
+        # next version of this arm is an update of the same Deployment.
+        selector = {"app": app, "color": color}
+        labels = {**selector, "version": version}
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=full_name, namespace=cfg.namespace, labels=labels
+            ),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=settings.replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                # Never fewer ready pods than asked for while a new version rolls out.
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_unavailable=0, max_surge=1
+                    ),
+                ),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name="app",
+                                image=image_for(cfg.image, version),
+                                args=[
+                                    f"--color={color}",
+                                    f"--version={version}",
+                                    "--host=0.0.0.0",
+                                    f"--port={cfg.app_port}",
+                                    f"--health-path={settings.health_path}",
+                                ],
+                                ports=[
+                                    k8s.core.v1.ContainerPortArgs(
+                                        name="http", container_port=cfg.app_port
+                                    )
+                                ],
+                                # A pod joins its Service (and so the live one) only once it
+                                # answers the readiness path; the Deployment's rollout waits
+                                # for it, so `pulumi up -s <colour>` returns a ready arm.
+                                readiness_probe=k8s.core.v1.ProbeArgs(
+                                    http_get=k8s.core.v1.HTTPGetActionArgs(
+                                        path=settings.health_path, port=cfg.app_port
+                                    ),
+                                    period_seconds=5,
+                                    failure_threshold=2,
+                                ),
+                            )
+                        ]
+                    ),
+                ),
+            ),
+            opts=opts,
+        )
+        # pulumi-kubernetes waits for a Service to have ready endpoints; an arm scaled to zero
+        # never gets one, and its deploy would hang for ten minutes and then fail.
+        no_pods = {"pulumi.com/skipAwait": "true"} if settings.replicas == 0 else None
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=full_name, namespace=cfg.namespace, labels=selector, annotations=no_pods
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=selector,
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=cfg.app_port)],
+            ),
+            opts=opts,
+        )
+        host = service.metadata.apply(lambda meta: service_host(meta.name, cfg.namespace))
+        return ArmEndpoint(
+            endpoint=host.apply(lambda h: f"http://{h}"),
+            nodes=host.apply(lambda h: [f"{h}:80"]),
+            exports={"serviceName": service.metadata.apply(lambda meta: meta.name)},
+        )
+
+    def edge(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        settings: Settings,
+        arms: dict[str, ArmView],
+        weights: dict[str, int],
+    ) -> EdgeEndpoint:
+        cfg = settings.kubernetes
+        assert cfg is not None and settings.active_color
+        live_color, canary, canary_weight = split(weights, settings.active_color)
+        if canary and not cfg.ingress_host:
+            raise ConfigError(
+                [
+                    f"weights {weights} need an Ingress on kubernetes: set bluegreen:ingressHost "
+                    "for the ingress-nginx canary, or flip all traffic with bluegreen:activeColor"
+                ]
+            )
+        provider = _provider(name, parent, settings)
+        opts = pulumi.ResourceOptions(parent=parent, provider=provider)
+        app = settings.app_name
+        # The switch: the reference guide's selector flip. Only the colour label changes.
+        selector = {"app": app, "color": live_color}
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=app, namespace=cfg.namespace, labels={"app": app}
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=selector,
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=cfg.app_port)],
+            ),
+            opts=opts,
+        )
+        served_by: list[pulumi.Output] = [service.metadata.apply(lambda meta: meta.name)]
+        m = settings.maintenance
+        if cfg.ingress_host:
+            annotations: dict[str, str] = {}
+            if m.enabled:
+                # Needs the controller to allow snippets (allow-snippet-annotations: "true",
+                # annotations-risk-level: Critical); ingress-nginx refuses the Ingress otherwise,
+                # and the update fails instead of silently taking writes.
+                annotations[f"{_ANNOTATION}/configuration-snippet"] = maintenance_snippet(m)
+            if settings.sticky:
+                # Cookie affinity; canaries honour it (affinity-canary-behavior: sticky), so a
+                # client stays on the arm it first reached during a canary step.
+                annotations[f"{_ANNOTATION}/affinity"] = "cookie"
+                annotations[f"{_ANNOTATION}/affinity-canary-behavior"] = "sticky"
+                annotations[f"{_ANNOTATION}/session-cookie-name"] = "bluegreen_client"
+                annotations[f"{_ANNOTATION}/session-cookie-max-age"] = "86400"
+            ingress = k8s.networking.v1.Ingress(
+                f"{name}-ingress",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=app, namespace=cfg.namespace, annotations=annotations
+                ),
+                spec=_ingress_spec(cfg.ingress_host, cfg.ingress_class, service.metadata.name),
+                opts=opts,
+            )
+            served_by.append(ingress.metadata.apply(lambda meta: meta.name))
+            if canary:
+                canary_ingress = k8s.networking.v1.Ingress(
+                    f"{name}-canary",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=f"{app}-canary",
+                        namespace=cfg.namespace,
+                        annotations={
+                            f"{_ANNOTATION}/canary": "true",
+                            f"{_ANNOTATION}/canary-weight": str(canary_weight),
+                        },
+                    ),
+                    spec=_ingress_spec(
+                        cfg.ingress_host, cfg.ingress_class, _service_name(arms[canary])
+                    ),
+                    opts=opts,
+                )
+                served_by.append(canary_ingress.metadata.apply(lambda meta: meta.name))
+            url = f"http://{cfg.ingress_host}/"
+        else:
+            url = f"http://{service_host(app, cfg.namespace)}/"
+        fingerprint = nginx.generation(
+            json.dumps(
+                {
+                    "selector": selector,
+                    "weights": weights,
+                    "canary": [canary, canary_weight],
+                    "maintenance": [m.enabled, m.status, m.retry_after_s, m.banner],
+                    "sticky": settings.sticky,
+                },
+                sort_keys=True,
+            )
+        )
+        ready = pulumi.Output.all(*served_by)
+        return EdgeEndpoint(
+            url=ready.apply(lambda _: url),
+            generation=ready.apply(lambda _: fingerprint),
+            exports={"serviceName": service.metadata.apply(lambda meta: meta.name)},
+        )
