@@ -23,6 +23,7 @@ import pulumi_aws as aws
 from bluegreen import nginx
 from bluegreen.config import COLORS, ConfigError, Settings
 from platforms.base import WRITE_METHODS, ArmEndpoint, ArmView, EdgeEndpoint
+from platforms.confirm import TrafficConfirmation
 
 # Lower numbers win: the maintenance rule must be evaluated before any rule someone adds later.
 MAINTENANCE_PRIORITY = 10
@@ -422,10 +423,24 @@ class AwsPlatform:
             )
         )
         scheme = "https" if https else "http"
+        url = pulumi.Output.all(alb.dns_name, listener.arn).apply(lambda v: f"{scheme}://{v[0]}/")
+        weighted = [c for c, w in weights.items() if w > 0]
+        confirm = TrafficConfirmation(
+            f"{name}-confirm",
+            {
+                "url": url,
+                "color": weighted[0] if len(weighted) == 1 else None,
+                "fingerprint": fingerprint,
+                "timeout": max(settings.flip_timeout_s, 60),  # ALB changes take a while
+            },
+            pulumi.ResourceOptions(parent=parent, depends_on=[listener]),
+        )
         return EdgeEndpoint(
-            url=pulumi.Output.all(alb.dns_name, listener.arn).apply(
-                lambda v: f"{scheme}://{v[0]}/"
-            ),
+            url=url,
             generation=listener.arn.apply(lambda _: fingerprint),
-            exports={"albDnsName": alb.dns_name, "albZoneId": alb.zone_id},
+            exports={
+                "albDnsName": alb.dns_name,
+                "albZoneId": alb.zone_id,
+                "confirmedAfterSeconds": confirm.confirmedAfterSeconds,
+            },
         )

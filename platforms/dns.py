@@ -8,6 +8,7 @@ balancer, and then changing `activeColor` re-points it. Either way the TTL is th
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,19 @@ def gate_records(settings: Settings) -> list[dict[str, Any]]:
     return [{"name": name, "ttl": settings.dns.ttl} for name in (n.live, *n.arms.values())]
 
 
+def record_type(values: list[str]) -> str:
+    """A for addresses; CNAME for a host name (an ALB, say): a CNAME keeps the short TTL, where a
+    Route 53 alias to an ALB would be served with the ALB's own 60 s."""
+    try:
+        for value in values:
+            ipaddress.ip_address(value)
+        return "A"
+    except ValueError:
+        if len(values) != 1:
+            raise ValueError(f"a DNS name can point at one host name, got {values}") from None
+        return "CNAME"
+
+
 def hosts(nodes: list[str]) -> list[str]:
     """The addresses of `host:port` nodes, in order, without duplicates."""
     seen: list[str] = []
@@ -64,16 +78,18 @@ def _server(props: dict[str, Any]) -> tuple[str, int]:
 
 
 def _update(props: dict[str, Any], values: list[str] | None) -> None:
-    """Replace (or, with None, delete) the record's A rrset, signed with the TSIG key."""
+    """Replace (or, with None, delete) the record's rrset, signed with the TSIG key."""
     keyring = dns.tsigkeyring.from_text({props["keyName"]: (props["algorithm"], props["secret"])})
     update = dns.update.UpdateMessage(
         props["zone"], keyring=keyring, keyalgorithm=props["algorithm"]
     )
     relative = props["name"][: -len(props["zone"]) - 1]
+    rtype = props.get("type", "A")
     if values is None:
-        update.delete(relative, "A")
+        update.delete(relative, rtype)
     else:
-        update.replace(relative, int(props["ttl"]), "A", *values)
+        data = values if rtype == "A" else [values[0].rstrip(".") + "."]
+        update.replace(relative, int(props["ttl"]), rtype, *data)
     host, port = _server(props)
     try:
         reply = dns.query.tcp(update, host, port=port, timeout=5)
@@ -90,12 +106,14 @@ def _update(props: dict[str, Any], values: list[str] | None) -> None:
         )
 
 
-def lookup(name: str, server: str) -> tuple[list[str], int | None]:
-    """The A values and TTL `server` answers for `name` (empty when it has none)."""
+def lookup(name: str, server: str, rtype: str = "A") -> tuple[list[str], int | None]:
+    """The values and TTL `server` answers for `name` (empty when it has none)."""
     host, port = server.rsplit(":", 1)
-    reply = dns.query.udp(dns.message.make_query(name, "A"), host, port=int(port), timeout=2)
+    reply = dns.query.udp(dns.message.make_query(name, rtype), host, port=int(port), timeout=2)
     for rrset in reply.answer:
-        return sorted(r.address for r in rrset), rrset.ttl
+        if rtype == "A":
+            return sorted(r.address for r in rrset), rrset.ttl
+        return sorted(r.to_text().rstrip(".") for r in rrset), rrset.ttl
     return [], None
 
 
@@ -105,11 +123,12 @@ class RecordProvider(ResourceProvider):
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
         _update(props, list(props["values"]))
         # Confirm what resolvers will be told: the primary answers the new values and TTL.
-        want = (sorted(props["values"]), int(props["ttl"]))
+        rtype = props.get("type", "A")
+        want = (sorted(v.rstrip(".") for v in props["values"]), int(props["ttl"]))
         deadline = time.monotonic() + 5
-        while lookup(props["name"], props["server"]) != want and time.monotonic() < deadline:
+        while lookup(props["name"], props["server"], rtype) != want and time.monotonic() < deadline:
             time.sleep(0.05)
-        got = lookup(props["name"], props["server"])
+        got = lookup(props["name"], props["server"], rtype)
         if got != want:
             raise RuntimeError(f"{props['name']} answers {got} after the update, expected {want}")
         return props
@@ -121,7 +140,7 @@ class RecordProvider(ResourceProvider):
         return UpdateResult(outs=self._apply(news))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        keys = ("name", "zone", "server", "values", "ttl", "keyName", "algorithm", "secret")
+        keys = ("name", "zone", "server", "type", "values", "ttl", "keyName", "algorithm", "secret")
         changed = [k for k in keys if olds.get(k) != news.get(k)]
         replaces = [k for k in ("name", "zone", "server") if k in changed]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
@@ -134,7 +153,7 @@ class RecordProvider(ResourceProvider):
 
 
 class DnsRecord(Resource, module="rfc2136", name="DnsRecord"):
-    """An A record kept by RFC 2136 dynamic updates signed with a TSIG key."""
+    """An A (or CNAME) record kept by RFC 2136 dynamic updates signed with a TSIG key."""
 
     def __init__(
         self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
@@ -186,6 +205,7 @@ def declare(
                     "zone": d.zone,
                     "server": d.server,
                     "values": values,
+                    "type": pulumi.Output.from_input(values).apply(record_type),
                     "ttl": d.ttl,
                     "keyName": d.tsig_key_name,
                     "algorithm": d.tsig_algorithm,
@@ -203,7 +223,7 @@ def declare(
                 f"{name}-dns-{fqdn.split('.')[0]}",
                 zone_id=d.zone_id,
                 name=fqdn,
-                type="A",
+                type=pulumi.Output.from_input(values).apply(record_type),
                 ttl=d.ttl,
                 records=values,
                 opts=opts,

@@ -325,3 +325,49 @@ def test_preflight_refuses_a_certificate_that_is_not_an_arn():
     s = settings("live", role="edge", activeColor="blue", certificateArn="my-cert")
     with pytest.raises(ConfigError, match="bluegreen:certificateArn must be an ACM"):
         AwsPlatform().preflight(s)
+
+
+@pytest.mark.parametrize(("canary", "color"), [(None, "green"), ("25", None)])
+def test_the_flip_is_confirmed_through_the_alb(mocks, canary, color):
+    values = {"role": "edge", "activeColor": "green"}
+    if canary:
+        values["canaryWeight"] = canary
+
+    @pulumi.runtime.test
+    def program():
+        edge = build_edge(settings("live", **values))
+        return pulumi.Output.all(edge.urn, *edge.exports.values())
+
+    program()
+    confirm = mocks.created["live-confirm"]
+    assert confirm.typ == "pulumi-python:dynamic/edge:TrafficConfirmation", where(confirm)
+    assert confirm.inputs["url"] == "http://live-alb-123.eu-west-1.elb.amazonaws.com/"
+    assert confirm.inputs.get("color") == color, where(confirm)
+
+
+def test_route53_names_are_cnames_to_the_albs_so_the_ttl_stays_short(mocks):
+    s = settings(
+        "live",
+        role="edge",
+        activeColor="blue",
+        dnsProvider="route53",
+        dnsZone="shop.example.com",
+        dnsZoneId="Z1",
+    )
+
+    @pulumi.runtime.test
+    def program():
+        edge = build_edge(s)
+        return pulumi.Output.all(*[r.urn for r in edge.dns_records])
+
+    program()
+    records = {
+        a.inputs["name"]: a.inputs
+        for a in mocks.created.values()
+        if a.typ == "aws:route53/record:Record"
+    }
+    live = records["shop.shop.example.com"]
+    # An alias to an ALB would be served with the ALB's own 60 s; a CNAME keeps 30 s.
+    assert (live["type"], live["ttl"]) == ("CNAME", 30)
+    assert live["records"] == ["live-alb-123.eu-west-1.elb.amazonaws.com"]
+    assert {r["type"] for r in records.values()} == {"CNAME"}
