@@ -22,7 +22,7 @@ import dns.query
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-from platforms.local.process import port_in_use, start_ticks
+from platforms.local.process import daemon_pid, port_in_use, start_ticks
 
 _REPLACE_ON = ("zone", "listen", "keyName", "algorithm", "secret", "runDir")
 
@@ -46,14 +46,7 @@ def control_socket(run_dir: str) -> str:
 def server_pid(run_dir: str) -> int | None:
     """Our knotd: the pid file's process, if its command line names our config."""
     paths = _paths(run_dir)
-    try:
-        with open(paths["pid"]) as f:
-            pid = int(f.read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().decode(errors="replace")
-    except (OSError, ValueError):
-        return None
-    return pid if paths["conf"] in cmdline and start_ticks(pid) is not None else None
+    return daemon_pid(paths["pid"], paths["conf"])
 
 
 def _knotd() -> str:

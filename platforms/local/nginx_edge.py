@@ -26,7 +26,7 @@ from pulumi.dynamic import (
 )
 
 from bluegreen import nginx, probe
-from platforms.local.process import port_in_use, start_ticks
+from platforms.local.process import daemon_pid, port_in_use, start_ticks
 
 _OUTPUTS = ("generation", "confirmedAfterMs", "masterPid")
 
@@ -60,14 +60,7 @@ def _paths(run_dir: str) -> dict[str, str]:
 def master_pid(run_dir: str) -> int | None:
     """The pid of *our* nginx master: the pid file's process, if it runs our config."""
     paths = _paths(run_dir)
-    try:
-        with open(paths["pid"]) as f:
-            pid = int(f.read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().decode(errors="replace")
-    except (OSError, ValueError):
-        return None
-    return pid if paths["conf"] in cmdline and start_ticks(pid) is not None else None
+    return daemon_pid(paths["pid"], paths["conf"])
 
 
 def listens_on(run_dir: str) -> str | None:

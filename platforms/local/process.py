@@ -49,6 +49,19 @@ def is_running(pid: int | None, ticks: int | None) -> bool:
     return bool(pid) and ticks is not None and start_ticks(int(pid)) == int(ticks)
 
 
+def daemon_pid(pid_file: str, config: str) -> int | None:
+    """The pid in a daemon's pid file, if that process is alive and was started with `config`:
+    a stale pid file, or a pid reused by another program, is not ours to signal."""
+    try:
+        with open(pid_file) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+    return pid if config in cmdline and start_ticks(pid) is not None else None
+
+
 def port_in_use(host: str, port: int) -> bool:
     """Whether something listens on host:port. SO_REUSEADDR, as nginx and the service use it, so
     that connections lingering in TIME_WAIT after a server stopped do not count as "in use"."""

@@ -115,7 +115,7 @@ def edge(blue: str, green: str, active="green", previous="blue", **extra) -> dic
     }
 
 
-FAST = {"samples": 60, "concurrency": 4}
+SAMPLE = {"samples": 300, "concurrency": 2}  # the shipped defaults: a stable p95
 
 
 # --- smoke test ---------------------------------------------------------------------------------
@@ -123,25 +123,25 @@ FAST = {"samples": 60, "concurrency": 4}
 
 def test_healthy_green_passes_the_smoke_test(services):
     blue, green = services("blue", "v1"), services("green", "v2")
-    assert run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST) == []
+    assert run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE) == []
 
 
 def test_unready_green_is_refused(services):
     blue, green = services("blue", "v1"), services("green", "v2", ready_status=500)
-    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST)
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
     assert message.startswith("Flip to green denied: green is not ready")
     assert f"{green.url}/healthz/ready answered HTTP 500" in message
 
 
 def test_green_on_the_wrong_version_is_refused(services):
     blue, green = services("blue", "v1"), services("green", "v9")
-    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST)
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
     assert "green serves version v9" in message and "its stack pins v2" in message
 
 
 def test_slow_green_is_refused_with_both_p95s(services):
     blue, green = services("blue", "v1", delay_ms=5), services("green", "v2", delay_ms=15)
-    messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST)
+    messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
     [message] = [m for m in messages if "p95" in m]
     assert message.startswith("Flip to green denied: green p95")
     assert "exceeds 1.15 x blue p95" in message and "Fix green or keep blue live." in message
@@ -149,19 +149,19 @@ def test_slow_green_is_refused_with_both_p95s(services):
 
 def test_erroring_green_is_refused(services):
     blue, green = services("blue", "v1"), services("green", "v2", error_rate=0.3)
-    messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), FAST)
+    messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
     assert any("green error rate" in m and "exceeds 0.5%" in m for m in messages), messages
 
 
 def test_unreachable_green_is_a_violation_naming_the_address(services):
     blue = services("blue", "v1")
-    [message] = run(rules.smoke_test, EDGE, edge(blue.url, "http://127.0.0.1:9"), FAST)
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, "http://127.0.0.1:9"), SAMPLE)
     assert "http://127.0.0.1:9/healthz/ready did not answer (connection refused)" in message
 
 
 def test_gold_requests_are_checked(services):
     blue, green = services("blue", "v1"), services("green", "v2")
-    config = {**FAST, "goldRequests": [{"path": "/", "bodyContains": "hello from blue"}]}
+    config = {**SAMPLE, "goldRequests": [{"path": "/", "bodyContains": "hello from blue"}]}
     [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), config)
     assert "gold request GET / expected HTTP 200 with 'hello from blue'" in message
 
@@ -169,7 +169,7 @@ def test_gold_requests_are_checked(services):
 def test_no_traffic_moving_means_no_smoke_test():
     # Both endpoints are unreachable: any request the policy made would be a violation.
     props = edge("http://127.0.0.1:9", "http://127.0.0.1:9", active="blue", previous="blue")
-    assert run(rules.smoke_test, EDGE, props, FAST) == []
+    assert run(rules.smoke_test, EDGE, props, SAMPLE) == []
 
 
 # --- weights ------------------------------------------------------------------------------------
