@@ -40,7 +40,9 @@ def toolchain_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = os.pathsep.join(
         [bin_dir, os.path.join(ROOT, ".venv", "bin"), env.get("PATH", "")]
     )
-    env.setdefault("PULUMI_BACKEND_URL", "file://" + os.path.join(ROOT, ".pulumi-state"))
+    if "PULUMI_BACKEND_URL" not in env:
+        os.makedirs(os.path.join(ROOT, ".pulumi-state"), exist_ok=True)
+        env["PULUMI_BACKEND_URL"] = "file://" + os.path.join(ROOT, ".pulumi-state")
     if "PULUMI_CONFIG_PASSPHRASE_FILE" not in env:
         env.setdefault("PULUMI_CONFIG_PASSPHRASE", "bluegreen-local")
     env["PULUMI_SKIP_UPDATE_CHECK"] = "1"
