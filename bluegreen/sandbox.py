@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import re
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 
@@ -31,16 +31,21 @@ COPIED = (
 
 
 def free_ports(n: int) -> list[int]:
-    socks = []
+    """`n` distinct free ports below the kernel's ephemeral range: a port picked inside it can be
+    taken as the source port of any outgoing connection (a probe, pulumi's own gRPC) before the
+    test binds it, which failed a CI run once."""
     try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    rng = random.Random()
+    picked: list[int] = []
+    while len(picked) < n:
+        port = rng.randrange(20000, ephemeral_low)
+        if port not in picked and not port_in_use("127.0.0.1", port):
+            picked.append(port)
+    return picked
 
 
 @dataclass

@@ -19,15 +19,14 @@ import time
 
 import pytest
 
+from bluegreen.sandbox import free_ports
 from platforms.nixos import host, render
 
 SSHD = "/usr/sbin/sshd"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pulumi.runtime import rpc
 
 from bluegreen import nginx, probe
 from bluegreen.config import Maintenance, from_values, unset_defaults
+from bluegreen.sandbox import free_ports
 from platforms.nixos import host, render
 
 ROOT = render.ROOT
@@ -433,9 +433,7 @@ def nginx_conf(nginx_cfg: dict, prefix: str, listen: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 @pytest.fixture
