@@ -14,6 +14,7 @@ import pulumi
 import pytest
 
 from bluegreen.config import ConfigError, from_values, unset_defaults
+from tests.unit.mocks import StackMocks, install
 
 VPC = {"vpcId": "vpc-0123abcd", "subnetIds": '["subnet-0aaa1111", "subnet-0bbb2222"]'}
 TG_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{}/0123456789abcdef"
@@ -38,18 +39,8 @@ STACKS = {
 }
 
 
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self, stacks: dict[str, dict]) -> None:
-        self.stacks = stacks
-        self.created: dict[str, pulumi.runtime.MockResourceArgs] = {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.created[args.name] = args
-        if args.typ == "pulumi:pulumi:StackReference":
-            return args.name, {
-                "name": args.inputs["name"],
-                "outputs": self.stacks.get(args.inputs["name"], {}),
-            }
+class Mocks(StackMocks):
+    def state(self, args: pulumi.runtime.MockResourceArgs) -> dict:
         state = dict(args.inputs)
         # What AWS computes on create: ARNs, the ALB's DNS name and hosted zone.
         if args.typ.startswith("aws:lb/"):
@@ -59,7 +50,7 @@ class Mocks(pulumi.runtime.Mocks):
             state["zoneId"] = "Z32O12XQLNTSW2"
         if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
             state["latestVersion"] = 1
-        return f"{args.name}-id", state
+        return state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "aws:ec2/getVpc:getVpc":
@@ -69,11 +60,7 @@ class Mocks(pulumi.runtime.Mocks):
 
 @pytest.fixture
 def mocks():
-    m = Mocks(dict(STACKS))
-    pulumi.runtime.set_mocks(
-        m, project="bluegreen", stack="test", preview=False, organization="organization"
-    )
-    yield m
+    yield install(Mocks(dict(STACKS)))
 
 
 def settings(stack: str, **values):

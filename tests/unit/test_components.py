@@ -9,6 +9,8 @@ import pulumi
 import pytest
 
 from bluegreen.config import from_values, unset_defaults
+from tests.unit.mocks import StackMocks as Mocks
+from tests.unit.mocks import install
 
 STACK_OUTPUTS = {
     "organization/bluegreen/blue": {
@@ -26,31 +28,9 @@ STACK_OUTPUTS = {
 }
 
 
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self, stacks: dict[str, dict]) -> None:
-        self.stacks = stacks
-        self.created: dict[str, pulumi.runtime.MockResourceArgs] = {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.created[args.name] = args
-        if args.typ == "pulumi:pulumi:StackReference":
-            return args.name, {
-                "name": args.inputs["name"],
-                "outputs": self.stacks.get(args.inputs["name"], {}),
-            }
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
-
-
 @pytest.fixture
 def mocks():
-    m = Mocks(dict(STACK_OUTPUTS))
-    pulumi.runtime.set_mocks(
-        m, project="bluegreen", stack="test", preview=False, organization="organization"
-    )
-    yield m
+    yield install(Mocks(dict(STACK_OUTPUTS)))
 
 
 def settings(stack: str, **values):
@@ -141,10 +121,7 @@ def test_edge_weights_follow_the_pointer(mocks, active, weights):
 
 
 def test_edge_refuses_an_arm_stack_without_outputs():
-    m = Mocks({"organization/bluegreen/blue": STACK_OUTPUTS["organization/bluegreen/blue"]})
-    pulumi.runtime.set_mocks(
-        m, project="bluegreen", stack="test", preview=False, organization="organization"
-    )
+    install(Mocks({"organization/bluegreen/blue": STACK_OUTPUTS["organization/bluegreen/blue"]}))
     from components import arm_from_stack
 
     s = settings("live", role="edge", activeColor="blue")

@@ -11,6 +11,8 @@ import pulumi
 import pytest
 
 from bluegreen.config import ConfigError, Maintenance, from_values, unset_defaults
+from tests.unit.mocks import StackMocks as Mocks
+from tests.unit.mocks import install
 
 SNIPPET = "nginx.ingress.kubernetes.io/configuration-snippet"
 
@@ -31,31 +33,9 @@ STACKS = {
 }
 
 
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self, stacks: dict[str, dict]) -> None:
-        self.stacks = stacks
-        self.created: dict[str, pulumi.runtime.MockResourceArgs] = {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.created[args.name] = args
-        if args.typ == "pulumi:pulumi:StackReference":
-            return args.name, {
-                "name": args.inputs["name"],
-                "outputs": self.stacks.get(args.inputs["name"], {}),
-            }
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
-
-
 @pytest.fixture
 def mocks():
-    m = Mocks(dict(STACKS))
-    pulumi.runtime.set_mocks(
-        m, project="bluegreen", stack="test", preview=False, organization="organization"
-    )
-    yield m
+    yield install(Mocks(dict(STACKS)))
 
 
 def settings(stack: str, **values):
