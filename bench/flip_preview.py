@@ -14,19 +14,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bluegreen.sandbox import make_project  # noqa: E402
-from bluegreen.workspace import Workspace  # noqa: E402
+from bluegreen.workspace import Workspace, timed  # noqa: E402
 from policy import settings, smoke  # noqa: E402
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> int:
@@ -38,9 +31,9 @@ def main() -> int:
         try:
             project.up_all(active="blue")
             bare = Workspace(project_dir=project.dir, env=project.ws.env)
-            floor = [timed(lambda: bare.preview("live")) for _ in range(runs)]
+            floor = [timed(bare.preview, "live")[1] for _ in range(runs)]
             project.ws.config_set("live", "bluegreen:activeColor", "green")
-            gated = [timed(lambda: project.ws.preview("live")) for _ in range(runs)]
+            gated = [timed(project.ws.preview, "live")[1] for _ in range(runs)]
             with open(os.path.join(project.dir, "policy", "config.json")) as f:
                 cfg = settings.smoke(json.load(f)[settings.SMOKE])
             sample = [

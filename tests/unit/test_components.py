@@ -37,13 +37,6 @@ def settings(stack: str, **values):
     return from_values(unset_defaults(lambda k: values.get(k)), stack, "/repo")
 
 
-def resolved(output: pulumi.Output):
-    """Collect an output's value inside `.apply`, the way Pulumi's testing guide asserts."""
-    box = {}
-    output.apply(lambda v: box.setdefault("v", v))
-    return box
-
-
 @pulumi.runtime.test
 def test_arm_declares_one_service_under_the_arm(mocks):
     from components import Arm, ArmArgs
