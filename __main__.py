@@ -1,11 +1,9 @@
 """bluegreen: one program, three stacks. `blue` and `green` are arms; `live` is the edge."""
 
-import os
-
 import pulumi
 
 import platforms
-from bluegreen import config, stacks
+from bluegreen import config
 from components import Arm, ArmArgs, Edge, EdgeArgs, arm_from_stack
 
 try:
@@ -19,10 +17,8 @@ if settings.freeze_override:
     # The policy pack lets this update through a change freeze; the reason must be on record.
     pulumi.log.warn(f"change-freeze override in effect: {settings.freeze_override}")
 
-observed = stacks.observe(settings.live_stack, settings.stack, settings.role)
-
 if settings.role == "arm":
-    arm = Arm(settings.color, ArmArgs(settings=settings, platform=platform, observed=observed))
+    arm = Arm(settings.color, ArmArgs(settings=settings, platform=platform))
     pulumi.export("color", arm.color)
     pulumi.export("version", arm.version)
     pulumi.export("endpoint", arm.endpoint)
@@ -31,14 +27,11 @@ if settings.role == "arm":
         pulumi.export(key, value)
 else:
     arms = {color: arm_from_stack(settings, color) for color in config.COLORS}
-    edge = Edge(
-        "live", EdgeArgs(settings=settings, arms=arms, platform=platform, observed=observed)
-    )
+    edge = Edge("live", EdgeArgs(settings=settings, arms=arms, platform=platform))
     pulumi.export("activeColor", edge.active_color)
     pulumi.export("url", edge.url)
     pulumi.export("weights", edge.weights)
     pulumi.export("versions", edge.versions)
     pulumi.export("maintenance", edge.maintenance)
-    pulumi.export("flipLog", stacks.recent_flips(os.getcwd()))
     for key, value in edge.exports.items():  # e.g. the ALB's name and zone for DNS aliases
         pulumi.export(key, value)

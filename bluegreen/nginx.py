@@ -158,6 +158,24 @@ def render_local(
         if m.enabled
         else ""
     )
+    # Sticky canary only: a client keeps its id in the bluegreen_client cookie and new clients
+    # get one. Without it no response sets a cookie nobody asked for.
+    sticky_maps = (
+        """\
+    map $cookie_bluegreen_client $bluegreen_client {
+        "" $request_id;
+        default $cookie_bluegreen_client;
+    }
+    map $cookie_bluegreen_client $bluegreen_set_cookie {
+        "" "bluegreen_client=$request_id; Path=/; Max-Age=86400; HttpOnly";
+        default "";
+    }
+
+"""
+        if sticky
+        else ""
+    )
+    set_cookie = "            add_header Set-Cookie $bluegreen_set_cookie;\n" if sticky else ""
     body = f"""\
 # Rendered by bluegreen (components/edge.py); changes here are overwritten by `pulumi up -s live`.
 worker_processes 1;
@@ -180,17 +198,7 @@ http {{
     access_log {_token(run_dir)}/access.log bluegreen;
     keepalive_timeout 30s;
 
-    # Sticky canary: a client keeps the id in its bluegreen_client cookie; new clients get one.
-    map $cookie_bluegreen_client $bluegreen_client {{
-        "" $request_id;
-        default $cookie_bluegreen_client;
-    }}
-    map $cookie_bluegreen_client $bluegreen_set_cookie {{
-        "" "bluegreen_client=$request_id; Path=/; Max-Age=86400; HttpOnly";
-        default "";
-    }}
-
-{_indent(upstream)}
+{sticky_maps}{_indent(upstream)}
     server {{
         listen {_token(listen)};
         location @bluegreen_maintenance {{
@@ -211,8 +219,7 @@ http {{
             proxy_connect_timeout 1s;
             add_header X-Bluegreen-Edge "{_token(active_color)}" always;
             add_header X-Bluegreen-Edge-Generation "@GENERATION@" always;
-            add_header Set-Cookie $bluegreen_set_cookie;
-{banner}        }}
+{set_cookie}{banner}        }}
     }}
 }}
 """

@@ -108,8 +108,8 @@ class Operator:
         else:
             self.ws.config_set(LIVE, "bluegreen:canaryWeight", str(canary))
 
-    def _up(self, *extra: str) -> None:
-        self.ws.up(LIVE, *extra)
+    def _up(self, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.ws.up(LIVE, *extra, env=env)
 
     def _restore(self, color: str, canary: int | None, why: str) -> None:
         """Put the pointer back in Pulumi.live.yaml; nothing was applied, so no update."""
@@ -158,7 +158,11 @@ class Operator:
                     event="rollback",
                     phase="failed",
                     **{"from": current, "to": target},
-                    error=str(err)[-2000:],
+                    violations=[
+                        {"policy": v.policy, "level": v.level, "message": v.message}
+                        for v in err.outcome.violations
+                    ],
+                    error=err.summary,
                 )
                 self.out(str(err))
                 return 1
@@ -202,7 +206,6 @@ class Operator:
             self.out(f"{target} is already live with all traffic; nothing to do")
             return 0
         steps = canary or [100]
-        smoke_figures = self._smoke_figures(arms, target, current)
         flip_id = uuid.uuid4().hex[:12]
         base = {
             "id": flip_id,
@@ -210,7 +213,6 @@ class Operator:
             "to": target,
             "versions": {c: arms[c].get("version") for c in COLORS},
             "steps": steps,
-            "smoke": smoke_figures,
         }
         self.record(event="flip", phase="started", **base)
         addresses = {n: c for c in COLORS for n in arms[c].get("nodes") or []}
@@ -229,7 +231,12 @@ class Operator:
         for step in steps:
             self._set_pointer(target, step)
             try:
-                self._up()
+                # Preview first, as a careful operator would: the gate judges the step there, and a
+                # refusal costs one smoke sample and changes nothing. Its figures are the evidence.
+                with smoke_report() as report:
+                    self.ws.preview(LIVE, "--diff", env=report.env)
+                    self._up(env=report.env)
+                    base["smoke"] = report.figures() or base.get("smoke", {})
             except PulumiError as err:
                 self.out(str(err))
                 if applied is None:
@@ -242,7 +249,15 @@ class Operator:
                 else:
                     self.rollback(reason=f"the {step}% step failed after {applied}%")
                 self.record(
-                    event="flip", phase="failed", **base, failedStep=step, error=str(err)[-2000:]
+                    event="flip",
+                    phase="failed",
+                    **base,
+                    failedStep=step,
+                    violations=[
+                        {"policy": v.policy, "level": v.level, "message": v.message}
+                        for v in err.outcome.violations
+                    ],
+                    error=err.summary,
                 )
                 return 1
             applied = step
@@ -276,22 +291,6 @@ class Operator:
         self.record(event="flip", phase="done", outcome="ok", **base, seconds=round(wall, 2))
         self.out(f"flip {current} -> {target} done in {wall:.1f} s")
         return 0
-
-    def _smoke_figures(self, arms: dict, target: str, current: str | None) -> dict:
-        t, c = arms[target].get("endpoint"), current and arms[current].get("endpoint")
-        if not t or not c:
-            return {}
-        with open(self._policy_config()) as f:
-            cfg = policy_settings.smoke(json.load(f).get(policy_settings.SMOKE, {}))
-        got, base, seconds = smoke.side_by_side(
-            t, c, cfg.sample_path, cfg.samples, cfg.concurrency, cfg.timeout_seconds
-        )
-        return {
-            target: {"p95Ms": round(got.p95_ms, 2), "errorRate": got.error_rate},
-            current: {"p95Ms": round(base.p95_ms, 2), "errorRate": base.error_rate},
-            "samples": got.count,
-            "seconds": round(seconds, 2),
-        }
 
     def _baseline(self, addresses: dict[str, str], current: str | None) -> float | None:
         """p95 of the live colour over the last requests in the access log, before the flip."""
@@ -367,6 +366,27 @@ def _first_answer(url: str, color: str, start: float, found: list[float]) -> thr
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+class smoke_report:
+    """A file the policy pack writes the figures of its smoke sample to (policy/smoke.py), so the
+    flip's evidence carries the gate's own figures and nobody samples the arms twice."""
+
+    def __enter__(self) -> smoke_report:
+        fd, self.path = tempfile.mkstemp(prefix="bluegreen-smoke-", suffix=".json")
+        os.close(fd)
+        self.env = {smoke.REPORT_ENV: self.path}
+        return self
+
+    def figures(self) -> dict:
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def __exit__(self, *exc) -> None:
+        os.unlink(self.path)
 
 
 class _rollback_policy_config:

@@ -10,17 +10,79 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@dataclass(frozen=True)
+class Violation:
+    """One policy violation as the engine reported it (from the update's event log)."""
+
+    policy: str
+    level: str
+    """mandatory (the update was refused) or advisory (a warning)."""
+    message: str
+    resource: str
+    """URN of the resource the policy judged."""
+
+
+@dataclass
+class Outcome:
+    """What one `pulumi preview` or `pulumi up` did, from its engine event log."""
+
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def violations(self) -> list[Violation]:
+        return [
+            Violation(
+                policy=e["policyName"],
+                level=e.get("enforcementLevel", ""),
+                # The engine puts the policy's description before the violation itself.
+                message=e.get("message", "").strip().split("\n", 1)[-1],
+                resource=e.get("resourceUrn", ""),
+            )
+            for e in (ev.get("policyEvent") for ev in self.events)
+            if e
+        ]
+
+    @property
+    def steps(self) -> set[tuple[str, str]]:
+        """(operation, URN) of every resource the run changes (or, in a preview, would change);
+        unchanged and read-only resources are left out."""
+        found = set()
+        for ev in self.events:
+            meta = (ev.get("resourcePreEvent") or {}).get("metadata") or {}
+            if meta.get("op") not in (None, "same", "read", "refresh"):
+                found.add((meta["op"], meta["urn"]))
+        return found
+
+    @classmethod
+    def read(cls, path: str) -> Outcome:
+        try:
+            with open(path) as f:
+                return cls([json.loads(line) for line in f if line.strip()])
+        except OSError:
+            return cls()
+
+
 class PulumiError(RuntimeError):
-    def __init__(self, args: list[str], result: subprocess.CompletedProcess) -> None:
+    def __init__(
+        self, args: list[str], result: subprocess.CompletedProcess, outcome: Outcome | None = None
+    ) -> None:
         self.result = result
+        self.outcome = outcome or Outcome()
         output = (result.stdout or "") + (result.stderr or "")
         super().__init__(f"`{' '.join(args)}` failed (exit {result.returncode}):\n{output.strip()}")
+
+    @property
+    def summary(self) -> str:
+        """The engine's error lines (not the diff that precedes them), for a flip log."""
+        lines = [ln.strip() for ln in self.output.splitlines() if ln.strip().startswith("error:")]
+        return "\n".join(lines) or self.output.strip()[-500:]
 
     @property
     def output(self) -> str:
@@ -28,26 +90,20 @@ class PulumiError(RuntimeError):
 
 
 def toolchain_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment scripts/env sets up, for callers that did not source it."""
+    """The environment `source scripts/env` sets up, for callers that did not source it.
+
+    scripts/env is the one home of these facts (where the CLI build is cached, the backend, the
+    passphrase); this asks it rather than repeating them."""
     env = dict(os.environ if base is None else base)
-    with open(os.path.join(ROOT, "requirements.txt")) as f:
-        version = next(line.split("==")[1].strip() for line in f if line.startswith("pulumi=="))
-    cache = env.get("BLUEGREEN_CACHE") or os.path.join(
-        env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", "/root"), ".cache"),
-        "bluegreen",
+    result = subprocess.run(
+        ["bash", "-c", 'source "$1" && env -0', "bash", os.path.join(ROOT, "scripts", "env")],
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=30,
     )
-    bin_dir = os.path.join(cache, f"pulumi-v{version}", "bin")
-    env["PATH"] = os.pathsep.join(
-        [bin_dir, os.path.join(ROOT, ".venv", "bin"), env.get("PATH", "")]
-    )
-    if "PULUMI_BACKEND_URL" not in env:
-        os.makedirs(os.path.join(ROOT, ".pulumi-state"), exist_ok=True)
-        env["PULUMI_BACKEND_URL"] = "file://" + os.path.join(ROOT, ".pulumi-state")
-    if "PULUMI_CONFIG_PASSPHRASE_FILE" not in env:
-        env.setdefault("PULUMI_CONFIG_PASSPHRASE", "bluegreen-local")
-    env["PULUMI_SKIP_UPDATE_CHECK"] = "1"
-    env["PULUMI_DIY_BACKEND_NO_LEGACY_WARNING"] = "1"
-    return env
+    pairs = (item.split(b"=", 1) for item in result.stdout.split(b"\0") if b"=" in item)
+    return {k.decode(): v.decode() for k, v in pairs}
 
 
 @dataclass
@@ -61,7 +117,11 @@ class Workspace:
     """Directory of the policy pack to pass to every preview and up (its config.json too)."""
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 300
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess:
         cmd = ["pulumi", *args]
         if self.echo:
@@ -69,7 +129,7 @@ class Workspace:
         result = subprocess.run(
             cmd,
             cwd=self.project_dir,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -78,6 +138,25 @@ class Workspace:
         if check and result.returncode != 0:
             raise PulumiError(cmd, result)
         return result
+
+    def run_logged(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> tuple[subprocess.CompletedProcess, Outcome]:
+        """Run a preview or an update with an engine event log (what the Automation API reads
+        too): its steps and policy violations come back as data, not as text to scrape."""
+        fd, path = tempfile.mkstemp(prefix="bluegreen-events-", suffix=".jsonl")
+        os.close(fd)
+        try:
+            # --event-log is offered only with PULUMI_DEBUG_COMMANDS, as the Automation API sets it.
+            env = {"PULUMI_DEBUG_COMMANDS": "true", **(env or {})}
+            result = self.run(*args, "--event-log", path, check=False, env=env)
+            outcome = Outcome.read(path)
+        finally:
+            os.unlink(path)
+        if check and result.returncode != 0:
+            raise PulumiError(["pulumi", *args], result, outcome)
+        result.outcome = outcome  # type: ignore[attr-defined]
+        return result, outcome
 
     def _policy(self) -> list[str]:
         if not self.policy_pack:
@@ -91,8 +170,10 @@ class Workspace:
     def ensure_stack(self, stack: str) -> None:
         self.run("stack", "select", "--create", stack)
 
-    def up(self, stack: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run(
+    def up(
+        self, stack: str, *extra: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        return self.run_logged(
             "up",
             "-s",
             stack,
@@ -103,10 +184,13 @@ class Workspace:
             *self._policy(),
             *extra,
             check=check,
-        )
+            env=env,
+        )[0]
 
-    def preview(self, stack: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run(
+    def preview(
+        self, stack: str, *extra: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        return self.run_logged(
             "preview",
             "-s",
             stack,
@@ -115,7 +199,8 @@ class Workspace:
             *self._policy(),
             *extra,
             check=check,
-        )
+            env=env,
+        )[0]
 
     def destroy(self, stack: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run(

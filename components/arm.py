@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from bluegreen.config import Settings
-from bluegreen.stacks import Observed
+from components.naming import qualified
 from platforms import Platform
 
 
@@ -17,8 +17,6 @@ class ArmArgs:
     """This arm stack's validated config (colour, version, port, health path)."""
     platform: Platform
     """The adapter that declares the arm's compute."""
-    observed: Observed = Observed()
-    """The live colour and the version this arm serves now, for the policy pack."""
 
 
 class Arm(pulumi.ComponentResource):
@@ -32,11 +30,14 @@ class Arm(pulumi.ComponentResource):
     def __init__(self, name: str, args: ArmArgs, opts: pulumi.ResourceOptions | None = None):
         s = args.settings
         # These inputs are what the policy pack judges an arm deploy by (it sees inputs only).
+        # The colour that is live and the version this arm serves now it reads from the stacks'
+        # last outputs itself (policy/state.py): as inputs they would show as a change on the
+        # first preview after every flip, and the live stack may not exist yet.
         gate = {
+            "stack": qualified(s.stack),
+            "liveStack": qualified(s.live_stack),
             "color": s.color,
             "version": s.version,
-            "liveColor": args.observed.live_color,
-            "servingVersion": args.observed.serving_version,
             "replicas": s.replicas,
             "freezeOverride": s.freeze_override,
         }

@@ -9,7 +9,7 @@ import pulumi
 
 from bluegreen import nginx
 from bluegreen.config import COLORS, Settings
-from bluegreen.stacks import Observed
+from components.naming import qualified
 from platforms import Platform, dns
 from platforms.base import ArmView
 
@@ -18,9 +18,7 @@ _ARM_OUTPUTS = ("color", "version", "endpoint", "nodes")
 
 def arm_from_stack(settings: Settings, color: str) -> ArmView:
     """Read one arm's outputs through a StackReference; fail clearly if it is not deployed."""
-    name = settings.arm_stacks[color]
-    if "/" not in name:
-        name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{name}"
+    name = qualified(settings.arm_stacks[color])
     ref = pulumi.StackReference(f"arm-{color}", stack_name=name)
 
     def check(outputs: dict) -> dict:
@@ -56,8 +54,6 @@ class EdgeArgs:
     """Both arms as read from their stacks."""
     platform: Platform
     """The adapter that declares the traffic switch."""
-    observed: Observed = Observed()
-    """What the edge serves now (its last update), for the policy pack."""
 
 
 class Edge(pulumi.ComponentResource):
@@ -67,24 +63,27 @@ class Edge(pulumi.ComponentResource):
     url: pulumi.Output[str]
     weights: pulumi.Output[dict[str, int]]
     versions: pulumi.Output[dict[str, str]]
+    generation: pulumi.Output[str]
+    """Fingerprint of the switch's config that serves, once the switch has applied it."""
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
         s = args.settings
         assert s.active_color in COLORS
         weights = nginx.weights_for(s.active_color, s.canary_weight)
-        # The policy pack judges a flip by these inputs: the pointer before and after, the
-        # weights before and after, and each arm's direct endpoint and pinned version.
+        # The policy pack judges a flip by these inputs: the pointer and the weights it implies,
+        # and each arm's direct endpoint and pinned version. What the edge serves now it reads
+        # from this stack's last outputs itself (policy/state.py), so that these inputs are the
+        # same on every run without a config change and such a preview says "no changes".
         gate = {
+            "stack": qualified(s.stack),
             "activeColor": s.active_color,
-            "previousColor": args.observed.live_color,
             "weights": weights,
-            "previousWeights": args.observed.live_weights,
             "canaryWeight": s.canary_weight,
             "arms": {
                 c: {"endpoint": a.endpoint, "version": a.version} for c, a in args.arms.items()
             },
             "healthPath": s.health_path,
-            "dnsRecords": dns.gate_records(s),
+            "dnsTtl": s.dns.ttl if s.dns.provider != "none" else None,
             "maintenance": s.maintenance.enabled,
             "freezeOverride": s.freeze_override,
         }
@@ -104,6 +103,7 @@ class Edge(pulumi.ComponentResource):
             )
         self.active_color = pulumi.Output.from_input(s.active_color)
         self.url = served.url
+        self.generation = served.generation
         self.exports = served.exports
         self.weights = pulumi.Output.from_input(weights)
         self.maintenance = pulumi.Output.from_input(s.maintenance.enabled)
@@ -114,6 +114,7 @@ class Edge(pulumi.ComponentResource):
             {
                 "activeColor": self.active_color,
                 "url": self.url,
+                "generation": self.generation,
                 "weights": self.weights,
                 "versions": self.versions,
                 "maintenance": self.maintenance,

@@ -14,7 +14,10 @@ from typing import Protocol
 import pulumi
 
 from bluegreen.config import Settings
+from platforms import lifeline
 from platforms.base import ArmEndpoint, ArmView, EdgeEndpoint
+
+lifeline.bind_to_engine()  # in a dynamic provider process: exit when the engine goes away
 
 
 class Platform(Protocol):

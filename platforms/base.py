@@ -39,7 +39,8 @@ class EdgeEndpoint:
     """What the edge stack exports."""
 
     url: pulumi.Output[str]
-    """Where users' traffic enters."""
+    """Where users' traffic enters. Known at plan time wherever the config fixes it: the DNS
+    records point at it, and an unknown here shows in a flip's preview as a phantom change."""
     generation: pulumi.Output[str]
     """Fingerprint of the edge config that is serving."""
     exports: dict[str, pulumi.Output] = field(default_factory=dict)

@@ -38,14 +38,6 @@ def names(settings: Settings) -> Names:
     )
 
 
-def gate_records(settings: Settings) -> list[dict[str, Any]]:
-    """The records as the policy pack sees them on the Edge component (names and TTLs)."""
-    if settings.dns.provider == "none":
-        return []
-    n = names(settings)
-    return [{"name": name, "ttl": settings.dns.ttl} for name in (n.live, *n.arms.values())]
-
-
 def record_type(values: list[str]) -> str:
     """A for addresses; CNAME for a host name (an ALB, say): a CNAME keeps the short TTL, where a
     Route 53 alias to an ALB would be served with the ALB's own 60 s."""

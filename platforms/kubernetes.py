@@ -354,7 +354,7 @@ class KubernetesPlatform:
         )
         ready = pulumi.Output.all(*served_by)
         return EdgeEndpoint(
-            url=ready.apply(lambda _: url),
+            url=pulumi.Output.from_input(url),
             generation=ready.apply(lambda _: fingerprint),
             exports={"serviceName": service.metadata.apply(lambda meta: meta.name)},
         )

@@ -19,7 +19,7 @@ from pulumi_policy import (
 )
 
 from bluegreen import probe
-from policy import settings, smoke
+from policy import settings, smoke, state
 
 EDGE = "bluegreen:index:Edge"
 ARM = "bluegreen:index:Arm"
@@ -45,16 +45,40 @@ def _no_config(name: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda raw: settings.no_settings(name, raw) or True
 
 
+def _stack_name(args: ResourceValidationArgs) -> str:
+    """The stack a resource belongs to, from its URN (urn:pulumi:STACK::PROJECT::...)."""
+    return args.urn.split("::", 1)[0].rsplit(":", 1)[-1]
+
+
+def _observed(args: ResourceValidationArgs, report: Report) -> dict[str, Any] | None:
+    """The resource's inputs plus what the stacks serve now (policy/state.py): for the edge the
+    colour and weights it serves (`previousColor`, `previousWeights`), for an arm the live colour
+    (`liveColor`) and the version it serves (`servingVersion`). None after reporting a failed read:
+    a gate that cannot see what is live refuses rather than guess."""
+    props = dict(plain(args.props))
+    try:
+        if args.resource_type == EDGE:
+            before = state.outputs(props["stack"]) or {} if props.get("stack") else {}
+            props["previousColor"] = before.get("activeColor")
+            props["previousWeights"] = before.get("weights")
+        elif args.resource_type == ARM:
+            live = state.outputs(props["liveStack"]) or {} if props.get("liveStack") else {}
+            own = state.outputs(props["stack"]) or {} if props.get("stack") else {}
+            props["liveColor"] = live.get("activeColor")
+            props["servingVersion"] = own.get("version")
+    except state.StateReadError as err:
+        report(
+            f"{args.name} denied: the gate cannot read what is live now ({err}). "
+            "Nothing was changed; check the backend (pulumi login, PULUMI_BACKEND_URL)."
+        )
+        return None
+    return props
+
+
 def _rising(props: Mapping[str, Any]) -> list[str]:
     """Colours whose share of traffic this update raises (all weighted ones on a first deploy)."""
     before = props.get("previousWeights") or {}
     return sorted(c for c, w in (props.get("weights") or {}).items() if w > before.get(c, 0))
-
-
-def _falling(props: Mapping[str, Any]) -> list[str]:
-    before = props.get("previousWeights") or {}
-    after = props.get("weights") or {}
-    return sorted(c for c, w in before.items() if w > after.get(c, 0))
 
 
 def _verb(props: Mapping[str, Any], color: str) -> str:
@@ -68,9 +92,9 @@ def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
     if args.resource_type != EDGE:
         return
     cfg = _config(args, settings.smoke, report)
-    if cfg is None:
+    props = _observed(args, report) if cfg is not None else None
+    if cfg is None or props is None:
         return
-    props = plain(args.props)
     arms, live = props.get("arms") or {}, props.get("previousColor")
     health = props.get("healthPath", "/healthz/ready")
     for target in _rising(props):
@@ -116,7 +140,7 @@ def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
             continue
         if not arms.get(live, {}).get("endpoint"):
             continue
-        got, base, _ = smoke.side_by_side(
+        got, base, spent = smoke.side_by_side(
             endpoint,
             arms[live]["endpoint"],
             cfg.sample_path,
@@ -124,6 +148,7 @@ def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
             cfg.concurrency,
             cfg.timeout_seconds,
         )
+        smoke.write_report(target, got, live, base, spent)
         if got.error_rate > cfg.max_error_rate:
             report(
                 f"{verb} denied: {target} error rate {got.error_rate:.1%} ({got.errors} of "
@@ -180,38 +205,40 @@ def weights_valid(args: ResourceValidationArgs, report: Report) -> None:
 def dns_ttl(args: ResourceValidationArgs, report: Report) -> None:
     props = plain(args.props)
     if args.resource_type == EDGE:
-        records = props.get("dnsRecords") or []
+        ttl, name = props.get("dnsTtl"), "bluegreen:dnsTtl"
+        where = f"stack {_stack_name(args)}"
     elif args.resource_type == "aws:route53/record:Record" or args.resource_type.endswith(
         ":DnsRecord"
     ):
-        records = [{"name": props.get("name"), "ttl": props.get("ttl")}]
+        if EDGE in (args.opts.parent or ""):
+            return  # declared by the edge from bluegreen:dnsTtl, which the edge is judged by
+        ttl, name, where = props.get("ttl"), f"DNS record {props.get('name')}", args.name
     else:
         return
     cfg = _config(args, settings.dns, report)
-    if cfg is None:
+    if cfg is None or ttl is None:  # an alias record follows its target and has no TTL
         return
-    for record in records:
-        ttl = record.get("ttl")
-        if ttl is None:
-            continue  # an alias record follows its target and has no TTL of its own
-        if ttl > cfg.max_ttl_seconds:
-            report(
-                f"DNS record {record.get('name')} ({args.name}) denied: TTL {ttl} s exceeds "
-                f"{cfg.max_ttl_seconds} s, so a rollback would take that long to reach clients. "
-                f"Set the TTL to {cfg.max_ttl_seconds} s or less."
-            )
+    if ttl > cfg.max_ttl_seconds:
+        report(
+            f"{name} {ttl:g} on {where} denied: a TTL above {cfg.max_ttl_seconds} s "
+            f"({settings.DNS} maxTtlSeconds) means a rollback takes up to {ttl:g} s to reach "
+            f"clients that cached the old answer. Set {name} to {cfg.max_ttl_seconds} or less."
+        )
 
 
 # --- 4. rollback target kept ---------------------------------------------------------------------
 
 
 def rollback_target(args: ResourceValidationArgs, report: Report) -> None:
-    props = plain(args.props)
     if args.resource_type not in (ARM, EDGE):
         return
     if not _config(args, _no_config(settings.ROLLBACK), report):
         return
+    props = plain(args.props)
     if args.resource_type == ARM:
+        props = _observed(args, report)
+        if props is None:
+            return
         color, replicas = props.get("color"), props.get("replicas")
         if replicas is not None and replicas < 1 and props.get("liveColor") == color:
             report(
@@ -239,7 +266,9 @@ def rollback_target(args: ResourceValidationArgs, report: Report) -> None:
 def no_deploy_to_live_arm(args: ResourceValidationArgs, report: Report) -> None:
     if args.resource_type != ARM or not _config(args, _no_config(settings.LIVE_ARM), report):
         return
-    props = plain(args.props)
+    props = _observed(args, report)
+    if props is None:
+        return
     color, version = props.get("color"), props.get("version")
     serving, live = props.get("servingVersion"), props.get("liveColor")
     if live == color and serving is not None and serving != version:
@@ -254,9 +283,8 @@ def no_deploy_to_live_arm(args: ResourceValidationArgs, report: Report) -> None:
 # --- 6. change freeze ----------------------------------------------------------------------------
 
 
-def _change(args: ResourceValidationArgs) -> str | None:
+def _change(args: ResourceValidationArgs, props: Mapping[str, Any]) -> str | None:
     """What this resource's update does that a freeze stops, or None."""
-    props = plain(args.props)
     before = props.get("previousWeights")
     if args.resource_type == EDGE and before not in (None, props.get("weights")):
         return f"moving traffic to {props.get('activeColor')}"
@@ -270,11 +298,14 @@ def change_freeze(args: ResourceValidationArgs, report: Report) -> None:
     if args.resource_type not in (EDGE, ARM):
         return
     cfg = _config(args, settings.freeze, report)
-    change = _change(args)
-    if cfg is None or change is None:
+    if cfg is None or not cfg.windows:
+        return
+    props = _observed(args, report)
+    change = _change(args, props) if props is not None else None
+    if change is None:
         return
     window = cfg.active(now())
-    if window and not plain(args.props).get("freezeOverride"):
+    if window and not props.get("freezeOverride"):
         report(
             f"{change.capitalize()} denied: change freeze {window.describe()} is in force. "
             "Wait for it to end, or set bluegreen:freezeOverride on this stack to the reason "
@@ -286,10 +317,10 @@ def change_freeze(args: ResourceValidationArgs, report: Report) -> None:
 
 
 def maintenance_during_flip(args: ResourceValidationArgs, report: Report) -> None:
-    if args.resource_type != EDGE:
+    if args.resource_type != EDGE or not plain(args.props).get("maintenance"):
         return
-    props = plain(args.props)
-    if props.get("maintenance") and _rising(props) and props.get("previousWeights"):
+    props = _observed(args, report)
+    if props is not None and _rising(props) and props.get("previousWeights"):
         report(
             f"Maintenance mode is on while traffic moves to {props.get('activeColor')}: "
             "writes are refused until it is lifted."

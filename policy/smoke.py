@@ -8,7 +8,9 @@ costs both equally instead of condemning whichever arm happened to be sampled du
 from __future__ import annotations
 
 import http.client
+import json
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -107,3 +109,20 @@ def side_by_side(
     target_answers = [x for r in results for x in r[0]]
     live_answers = [x for r in results for x in r[1]]
     return _summarise(target, target_answers), _summarise(live, live_answers), spent
+
+
+# The operator's command asks for the figures of the sample the gate took (its evidence), so that
+# nobody samples the arms a second time: set to a file path, the pack writes them there.
+REPORT_ENV = "BLUEGREEN_SMOKE_REPORT"
+
+
+def write_report(target: str, got: Sample, live: str, base: Sample, seconds: float) -> None:
+    path = os.environ.get(REPORT_ENV)
+    if not path:
+        return
+    figures = {
+        color: {"p50Ms": round(s.p50_ms, 2), "p95Ms": round(s.p95_ms, 2), "errorRate": s.error_rate}
+        for color, s in ((target, got), (live, base))
+    }
+    with open(path, "w") as f:
+        json.dump({**figures, "samples": got.count, "seconds": round(seconds, 2)}, f)

@@ -114,6 +114,6 @@ class LocalPlatform:
             pulumi.ResourceOptions(parent=parent),
         )
         return EdgeEndpoint(
-            url=switch.generation.apply(lambda _: f"http://{listen}/"),
+            url=pulumi.Output.from_input(f"http://{listen}/"),
             generation=switch.generation,
         )

@@ -131,6 +131,6 @@ class NixosPlatform:
             pulumi.ResourceOptions(parent=parent),
         )
         return EdgeEndpoint(
-            url=host.digest.apply(lambda _: url),
+            url=pulumi.Output.from_input(url),
             generation=pulumi.Output.all(host.digest, generation).apply(lambda v: v[1]),
         )

@@ -1,6 +1,9 @@
+import base64
+import os
+
 import pytest
 
-from bluegreen.sandbox import LocalProject, make_project
+from bluegreen.sandbox import LocalProject, free_ports, make_project
 
 
 def _project(tmp_path, policy: bool):
@@ -20,3 +23,23 @@ def project(tmp_path) -> LocalProject:
 def bare_project(tmp_path) -> LocalProject:
     """Without the policy pack, to prove the edge's own guards hold when nobody passes it."""
     yield from _project(tmp_path, policy=False)
+
+
+@pytest.fixture
+def dns_project(project):
+    """Blue on 127.0.0.10 and green on 127.0.0.11, as the reference guide's two nodes."""
+    [dns_port] = free_ports(1)
+    project.ports["dns"] = dns_port
+    project.ws.config_set("blue", "bluegreen:bindAddress", "127.0.0.10")
+    project.ws.config_set("green", "bluegreen:bindAddress", "127.0.0.11")
+    for key, value in {
+        "dnsProvider": "rfc2136",
+        "dnsZone": "bluegreen.test",
+        "dnsServer": f"127.0.0.1:{dns_port}",
+    }.items():
+        project.ws.config_set("live", f"bluegreen:{key}", value)
+    secret = base64.b64encode(os.urandom(32)).decode()
+    project.ws.config_set_secret("live", "bluegreen:tsigSecret", secret)
+    project.server = f"127.0.0.1:{dns_port}"
+    project.tsig_secret = secret
+    return project

@@ -3,34 +3,10 @@ updates signed with a TSIG key held as a Pulumi secret, and real queries."""
 
 from __future__ import annotations
 
-import base64
-import os
-
 import pytest
 
-from bluegreen.sandbox import free_ports
 from bluegreen.workspace import PulumiError
 from platforms.dns import lookup
-
-
-@pytest.fixture
-def dns_project(project):
-    """Blue on 127.0.0.10 and green on 127.0.0.11, as the reference guide's two nodes."""
-    [dns_port] = free_ports(1)
-    project.ports["dns"] = dns_port
-    project.ws.config_set("blue", "bluegreen:bindAddress", "127.0.0.10")
-    project.ws.config_set("green", "bluegreen:bindAddress", "127.0.0.11")
-    for key, value in {
-        "dnsProvider": "rfc2136",
-        "dnsZone": "bluegreen.test",
-        "dnsServer": f"127.0.0.1:{dns_port}",
-    }.items():
-        project.ws.config_set("live", f"bluegreen:{key}", value)
-    secret = base64.b64encode(os.urandom(32)).decode()
-    project.ws.config_set_secret("live", "bluegreen:tsigSecret", secret)
-    project.server = f"127.0.0.1:{dns_port}"
-    project.tsig_secret = secret
-    return project
 
 
 def test_names_answer_the_edge_and_each_arm_with_the_declared_ttl(dns_project):

@@ -108,7 +108,7 @@ def test_edge_weights_follow_the_pointer(mocks, active, weights):
                 "version": "v2",
             }, urn
 
-        return pulumi.Output.all(edge.urn, edge.url).apply(check)
+        return pulumi.Output.all(edge.urn, edge.generation).apply(check)
 
     run()
 

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from pulumi_policy import ResourceValidationArgs
+from pulumi_policy import PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from bluegreen import probe
 from bluegreen.sandbox import free_ports
 from bluegreen.workspace import ROOT
-from policy import rules, settings
+from policy import rules, settings, state
 
 APP = os.path.join(ROOT, "app", "server.py")
 
@@ -76,18 +76,47 @@ def as_engine_sends(value):
     return value
 
 
-def run(policy, resource_type: str, props: dict, config: dict | None = None) -> list[str]:
-    reports: list[str] = []
-    args = ResourceValidationArgs(
-        resource_type,
-        unknown_checking_proxy(as_engine_sends(props)),
-        f"urn:pulumi:live::bluegreen::{resource_type}::x",
-        "live",
-        None,
-        None,
-        as_engine_sends(config or {}),
-    )
-    policy(args, lambda message, urn=None: reports.append(message))
+LIVE_STACK, OWN_STACK = "organization/bluegreen/live", "organization/bluegreen/blue"
+
+
+def run(
+    policy,
+    resource_type: str,
+    props: dict,
+    config: dict | None = None,
+    parent: str | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> list[str]:
+    """Call `policy` as the engine would. What the stacks serve now (which the policies read from
+    the state themselves) is given here in the props' old names, and served by a stand-in for
+    `policy.state.outputs`: previousColor/previousWeights for the edge's own stack, liveColor for
+    the live stack and servingVersion for the arm's own."""
+    props = dict(props)
+    world: dict[str, dict] = {}
+    if resource_type == EDGE:
+        props["stack"] = LIVE_STACK
+        world[LIVE_STACK] = {
+            "activeColor": props.pop("previousColor", None),
+            "weights": props.pop("previousWeights", None),
+        }
+    elif resource_type == ARM:
+        props.update(stack=OWN_STACK, liveStack=LIVE_STACK)
+        world[LIVE_STACK] = {"activeColor": props.pop("liveColor", None)}
+        world[OWN_STACK] = {"version": props.pop("servingVersion", None)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(state, "outputs", lambda stack: world.get(stack))
+        reports: list[str] = []
+        opts = PolicyResourceOptions(False, [], None, [], None, [], parent=parent)
+        args = ResourceValidationArgs(
+            resource_type,
+            unknown_checking_proxy(as_engine_sends(props)),
+            f"urn:pulumi:live::bluegreen::{resource_type}::x",
+            "live",
+            opts,
+            None,
+            as_engine_sends(config or {}),
+        )
+        policy(args, lambda message, urn=None: reports.append(message))
     return reports
 
 
@@ -108,7 +137,7 @@ def edge(blue: str, green: str, active="green", previous="blue", **extra) -> dic
             "green": {"endpoint": green, "version": "v2"},
         },
         "healthPath": "/healthz/ready",
-        "dnsRecords": [],
+        "dnsTtl": None,
         "maintenance": False,
         "freezeOverride": None,
         **extra,
@@ -195,22 +224,46 @@ def test_weights(weights, canary, expected):
 # --- DNS TTL ------------------------------------------------------------------------------------
 
 
-def test_dns_ttl_over_the_limit_is_refused():
-    props = {
-        **edge("", ""),
-        "dnsRecords": [{"name": "shop.example.", "ttl": 300}, {"name": "ok.", "ttl": 30}],
-    }
-    [message] = run(rules.dns_ttl, EDGE, props)
-    assert message.startswith("DNS record shop.example. (live) denied: TTL 300 s exceeds 30 s")
-    assert (
-        run(
-            rules.dns_ttl,
-            "aws:route53/record:Record",
-            {"name": "a", "ttl": 60.0},
-            {"maxTtlSeconds": 60},
-        )
-        == []
+def test_dns_ttl_over_the_limit_is_refused_once_naming_the_key():
+    [message] = run(rules.dns_ttl, EDGE, {**edge("", ""), "dnsTtl": 300})
+    assert message.startswith("bluegreen:dnsTtl 300 on stack live denied")
+    assert "bluegreen-dns-ttl maxTtlSeconds" in message
+    assert message.endswith("Set bluegreen:dnsTtl to 30 or less.")
+    assert run(rules.dns_ttl, EDGE, {**edge("", ""), "dnsTtl": 30}) == []
+    assert run(rules.dns_ttl, EDGE, {**edge("", ""), "dnsTtl": None}) == []
+
+
+def test_records_the_edge_declares_are_judged_by_the_edge_alone():
+    record = {"name": "shop.example.", "ttl": 300}
+    under_edge = "urn:pulumi:live::bluegreen::bluegreen:index:Edge::live"
+    assert run(rules.dns_ttl, "aws:route53/record:Record", record, parent=under_edge) == []
+    # A record declared by anything else is still judged on its own.
+    [message] = run(rules.dns_ttl, "aws:route53/record:Record", record)
+    assert message.startswith("DNS record shop.example. 300 on live denied")
+    assert run(rules.dns_ttl, "aws:route53/record:Record", record, {"maxTtlSeconds": 300}) == []
+
+
+def test_a_state_that_cannot_be_read_refuses_rather_than_guesses(monkeypatch):
+    def unreadable(stack):
+        raise state.StateReadError(f"reading stack {stack} failed: backend unreachable")
+
+    props = edge("http://127.0.0.1:9", "http://127.0.0.1:9")
+    props["stack"] = LIVE_STACK
+    args = ResourceValidationArgs(
+        EDGE,
+        unknown_checking_proxy(as_engine_sends(props)),
+        "urn:pulumi:live::bluegreen::bluegreen:index:Edge::live",
+        "live",
+        PolicyResourceOptions(False, [], None, [], None, []),
+        None,
+        {},
     )
+    monkeypatch.setattr(state, "outputs", unreadable)
+    reports: list[str] = []
+    rules.smoke_test(args, lambda message, urn=None: reports.append(message))
+    [message] = reports
+    assert "the gate cannot read what is live now" in message
+    assert "backend unreachable" in message
 
 
 # --- rollback target ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -33,6 +34,11 @@ var version = "3.0.0"
 // exitAfterUserMessage is the exit code pulumi-language-python-exec uses after it has already
 // printed an actionable error; the engine must then bail without adding its own message.
 const exitAfterUserMessage = 32
+
+// engineCheckInterval is how often the host asks whether the engine still answers. Pulumi's own
+// providers ask every 5 minutes; a host left behind by a killed CLI holds the program's output
+// pipes and its Python processes, so this one asks every second (a local gRPC call).
+const engineCheckInterval = time.Second
 
 type host struct {
 	pulumirpc.UnimplementedLanguageRuntimeServer
@@ -56,6 +62,19 @@ func main() {
 		engineAddress: engine,
 		execScript:    filepath.Join(filepath.Dir(self), "pulumi-language-python-exec"),
 	}
+	// Exit when the engine that started this host goes away (a killed `pulumi`), as Pulumi's own
+	// plugins do. Not a graceful stop: the program and policy packs it runs are in calls that
+	// would never finish without the engine. Every process it started dies with it (Pdeathsig).
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := rpcutil.Healthcheck(ctx, engine, engineCheckInterval, cancel); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	go func() {
+		<-ctx.Done()
+		fmt.Fprintln(os.Stderr, "pulumi-language-python: the engine went away; exiting")
+		os.Exit(1)
+	}()
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
 		Init: func(s *grpc.Server) error {
 			pulumirpc.RegisterLanguageRuntimeServer(s, h)
@@ -204,6 +223,8 @@ func (h *host) RunPlugin(
 	cmd.Dir = req.GetPwd()
 	cmd.Env = append(env, req.GetEnv()...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// A policy pack serves until it is killed; it must not outlive this host (see Run).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
