@@ -27,6 +27,8 @@ COPIED = (
     "platforms",
     "app",
     "policy",
+    "scripts",  # the README's command blocks start with `source scripts/env`
+    "requirements.txt",
 )
 
 

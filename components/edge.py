@@ -16,9 +16,26 @@ from platforms.base import ArmView
 _ARM_OUTPUTS = ("color", "version", "endpoint", "nodes")
 
 
+def _require_stack(name: str, color: str, configured: str) -> None:
+    """Refuse a missing arm stack in a sentence that names the key. A StackReference to it would
+    fail the update with the engine's bare "unknown stack"; the same read as an invoke fails only
+    this call, so the program can say what to fix."""
+    try:
+        pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
+    except Exception as err:
+        if "unknown stack" not in str(err):
+            raise
+        raise pulumi.RunError(
+            f'bluegreen:{color}Stack is "{configured}", but stack "{name}" does not exist: set '
+            f"bluegreen:{color}Stack in Pulumi.live.yaml to the stack that holds the {color} arm "
+            "(see `pulumi stack ls`). Nothing was changed."
+        ) from None
+
+
 def arm_from_stack(settings: Settings, color: str) -> ArmView:
     """Read one arm's outputs through a StackReference; fail clearly if it is not deployed."""
     name = qualified(settings.arm_stacks[color])
+    _require_stack(name, color, settings.arm_stacks[color])
     ref = pulumi.StackReference(f"arm-{color}", stack_name=name)
 
     def check(outputs: dict) -> dict:

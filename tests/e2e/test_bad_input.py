@@ -37,7 +37,10 @@ def test_missing_arm_stack_is_named(project):
     project.up_all(active="blue")
     project.ws.config_set("live", "bluegreen:greenStack", "greeen")
     out = failed_up(project, "live")
-    assert "greeen" in out
+    assert (
+        'bluegreen:greenStack is "greeen", but stack "organization/bluegreen/greeen" does not'
+        in out
+    )
     assert_still_serving(project, "blue")
     project.ws.config_set("live", "bluegreen:greenStack", "green")
     project.ws.config_set("live", "bluegreen:activeColor", "green")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 import time
 
 from bluegreen import probe
+from tests.readme import block_after
 
 
 class Watcher:
@@ -91,3 +93,44 @@ def test_arm_direct_endpoints_answer_alone(project):
         assert answer.json() == {"status": "ready", "color": color, "version": version}
     writes = probe.request(project.edge_url + "orders", method="POST", body=b"{}")
     assert writes.status == 200 and writes.color == "blue"
+
+
+def test_the_readme_flip_block_runs_as_written(project):
+    """`Flip and roll back` in the README, copied into a shell without a terminal: deploy the
+    idle arm, change the pointer, preview, flip, and roll back."""
+    project.ws.config_set("green", "bluegreen:version", "v1")
+    project.up_all(active="blue")
+    project.ws.config_set("green", "bluegreen:version", "v2")  # the new version, reviewed
+    block = block_after("## Flip and roll back")
+    assert "pulumi up -s live" in block
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=project.dir,
+        env=project.ws.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    # The block ends with the rollback: blue serves again, and green was deployed on the way.
+    assert project.colors(20) == ["blue"] * 20
+    assert project.ws.outputs("green")["version"] == "v2"
+    assert "bluegreen:activeColor: blue" in project.stack_file("live")
+    assert "no changes" not in result.stdout  # the flip and the rollback did change the edge
+
+
+def test_no_cookie_unless_the_sticky_canary_is_on(project):
+    project.up_all(active="blue")
+    assert "set-cookie" not in probe.request(project.edge_url).headers
+    project.ws.config_set("live", "bluegreen:stickyCanary", "true")
+    project.ws.config_set("live", "bluegreen:activeColor", "green")
+    project.ws.config_set("live", "bluegreen:canaryWeight", "50")
+    project.ws.up("live")
+    first = probe.request(project.edge_url)
+    cookie = first.headers.get("set-cookie", "")
+    assert cookie.startswith("bluegreen_client="), first.headers
+    # With its cookie a client stays on one arm through the 50/50 step.
+    jar = {"Cookie": cookie.split(";", 1)[0]}
+    colors = {probe.request(project.edge_url, headers=jar).color for _ in range(30)}
+    assert len(colors) == 1, colors
