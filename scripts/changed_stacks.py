@@ -4,11 +4,13 @@ A stack file (`Pulumi.<stack>.yaml`) touches that stack; the program, its compon
 policy pack or dependencies touch every stack. Used by .github/workflows; tested in
 tests/unit/test_changed_stacks.py.
 
-    python scripts/changed_stacks.py BASE_REF [HEAD_REF]   # prints one stack per line
+    python scripts/changed_stacks.py BASE_REF [HEAD_REF]          # one stack per line
+    python scripts/changed_stacks.py --json BASE_REF [HEAD_REF]   # a JSON list, for a CI matrix
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -59,7 +61,10 @@ def changed_paths(base: str, head: str = "HEAD") -> list[str]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
+    args = sys.argv[1:]
+    as_json = args[:1] == ["--json"]
+    args = args[1:] if as_json else args
+    if len(args) not in (1, 2):
         sys.exit(__doc__)
-    for stack in stacks_for(changed_paths(*sys.argv[1:]), stack_files()):
-        print(stack)
+    stacks = stacks_for(changed_paths(*args), stack_files())
+    print(json.dumps(stacks) if as_json else "\n".join(stacks))

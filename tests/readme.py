@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
@@ -19,3 +20,16 @@ def block_after(heading: str) -> str:
         text = f.read()
     start = text.index(heading)
     return re.search(r"^```sh\n(.*?)^```", text[start:], re.S | re.M).group(1)
+
+
+def run_block(block: str, cwd: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a block as a user pastes it into bash without a terminal, stopping at the first error."""
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -18,7 +18,7 @@ from bluegreen.ops import Operator
 from bluegreen.workspace import PulumiError
 from tests import leaks
 from tests.e2e.test_flip import Watcher
-from tests.readme import block_after
+from tests.readme import block_after, run_block
 
 
 def operator(project) -> tuple[Operator, list[str]]:
@@ -188,15 +188,7 @@ def test_the_cli_killed_mid_update_recovers_with_the_readme_block(project):
     assert locked.returncode != 0 and "currently locked" in locked.stdout + locked.stderr
     # The README's recovery, exactly as written there, in a shell without a terminal.
     block = block_after("### Recovering an interrupted update")
-    recovery = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block],
-        cwd=project.dir,
-        env=project.ws.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    recovery = run_block(block, project.dir, project.ws.env)
     assert recovery.returncode == 0, recovery.stdout[-2000:] + recovery.stderr[-2000:]
     assert project.ws.outputs("live")["activeColor"] == "green"
     assert project.colors(20) == ["green"] * 20

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import threading
 import time
 
 from bluegreen import probe
-from tests.readme import block_after
+from tests.readme import block_after, run_block
 
 
 class Watcher:
@@ -103,15 +102,7 @@ def test_the_readme_flip_block_runs_as_written(project):
     project.ws.config_set("green", "bluegreen:version", "v2")  # the new version, reviewed
     block = block_after("## Flip and roll back")
     assert "pulumi up -s live" in block
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block],
-        cwd=project.dir,
-        env=project.ws.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_block(block, project.dir, project.ws.env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     # The block ends with the rollback: blue serves again, and green was deployed on the way.
     assert project.colors(20) == ["blue"] * 20

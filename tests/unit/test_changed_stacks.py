@@ -1,5 +1,6 @@
 """The choice of stacks CI previews and updates from a git diff."""
 
+import json
 import os
 import subprocess
 import sys
@@ -40,11 +41,18 @@ def test_the_command_reads_a_real_git_diff(tmp_path):
     subprocess.run([*git, "commit", "-qm", "base"], check=True)
     (tmp_path / "Pulumi.live.yaml").write_text("config:\n  bluegreen:activeColor: green\n")
     subprocess.run([*git, "commit", "-qam", "flip"], check=True)
-    out = subprocess.run(
-        [sys.executable, os.path.join(root, "scripts", "changed_stacks.py"), "HEAD~1", "HEAD"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.split() == ["live"]
+    script = os.path.join(root, "scripts", "changed_stacks.py")
+
+    def run(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, script, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    assert run("HEAD~1", "HEAD").split() == ["live"]
+    # The workflows' matrix reads the JSON form.
+    assert json.loads(run("--json", "HEAD~1", "HEAD")) == ["live"]
+    assert json.loads(run("--json", "HEAD", "HEAD")) == []
