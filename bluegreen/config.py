@@ -23,6 +23,12 @@ ROLES = ("arm", "edge")
 PLATFORMS = ("local", "nixos", "aws", "kubernetes")
 NAMESPACE = "bluegreen"
 
+
+def other(color: str) -> Color:
+    """The other arm: the idle colour of an active one, the rollback target of a live one."""
+    return "green" if color == "blue" else "blue"
+
+
 # Values that end up in nginx text, Nix text and HTTP headers: a strict alphabet keeps `;`, `}`,
 # quotes and newlines out, so no value can inject configuration.
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -111,12 +117,6 @@ class Settings:
     def app_args(self) -> list[str]:
         flags = {"serve-version": "version"}
         return [f"--{flags.get(k, k)}={v}" for k, v in sorted(self.simulate.items())]
-
-    @property
-    def idle_color(self) -> Color | None:
-        if self.active_color is None:
-            return None
-        return "green" if self.active_color == "blue" else "blue"
 
 
 Getter = Callable[[str], "str | None"]

@@ -15,6 +15,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bluegreen.config import other
+
 _SAFE = re.compile(r"^[A-Za-z0-9._:/\[\]-]+$")
 
 
@@ -41,7 +43,7 @@ class Server:
 
 def weights_for(active: str, canary: int | None = None) -> dict[str, int]:
     """The weights the pointer implies: 100 for the active colour, or `canary` in a canary step."""
-    idle = "green" if active == "blue" else "blue"
+    idle = other(active)
     if canary is None or canary >= 100:
         return {active: 100, idle: 0}
     return {active: canary, idle: 100 - canary}

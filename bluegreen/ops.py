@@ -21,17 +21,13 @@ import uuid
 from dataclasses import dataclass, field
 
 from bluegreen import probe
-from bluegreen.config import COLORS
+from bluegreen.config import COLORS, other
 from bluegreen.watch import AccessLogSource, ColorStats, StopRules, hold
 from bluegreen.workspace import PulumiError, Workspace
 from policy import settings as policy_settings
 from policy import smoke
 
 LIVE = "live"
-
-
-def other(color: str) -> str:
-    return "green" if color == "blue" else "blue"
 
 
 def parse_duration(text: str) -> float:

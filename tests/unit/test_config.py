@@ -2,7 +2,7 @@
 
 import pytest
 
-from bluegreen.config import ConfigError, from_values, unset_defaults
+from bluegreen.config import ConfigError, from_values, other, unset_defaults
 
 
 def load(stack: str = "blue", **values):
@@ -30,7 +30,7 @@ def test_arm_and_edge_settings():
     )
     assert arm.run_dir == "/repo/.bluegreen/blue"
     edge = load("live", **EDGE)
-    assert (edge.active_color, edge.idle_color, edge.edge_port) == (
+    assert (edge.active_color, other(edge.active_color), edge.edge_port) == (
         "blue",
         "green",
         18080,
