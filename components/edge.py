@@ -118,12 +118,22 @@ class Edge(pulumi.ComponentResource):
                     for c, a in args.arms.items()
                 },
             )
-        self.active_color = pulumi.Output.from_input(s.active_color)
+        # What the edge serves, as outputs that resolve only once the switch has applied it: an
+        # update the policy pack refuses (or the switch fails) leaves the stack's last outputs as
+        # they were, and those are what the next update's gate reads as "live now". Outputs taken
+        # from config alone would record a refused flip as done, and let a retry skip the gate.
+        # A preview shows the values the update will record, not an unknown.
+        applied = (
+            pulumi.Output.from_input(s.active_color)
+            if pulumi.runtime.is_dry_run()
+            else served.generation
+        )
+        self.active_color = applied.apply(lambda _: s.active_color)
         self.url = served.url
         self.generation = served.generation
         self.exports = served.exports
-        self.weights = pulumi.Output.from_input(weights)
-        self.maintenance = pulumi.Output.from_input(s.maintenance.enabled)
+        self.weights = applied.apply(lambda _: weights)
+        self.maintenance = applied.apply(lambda _: s.maintenance.enabled)
         self.versions = pulumi.Output.all(*[args.arms[c].version for c in COLORS]).apply(
             lambda vs: dict(zip(COLORS, vs, strict=True))
         )

@@ -26,6 +26,10 @@ def flip_is_refused(project, expected: str) -> None:
     assert "bluegreen-smoke-test" in out and expected in out, out
     assert watch.seen and set(watch.seen) == {"blue"}, f"during the refused flip: {set(watch.seen)}"
     assert project.colors(20) == ["blue"] * 20
+    # A refused update records nothing as live: the same `pulumi up` again is judged again.
+    assert project.ws.outputs("live")["activeColor"] == "blue"
+    assert expected in refused(project, "live")
+    assert project.colors(20) == ["blue"] * 20
 
 
 def test_flip_to_an_unhealthy_green_is_refused(project):
