@@ -154,10 +154,7 @@ class Operator:
                     event="rollback",
                     phase="failed",
                     **{"from": current, "to": target},
-                    violations=[
-                        {"policy": v.policy, "level": v.level, "message": v.message}
-                        for v in err.outcome.violations
-                    ],
+                    violations=err.outcome.records(),
                     error=err.summary,
                 )
                 self.out(str(err))
@@ -249,10 +246,7 @@ class Operator:
                     phase="failed",
                     **base,
                     failedStep=step,
-                    violations=[
-                        {"policy": v.policy, "level": v.level, "message": v.message}
-                        for v in err.outcome.violations
-                    ],
+                    violations=err.outcome.records(),
                     error=err.summary,
                 )
                 return 1

@@ -49,6 +49,12 @@ class Outcome:
             if e
         ]
 
+    def records(self) -> list[dict[str, str]]:
+        """The violations as a flip log stores them."""
+        return [
+            {"policy": v.policy, "level": v.level, "message": v.message} for v in self.violations
+        ]
+
     @property
     def steps(self) -> set[tuple[str, str]]:
         """(operation, URN) of every resource the run changes (or, in a preview, would change);
@@ -141,9 +147,10 @@ class Workspace:
 
     def run_logged(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> tuple[subprocess.CompletedProcess, Outcome]:
+    ) -> subprocess.CompletedProcess:
         """Run a preview or an update with an engine event log (what the Automation API reads
-        too): its steps and policy violations come back as data, not as text to scrape."""
+        too): its steps and policy violations come back as data (`result.outcome`, or the
+        error's), not as text to scrape."""
         fd, path = tempfile.mkstemp(prefix="bluegreen-events-", suffix=".jsonl")
         os.close(fd)
         try:
@@ -156,7 +163,7 @@ class Workspace:
         if check and result.returncode != 0:
             raise PulumiError(["pulumi", *args], result, outcome)
         result.outcome = outcome  # type: ignore[attr-defined]
-        return result, outcome
+        return result
 
     def _policy(self) -> list[str]:
         if not self.policy_pack:
@@ -185,7 +192,7 @@ class Workspace:
             *extra,
             check=check,
             env=env,
-        )[0]
+        )
 
     def preview(
         self, stack: str, *extra: str, check: bool = True, env: dict[str, str] | None = None
@@ -200,7 +207,7 @@ class Workspace:
             *extra,
             check=check,
             env=env,
-        )[0]
+        )
 
     def destroy(self, stack: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run(

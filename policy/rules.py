@@ -50,6 +50,11 @@ def _stack_name(args: ResourceValidationArgs) -> str:
     return args.urn.split("::", 1)[0].rsplit(":", 1)[-1]
 
 
+def _outputs(stack: str | None) -> dict[str, Any]:
+    """A stack's last outputs; empty when it has none (never deployed, or not named)."""
+    return (state.outputs(stack) or {}) if stack else {}
+
+
 def _observed(args: ResourceValidationArgs, report: Report) -> dict[str, Any] | None:
     """The resource's inputs plus what the stacks serve now (policy/state.py): for the edge the
     colour and weights it serves (`previousColor`, `previousWeights`), for an arm the live colour
@@ -58,12 +63,11 @@ def _observed(args: ResourceValidationArgs, report: Report) -> dict[str, Any] | 
     props = dict(plain(args.props))
     try:
         if args.resource_type == EDGE:
-            before = state.outputs(props["stack"]) or {} if props.get("stack") else {}
+            before = _outputs(props.get("stack"))
             props["previousColor"] = before.get("activeColor")
             props["previousWeights"] = before.get("weights")
         elif args.resource_type == ARM:
-            live = state.outputs(props["liveStack"]) or {} if props.get("liveStack") else {}
-            own = state.outputs(props["stack"]) or {} if props.get("stack") else {}
+            live, own = _outputs(props.get("liveStack")), _outputs(props.get("stack"))
             props["liveColor"] = live.get("activeColor")
             props["servingVersion"] = own.get("version")
     except state.StateReadError as err:
