@@ -1,22 +1,19 @@
 """Edge overhead: p50/p95 of GET / through nginx next to the arm's direct endpoint, kept-alive,
 sequential (one request in flight), on loopback.
 
-    .venv/bin/python bench/edge_overhead.py [--requests 3000]
+    .venv/bin/python -m bench.edge_overhead [--requests 3000]
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bluegreen.sandbox import make_project  # noqa: E402
-from policy.smoke import percentile  # noqa: E402
+from bluegreen.probe import percentile
+from tests.support.sandbox import make_project
 
 
 def sample(port: int, n: int) -> list[float]:

@@ -3,7 +3,7 @@
 Prints the preview's wall time with the policy pack, the time the smoke sample itself takes with
 the shipped config, and a no-op preview without the pack (the engine's floor). Target: under 8 s.
 
-    .venv/bin/python bench/flip_preview.py [--runs 5]
+    .venv/bin/python -m bench.flip_preview [--runs 5]
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import statistics
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bluegreen_policy import settings, smoke
 
-from bluegreen.sandbox import make_project  # noqa: E402
-from bluegreen.workspace import Workspace, timed  # noqa: E402
-from policy import settings, smoke  # noqa: E402
+from cutover.workspace import Workspace, timed
+from tests.support.sandbox import make_project
 
 
 def main() -> int:

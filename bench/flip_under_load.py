@@ -4,25 +4,22 @@ For each client kind (see bench/loadgen.py) the failed requests; for each flip t
 `pulumi up -s live` (with the policy pack) and the time from the command's start to the first
 response from the new colour; next to them a no-op `pulumi preview -s live`, the engine's floor.
 
-    .venv/bin/python bench/flip_under_load.py [--rate 500] [--flips 5]
+    .venv/bin/python -m bench.flip_under_load [--rate 500] [--flips 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench.loadgen import Client, run  # noqa: E402
-from bluegreen.sandbox import make_project  # noqa: E402
-from bluegreen.workspace import Workspace  # noqa: E402
+from bench.loadgen import Client, run
+from cutover.workspace import Workspace
+from tests.support.sandbox import make_project
 
 
 def main() -> int:

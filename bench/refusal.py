@@ -4,22 +4,19 @@ bare `pulumi up -s live` with the policy pack, both on the local platform.
 Green answers 40 ms slower than blue, so the smoke sample (300 requests per arm) refuses it; the
 figures show what sampling costs and whether the command samples more than once.
 
-    .venv/bin/python bench/refusal.py [--runs 3]
+    .venv/bin/python -m bench.refusal [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bluegreen.ops import Operator  # noqa: E402
-from bluegreen.sandbox import make_project  # noqa: E402
-from bluegreen.workspace import timed  # noqa: E402
+from cutover.ops import Operator
+from cutover.workspace import timed
+from tests.support.sandbox import make_project
 
 
 def main() -> int:

@@ -1,21 +1,18 @@
 """Time to recover with `scripts/rollback` (Operator.rollback): from the command's start until the
 previous colour answers through the edge. Target here: under 10 s (the reference allows 2 min).
 
-    .venv/bin/python bench/rollback.py [--runs 3]
+    .venv/bin/python -m bench.rollback [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bluegreen.ops import Operator  # noqa: E402
-from bluegreen.sandbox import make_project  # noqa: E402
+from cutover.ops import Operator
+from tests.support.sandbox import make_project
 
 
 def main() -> int:

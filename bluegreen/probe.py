@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -105,3 +106,11 @@ def wait_until(url: str, accept, timeout: float, interval: float = 0.05) -> tupl
         if accept(answer) or waited >= timeout:
             return answer, waited
         time.sleep(interval)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile: the smallest value at or below which q% of the values fall."""
+    if not values:
+        return math.inf
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]

@@ -31,8 +31,8 @@ class Arm(pulumi.ComponentResource):
         s = args.settings
         # These inputs are what the policy pack judges an arm deploy by (it sees inputs only).
         # The colour that is live and the version this arm serves now it reads from the stacks'
-        # last outputs itself (policy/state.py): as inputs they would show as a change on the
-        # first preview after every flip, and the live stack may not exist yet.
+        # last outputs itself (policy/bluegreen_policy/state.py): as inputs they would show as a
+        # change on the first preview after every flip, and the live stack may not exist yet.
         gate = {
             "stack": qualified(s.stack),
             "liveStack": qualified(s.live_stack),

@@ -89,8 +89,9 @@ class Edge(pulumi.ComponentResource):
         weights = nginx.weights_for(s.active_color, s.canary_weight)
         # The policy pack judges a flip by these inputs: the pointer and the weights it implies,
         # and each arm's direct endpoint and pinned version. What the edge serves now it reads
-        # from this stack's last outputs itself (policy/state.py), so that these inputs are the
-        # same on every run without a config change and such a preview says "no changes".
+        # from this stack's last outputs itself (policy/bluegreen_policy/state.py), so that these
+        # inputs are the same on every run without a config change and such a preview says
+        # "no changes".
         gate = {
             "stack": qualified(s.stack),
             "activeColor": s.active_color,

@@ -7,11 +7,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bluegreen import probe  # noqa: E402
-from bluegreen.workspace import PulumiError, Workspace, timed  # noqa: E402
-from platforms.dns import lookup  # noqa: E402
+from bluegreen import probe
+from cutover.workspace import PulumiError, Workspace, timed
+from platforms.dns import lookup
 
 ws = Workspace(echo=True, policy_pack="policy")
 rows: list[tuple[str, str]] = []

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from bluegreen.sandbox import LocalProject, free_ports, make_project
+from tests.support.sandbox import LocalProject, free_ports, make_project
 
 
 def _project(tmp_path, policy: bool):

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from bluegreen import probe
-from bluegreen.workspace import PulumiError
+from cutover.workspace import PulumiError
 
 
 def failed_up(project, stack: str) -> str:

@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 from bluegreen import probe
-from bluegreen.ops import Operator
-from bluegreen.workspace import PulumiError
+from cutover.ops import Operator
+from cutover.workspace import PulumiError
 from tests import leaks
 from tests.e2e.test_flip import Watcher
 from tests.readme import block_after, run_block

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bluegreen.workspace import PulumiError
+from cutover.workspace import PulumiError
 from platforms.dns import lookup
 
 

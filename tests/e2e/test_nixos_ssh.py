@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from bluegreen.sandbox import free_ports
 from platforms.nixos import host, render
+from tests.support.sandbox import free_ports
 
 SSHD = "/usr/sbin/sshd"
 

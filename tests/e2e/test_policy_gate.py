@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bluegreen.workspace import PulumiError
+from cutover.workspace import PulumiError
 from tests.e2e.test_flip import Watcher
 
 

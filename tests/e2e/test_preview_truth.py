@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bluegreen.workspace import PulumiError
+from cutover.workspace import PulumiError
 
 EDGE = "urn:pulumi:live::bluegreen::bluegreen:index:Edge::live"
 SWITCH = (

@@ -11,7 +11,7 @@ import os
 import stat
 import subprocess
 
-from bluegreen.workspace import ROOT
+from cutover.workspace import ROOT
 
 
 def bootstrap(tmp_path, version: str) -> subprocess.CompletedProcess:

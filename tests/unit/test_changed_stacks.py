@@ -20,7 +20,11 @@ def test_an_arm_deploy_touches_only_that_arm():
 
 def test_program_changes_touch_every_stack_arms_first():
     assert stacks_for(["components/edge.py"], STACKS) == ["blue", "green", "live"]
-    assert stacks_for(["policy/rules.py", "Pulumi.live.yaml"], STACKS) == ["blue", "green", "live"]
+    assert stacks_for(["policy/bluegreen_policy/rules.py", "Pulumi.live.yaml"], STACKS) == [
+        "blue",
+        "green",
+        "live",
+    ]
 
 
 def test_docs_and_tests_touch_nothing():

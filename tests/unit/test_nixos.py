@@ -27,8 +27,8 @@ from pulumi.runtime import rpc
 
 from bluegreen import nginx, probe
 from bluegreen.config import Maintenance, from_values, unset_defaults
-from bluegreen.sandbox import free_ports
 from platforms.nixos import host, render
+from tests.support.sandbox import free_ports
 
 ROOT = render.ROOT
 EVAL = os.path.join(ROOT, "nixos", "tests", "eval-node.nix")

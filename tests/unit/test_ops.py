@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from bluegreen.ops import parse_duration, parse_steps
-from bluegreen.workspace import ROOT
+from cutover.ops import parse_duration, parse_steps
+from cutover.workspace import ROOT
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30", 30), ("30s", 30), ("2m", 120), ("1h", 3600)])
@@ -23,7 +23,7 @@ def test_canary_steps_must_increase_to_100(text):
 
 def test_the_flip_command_names_what_is_allowed():
     out = subprocess.run(
-        [sys.executable, "-m", "bluegreen.ops", "flip", "purple"],
+        [sys.executable, "-m", "cutover.ops", "flip", "purple"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from bluegreen_policy import rules, settings, state
 from pulumi_policy import PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from bluegreen import probe
-from bluegreen.sandbox import free_ports
-from bluegreen.workspace import ROOT
-from policy import rules, settings, state
+from cutover.workspace import ROOT
+from tests.support.sandbox import free_ports
 
 APP = os.path.join(ROOT, "app", "server.py")
 
@@ -89,7 +89,7 @@ def run(
 ) -> list[str]:
     """Call `policy` as the engine would. What the stacks serve now (which the policies read from
     the state themselves) is given here in the props' old names, and served by a stand-in for
-    `policy.state.outputs`: previousColor/previousWeights for the edge's own stack, liveColor for
+    `state.outputs`: previousColor/previousWeights for the edge's own stack, liveColor for
     the live stack and servingVersion for the arm's own."""
     props = dict(props)
     world: dict[str, dict] = {}

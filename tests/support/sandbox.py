@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from bluegreen import probe
-from bluegreen.workspace import ROOT, Workspace, toolchain_env
+from cutover.workspace import ROOT, Workspace, toolchain_env
 from platforms.local.process import port_in_use, start_ticks
 
 COPIED = (

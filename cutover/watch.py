@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from policy.smoke import percentile
+from bluegreen.probe import percentile
 
 
 @dataclass

@@ -16,7 +16,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bluegreen import probe
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP exchange with an arm, or why there was none."""
+
+    url: str
+    status: int | None
+    body: bytes = b""
+    seconds: float = 0.0
+    error: str | None = None
+
+    def json(self) -> dict:
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def describe(self) -> str:
+        if self.error:
+            return f"{self.url} did not answer ({self.error})"
+        return f"{self.url} answered HTTP {self.status}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +63,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def _summarise(endpoint: str, answers: list[probe.Answer]) -> Sample:
+def _summarise(endpoint: str, answers: list[Answer]) -> Sample:
     failed = [a for a in answers if a.status is None or a.status >= 500]
     latencies = [a.seconds * 1000 for a in answers if a.status is not None]
     return Sample(
@@ -55,7 +76,7 @@ def _summarise(endpoint: str, answers: list[probe.Answer]) -> Sample:
     )
 
 
-class _Client:
+class Client:
     """One kept-alive connection to one endpoint: measures the arm, not TCP set-up and teardown."""
 
     def __init__(self, base: str, timeout: float) -> None:
@@ -64,24 +85,35 @@ class _Client:
         self.timeout = timeout
         self.conn: http.client.HTTPConnection | None = None
 
-    def get(self, path: str) -> probe.Answer:
+    def get(self, path: str, method: str = "GET") -> Answer:
         url = self.base + path
         start = time.perf_counter()
         try:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            self.conn.request("GET", path)
+            self.conn.request(method, path)
             resp = self.conn.getresponse()
             body = resp.read()
-            return probe.Answer(url, resp.status, {}, body, time.perf_counter() - start)
+            return Answer(url, resp.status, body, time.perf_counter() - start)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            return probe.Answer(url, None, seconds=time.perf_counter() - start, error=str(exc))
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            return Answer(url, None, seconds=time.perf_counter() - start, error=reason.lower())
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def fetch(url: str, method: str = "GET", timeout: float = 2.0) -> Answer:
+    """One request on its own connection."""
+    parts = urlsplit(url)
+    client = Client(f"{parts.scheme}://{parts.netloc}", timeout)
+    try:
+        return client.get(parts.path or "/", method)
+    finally:
+        client.close()
 
 
 def side_by_side(
@@ -90,9 +122,9 @@ def side_by_side(
     """Sample both endpoints `samples` times each; return both summaries and the seconds spent."""
     per_worker = [samples // concurrency + (i < samples % concurrency) for i in range(concurrency)]
 
-    def work(n: int) -> tuple[list[probe.Answer], list[probe.Answer]]:
-        a, b = _Client(target, timeout), _Client(live, timeout)
-        got: tuple[list[probe.Answer], list[probe.Answer]] = ([], [])
+    def work(n: int) -> tuple[list[Answer], list[Answer]]:
+        a, b = Client(target, timeout), Client(live, timeout)
+        got: tuple[list[Answer], list[Answer]] = ([], [])
         try:
             for i in range(n):  # alternate which arm goes first: neither always follows the other
                 for client in (a, b) if i % 2 == 0 else (b, a):

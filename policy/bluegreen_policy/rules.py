@@ -18,8 +18,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from bluegreen import probe
-from policy import settings, smoke, state
+from bluegreen_policy import settings, smoke, state
 
 EDGE = "bluegreen:index:Edge"
 ARM = "bluegreen:index:Arm"
@@ -56,7 +55,7 @@ def _outputs(stack: str | None) -> dict[str, Any]:
 
 
 def _observed(args: ResourceValidationArgs, report: Report) -> dict[str, Any] | None:
-    """The resource's inputs plus what the stacks serve now (policy/state.py): for the edge the
+    """The resource's inputs plus what the stacks serve now (state.py): for the edge the
     colour and weights it serves (`previousColor`, `previousWeights`), for an arm the live colour
     (`liveColor`) and the version it serves (`servingVersion`). None after reporting a failed read:
     a gate that cannot see what is live refuses rather than guess."""
@@ -108,7 +107,7 @@ def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
         if not endpoint:
             report(f"{verb} denied: the edge has no direct endpoint for {target}. Deploy {target}.")
             continue
-        ready = probe.readiness(endpoint, health, timeout=cfg.timeout_seconds)
+        ready = smoke.fetch(endpoint.rstrip("/") + health, timeout=cfg.timeout_seconds)
         if ready.status != 200 or ready.json().get("status") != "ready":
             report(
                 f"{verb} denied: {target} is not ready: {ready.describe()} "
@@ -125,7 +124,7 @@ def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
             continue
         failed_gold = False
         for gold in cfg.gold_requests:
-            answer = probe.request(endpoint + gold.path, gold.method, timeout=cfg.timeout_seconds)
+            answer = smoke.fetch(endpoint + gold.path, gold.method, cfg.timeout_seconds)
             text = answer.body.decode(errors="replace")
             if answer.status != gold.status or gold.body_contains not in text:
                 got = answer.describe() + (

@@ -1,0 +1,5 @@
+"""The `bluegreen` command (pyproject.toml's console script)."""
+
+from cutover.ops import main
+
+__all__ = ["main"]

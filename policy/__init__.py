@@ -1,1 +1,0 @@
-"""bluegreen's policy pack: `pulumi preview|up --policy-pack policy`. Policies live in rules.py."""

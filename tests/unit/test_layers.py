@@ -1,0 +1,128 @@
+"""The shape of the tree: three layers with arrows one way, and a policy pack that stands alone.
+
+    core      bluegreen/                           config, probes, renderers, shared facts
+    program   __main__.py, components/, platforms/ the Pulumi program: imports the core
+    tooling   cutover/                             the `bluegreen` command: imports the core
+    policy    policy/                              pulumi-policy, the standard library, itself
+
+The program and the tooling never import each other: the tooling drives the program through the
+Automation API, as a person drives it through the CLI. Tests, benches and scripts sit on top and
+may import anything; nothing imports them.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+from tests.support.sandbox import ROOT
+
+ROOT_PATH = Path(ROOT)
+OWN = {"bluegreen", "components", "platforms", "cutover", "bluegreen_policy", "tests", "bench"}
+# What each layer may import of the project's own top-level modules.
+ALLOWED = {
+    "core": {"bluegreen"},
+    "program": {"bluegreen", "components", "platforms"},
+    "tooling": {"bluegreen", "cutover"},
+    "policy": {"bluegreen_policy"},
+    "app": set(),
+}
+
+
+def layer_of(rel: str) -> str | None:
+    if rel.startswith("bluegreen/"):
+        return "core"
+    if rel == "__main__.py" or rel.startswith(("components/", "platforms/")):
+        return "program"
+    if rel.startswith("cutover/"):
+        return "tooling"
+    if rel.startswith("policy/"):
+        return "policy"
+    if rel.startswith("app/"):
+        return "app"
+    return None
+
+
+def imported(path: Path) -> set[str]:
+    """Top-level names of everything the module imports, also inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def policy_requirements(root: Path) -> set[str]:
+    """The import names of the distributions policy/requirements.txt declares."""
+    names = set()
+    for line in (root / "policy" / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            names.add(re.split(r"[<>=!~\[ ;]", line)[0].lower().replace("-", "_"))
+    return names
+
+
+def violations(root: Path) -> list[str]:
+    found = []
+    declared = policy_requirements(root)
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith((".venv/", ".pulumi-state/", ".bluegreen/")):
+            continue
+        layer = layer_of(rel)
+        if layer is None:
+            continue
+        for name in sorted(imported(path)):
+            if name in OWN and name not in ALLOWED[layer]:
+                found.append(f"{rel} ({layer}) imports {name}")
+            elif layer == "policy" and name not in OWN | declared | sys.stdlib_module_names:
+                found.append(f"{rel} (policy) imports {name}, not in policy/requirements.txt")
+    return found
+
+
+def test_imports_point_one_way():
+    assert violations(ROOT_PATH) == []
+
+
+def test_a_wrong_way_import_is_caught(tmp_path):
+    """The check itself can fail: the core reaching up, and the pack reaching into the core."""
+    (tmp_path / "bluegreen").mkdir()
+    (tmp_path / "bluegreen" / "config.py").write_text("from platforms import local\n")
+    (tmp_path / "policy" / "bluegreen_policy").mkdir(parents=True)
+    (tmp_path / "policy" / "requirements.txt").write_text("pulumi-policy==1.21.0\n")
+    (tmp_path / "policy" / "bluegreen_policy" / "rules.py").write_text(
+        "import json\nimport pulumi_policy\nfrom bluegreen import probe\nimport httpx\n"
+    )
+    (tmp_path / "cutover").mkdir()
+    (tmp_path / "cutover" / "cli.py").write_text("def f():\n    import components\n")
+    assert violations(tmp_path) == [
+        "bluegreen/config.py (core) imports platforms",
+        "cutover/cli.py (tooling) imports components",
+        "policy/bluegreen_policy/rules.py (policy) imports bluegreen",
+        "policy/bluegreen_policy/rules.py (policy) imports httpx, not in policy/requirements.txt",
+    ]
+
+
+def test_no_sys_path_edits():
+    """Modules import by their package, never by editing the import path at run time."""
+    edits = []
+    for path in sorted(ROOT_PATH.rglob("*.py")):
+        rel = path.relative_to(ROOT_PATH).as_posix()
+        if rel.startswith((".venv/", "tests/")) or "sys.path" not in path.read_text():
+            continue
+        edits.append(rel)
+    assert edits == []
+
+
+def test_the_tooling_and_the_pack_agree_on_the_names_they_share():
+    """The pack cannot import the tooling's names, nor the tooling the pack's: pinned here."""
+    from bluegreen_policy import settings, smoke
+
+    from cutover import ops
+
+    assert ops.SMOKE_POLICY == settings.SMOKE
+    assert ops.SMOKE_REPORT_ENV == smoke.REPORT_ENV
