@@ -59,6 +59,16 @@ class Maintenance:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """The stop rules of the hold after a flip: a breach rolls back."""
+
+    max_error_rate: float = 0.01
+    p95_ratio: float = 1.15
+    p95_allowance_ms: float = 2.0
+    min_requests: int = 20
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated configuration of one stack."""
 
@@ -112,6 +122,8 @@ class Settings:
     """Edge only: during a canary step, keep each client on one arm."""
     maintenance: Maintenance = field(default_factory=lambda: Maintenance())
     """Edge only: read-only mode."""
+    hold: Hold = field(default_factory=Hold)
+    """Edge only: the stop rules of the hold after a flip."""
 
     @property
     def app_args(self) -> list[str]:
@@ -139,6 +151,22 @@ def _port(get: Getter, key: str, problems: list[str], default: int | None = None
         problems.append(_problem(key, raw, "an integer port from 1024 to 65535"))
         return None
     return value
+
+
+def _number(
+    get: Getter, key: str, default: float, low: float, high: float, problems: list[str]
+) -> float:
+    raw = get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+        if low <= value <= high:
+            return value
+    except ValueError:
+        pass
+    problems.append(_problem(key, raw, f"a number from {low:g} to {high:g}"))
+    return default
 
 
 def _bool(get: Getter, key: str, problems: list[str]) -> bool:
@@ -329,6 +357,12 @@ def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
             retry_after_s=pc._int(get, "maintenanceRetryAfter", 30, 1, 86400, problems),
             banner=banner,
         )
+        settings["hold"] = Hold(
+            max_error_rate=_number(get, "holdMaxErrorRate", 0.01, 0.0, 0.5, problems),
+            p95_ratio=_number(get, "holdP95Ratio", 1.15, 1.0, 10.0, problems),
+            p95_allowance_ms=_number(get, "holdP95AllowanceMs", 2.0, 0.0, 1000.0, problems),
+            min_requests=pc._int(get, "holdMinRequests", 20, 1, 1_000_000, problems),
+        )
         stacks = {}
         for color in COLORS:
             key = f"{color}Stack"
@@ -392,3 +426,30 @@ def load() -> Settings:
 
     cfg = pulumi.Config(NAMESPACE)
     return from_values(unset_defaults(cfg.get), pulumi.get_stack(), os.getcwd())
+
+
+def project_defaults(project_dir: str) -> dict[str, str]:
+    """The defaults Pulumi.yaml declares, as the engine passes them: strings, without namespace."""
+    import yaml
+
+    with open(os.path.join(project_dir, "Pulumi.yaml")) as f:
+        declared = yaml.safe_load(f).get("config") or {}
+    prefix = NAMESPACE + ":"
+    return {
+        key.removeprefix(prefix): str(spec["default"]).lower()
+        if isinstance(spec.get("default"), bool)
+        else str(spec["default"])
+        for key, spec in declared.items()
+        if key.startswith(prefix) and isinstance(spec, dict) and "default" in spec
+    }
+
+
+def from_stack_config(values: Mapping[str, str], stack: str, project_dir: str) -> Settings:
+    """Validate a stack's config read outside the engine (the operator's command, scripts).
+
+    `values` maps keys without the `bluegreen:` namespace to their string values, as
+    `pulumi config --json` or the Automation API's `get_all_config()` give them; what the stack
+    does not set takes its default from Pulumi.yaml, as the engine would give it.
+    """
+    merged = {**project_defaults(project_dir), **values}
+    return from_values(unset_defaults(merged.get), stack, project_dir)
