@@ -7,18 +7,17 @@ from bluegreen import config
 from components import Arm, ArmArgs, Edge, EdgeArgs, arm_from_stack
 
 try:
-    settings = config.load()
-    platform = platforms.get(settings.platform)
-    platform.preflight(settings)
+    stack = platforms.from_engine()
+    stack.preflight()
 except config.ConfigError as err:
     raise pulumi.RunError(f"invalid config for stack {pulumi.get_stack()}:\n{err}") from None
 
-if settings.freeze_override:
+if stack.settings.freeze_override:
     # The policy pack lets this update through a change freeze; the reason must be on record.
-    pulumi.log.warn(f"change-freeze override in effect: {settings.freeze_override}")
+    pulumi.log.warn(f"change-freeze override in effect: {stack.settings.freeze_override}")
 
-if settings.role == "arm":
-    arm = Arm(settings.color, ArmArgs(settings=settings, platform=platform))
+if isinstance(stack, platforms.ArmStack):
+    arm = Arm(stack.settings.color, ArmArgs(settings=stack.settings, platform=stack.platform))
     pulumi.export("color", arm.color)
     pulumi.export("version", arm.version)
     pulumi.export("endpoint", arm.endpoint)
@@ -26,8 +25,8 @@ if settings.role == "arm":
     for key, value in arm.exports.items():  # what this platform's edge reads besides the above
         pulumi.export(key, value)
 else:
-    arms = {color: arm_from_stack(settings, color) for color in config.COLORS}
-    edge = Edge("live", EdgeArgs(settings=settings, arms=arms, platform=platform))
+    arms = {color: arm_from_stack(stack.settings, color) for color in config.COLORS}
+    edge = Edge("live", EdgeArgs(settings=stack.settings, arms=arms, platform=stack.platform))
     pulumi.export("activeColor", edge.active_color)
     pulumi.export("url", edge.url)
     pulumi.export("weights", edge.weights)

@@ -1,27 +1,57 @@
-"""Every config key the program reads, validated up front into one frozen `Settings`.
+"""The core settings of a stack, by role: `ArmSettings` (blue, green) or `EdgeSettings` (live).
 
-Nothing is created or changed when config is invalid: `load()` runs before any resource is
-declared, and a `ConfigError` lists every bad key with the value it got and what is allowed.
-The keys and their defaults are declared once, in `Pulumi.yaml`; the defaults here mirror them so
-that unit tests and scripts that read a stack file directly agree with the engine.
+Nothing is created or changed when config is invalid: the settings are read before any resource
+is declared, and a `ConfigError` lists every bad key with the value it got and what is allowed.
+A field that belongs to one role exists only on that role's settings, so it is never Optional
+where it is used.
+
+This module reads the keys every platform shares. Each platform adapter reads its own keys with
+the same `Reader` (platforms/__init__.py composes the two); the tooling, which needs only these,
+reads a stack file with `from_stack_config`. Defaults are written once, in Pulumi.yaml:
+`project_defaults` reads them for code that runs outside the engine.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Literal, cast
 
-from bluegreen import platform_config as pc
+from bluegreen.reader import (
+    APP_NAME,
+    BANNER,
+    HOST_NAME,
+    NAMESPACE,
+    STACK,
+    URL_PATH,
+    VERSION,
+    Alphabet,
+    ConfigError,
+    Getter,
+    Reader,
+    is_host,
+)
+
+__all__ = [
+    "COLORS",
+    "ArmSettings",
+    "Color",
+    "ConfigError",
+    "EdgeSettings",
+    "Hold",
+    "Maintenance",
+    "from_stack_config",
+    "other",
+    "project_defaults",
+    "read_settings",
+]
 
 Color = Literal["blue", "green"]
 COLORS: tuple[Color, ...] = ("blue", "green")
-ROLES = ("arm", "edge")
-PLATFORMS = ("local", "nixos", "aws", "kubernetes")
-NAMESPACE = "bluegreen"
+RUN_ROOT = ".bluegreen"
+"""Where each stack keeps its runtime files, `<RUN_ROOT>/<stack>`, unless bluegreen:runDir says."""
 
 
 def other(color: str) -> Color:
@@ -29,403 +59,274 @@ def other(color: str) -> Color:
     return "green" if color == "blue" else "blue"
 
 
-# Values that end up in nginx text, Nix text and HTTP headers: a strict alphabet keeps `;`, `}`,
-# quotes and newlines out, so no value can inject configuration.
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_PATH = re.compile(r"^/[A-Za-z0-9._~/-]{0,127}$")
-_STACK = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+def weights_for(active: str, canary: int | None = None) -> dict[str, int]:
+    """The weights the pointer implies: 100 for the active colour, or `canary` in a canary step."""
+    idle = other(active)
+    if canary is None or canary >= 100:
+        return {active: 100, idle: 0}
+    return {active: canary, idle: 100 - canary}
 
 
-class ConfigError(ValueError):
-    """Config keys are invalid; the message names each key, its value and what is allowed."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
+def qualified(stack: str, organization: str, project: str) -> str:
+    """org/project/stack: a stack file may shorten a stack's name to its own; a name with a `/`
+    is already whole."""
+    return stack if "/" in stack else f"{organization}/{project}/{stack}"
 
 
 @dataclass(frozen=True)
 class Maintenance:
     """Read-only mode at the edge: writes are refused with a retry hint, reads keep being served."""
 
-    enabled: bool = False
-    status: int = 503
+    enabled: bool
+    status: int
     """503 or 423 for refused writes."""
-    retry_after_s: int = 30
+    retry_after_s: int
     """The Retry-After the refused writes carry, in seconds."""
-    banner: str = ""
-    """An optional message every response carries in X-Bluegreen-Banner."""
+    banner: str
+    """A message every response carries in X-Bluegreen-Banner ("" for none)."""
 
 
 @dataclass(frozen=True)
 class Hold:
     """The stop rules of the hold after a flip: a breach rolls back."""
 
-    max_error_rate: float = 0.01
-    p95_ratio: float = 1.15
-    p95_allowance_ms: float = 2.0
-    min_requests: int = 20
+    max_error_rate: float
+    p95_ratio: float
+    p95_allowance_ms: float
+    min_requests: int
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The validated configuration of one stack."""
+class Dns:
+    """The DNS records the edge declares: <app>.<zone> (live), blue.<zone>, green.<zone>."""
+
+    provider: Literal["route53", "rfc2136"]
+    zone: str
+    ttl: int
+    switch: bool
+    """DNS-based switch: the live name points at the active arm rather than at the edge."""
+    zone_id: str
+    """Route 53 hosted zone id ("" for rfc2136)."""
+    server: str
+    """RFC 2136: host:port of the primary that accepts updates."""
+    tsig_key_name: str
+    tsig_algorithm: str
+
+
+@dataclass(frozen=True)
+class Common:
+    """What every stack has, whatever its role."""
 
     stack: str
     """The Pulumi stack this program runs for."""
-    role: Literal["arm", "edge"]
-    """`arm` declares one colour's deployment; `edge` declares the traffic switch."""
     platform: str
-    """The adapter that realises the components: local, nixos, aws or kubernetes."""
+    """The adapter that realises the components (platforms.REGISTRY)."""
     app_name: str
     """Short name of the application, used in resource and upstream names."""
     health_path: str
     """Readiness path every arm serves; the edge and the policy pack probe it."""
-    bind_address: str
-    """Address local processes and the local edge listen on (loopback only)."""
     run_dir: str
-    """Absolute directory for local runtime files: pid files, logs, nginx config."""
-    color: Color | None = None
-    """Arm only: which arm this stack is."""
-    version: str | None = None
-    """Arm only: the application version this arm serves."""
-    port: int | None = None
-    """Arm only (local): the port the arm's service listens on."""
-    active_color: Color | None = None
-    """Edge only: the single pointer, the colour that takes traffic."""
-    edge_port: int | None = None
-    """Edge only (local): the port nginx listens on."""
-    arm_stacks: Mapping[str, str] = field(default_factory=dict)
-    """Edge only: the stack name of each arm, read through StackReference."""
-    flip_timeout_s: float = 10.0
-    """Edge only: how long the edge waits for the new colour to answer through nginx."""
-    live_stack: str = "live"
-    """Arm only: the edge stack whose pointer says whether this arm is live."""
-    replicas: int = 1
-    """Arm only: how many instances serve this arm (local runs one process)."""
-    freeze_override: str | None = None
+    """Absolute directory for runtime files: pid files, logs, nginx config, known_hosts."""
+    freeze_override: str | None
     """A reason that lets this update through a change freeze; it shows in the policy output."""
-    simulate: Mapping[str, str] = field(default_factory=dict)
-    """Arm only (local): faults the reference service injects on purpose (tests, demos)."""
-    nixos: pc.Nixos | None = None
-    """Set when bluegreen:platform is nixos."""
-    aws: pc.Aws | None = None
-    """Set when bluegreen:platform is aws."""
-    kubernetes: pc.Kubernetes | None = None
-    """Set when bluegreen:platform is kubernetes."""
-    dns: pc.Dns = field(default_factory=pc.Dns)
-    """Edge only: the DNS records the edge declares (provider none: no records)."""
-    canary_weight: int | None = None
-    """Edge only: the active colour's share during a canary step (None: all traffic)."""
-    sticky: bool = False
-    """Edge only: during a canary step, keep each client on one arm."""
-    maintenance: Maintenance = field(default_factory=lambda: Maintenance())
-    """Edge only: read-only mode."""
-    hold: Hold = field(default_factory=Hold)
-    """Edge only: the stop rules of the hold after a flip."""
+
+
+@dataclass(frozen=True)
+class ArmSettings(Common):
+    """An arm stack: one colour of the application."""
+
+    role: ClassVar[str] = "arm"
+    color: Color
+    version: str
+    """The application version this arm serves."""
+    live_stack: str
+    """The edge stack whose pointer says whether this arm is live."""
+    replicas: int
+    """How many instances serve this arm (local runs one process, nixos one per node)."""
+
+
+@dataclass(frozen=True)
+class EdgeSettings(Common):
+    """The edge stack: the pointer and the traffic switch in front of both arms."""
+
+    role: ClassVar[str] = "edge"
+    active_color: Color
+    """The single pointer, the colour that takes traffic."""
+    arm_stacks: Mapping[str, str]
+    """The stack name of each arm, read through StackReference."""
+    flip_timeout_s: float
+    """How long the edge waits for the new colour to answer through the switch."""
+    canary_weight: int | None
+    """The active colour's share during a canary step (None: all traffic)."""
+    sticky: bool
+    """During a canary step, keep each client on one arm."""
+    maintenance: Maintenance
+    hold: Hold
+    dns: Dns | None
+    """The DNS records the edge declares (None: bluegreen:dnsProvider none)."""
 
     @property
-    def app_args(self) -> list[str]:
-        flags = {"serve-version": "version"}
-        return [f"--{flags.get(k, k)}={v}" for k, v in sorted(self.simulate.items())]
+    def weights(self) -> dict[str, int]:
+        """Each colour's share of traffic (0-100), as the pointer and the canary step imply."""
+        return weights_for(self.active_color, self.canary_weight)
 
 
-Getter = Callable[[str], "str | None"]
+Settings = ArmSettings | EdgeSettings
+
+# Keys only one role may set. They have no default in Pulumi.yaml, so a stack that sets one of
+# the other role's is told so rather than silently ignored.
+_ARM_ONLY = ("color", "version", "port", "simulate")
+_EDGE_ONLY = ("activeColor",)
+_COLOR = '"blue" or "green"'
 
 
-def _problem(key: str, value: object, allowed: str) -> str:
-    return f'{NAMESPACE}:{key} must be {allowed}, got "{value}"'
+def _color(read: Reader, key: str, why: str) -> Color:
+    return cast(Color, read.choice(key, COLORS, _COLOR, read.required(key, why) or "blue"))
 
 
-def _port(get: Getter, key: str, problems: list[str], default: int | None = None) -> int | None:
-    raw = get(key)
-    if raw is None:
-        return default
-    try:
-        value = int(str(raw), 10)
-    except ValueError:
-        problems.append(_problem(key, raw, "an integer port from 1024 to 65535"))
-        return None
-    if not 1024 <= value <= 65535:
-        problems.append(_problem(key, raw, "an integer port from 1024 to 65535"))
-        return None
-    return value
-
-
-def _number(
-    get: Getter, key: str, default: float, low: float, high: float, problems: list[str]
-) -> float:
-    raw = get(key)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-        if low <= value <= high:
-            return value
-    except ValueError:
-        pass
-    problems.append(_problem(key, raw, f"a number from {low:g} to {high:g}"))
-    return default
-
-
-def _bool(get: Getter, key: str, problems: list[str]) -> bool:
-    raw = (get(key) or "false").lower()
-    if raw not in ("true", "false"):
-        problems.append(_problem(key, raw, "true or false"))
-    return raw == "true"
-
-
-def _color(get: Getter, key: str, problems: list[str]) -> Color | None:
-    raw = get(key)
-    if raw is None:
-        return None
-    if raw not in COLORS:
-        problems.append(_problem(key, raw, '"blue" or "green"'))
-        return None
-    return raw  # type: ignore[return-value]
-
-
-_SIMULATE = {
-    "ready-status": re.compile(r"^[1-5][0-9][0-9]$"),
-    "delay-ms": re.compile(r"^[0-9]{1,5}(\.[0-9]+)?$"),
-    "error-rate": re.compile(r"^(0(\.[0-9]+)?|1(\.0+)?)$"),
-    # Report a version other than the pinned one, as an arm restarted by hand on another build.
-    "serve-version": _VERSION,
-}
-
-
-def _simulate(raw: str | None, problems: list[str]) -> dict[str, str]:
-    """Parse `ready-status=500,delay-ms=40,error-rate=0.02` (any subset, or empty)."""
-    result: dict[str, str] = {}
-    for item in filter(None, (raw or "").split(",")):
-        name, _, value = item.strip().partition("=")
-        pattern = _SIMULATE.get(name)
-        if pattern is None or not pattern.match(value):
-            problems.append(
-                _problem(
-                    "simulate",
-                    raw,
-                    "comma-separated ready-status=<HTTP status>, delay-ms=<ms>, "
-                    "error-rate=<0..1>, serve-version=<version>",
-                )
-            )
-            return {}
-        result[name] = value
-    return result
-
-
-def from_values(get: Getter, stack: str, project_dir: str) -> Settings:
-    """Validate raw config values (strings, as the engine passes them) into Settings."""
-    problems: list[str] = []
-
-    role = get("role")
-    if role is None:
-        problems.append(
-            f'{NAMESPACE}:role is not set for stack "{stack}": it must be "arm" (Pulumi.blue.yaml, '
-            'Pulumi.green.yaml) or "edge" (Pulumi.live.yaml)'
-        )
-    elif role not in ROLES:
-        problems.append(_problem("role", role, '"arm" or "edge"'))
-
-    platform = get("platform") or "local"
-    if platform not in PLATFORMS:
-        problems.append(_problem("platform", platform, "one of " + ", ".join(PLATFORMS)))
-
-    app_name = get("appName") or "shop"
-    if not _APP_NAME.match(app_name):
-        problems.append(
-            _problem(
-                "appName",
-                app_name,
-                "lowercase letters, digits and '-', starting with a letter",
-            )
-        )
-
-    health_path = get("healthPath") or "/healthz/ready"
-    if not _PATH.match(health_path):
-        problems.append(
-            _problem(
-                "healthPath",
-                health_path,
-                "an absolute URL path of letters, digits, ._~/-",
-            )
-        )
-
-    bind_address = get("bindAddress") or "127.0.0.1"
-    try:
-        if platform == "local" and not ipaddress.ip_address(bind_address).is_loopback:
-            problems.append(
-                _problem(
-                    "bindAddress",
-                    bind_address,
-                    "a loopback address on the local platform",
-                )
-            )
-    except ValueError:
-        problems.append(_problem("bindAddress", bind_address, "an IP address such as 127.0.0.1"))
-
-    run_dir = get("runDir") or os.path.join(".bluegreen", stack)
-    if "\n" in run_dir or ";" in run_dir or "{" in run_dir or "}" in run_dir:
-        problems.append(_problem("runDir", run_dir, "a directory path without ; { } or newlines"))
-    run_dir = os.path.abspath(os.path.join(project_dir, run_dir))
-
-    arm_keys = ("color", "version", "port", "simulate")
-    # Keys with a default in Pulumi.yaml reach every stack, so only these can be told apart.
-    edge_keys = ("activeColor",)
-
-    settings: dict[str, object] = {}
-    override = get("freezeOverride")
-    if override is not None:
-        if len(override.strip()) < 8 or "\n" in override:
-            problems.append(
-                _problem("freezeOverride", override, "a one-line reason of at least 8 characters")
-            )
-        settings["freeze_override"] = override.strip()
-    if role in ROLES:
-        if platform == "nixos":
-            settings["nixos"] = pc.nixos(get, role, problems)
-        elif platform == "aws":
-            settings["aws"] = pc.aws(get, role, problems)
-        elif platform == "kubernetes":
-            settings["kubernetes"] = pc.kubernetes(get, role, problems)
-    if role == "arm":
-        settings["replicas"] = pc._int(get, "replicas", 1, 0, 1000, problems)
-        settings["color"] = _color(get, "color", problems)
-        if get("color") is None:
-            problems.append(
-                f'{NAMESPACE}:color is not set for arm stack "{stack}": '
-                'it must be "blue" or "green"'
-            )
-        version = get("version")
-        if version is None:
-            problems.append(
-                f'{NAMESPACE}:version is not set for arm stack "{stack}": '
-                "set the version this arm serves, e.g. v2"
-            )
-        elif not _VERSION.match(version):
-            problems.append(
-                _problem(
-                    "version",
-                    version,
-                    "1-64 characters of letters, digits and ._+- (e.g. v1.4.2)",
-                )
-            )
-        settings["version"] = version
-        settings["port"] = _port(get, "port", problems)
-        settings["simulate"] = _simulate(get("simulate"), problems)
-        live_stack = get("liveStack") or "live"
-        if not _STACK.match(live_stack):
-            problems.append(_problem("liveStack", live_stack, "a stack name such as live"))
-        settings["live_stack"] = live_stack
-        if platform == "local" and get("port") is None and get("color") is not None:
-            problems.append(
-                f'{NAMESPACE}:port is not set for arm stack "{stack}": '
-                "the local platform needs a port"
-            )
-        for key in edge_keys:
-            if get(key) is not None:
-                problems.append(
-                    f"{NAMESPACE}:{key} belongs only in the edge stack (Pulumi.live.yaml), "
-                    f'but arm stack "{stack}" sets it to "{get(key)}": remove it here'
-                )
-    elif role == "edge":
-        settings["active_color"] = _color(get, "activeColor", problems)
-        if get("activeColor") is None:
-            problems.append(
-                f'{NAMESPACE}:activeColor is not set for edge stack "{stack}": '
-                'it must be "blue" or "green"'
-            )
-        settings["edge_port"] = _port(get, "edgePort", problems, default=18080)
-        settings["dns"] = pc.dns(get, platform, problems)
-        canary = pc._int(get, "canaryWeight", 0, 0, 100, problems)
-        settings["canary_weight"] = canary if 0 < canary < 100 else None
-        settings["sticky"] = _bool(get, "stickyCanary", problems)
-        status = pc._int(get, "maintenanceStatus", 503, 100, 599, problems)
-        if status not in (503, 423):
-            problems.append(_problem("maintenanceStatus", status, "503 or 423"))
-        banner = get("maintenanceBanner") or ""
-        if not re.match(r"^[A-Za-z0-9 .,:;!?()'/_-]{0,200}$", banner) or ";" in banner:
-            problems.append(
-                _problem(
-                    "maintenanceBanner", banner, "up to 200 letters, digits, spaces and .,:!?()'/_-"
-                )
-            )
-        settings["maintenance"] = Maintenance(
-            enabled=_bool(get, "maintenance", problems),
-            status=status,
-            retry_after_s=pc._int(get, "maintenanceRetryAfter", 30, 1, 86400, problems),
-            banner=banner,
-        )
-        settings["hold"] = Hold(
-            max_error_rate=_number(get, "holdMaxErrorRate", 0.01, 0.0, 0.5, problems),
-            p95_ratio=_number(get, "holdP95Ratio", 1.15, 1.0, 10.0, problems),
-            p95_allowance_ms=_number(get, "holdP95AllowanceMs", 2.0, 0.0, 1000.0, problems),
-            min_requests=pc._int(get, "holdMinRequests", 20, 1, 1_000_000, problems),
-        )
-        stacks = {}
-        for color in COLORS:
-            key = f"{color}Stack"
-            name = get(key) or color
-            if not _STACK.match(name):
-                problems.append(
-                    _problem(key, name, "a stack name such as green or org/project/green")
-                )
-            stacks[color] = name
-        settings["arm_stacks"] = stacks
-        raw_timeout = get("flipTimeoutSeconds")
-        if raw_timeout is not None:
-            try:
-                timeout = float(raw_timeout)
-                if not 1 <= timeout <= 300:
-                    raise ValueError
-                settings["flip_timeout_s"] = timeout
-            except ValueError:
-                problems.append(
-                    _problem(
-                        "flipTimeoutSeconds",
-                        raw_timeout,
-                        "a number of seconds from 1 to 300",
-                    )
-                )
-        for key in arm_keys:
-            if get(key) is not None:
-                problems.append(
-                    f"{NAMESPACE}:{key} belongs only in an arm stack "
-                    "(Pulumi.blue.yaml, Pulumi.green.yaml), "
-                    f'but edge stack "{stack}" sets it to "{get(key)}": remove it here'
-                )
-
-    if problems:
-        raise ConfigError(problems)
-    return Settings(
-        stack=stack,
-        role=role,  # type: ignore[arg-type]
-        platform=platform,
-        app_name=app_name,
-        health_path=health_path,
-        bind_address=bind_address,
-        run_dir=run_dir,
-        **settings,  # type: ignore[arg-type]
+def _common(read: Reader, project_dir: str) -> Common:
+    override = read.optional("freezeOverride")
+    if override is not None and (len(override.strip()) < 8 or "\n" in override):
+        read.problem("freezeOverride", override, "a one-line reason of at least 8 characters")
+    run_dir = read.optional("runDir") or os.path.join(RUN_ROOT, read.stack)
+    if re.search(r"[\n;{}]", run_dir):
+        read.problem("runDir", run_dir, "a directory path without ; { } or newlines")
+    return Common(
+        stack=read.stack,
+        platform=read.declared("platform"),
+        app_name=read.matching("appName", APP_NAME),
+        health_path=read.matching("healthPath", URL_PATH),
+        run_dir=os.path.abspath(os.path.join(project_dir, run_dir)),
+        freeze_override=override.strip() if override is not None else None,
     )
 
 
-def unset_defaults(get: Getter) -> Getter:
-    """Pulumi.yaml gives role-specific keys the default "" (ports 0) meaning "not set"."""
+def _misplaced(read: Reader, keys: tuple[str, ...], role: str, belongs: str) -> None:
+    for key in keys:
+        value = read.optional(key)
+        if value is not None:
+            read.problems.append(
+                f"{NAMESPACE}:{key} belongs only in {belongs}, but {role} stack "
+                f'"{read.stack}" sets it to "{value}": remove it here'
+            )
 
-    def wrapped(key: str) -> str | None:
-        value = get(key)
-        return None if value in ("", None) or (key == "port" and value == "0") else value
 
-    return wrapped
+def _arm(read: Reader, common: Common) -> ArmSettings:
+    where = f' for arm stack "{read.stack}"'
+    version = read.required("version", f"{where}: set the version this arm serves, e.g. v2")
+    _misplaced(read, _EDGE_ONLY, "arm", "the edge stack (Pulumi.live.yaml)")
+    return ArmSettings(
+        **vars(common),
+        color=_color(read, "color", f'{where}: it must be "blue" or "green"'),
+        version=read.matching("version", VERSION, version) if version else version,
+        live_stack=read.matching("liveStack", STACK),
+        replicas=read.integer("replicas", 0, 1000),
+    )
 
 
-def load() -> Settings:
-    """Read this stack's config from the Pulumi engine."""
-    import pulumi
+def _arm_stacks(read: Reader) -> dict[str, str]:
+    stacks = {}
+    for color in COLORS:
+        key = f"{color}Stack"
+        name = read.declared(key)
+        if not STACK.fits(name):
+            read.problem(key, name, "a stack name such as green or org/project/green")
+        stacks[color] = name
+    return stacks
 
-    cfg = pulumi.Config(NAMESPACE)
-    return from_values(unset_defaults(cfg.get), pulumi.get_stack(), os.getcwd())
+
+def _maintenance(read: Reader) -> Maintenance:
+    status = read.integer("maintenanceStatus", 100, 599)
+    if status not in (503, 423):
+        read.problem("maintenanceStatus", status, "503 or 423")
+    return Maintenance(
+        enabled=read.flag("maintenance"),
+        status=status,
+        retry_after_s=read.integer("maintenanceRetryAfter", 1, 86400),
+        banner=read.matching("maintenanceBanner", BANNER),
+    )
+
+
+def _hold(read: Reader) -> Hold:
+    return Hold(
+        max_error_rate=read.number("holdMaxErrorRate", 0.0, 0.5),
+        p95_ratio=read.number("holdP95Ratio", 1.0, 10.0),
+        p95_allowance_ms=read.number("holdP95AllowanceMs", 0.0, 1000.0),
+        min_requests=read.integer("holdMinRequests", 1, 1_000_000),
+    )
+
+
+_ZONE = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?")
+_TSIG = ("hmac-sha256", "hmac-sha384", "hmac-sha512")
+_DNS_NAME = Alphabet(HOST_NAME.pattern, "a DNS name")
+
+
+def _dns(read: Reader) -> Dns | None:
+    provider = read.choice(
+        "dnsProvider", ("none", "route53", "rfc2136"), '"none", "route53" or "rfc2136"'
+    )
+    if provider == "none":
+        return None
+    zone = read.required("dnsZone", f": bluegreen:dnsProvider {provider} needs a zone")
+    zone = zone.rstrip(".").lower()
+    if zone and not _ZONE.fullmatch(zone + "."):
+        read.problem("dnsZone", zone, "a DNS zone such as shop.example.com")
+    zone_id = ""
+    if provider == "route53":
+        zone_id = read.required("dnsZoneId", ": Route 53 needs the hosted zone id")
+    server = read.declared("dnsServer")
+    host, _, port = server.rpartition(":")
+    if not host or not is_host(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        read.problem("dnsServer", server, "host:port")
+    return Dns(
+        provider=cast(Literal["route53", "rfc2136"], provider),
+        zone=zone,
+        ttl=read.integer("dnsTtl", 1, 86400),
+        switch=read.flag("dnsSwitch"),
+        zone_id=zone_id,
+        server=server,
+        tsig_key_name=read.matching("tsigKeyName", _DNS_NAME),
+        tsig_algorithm=read.choice(
+            "tsigAlgorithm", _TSIG, "hmac-sha256, hmac-sha384 or hmac-sha512"
+        ),
+    )
+
+
+def _edge(read: Reader, common: Common) -> EdgeSettings:
+    where = f' for edge stack "{read.stack}"'
+    _misplaced(read, _ARM_ONLY, "edge", "an arm stack (Pulumi.blue.yaml, Pulumi.green.yaml)")
+    canary = read.integer("canaryWeight", 0, 100)
+    return EdgeSettings(
+        **vars(common),
+        active_color=_color(read, "activeColor", f'{where}: it must be "blue" or "green"'),
+        arm_stacks=_arm_stacks(read),
+        flip_timeout_s=read.number("flipTimeoutSeconds", 1, 300, unit="seconds"),
+        canary_weight=canary if 0 < canary < 100 else None,
+        sticky=read.flag("stickyCanary"),
+        maintenance=_maintenance(read),
+        hold=_hold(read),
+        dns=_dns(read),
+    )
+
+
+def read_settings(read: Reader, project_dir: str) -> Settings:
+    """The core settings of the stack `read` reads. Problems are left in `read` for the caller to
+    `check()` together with the platform's; an unknown role stops here, since it decides which
+    keys to read."""
+    role = read.optional("role")
+    if role is None:
+        read.problems.append(
+            f'{NAMESPACE}:role is not set for stack "{read.stack}": it must be "arm" '
+            '(Pulumi.blue.yaml, Pulumi.green.yaml) or "edge" (Pulumi.live.yaml)'
+        )
+    elif role not in ("arm", "edge"):
+        read.problem("role", role, '"arm" or "edge"')
+    common = _common(read, project_dir)
+    if role == "arm":
+        return _arm(read, common)
+    if role == "edge":
+        return _edge(read, common)
+    read.stop()
 
 
 def project_defaults(project_dir: str) -> dict[str, str]:
@@ -444,12 +345,21 @@ def project_defaults(project_dir: str) -> dict[str, str]:
     }
 
 
+def with_defaults(values: Mapping[str, str], project_dir: str) -> Getter:
+    """A stack's values over Pulumi.yaml's defaults, as the engine would pass them."""
+    return {**project_defaults(project_dir), **values}.get
+
+
 def from_stack_config(values: Mapping[str, str], stack: str, project_dir: str) -> Settings:
     """Validate a stack's config read outside the engine (the operator's command, scripts).
 
     `values` maps keys without the `bluegreen:` namespace to their string values, as
     `pulumi config --json` or the Automation API's `get_all_config()` give them; what the stack
-    does not set takes its default from Pulumi.yaml, as the engine would give it.
+    does not set takes its default from Pulumi.yaml, as the engine would give it. Only the keys
+    every platform shares are read: the platform's own are the program's business
+    (platforms.from_stack_config reads both).
     """
-    merged = {**project_defaults(project_dir), **values}
-    return from_values(unset_defaults(merged.get), stack, project_dir)
+    read = Reader(with_defaults(values, project_dir), stack)
+    settings = read_settings(read, project_dir)
+    read.check()
+    return settings

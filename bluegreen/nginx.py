@@ -9,24 +9,23 @@ evaluates it and compares it with this text. Every value rendered here was valid
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bluegreen.config import other
+from bluegreen.config import Maintenance
+from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
 
-_SAFE = re.compile(r"^[A-Za-z0-9._:/\[\]-]+$")
+
+def _refuse_unless(pattern: str, value: str, allowed: str) -> str:
+    if not re.fullmatch(pattern, value):
+        raise ValueError(f"refusing to render {value!r} into nginx config: {allowed}")
+    return value
 
 
 def _token(value: str) -> str:
     """Refuse a value that could end a directive or open a block (`;`, `{`, `}`, quotes, spaces)."""
-    if not _SAFE.match(value):
-        raise ValueError(
-            f"refusing to render {value!r} into nginx config: only [A-Za-z0-9._:/[]-] allowed"
-        )
-    return value
+    return _refuse_unless(r"[A-Za-z0-9._:/\[\]-]+", value, "only [A-Za-z0-9._:/[]-] allowed")
 
 
 @dataclass(frozen=True)
@@ -39,14 +38,6 @@ class Server:
     """The arm the node belongs to."""
     weight: int
     """Share of traffic (0-100); 0 renders as `backup`, the idle arm nginx falls back to."""
-
-
-def weights_for(active: str, canary: int | None = None) -> dict[str, int]:
-    """The weights the pointer implies: 100 for the active colour, or `canary` in a canary step."""
-    idle = other(active)
-    if canary is None or canary >= 100:
-        return {active: 100, idle: 0}
-    return {active: canary, idle: 100 - canary}
 
 
 def servers_for(nodes: Mapping[str, Sequence[str]], weights: Mapping[str, int]) -> list[Server]:
@@ -88,45 +79,36 @@ def render_upstream(
     return "\n".join(lines) + "\n"
 
 
-def generation(text: str) -> str:
-    """A short fingerprint of a rendered config; the edge answers with it so a probe can tell which
-    config is serving (nginx can keep the old one while `nginx -s reload` returns 0)."""
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class MaintenanceMode:
-    """Read-only mode: writes get `status` with Retry-After and a stable JSON body."""
-
-    enabled: bool = False
-    status: int = 503
-    retryAfter: int = 30  # noqa: N815 - the engine's camelCase, as the props arrive
-    banner: str = ""
-
-
-_QUOTABLE = re.compile(r"^[^\"\\$;{}\n\r]*$")
-
-
 def _quoted(value: str) -> str:
     """A value inside double quotes: nothing that could close the string or start a variable."""
-    if not _QUOTABLE.match(value):
-        raise ValueError(
-            f"refusing to render {value!r} into nginx config: quotes, $ ; {{ }} refused"
-        )
-    return value
+    return _refuse_unless(r'[^"\\$;{}\n\r]*', value, "quotes, $ ; { } refused")
 
 
-def maintenance_error_body(status: int, retry_after: int) -> str:
-    """The stable machine-readable answer to a refused write."""
-    return json.dumps(
-        {
-            "error": "maintenance",
-            "status": status,
-            "retryAfter": retry_after,
-            "message": "The service is read-only for maintenance; retry later.",
-        },
-        separators=(",", ":"),
-    )
+# The nginx text below is what the NixOS edge module (nixos/modules/edge-node.nix) states in its
+# own shape; tests/unit/test_nixos.py evaluates the module and compares it with these.
+STICKY_MAPS = """\
+map $cookie_bluegreen_client $bluegreen_client {
+    "" $request_id;
+    default $cookie_bluegreen_client;
+}
+map $cookie_bluegreen_client $bluegreen_set_cookie {
+    "" "bluegreen_client=$request_id; Path=/; Max-Age=86400; HttpOnly";
+    default "";
+}
+"""
+"""Sticky canary only: a client keeps its id in the bluegreen_client cookie, new clients get one."""
+PROXY = """\
+proxy_http_version 1.1;
+proxy_set_header Connection "";
+proxy_set_header Host $host;
+# An arm that refuses or resets is retried on the other server, so an arm restarting
+# during a flip costs a retry, not a failed request. Writes are never retried.
+proxy_next_upstream error timeout http_502 http_503;
+proxy_connect_timeout 1s;
+"""
+"""How the edge proxies to the upstream, after `proxy_pass`."""
+WRITES = "^(" + "|".join(WRITE_METHODS) + ")$"
+"""The `$request_method` pattern maintenance mode refuses."""
 
 
 def render_local(
@@ -136,13 +118,13 @@ def render_local(
     listen: str,
     servers: Sequence[Server],
     active_color: str,
+    maintenance: Maintenance,
     sticky: bool = False,
-    maintenance: MaintenanceMode | None = None,
 ) -> str:
     """The whole nginx.conf of the local edge; `run_dir` is the nginx prefix (-p)."""
     upstream_name = f"bluegreen_{app.replace('-', '_')}"
     upstream = render_upstream(upstream_name, servers, sticky=sticky)
-    m = maintenance or MaintenanceMode()
+    m = maintenance
     banner = (
         f'            add_header X-Bluegreen-Banner "{_quoted(m.banner)}" always;\n'
         if m.enabled and m.banner
@@ -154,29 +136,14 @@ def render_local(
     refuse_writes = (
         f"""\
             # Maintenance (read-only) mode: writes are refused before they reach an arm.
-            if ($request_method ~ ^(POST|PUT|PATCH|DELETE)$) {{ return {status}; }}
+            if ($request_method ~ {WRITES}) {{ return {status}; }}
             error_page {status} = @bluegreen_maintenance;
 """
         if m.enabled
         else ""
     )
-    # Sticky canary only: a client keeps its id in the bluegreen_client cookie and new clients
-    # get one. Without it no response sets a cookie nobody asked for.
-    sticky_maps = (
-        """\
-    map $cookie_bluegreen_client $bluegreen_client {
-        "" $request_id;
-        default $cookie_bluegreen_client;
-    }
-    map $cookie_bluegreen_client $bluegreen_set_cookie {
-        "" "bluegreen_client=$request_id; Path=/; Max-Age=86400; HttpOnly";
-        default "";
-    }
-
-"""
-        if sticky
-        else ""
-    )
+    # Without a sticky canary no response sets a cookie nobody asked for.
+    sticky_maps = _indent(STICKY_MAPS) + "\n" if sticky else ""
     set_cookie = "            add_header Set-Cookie $bluegreen_set_cookie;\n" if sticky else ""
     body = f"""\
 # Rendered by bluegreen (components/edge.py); changes here are overwritten by `pulumi up -s live`.
@@ -205,21 +172,14 @@ http {{
         listen {_token(listen)};
         location @bluegreen_maintenance {{
             default_type application/json;
-            add_header Retry-After {int(m.retryAfter)} always;
+            add_header Retry-After {int(m.retry_after_s)} always;
             add_header X-Bluegreen-Edge "{_token(active_color)}" always;
             add_header X-Bluegreen-Edge-Generation "@GENERATION@" always;
-{banner}            return {status} '{maintenance_error_body(status, int(m.retryAfter))}';
+{banner}            return {status} '{maintenance_body(m)}';
         }}
         location / {{
 {refuse_writes}            proxy_pass http://{upstream_name};
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            # An arm that refuses or resets is retried on the other server, so an arm restarting
-            # during a flip costs a retry, not a failed request. Writes are never retried.
-            proxy_next_upstream error timeout http_502 http_503;
-            proxy_connect_timeout 1s;
-            add_header X-Bluegreen-Edge "{_token(active_color)}" always;
+{_indent(PROXY, 3)}            add_header X-Bluegreen-Edge "{_token(active_color)}" always;
             add_header X-Bluegreen-Edge-Generation "@GENERATION@" always;
 {set_cookie}{banner}        }}
     }}
@@ -228,5 +188,6 @@ http {{
     return body.replace("@GENERATION@", generation(body))
 
 
-def _indent(text: str) -> str:
-    return "".join("    " + line + "\n" if line else "\n" for line in text.splitlines())
+def _indent(text: str, levels: int = 1) -> str:
+    pad = "    " * levels
+    return "".join(pad + line + "\n" if line else "\n" for line in text.splitlines())

@@ -6,17 +6,17 @@ from dataclasses import dataclass
 
 import pulumi
 
-from bluegreen.config import Settings
+from bluegreen.config import ArmSettings
 from components.naming import qualified
-from platforms import Platform
+from platforms.base import ArmPlatform
 
 
 @dataclass(frozen=True)
 class ArmArgs:
-    settings: Settings
-    """This arm stack's validated config (colour, version, port, health path)."""
-    platform: Platform
-    """The adapter that declares the arm's compute."""
+    settings: ArmSettings
+    """This arm stack's validated config (colour, version, health path)."""
+    platform: ArmPlatform
+    """The adapter, with its own validated keys, that declares the arm's compute."""
 
 
 class Arm(pulumi.ComponentResource):

@@ -7,19 +7,20 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from bluegreen import nginx
-from bluegreen.config import COLORS, Settings
+from bluegreen.config import COLORS, EdgeSettings
 from components.naming import qualified
-from platforms import Platform, dns
-from platforms.base import ArmView
+from platforms import dns
+from platforms.base import Arms, ArmView, EdgePlatform
 
 _ARM_OUTPUTS = ("color", "version", "endpoint", "nodes")
 
 
 def _require_stack(name: str, color: str, configured: str) -> None:
-    """Refuse a missing arm stack in a sentence that names the key. A StackReference to it would
-    fail the update with the engine's bare "unknown stack"; the same read as an invoke fails only
-    this call, so the program can say what to fix."""
+    """The program's one optional stack read, and it fails closed: a missing arm stack stops the
+    update here, in a sentence naming bluegreen:<color>Stack, and any other failure of the read
+    is raised as it is. It is `pulumi:pulumi:readStackOutputs` as an invoke because a
+    StackReference to a missing stack fails the whole update with the engine's bare "unknown
+    stack". Every other read of a stack is a StackReference: that stack must exist."""
     try:
         pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
     except Exception as err:
@@ -32,7 +33,7 @@ def _require_stack(name: str, color: str, configured: str) -> None:
         ) from None
 
 
-def arm_from_stack(settings: Settings, color: str) -> ArmView:
+def arm_from_stack(settings: EdgeSettings, color: str) -> ArmView:
     """Read one arm's outputs through a StackReference; fail clearly if it is not deployed."""
     name = qualified(settings.arm_stacks[color])
     _require_stack(name, color, settings.arm_stacks[color])
@@ -65,12 +66,12 @@ def arm_from_stack(settings: Settings, color: str) -> ArmView:
 
 @dataclass(frozen=True)
 class EdgeArgs:
-    settings: Settings
+    settings: EdgeSettings
     """The edge stack's validated config; `settings.active_color` is the pointer."""
-    arms: dict[str, ArmView]
+    arms: Arms
     """Both arms as read from their stacks."""
-    platform: Platform
-    """The adapter that declares the traffic switch."""
+    platform: EdgePlatform
+    """The adapter, with its own validated keys, that declares the traffic switch."""
 
 
 class Edge(pulumi.ComponentResource):
@@ -85,8 +86,7 @@ class Edge(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
         s = args.settings
-        assert s.active_color in COLORS
-        weights = nginx.weights_for(s.active_color, s.canary_weight)
+        weights = s.weights
         # The policy pack judges a flip by these inputs: the pointer and the weights it implies,
         # and each arm's direct endpoint and pinned version. What the edge serves now it reads
         # from this stack's last outputs itself (policy/bluegreen_policy/state.py), so that these
@@ -101,18 +101,20 @@ class Edge(pulumi.ComponentResource):
                 c: {"endpoint": a.endpoint, "version": a.version} for c, a in args.arms.items()
             },
             "healthPath": s.health_path,
-            "dnsTtl": s.dns.ttl if s.dns.provider != "none" else None,
+            "dnsTtl": s.dns.ttl if s.dns else None,
             "maintenance": s.maintenance.enabled,
             "freezeOverride": s.freeze_override,
         }
         super().__init__("bluegreen:index:Edge", name, gate, opts)
-        served = args.platform.edge(name, self, s, args.arms, weights)
+        served = args.platform.edge(name, self, s, args.arms)
         self.dns_records: list[pulumi.Resource] = []
-        if s.dns.provider != "none":
+        if s.dns:
             self.dns_records = dns.declare(
                 name,
                 self,
                 s,
+                s.dns,
+                args.platform,
                 edge_hosts=served.url.apply(lambda u: [urlsplit(u).hostname]),
                 arm_hosts={
                     c: pulumi.Output.from_input(a.nodes).apply(dns.hosts)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pulumi
 
+from bluegreen import config
+
 
 def qualified(stack: str) -> str:
-    """org/project/stack: the engine's StackReference and the policy pack's state reads need the
-    whole name, which a stack file may shorten to the stack's own."""
-    return stack if "/" in stack else f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
+    """The whole org/project/stack name the engine's StackReference and the policy pack's state
+    reads need (`config.qualified`, with this program's organization and project)."""
+    return config.qualified(stack, pulumi.get_organization(), pulumi.get_project())

@@ -1,61 +1,91 @@
 """Platform adapters: how an arm and the edge are realised on local, nixos, aws or kubernetes.
 
-Every adapter has the same three methods, so the components never branch on the platform:
+The registry is `REGISTRY` below: a platform's name and the module of its adapter. Adding a
+platform is one module and one entry here. Each module defines `ARM` and `EDGE`, the classes of
+platforms/base.py that read the platform's own keys for that role (`from_config`) and declare its
+resources. Modules are imported only when their platform is chosen, so a local stack never loads a
+cloud SDK.
 
-- `preflight(settings)`: refuse config the platform cannot honour, before anything changes.
-- `arm(name, parent, settings) -> ArmEndpoint`: declare one arm's compute as children of `parent`.
-- `edge(name, parent, settings, arms, weights) -> EdgeEndpoint`: declare the traffic switch.
+The core (bluegreen/config.py) cannot import this package; it reads the keys every platform
+shares. `load` composes the two: one `Reader` goes through the core's keys and the platform's, so
+a `ConfigError` names every bad key of either at once, before anything is declared.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-import pulumi
-
-from bluegreen.config import Settings
+from bluegreen import config
+from bluegreen.config import ArmSettings, EdgeSettings
+from bluegreen.reader import Getter, Reader
 from platforms import lifeline
-from platforms.base import ArmEndpoint, ArmView, EdgeEndpoint
+from platforms.base import ArmPlatform, EdgePlatform
 
 lifeline.bind_to_engine()  # in a dynamic provider process: exit when the engine goes away
 
-
-class Platform(Protocol):
-    def preflight(self, settings: Settings) -> None:
-        """Check the platform's config against the world before anything is declared; raise
-        `ConfigError` naming the key, the value and what is allowed."""
-        ...
-
-    def arm(self, name: str, parent: pulumi.Resource, settings: Settings) -> ArmEndpoint: ...
-
-    def edge(
-        self,
-        name: str,
-        parent: pulumi.Resource,
-        settings: Settings,
-        arms: dict[str, ArmView],
-        weights: dict[str, int],
-    ) -> EdgeEndpoint: ...
+REGISTRY: dict[str, str] = {
+    "local": "platforms.local",
+    "nixos": "platforms.nixos",
+    "aws": "platforms.aws",
+    "kubernetes": "platforms.kubernetes",
+}
 
 
-def get(name: str) -> Platform:
-    """The adapter for `bluegreen:platform`."""
-    if name == "local":
-        from platforms.local import LocalPlatform
+@dataclass(frozen=True)
+class ArmStack:
+    """An arm stack's validated config: the shared settings and the platform's own."""
 
-        return LocalPlatform()
-    if name == "nixos":
-        from platforms.nixos import NixosPlatform
+    settings: ArmSettings
+    platform: ArmPlatform
 
-        return NixosPlatform()
-    if name == "aws":
-        from platforms.aws import AwsPlatform
+    def preflight(self) -> None:
+        self.platform.preflight(self.settings)
 
-        return AwsPlatform()
-    if name == "kubernetes":
-        from platforms.kubernetes import KubernetesPlatform
 
-        return KubernetesPlatform()
-    raise NotImplementedError(
-        f'bluegreen:platform "{name}" is not one of local, nixos, aws, kubernetes'
-    )
+@dataclass(frozen=True)
+class EdgeStack:
+    """The edge stack's validated config: the shared settings and the platform's own."""
+
+    settings: EdgeSettings
+    platform: EdgePlatform
+
+    def preflight(self) -> None:
+        self.platform.preflight(self.settings)
+
+
+def adapter(name: str):
+    """The module of a registered platform."""
+    return importlib.import_module(REGISTRY[name])
+
+
+def load(get: Getter, stack: str, project_dir: str) -> ArmStack | EdgeStack:
+    """Read and validate a stack's whole config; `ConfigError` names every problem at once."""
+    read = Reader(get, stack)
+    name = read.declared("platform")
+    if name not in REGISTRY:
+        read.problem("platform", name, "one of " + ", ".join(REGISTRY))
+    settings = config.read_settings(read, project_dir)
+    if name not in REGISTRY:
+        read.stop()
+    module = adapter(name)
+    if isinstance(settings, ArmSettings):
+        loaded: ArmStack | EdgeStack = ArmStack(settings, module.ARM.from_config(read))
+    else:
+        loaded = EdgeStack(settings, module.EDGE.from_config(read))
+    read.check()
+    return loaded
+
+
+def from_engine() -> ArmStack | EdgeStack:
+    """This stack's config as the engine passes it, Pulumi.yaml's defaults included."""
+    import pulumi
+
+    return load(pulumi.Config(config.NAMESPACE).get, pulumi.get_stack(), os.getcwd())
+
+
+def from_stack_config(values: Mapping[str, str], stack: str, project_dir: str):
+    """As `config.from_stack_config`, with the platform's keys read too (tests, scripts)."""
+    return load(config.with_defaults(values, project_dir), stack, project_dir)

@@ -16,13 +16,15 @@ import base64
 import json
 import re
 import shlex
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from bluegreen import nginx
-from bluegreen.config import COLORS, ConfigError, Settings
-from platforms.base import WRITE_METHODS, ArmEndpoint, ArmView, EdgeEndpoint
+from bluegreen.config import COLORS, ArmSettings, Common, EdgeSettings
+from bluegreen.reader import Alphabet, Reader
+from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
+from platforms.base import ArmEndpoint, ArmPlatform, Arms, ArmView, EdgeEndpoint, EdgePlatform
 from platforms.confirm import TrafficConfirmation
 
 # Lower numbers win: the maintenance rule must be evaluated before any rule someone adds later.
@@ -31,6 +33,34 @@ MAINTENANCE_PRIORITY = 10
 APP_PATH = "/opt/bluegreen/server.py"
 _SAFE = re.compile(r"^[A-Za-z0-9._/=:+-]+$")
 _ANYWHERE = {"cidr_blocks": ["0.0.0.0/0"], "ipv6_cidr_blocks": ["::/0"]}
+_AWS_ID = re.compile(r"[a-z]+-[0-9a-f]{8,17}")
+_INSTANCE_TYPE = Alphabet(r"[a-z0-9]+\.[a-z0-9]+", "an instance type such as t3.small")
+
+
+def _aws_id(read: Reader, key: str, why: str, example: str) -> str:
+    value = read.required(key, f": the aws platform needs {why}")
+    if value and not _AWS_ID.fullmatch(value):
+        read.problems.append(f'bluegreen:{key} must look like {example}, got "{value}"')
+    return value
+
+
+@dataclass(frozen=True)
+class Network:
+    """Where the ALBs and the arms' instances live; both roles need it."""
+
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, read: Reader) -> Network:
+        vpc = _aws_id(read, "vpcId", "the VPC id (vpc-...)", "vpc-0123abcd")
+        subnets = read.strings("subnetIds")
+        if len(subnets) < 2:
+            read.problems.append(
+                "bluegreen:subnetIds must list at least two subnets in different zones "
+                f"(an ALB needs two), got {list(subnets)}"
+            )
+        return cls(vpc_id=vpc, subnet_ids=subnets)
 
 
 def _safe(value: str) -> str:
@@ -40,17 +70,15 @@ def _safe(value: str) -> str:
     return value
 
 
-def user_data(settings: Settings) -> str:
+def user_data(settings: ArmSettings, app_port: int) -> str:
     """The boot script of every instance of this arm: a systemd unit running the app."""
-    aws_cfg = settings.aws
-    assert aws_cfg is not None and settings.color and settings.version
     argv = [
         "/usr/bin/python3",
         APP_PATH,
         f"--color={_safe(settings.color)}",
         f"--version={_safe(settings.version)}",
         "--host=0.0.0.0",
-        f"--port={int(aws_cfg.app_port)}",
+        f"--port={int(app_port)}",
         f"--health-path={_safe(settings.health_path)}",
     ]
     exec_start = " ".join(shlex.quote(a) for a in argv)
@@ -106,23 +134,25 @@ def _http_in(*ports: int) -> list[aws.ec2.SecurityGroupIngressArgs]:
 
 
 def _compute(
-    name: str, parent: pulumi.Resource, settings: Settings, target_group: aws.lb.TargetGroup
+    name: str,
+    parent: pulumi.Resource,
+    cfg: AwsArm,
+    s: ArmSettings,
+    target_group: aws.lb.TargetGroup,
 ) -> aws.autoscaling.Group:
     """Instances of this arm registered in `target_group`.
 
     Kept behind this one function so the arm's compute can be swapped (ECS, a fixed set of
     instances) without touching the target group, the direct ALB or the edge.
     """
-    cfg = settings.aws
-    assert cfg is not None
     # Both ALBs (this arm's own and the live one, in another stack) reach the instances from
     # inside the VPC; nothing outside the VPC can reach the app port directly.
-    vpc = aws.ec2.get_vpc_output(id=cfg.vpc_id)
+    vpc = aws.ec2.get_vpc_output(id=cfg.network.vpc_id)
     sg = _security_group(
         f"{name}-instances",
         parent,
-        cfg.vpc_id,
-        f"bluegreen {settings.app_name} {settings.color}: app port from the VPC",
+        cfg.network.vpc_id,
+        f"bluegreen {s.app_name} {s.color}: app port from the VPC",
         [
             aws.ec2.SecurityGroupIngressArgs(
                 protocol="tcp",
@@ -137,22 +167,22 @@ def _compute(
         image_id=cfg.ami,
         instance_type=cfg.instance_type,
         vpc_security_group_ids=[sg.id],
-        user_data=base64.b64encode(user_data(settings).encode()).decode(),
+        user_data=base64.b64encode(user_data(s, cfg.app_port).encode()).decode(),
         # IMDSv2 only: a request forged through the app cannot read instance credentials.
         metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
             http_tokens="required", http_endpoint="enabled"
         ),
-        tags=_tags(settings),
+        tags=_tags(s, s.color, s.version),
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    replicas = settings.replicas
+    replicas = s.replicas
     group = aws.autoscaling.Group(
         f"{name}-group",
         desired_capacity=replicas,
         min_size=replicas,
         # Room for a rolling instance refresh to start new instances before old ones go.
         max_size=max(2 * replicas, 1),
-        vpc_zone_identifiers=list(cfg.subnet_ids),
+        vpc_zone_identifiers=list(cfg.network.subnet_ids),
         launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
             id=template.id, version=template.latest_version.apply(str)
         ),
@@ -173,20 +203,17 @@ def _compute(
         ),
         tags=[
             aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=True)
-            for k, v in _tags(settings).items()
+            for k, v in _tags(s, s.color, s.version).items()
         ],
         opts=pulumi.ResourceOptions(parent=parent),
     )
     return group
 
 
-def _tags(settings: Settings) -> dict[str, str]:
-    tags = {"bluegreen:app": settings.app_name, "bluegreen:stack": settings.stack}
-    if settings.color:
-        tags["bluegreen:color"] = settings.color
-    if settings.version:
-        tags["bluegreen:version"] = settings.version
-    return tags
+def _tags(s: Common, *arm: str) -> dict[str, str]:
+    """The app and the stack, and an arm's colour and version."""
+    tags = {"bluegreen:app": s.app_name, "bluegreen:stack": s.stack}
+    return tags | dict(zip(("bluegreen:color", "bluegreen:version"), arm, strict=False))
 
 
 def _arm_output(arm: ArmView, key: str) -> pulumi.Output[str]:
@@ -230,29 +257,47 @@ def forward_action(
     )
 
 
-class AwsPlatform:
-    def preflight(self, settings: Settings) -> None:
-        problems = []
-        if settings.aws is None:
-            problems.append("bluegreen:platform aws needs bluegreen:vpcId and bluegreen:subnetIds")
-        elif settings.role == "edge" and settings.aws.certificate_arn:
-            if not settings.aws.certificate_arn.startswith("arn:aws"):
-                problems.append(
-                    "bluegreen:certificateArn must be an ACM certificate ARN "
-                    f'(arn:aws:acm:...), got "{settings.aws.certificate_arn}"'
-                )
-        if problems:
-            raise ConfigError(problems)
+def _alb(
+    name: str, parent: pulumi.Resource, network: Network, what: str, ports: tuple[int, ...], tags
+) -> aws.lb.LoadBalancer:
+    """An application load balancer open to the world on `ports`."""
+    sg = _security_group(f"{name}-sg", parent, network.vpc_id, what, _http_in(*ports))
+    return aws.lb.LoadBalancer(
+        name,
+        load_balancer_type="application",
+        subnets=list(network.subnet_ids),
+        security_groups=[sg.id],
+        drop_invalid_header_fields=True,
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
-    def arm(self, name: str, parent: pulumi.Resource, settings: Settings) -> ArmEndpoint:
-        cfg = settings.aws
-        assert cfg is not None and settings.color and settings.version
+
+@dataclass(frozen=True)
+class AwsArm(ArmPlatform):
+    network: Network
+    ami: str
+    """The image the launch template boots."""
+    instance_type: str
+    app_port: int
+
+    @classmethod
+    def from_config(cls, read: Reader) -> AwsArm:
+        return cls(
+            network=Network.from_config(read),
+            ami=_aws_id(read, "ami", "the AMI the arm boots (ami-...)", "ami-0123abcd"),
+            instance_type=read.matching("instanceType", _INSTANCE_TYPE),
+            app_port=read.integer("appPort", 1, 65535),
+        )
+
+    def arm(self, name: str, parent: pulumi.Resource, settings: ArmSettings) -> ArmEndpoint:
+        tags = _tags(settings, settings.color, settings.version)
         target_group = aws.lb.TargetGroup(
             f"{name}-tg",
-            port=cfg.app_port,
+            port=self.app_port,
             protocol="HTTP",
             target_type="instance",
-            vpc_id=cfg.vpc_id,
+            vpc_id=self.network.vpc_id,
             # An instance only gets traffic once it answers the readiness path with 200, from
             # this arm's own ALB and from the live one alike.
             health_check=aws.lb.TargetGroupHealthCheckArgs(
@@ -269,27 +314,12 @@ class AwsPlatform:
             # The app answers in milliseconds; AWS's default 300 s drain would make every
             # instance refresh of a new version wait five minutes per batch.
             deregistration_delay=30,
-            tags=_tags(settings),
+            tags=tags,
             opts=pulumi.ResourceOptions(parent=parent),
         )
-        _compute(name, parent, settings, target_group)
-
-        sg = _security_group(
-            f"{name}-direct-sg",
-            parent,
-            cfg.vpc_id,
-            f"bluegreen {settings.app_name} {settings.color}: direct endpoint, HTTP",
-            _http_in(80),
-        )
-        alb = aws.lb.LoadBalancer(
-            f"{name}-direct",
-            load_balancer_type="application",
-            subnets=list(cfg.subnet_ids),
-            security_groups=[sg.id],
-            drop_invalid_header_fields=True,
-            tags=_tags(settings),
-            opts=pulumi.ResourceOptions(parent=parent),
-        )
+        _compute(name, parent, self, settings, target_group)
+        what = f"bluegreen {settings.app_name} {settings.color}: direct endpoint, HTTP"
+        alb = _alb(f"{name}-direct", parent, self.network, what, (80,), tags)
         listener = aws.lb.Listener(
             f"{name}-direct-http",
             load_balancer_arn=alb.arn,
@@ -313,36 +343,36 @@ class AwsPlatform:
             },
         )
 
+
+@dataclass(frozen=True)
+class AwsEdge(EdgePlatform):
+    network: Network
+    certificate_arn: str | None
+    """Serve HTTPS with this ACM certificate; plain HTTP when None."""
+    stickiness_seconds: int
+    """Keep a client on one target group for this long during canary steps (0: off)."""
+
+    @classmethod
+    def from_config(cls, read: Reader) -> AwsEdge:
+        arn = read.optional("certificateArn")
+        if arn is not None and not arn.startswith("arn:aws"):
+            read.problem("certificateArn", arn, "an ACM certificate ARN (arn:aws:acm:...)")
+        return cls(
+            network=Network.from_config(read),
+            certificate_arn=arn,
+            stickiness_seconds=read.integer("stickinessSeconds", 0, 604800),
+        )
+
     def edge(
-        self,
-        name: str,
-        parent: pulumi.Resource,
-        settings: Settings,
-        arms: dict[str, ArmView],
-        weights: dict[str, int],
+        self, name: str, parent: pulumi.Resource, settings: EdgeSettings, arms: Arms
     ) -> EdgeEndpoint:
-        cfg = settings.aws
-        assert cfg is not None
-        https = bool(cfg.certificate_arn)
-        sg = _security_group(
-            f"{name}-alb-sg",
-            parent,
-            cfg.vpc_id,
-            f"bluegreen {settings.app_name} live ALB: HTTP and HTTPS",
-            _http_in(80, 443),
-        )
-        alb = aws.lb.LoadBalancer(
-            f"{name}-alb",
-            load_balancer_type="application",
-            subnets=list(cfg.subnet_ids),
-            security_groups=[sg.id],
-            drop_invalid_header_fields=True,
-            tags=_tags(settings),
-            opts=pulumi.ResourceOptions(parent=parent),
-        )
+        https = self.certificate_arn is not None
+        what = f"bluegreen {settings.app_name} live ALB: HTTP and HTTPS"
+        alb = _alb(f"{name}-alb", parent, self.network, what, (80, 443), _tags(settings))
         target_groups = {c: _arm_output(arms[c], "targetGroupArn") for c in COLORS}
         # bluegreen:stickyCanary alone keeps clients for a day, as the nginx edges' cookie does.
-        sticky_s = cfg.stickiness_seconds or (86400 if settings.sticky else 0)
+        sticky_s = self.stickiness_seconds or (86400 if settings.sticky else 0)
+        weights = settings.weights
         switch = forward_action(target_groups, weights, sticky_s)
         if https:
             listener = aws.lb.Listener(
@@ -350,7 +380,7 @@ class AwsPlatform:
                 load_balancer_arn=alb.arn,
                 port=443,
                 protocol="HTTPS",
-                certificate_arn=cfg.certificate_arn,
+                certificate_arn=self.certificate_arn,
                 ssl_policy="ELBSecurityPolicy-TLS13-1-2-2021-06",
                 default_actions=[switch],
                 opts=pulumi.ResourceOptions(parent=parent),
@@ -404,14 +434,14 @@ class AwsPlatform:
                         fixed_response=aws.lb.ListenerRuleActionFixedResponseArgs(
                             content_type="application/json",
                             status_code=str(m.status),
-                            message_body=nginx.maintenance_error_body(m.status, m.retry_after_s),
+                            message_body=maintenance_body(m),
                         ),
                     )
                 ],
                 opts=pulumi.ResourceOptions(parent=parent),
             )
 
-        fingerprint = nginx.generation(
+        fingerprint = generation(
             json.dumps(
                 {
                     "weights": weights,
@@ -444,3 +474,7 @@ class AwsPlatform:
                 "confirmedAfterSeconds": confirm.confirmedAfterSeconds,
             },
         )
+
+
+ARM = AwsArm
+EDGE = AwsEdge

@@ -1,13 +1,20 @@
-"""What every platform adapter returns, so components and the edge never depend on one platform."""
+"""What a platform adapter is and returns, so components and the edge never depend on one platform.
+
+An adapter is two frozen dataclasses, one per role, each holding the platform's own keys for that
+role, read and validated by its `from_config`; `arm()` and `edge()` declare the resources. A key
+that only one role of one platform uses is a field of that class alone, so it is never Optional.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Self
 
 import pulumi
 
-# Requests that maintenance (read-only) mode refuses at every edge; reads keep being served.
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+from bluegreen.config import ArmSettings, Dns, EdgeSettings
+from bluegreen.reader import Reader
 
 
 @dataclass(frozen=True)
@@ -45,3 +52,48 @@ class EdgeEndpoint:
     """Fingerprint of the edge config that is serving."""
     exports: dict[str, pulumi.Output] = field(default_factory=dict)
     """Platform-specific outputs the edge stack exports (e.g. albDnsName for DNS aliases)."""
+
+
+Arms = dict[str, ArmView]
+"""Both arms as the edge reads them from their stacks, by colour."""
+
+
+class ArmPlatform(ABC):
+    """One platform's arm: its own keys and how it declares an arm's compute."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, read: Reader) -> Self:
+        """Read and validate this platform's arm keys; problems go to `read`."""
+
+    def preflight(self, s: ArmSettings) -> None:
+        """Check the config against the world before anything is declared; raise `ConfigError`
+        naming the key, the value and what is allowed. Most platforms have nothing to check."""
+        return None
+
+    @abstractmethod
+    def arm(self, name: str, parent: pulumi.Resource, s: ArmSettings) -> ArmEndpoint:
+        """Declare one arm's compute as children of `parent`."""
+
+
+class EdgePlatform(ABC):
+    """One platform's edge: its own keys and how it declares the traffic switch."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, read: Reader) -> Self:
+        """Read and validate this platform's edge keys; problems go to `read`."""
+
+    def preflight(self, s: EdgeSettings) -> None:
+        """As `ArmPlatform.preflight`, for the edge."""
+        return None
+
+    @abstractmethod
+    def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
+        """Declare the traffic switch in front of `arms`, weighted as `s` says."""
+
+    def dns_server(
+        self, name: str, parent: pulumi.Resource, s: EdgeSettings, d: Dns, secret: pulumi.Output
+    ) -> list[pulumi.Resource]:
+        """The RFC 2136 primary this platform runs itself, if any; the records wait for it."""
+        return []

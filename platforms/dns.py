@@ -22,7 +22,8 @@ import dns.update
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from bluegreen.config import Settings
+from bluegreen.config import COLORS, Dns, EdgeSettings
+from platforms.base import EdgePlatform
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,8 @@ class Names:
     arms: dict[str, str]
 
 
-def names(settings: Settings) -> Names:
-    zone = settings.dns.zone
-    return Names(
-        live=f"{settings.app_name}.{zone}", arms={c: f"{c}.{zone}" for c in ("blue", "green")}
-    )
+def names(app_name: str, zone: str) -> Names:
+    return Names(live=f"{app_name}.{zone}", arms={c: f"{c}.{zone}" for c in COLORS})
 
 
 def record_type(values: list[str]) -> str:
@@ -159,36 +157,21 @@ class DnsRecord(Resource, module="rfc2136", name="DnsRecord"):
 def declare(
     name: str,
     parent: pulumi.Resource,
-    settings: Settings,
+    settings: EdgeSettings,
+    d: Dns,
+    platform: EdgePlatform,
     edge_hosts: pulumi.Input[list[str]],
     arm_hosts: dict[str, pulumi.Input[list[str]]],
 ) -> list[pulumi.Resource]:
-    """Declare the live name and each arm's name with the configured provider."""
-    d = settings.dns
-    n = names(settings)
+    """Declare the live name and each arm's name with the configured provider; an RFC 2136
+    primary the platform runs itself (`EdgePlatform.dns_server`) comes first."""
+    n = names(settings.app_name, d.zone)
     live_target = arm_hosts[settings.active_color] if d.switch else edge_hosts
     wanted = {n.live: live_target, **{n.arms[c]: arm_hosts[c] for c in arm_hosts}}
     opts = pulumi.ResourceOptions(parent=parent)
     if d.provider == "rfc2136":
         secret = pulumi.Config("bluegreen").require_secret("tsigSecret")
-        depends: list[pulumi.Resource] = []
-        if settings.platform == "local":
-            from platforms.local.dns_server import DnsServer
-
-            depends.append(
-                DnsServer(
-                    f"{name}-dns-server",
-                    {
-                        "zone": d.zone,
-                        "listen": d.server,
-                        "keyName": d.tsig_key_name,
-                        "algorithm": d.tsig_algorithm,
-                        "secret": secret,
-                        "runDir": settings.run_dir,
-                    },
-                    opts,
-                )
-            )
+        depends = platform.dns_server(name, parent, settings, d, secret)
         return depends + [
             DnsRecord(
                 f"{name}-dns-{fqdn.split('.')[0]}",
@@ -207,19 +190,17 @@ def declare(
             )
             for fqdn, values in wanted.items()
         ]
-    if d.provider == "route53":
-        import pulumi_aws as aws
+    import pulumi_aws as aws
 
-        return [
-            aws.route53.Record(
-                f"{name}-dns-{fqdn.split('.')[0]}",
-                zone_id=d.zone_id,
-                name=fqdn,
-                type=pulumi.Output.from_input(values).apply(record_type),
-                ttl=d.ttl,
-                records=values,
-                opts=opts,
-            )
-            for fqdn, values in wanted.items()
-        ]
-    return []
+    return [
+        aws.route53.Record(
+            f"{name}-dns-{fqdn.split('.')[0]}",
+            zone_id=d.zone_id,
+            name=fqdn,
+            type=pulumi.Output.from_input(values).apply(record_type),
+            ttl=d.ttl,
+            records=values,
+            opts=opts,
+        )
+        for fqdn, values in wanted.items()
+    ]

@@ -15,34 +15,51 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from bluegreen import nginx
-from bluegreen.config import COLORS, ConfigError, Maintenance, Settings
-from platforms.base import WRITE_METHODS, ArmEndpoint, ArmView, EdgeEndpoint
+from bluegreen.config import COLORS, ArmSettings, ConfigError, EdgeSettings, Maintenance
+from bluegreen.reader import BANNER, HOST_NAME, Alphabet, Reader
+from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
+from platforms.base import ArmEndpoint, ArmPlatform, Arms, ArmView, EdgeEndpoint, EdgePlatform
 
 _ANNOTATION = "nginx.ingress.kubernetes.io"
-_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_K8S_NAME = Alphabet(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a Kubernetes name")
+_IMAGE = Alphabet(r"[a-z0-9][a-z0-9._/:@-]{0,254}", "an image reference")
+_INGRESS_HOST = Alphabet(HOST_NAME.pattern, "a host name")
 # What may appear inside a single-quoted nginx string (the JSON body): no quote to close it, no
 # backslash to escape it, no $ to expand a variable, no line break.
-_SNIPPET_BODY = re.compile(r"^[^'\\$\n\r]{1,1000}$")
-# What may appear inside a double-quoted header value: the banner's alphabet minus `"`, `;`, `$`.
-_SNIPPET_HEADER = re.compile(r"^[A-Za-z0-9 .,:!?()'/_-]{0,200}$")
+_SNIPPET_BODY = re.compile(r"[^'\\$\n\r]{1,1000}")
 
 
-def _provider(name: str, parent: pulumi.Resource, settings: Settings) -> k8s.Provider:
-    cfg = settings.kubernetes
-    assert cfg is not None
-    # An explicit provider: a deploy goes to the context the stack names, never to whatever
-    # context the operator's kubeconfig happens to have selected.
-    return k8s.Provider(
-        f"{name}-k8s",
-        context=cfg.context,
-        namespace=cfg.namespace,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+@dataclass(frozen=True)
+class Cluster:
+    """Where both roles deploy: the kubeconfig context and the namespace."""
+
+    context: str
+    namespace: str
+    app_port: int
+
+    @classmethod
+    def from_config(cls, read: Reader) -> Cluster:
+        context = read.required(
+            "kubeContext", ": the kubernetes platform needs the kubeconfig context to deploy to"
+        )
+        namespace = read.matching("namespace", _K8S_NAME)
+        return cls(context, namespace, read.integer("appPort", 1, 65535))
+
+    def options(self, name: str, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+        """Options for every object: an explicit provider, so a deploy goes to the context the
+        stack names, never to whatever context the operator's kubeconfig has selected."""
+        provider = k8s.Provider(
+            f"{name}-k8s",
+            context=self.context,
+            namespace=self.namespace,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        return pulumi.ResourceOptions(parent=parent, provider=provider)
 
 
 def image_for(image: str, version: str) -> str:
@@ -78,10 +95,11 @@ def maintenance_snippet(m: Maintenance) -> str:
         raise ValueError(f"maintenance status must be 423 or 503, got {status}")
     if not 1 <= retry <= 86400:
         raise ValueError(f"maintenance Retry-After must be 1-86400 seconds, got {retry}")
-    body = nginx.maintenance_error_body(status, retry)
-    if not _SNIPPET_BODY.match(body):
+    body = maintenance_body(m)
+    if not _SNIPPET_BODY.fullmatch(body):
         raise ValueError(f"refusing to render {body!r} into an ingress-nginx snippet")
-    if not _SNIPPET_HEADER.match(m.banner):
+    # Inside a double-quoted header value: the banner's alphabet has no `"`, `;` or `$`.
+    if not BANNER.fits(m.banner):
         raise ValueError(
             f"refusing to render {m.banner!r} into an ingress-nginx snippet: only letters, "
             "digits, spaces and .,:!?()'/_- allowed"
@@ -143,44 +161,24 @@ def _service_name(arm: ArmView) -> pulumi.Output[str]:
     return arm.outputs.apply(pick)
 
 
-class KubernetesPlatform:
-    def preflight(self, settings: Settings) -> None:
-        cfg = settings.kubernetes
-        if cfg is None:
-            raise ConfigError(["bluegreen:platform kubernetes needs bluegreen:kubeContext"])
-        problems = []
-        if not _K8S_NAME.match(cfg.ingress_class):
-            problems.append(
-                f'bluegreen:ingressClass must be a Kubernetes name, got "{cfg.ingress_class}"'
-            )
-        if settings.role == "edge" and not cfg.ingress_host:
-            if settings.canary_weight is not None:
-                problems.append(
-                    f"bluegreen:canaryWeight {settings.canary_weight} cannot be served on "
-                    "kubernetes without an Ingress: the live Service's selector sends all traffic "
-                    "to one colour. A canary split needs an Ingress with the ingress-nginx canary "
-                    "annotations: set bluegreen:ingressHost, or set bluegreen:canaryWeight to 0 "
-                    "and move all traffic with bluegreen:activeColor."
-                )
-            if settings.maintenance.enabled:
-                problems.append(
-                    "bluegreen:maintenance true cannot be served on kubernetes without an Ingress: "
-                    "a Service cannot refuse writes. Set bluegreen:ingressHost (ingress-nginx) or "
-                    "set bluegreen:maintenance to false."
-                )
-        if settings.role == "edge" and cfg.ingress_host:
-            try:
-                maintenance_snippet(settings.maintenance)
-            except ValueError as err:
-                problems.append(f"bluegreen:maintenanceBanner: {err}")
-        if problems:
-            raise ConfigError(problems)
+@dataclass(frozen=True)
+class KubernetesArm(ArmPlatform):
+    cluster: Cluster
+    image: str
+    """The container image; the version is its tag unless the image already has one."""
 
-    def arm(self, name: str, parent: pulumi.Resource, settings: Settings) -> ArmEndpoint:
-        cfg = settings.kubernetes
-        assert cfg is not None and settings.color and settings.version
-        provider = _provider(name, parent, settings)
-        opts = pulumi.ResourceOptions(parent=parent, provider=provider)
+    @classmethod
+    def from_config(cls, read: Reader) -> KubernetesArm:
+        image = read.required(
+            "image", ": the kubernetes platform needs the container image of the app"
+        )
+        if image:
+            read.matching("image", _IMAGE, image)
+        return cls(Cluster.from_config(read), image)
+
+    def arm(self, name: str, parent: pulumi.Resource, settings: ArmSettings) -> ArmEndpoint:
+        cfg = self.cluster
+        opts = cfg.options(name, parent)
         app, color, version = settings.app_name, settings.color, settings.version
         full_name = f"{app}-{color}"
         # The selector leaves out the version: a Deployment's selector cannot change, and the
@@ -208,7 +206,7 @@ class KubernetesPlatform:
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="app",
-                                image=image_for(cfg.image, version),
+                                image=image_for(self.image, version),
                                 args=[
                                     f"--color={color}",
                                     f"--version={version}",
@@ -260,26 +258,62 @@ class KubernetesPlatform:
             exports={"serviceName": service.metadata.apply(lambda meta: meta.name)},
         )
 
+
+@dataclass(frozen=True)
+class KubernetesEdge(EdgePlatform):
+    cluster: Cluster
+    ingress_host: str | None
+    """Host of the optional Ingress in front of the live Service (canary steps, maintenance)."""
+    ingress_class: str
+
+    @classmethod
+    def from_config(cls, read: Reader) -> KubernetesEdge:
+        host = read.optional("ingressHost")
+        if host is not None:
+            read.matching("ingressHost", _INGRESS_HOST, host)
+        ingress_class = read.matching("ingressClass", _K8S_NAME)
+        return cls(Cluster.from_config(read), host, ingress_class)
+
+    def preflight(self, settings: EdgeSettings) -> None:
+        problems = []
+        if self.ingress_host is None:
+            if settings.canary_weight is not None:
+                problems.append(
+                    f"bluegreen:canaryWeight {settings.canary_weight} cannot be served on "
+                    "kubernetes without an Ingress: the live Service's selector sends all traffic "
+                    "to one colour. A canary split needs an Ingress with the ingress-nginx canary "
+                    "annotations: set bluegreen:ingressHost, or set bluegreen:canaryWeight to 0 "
+                    "and move all traffic with bluegreen:activeColor."
+                )
+            if settings.maintenance.enabled:
+                problems.append(
+                    "bluegreen:maintenance true cannot be served on kubernetes without an Ingress: "
+                    "a Service cannot refuse writes. Set bluegreen:ingressHost (ingress-nginx) or "
+                    "set bluegreen:maintenance to false."
+                )
+        else:
+            try:
+                maintenance_snippet(settings.maintenance)
+            except ValueError as err:
+                problems.append(f"bluegreen:maintenanceBanner: {err}")
+        if problems:
+            raise ConfigError(problems)
+
     def edge(
-        self,
-        name: str,
-        parent: pulumi.Resource,
-        settings: Settings,
-        arms: dict[str, ArmView],
-        weights: dict[str, int],
+        self, name: str, parent: pulumi.Resource, settings: EdgeSettings, arms: Arms
     ) -> EdgeEndpoint:
-        cfg = settings.kubernetes
-        assert cfg is not None and settings.active_color
+        cfg = self.cluster
+        weights = settings.weights
         live_color, canary, canary_weight = split(weights, settings.active_color)
-        if canary and not cfg.ingress_host:
+        host = self.ingress_host
+        if canary and not host:
             raise ConfigError(
                 [
                     f"weights {weights} need an Ingress on kubernetes: set bluegreen:ingressHost "
                     "for the ingress-nginx canary, or flip all traffic with bluegreen:activeColor"
                 ]
             )
-        provider = _provider(name, parent, settings)
-        opts = pulumi.ResourceOptions(parent=parent, provider=provider)
+        opts = cfg.options(name, parent)
         app = settings.app_name
         # The switch: the reference guide's selector flip. Only the colour label changes.
         selector = {"app": app, "color": live_color}
@@ -297,7 +331,7 @@ class KubernetesPlatform:
         )
         served_by: list[pulumi.Output] = [service.metadata.apply(lambda meta: meta.name)]
         m = settings.maintenance
-        if cfg.ingress_host:
+        if host:
             annotations: dict[str, str] = {}
             if m.enabled:
                 # Needs the controller to allow snippets (allow-snippet-annotations: "true",
@@ -316,7 +350,7 @@ class KubernetesPlatform:
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=app, namespace=cfg.namespace, annotations=annotations
                 ),
-                spec=_ingress_spec(cfg.ingress_host, cfg.ingress_class, service.metadata.name),
+                spec=_ingress_spec(host, self.ingress_class, service.metadata.name),
                 opts=opts,
             )
             served_by.append(ingress.metadata.apply(lambda meta: meta.name))
@@ -331,16 +365,14 @@ class KubernetesPlatform:
                             f"{_ANNOTATION}/canary-weight": str(canary_weight),
                         },
                     ),
-                    spec=_ingress_spec(
-                        cfg.ingress_host, cfg.ingress_class, _service_name(arms[canary])
-                    ),
+                    spec=_ingress_spec(host, self.ingress_class, _service_name(arms[canary])),
                     opts=opts,
                 )
                 served_by.append(canary_ingress.metadata.apply(lambda meta: meta.name))
-            url = f"http://{cfg.ingress_host}/"
+            url = f"http://{host}/"
         else:
             url = f"http://{service_host(app, cfg.namespace)}/"
-        fingerprint = nginx.generation(
+        fingerprint = generation(
             json.dumps(
                 {
                     "selector": selector,
@@ -358,3 +390,7 @@ class KubernetesPlatform:
             generation=ready.apply(lambda _: fingerprint),
             exports={"serviceName": service.metadata.apply(lambda meta: meta.name)},
         )
+
+
+ARM = KubernetesArm
+EDGE = KubernetesEdge

@@ -34,8 +34,9 @@ def dns_answers() -> str:
     zone = ws.config_get("live", "bluegreen:dnsZone")
     if not zone or ws.config_get("live", "bluegreen:dnsProvider") in (None, "none"):
         return ""
-    server = ws.config_get("live", "bluegreen:dnsServer") or "127.0.0.1:18053"
-    app = ws.config_get("live", "bluegreen:appName") or "shop"
+    # `pulumi config get` answers a key the stack leaves out with Pulumi.yaml's default.
+    server = ws.config_get("live", "bluegreen:dnsServer")
+    app = ws.config_get("live", "bluegreen:appName")
     parts = []
     for name in (f"{app}.{zone}", f"blue.{zone}", f"green.{zone}"):
         values, ttl = lookup(name, server)

@@ -59,7 +59,7 @@ def _knotd() -> str:
 
 
 def render(props: dict[str, Any]) -> tuple[str, str]:
-    """knot.conf and the initial zone file. Values were validated by bluegreen.platform_config."""
+    """knot.conf and the initial zone file. Values were validated with the config."""
     paths, zone = _paths(props["runDir"]), props["zone"]
     host, port = props["listen"].rsplit(":", 1)
     conf = f"""\

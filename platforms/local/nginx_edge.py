@@ -26,6 +26,7 @@ from pulumi.dynamic import (
 )
 
 from bluegreen import nginx, probe
+from bluegreen.config import Maintenance
 from platforms.local.process import daemon_pid, port_in_use, start_ticks
 
 _OUTPUTS = ("generation", "confirmedAfterMs", "masterPid")
@@ -100,6 +101,7 @@ class EdgeProvider(ResourceProvider):
             nginx.Server(s["address"], s["color"], int(s["weight"])) for s in props["servers"]
         ]
         target_colors = sorted({s.color for s in servers if s.weight > 0})
+        m = props["maintenance"]
 
         # The arms about to take traffic must answer before nginx is touched.
         for color in target_colors:
@@ -120,9 +122,12 @@ class EdgeProvider(ResourceProvider):
             servers=servers,
             active_color=active,
             sticky=bool(props.get("sticky")),
-            maintenance=nginx.MaintenanceMode(**props["maintenance"])
-            if props.get("maintenance")
-            else None,
+            maintenance=Maintenance(
+                enabled=bool(m["enabled"]),
+                status=int(m["status"]),
+                retry_after_s=int(m["retryAfter"]),
+                banner=m["banner"],
+            ),
         )
         gen = text.split('X-Bluegreen-Edge-Generation "', 1)[1].split('"', 1)[0]
         for sub in ("tmp", "logs"):
@@ -256,9 +261,6 @@ class NginxEdge(Resource, module="local", name="NginxEdge"):
     confirmedAfterMs: pulumi.Output[float]
 
     def __init__(
-        self,
-        name: str,
-        props: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(EdgeProvider(), name, {**props, **dict.fromkeys(_OUTPUTS)}, opts)

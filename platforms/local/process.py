@@ -190,9 +190,6 @@ class Process(Resource, module="local", name="Process"):
     pid: pulumi.Output[int]
 
     def __init__(
-        self,
-        name: str,
-        props: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(ProcessProvider(), name, {**props, **dict.fromkeys(_OUTPUTS)}, opts)

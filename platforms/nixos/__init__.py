@@ -4,71 +4,110 @@ in host.py).
 
 An arm stack declares one `bluegreen:nixos:Host` per node of `bluegreen:nodes`; the live stack
 declares one for `bluegreen:edgeNode`. A flip changes the edge's rendered file only, so only the
-edge host is switched.
+edge host is switched. Missing or malformed nodes, users, ports and commands are refused while
+the keys are read; whether a host answers is only known by deploying to it, so no preflight.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pulumi
 
 from bluegreen import nginx
-from bluegreen.config import Settings
-from platforms.base import ArmEndpoint, ArmView, EdgeEndpoint
+from bluegreen.config import ArmSettings, EdgeSettings
+from bluegreen.reader import Alphabet, Reader, is_host
+from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform
 from platforms.nixos import render
 from platforms.nixos.host import REMOTE_DIR, NixosHost
 
-
-def _connection(settings: Settings, host: str) -> dict:
-    nx = settings.nixos
-    assert nx is not None
-    return {
-        "host": host,
-        "user": nx.ssh_user,
-        "port": nx.ssh_port,
-        "knownHosts": os.path.join(settings.run_dir, "known_hosts"),
-        "remoteDir": REMOTE_DIR,
-        "rebuild": nx.rebuild,
-        # A secret Output: the engine keeps it encrypted in the state and masked in every diff.
-        "sshKey": pulumi.Config("bluegreen").require_secret("sshKey"),
-    }
+# A command name or an absolute path (/run/current-system/sw/bin/nixos-rebuild); it runs in the
+# host's shell, so nothing that shell would interpret.
+_COMMAND = Alphabet(r"[A-Za-z0-9/][A-Za-z0-9._/:@+-]{0,252}", "a command path")
+_USER = Alphabet(r"[a-z_][a-z0-9_-]{0,31}", "a Unix user name")
 
 
-class NixosPlatform:
-    def preflight(self, settings: Settings) -> None:
-        # bluegreen.platform_config has already refused missing or malformed nodes, users, ports
-        # and commands, naming the key; whether a host answers is only known by deploying to it.
-        return None
+@dataclass(frozen=True)
+class Ssh:
+    """How the deploy reaches a host; the key is read as a secret (bluegreen:sshKey)."""
 
-    def arm(self, name: str, parent: pulumi.Resource, settings: Settings) -> ArmEndpoint:
-        nx = settings.nixos
-        assert nx is not None and settings.color and settings.version
-        hosts = []
-        for node in nx.nodes:
-            text = render.arm_node(
-                stack=settings.stack,
-                node=node,
-                color=settings.color,
-                version=settings.version,
-                port=nx.app_port,
-                health_path=settings.health_path,
+    user: str
+    port: int
+    rebuild: str
+    """The command that switches a host to a configuration (a stand-in in tests)."""
+
+    @classmethod
+    def from_config(cls, read: Reader) -> Ssh:
+        return cls(
+            user=read.matching("sshUser", _USER),
+            port=read.integer("sshPort", 1, 65535),
+            rebuild=read.matching("nixosRebuild", _COMMAND),
+        )
+
+    def connection(self, run_dir: str, host: str) -> dict:
+        return {
+            "host": host,
+            "user": self.user,
+            "port": self.port,
+            "knownHosts": os.path.join(run_dir, "known_hosts"),
+            "remoteDir": REMOTE_DIR,
+            "rebuild": self.rebuild,
+            # A secret Output: the engine keeps it encrypted in the state and masked in every diff.
+            "sshKey": pulumi.Config("bluegreen").require_secret("sshKey"),
+        }
+
+
+@dataclass(frozen=True)
+class NixosArm(ArmPlatform):
+    nodes: tuple[str, ...]
+    """Addresses of this arm's NixOS nodes (e.g. 10.0.0.10 for blue)."""
+    app_port: int
+    """Port the app listens on, on every node."""
+    ssh: Ssh
+
+    @classmethod
+    def from_config(cls, read: Reader) -> NixosArm:
+        nodes = read.strings("nodes")
+        if not nodes:
+            read.missing(
+                "nodes", ': the nixos platform needs the arm\'s node addresses, e.g. ["10.0.0.10"]'
             )
-            address = render.host_port(node, nx.app_port)
+        for node in nodes:
+            if not is_host(node):
+                read.problems.append(
+                    f'bluegreen:nodes must hold IP addresses or host names, got "{node}"'
+                )
+        return cls(
+            nodes=nodes, app_port=read.integer("appPort", 1, 65535), ssh=Ssh.from_config(read)
+        )
+
+    def arm(self, name: str, parent: pulumi.Resource, s: ArmSettings) -> ArmEndpoint:
+        hosts = []
+        for node in self.nodes:
+            text = render.arm_node(
+                stack=s.stack,
+                node=node,
+                color=s.color,
+                version=s.version,
+                port=self.app_port,
+                health_path=s.health_path,
+            )
+            address = render.host_port(node, self.app_port)
             hosts.append(
                 NixosHost(
                     f"{name}-{node}",
                     {
-                        **_connection(settings, node),
-                        "fileName": render.file_name(settings.app_name, settings.color),
+                        **self.ssh.connection(s.run_dir, node),
+                        "fileName": render.file_name(s.app_name, s.color),
                         "config": text,
                         "bundle": render.bundle(),
                         # The switch only counts once the node serves the new version.
                         "confirm": {
-                            "url": f"http://{address}{settings.health_path}",
+                            "url": f"http://{address}{s.health_path}",
                             "headers": {
-                                "x-bluegreen-color": settings.color,
-                                "x-bluegreen-version": settings.version,
+                                "x-bluegreen-color": s.color,
+                                "x-bluegreen-version": s.version,
                             },
                             "timeoutSeconds": 60,
                         },
@@ -76,7 +115,7 @@ class NixosPlatform:
                     pulumi.ResourceOptions(parent=parent),
                 )
             )
-        nodes = [render.host_port(n, nx.app_port) for n in nx.nodes]
+        nodes = [render.host_port(n, self.app_port) for n in self.nodes]
         endpoint = f"http://{nodes[0]}"
         deployed = pulumi.Output.all(*[h.digest for h in hosts])
         return ArmEndpoint(
@@ -84,27 +123,37 @@ class NixosPlatform:
             nodes=deployed.apply(lambda _: nodes),
         )
 
-    def edge(
-        self,
-        name: str,
-        parent: pulumi.Resource,
-        settings: Settings,
-        arms: dict[str, ArmView],
-        weights: dict[str, int],
-    ) -> EdgeEndpoint:
-        nx = settings.nixos
-        assert nx is not None and nx.edge_node and settings.active_color and settings.edge_port
-        url = f"http://{render.host_port(nx.edge_node, settings.edge_port)}/"
+
+@dataclass(frozen=True)
+class NixosEdge(EdgePlatform):
+    node: str
+    """Address of the NixOS node that runs nginx."""
+    port: int
+    """The port nginx listens on for users' traffic."""
+    ssh: Ssh
+
+    @classmethod
+    def from_config(cls, read: Reader) -> NixosEdge:
+        node = read.required("edgeNode", ": the nixos platform needs the edge node's address")
+        if node and not is_host(node):
+            read.problems.append(
+                f'bluegreen:edgeNode must be an IP address or host name, got "{node}"'
+            )
+        return cls(node=node, port=read.port("edgePort"), ssh=Ssh.from_config(read))
+
+    def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
+        url = f"http://{render.host_port(self.node, self.port)}/"
+        weights = s.weights
         targets = sorted(c for c, w in weights.items() if w > 0)
         rendered = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
             lambda node_lists: render.edge_node(
-                stack=settings.stack,
-                app=settings.app_name,
-                active_color=settings.active_color,
+                stack=s.stack,
+                app=s.app_name,
+                active_color=s.active_color,
                 servers=nginx.servers_for(dict(zip(arms, node_lists, strict=True)), weights),
-                port=settings.edge_port,
-                sticky=settings.sticky,
-                maintenance=settings.maintenance,
+                port=self.port,
+                sticky=s.sticky,
+                maintenance=s.maintenance,
             )
         )
         generation = rendered.apply(lambda r: r.generation)
@@ -116,16 +165,16 @@ class NixosPlatform:
             }
         )
         host = NixosHost(
-            f"{name}-{nx.edge_node}",
+            f"{name}-{self.node}",
             {
-                **_connection(settings, nx.edge_node),
-                "fileName": render.file_name(settings.app_name, "edge"),
+                **self.ssh.connection(s.run_dir, self.node),
+                "fileName": render.file_name(s.app_name, "edge"),
                 "config": rendered.apply(lambda r: r.text),
                 "bundle": render.bundle(),
                 "confirm": {
                     "url": url,
                     "headers": expect,
-                    "timeoutSeconds": settings.flip_timeout_s,
+                    "timeoutSeconds": s.flip_timeout_s,
                 },
             },
             pulumi.ResourceOptions(parent=parent),
@@ -134,3 +183,7 @@ class NixosPlatform:
             url=pulumi.Output.from_input(url),
             generation=pulumi.Output.all(host.digest, generation).apply(lambda v: v[1]),
         )
+
+
+ARM = NixosArm
+EDGE = NixosEdge

@@ -289,10 +289,7 @@ class NixosHost(Resource, module="nixos", name="Host"):
     digest: pulumi.Output[str]
 
     def __init__(
-        self,
-        name: str,
-        props: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
     ):
         # The key must stay secret in the state as well as in the inputs.
         opts = pulumi.ResourceOptions.merge(

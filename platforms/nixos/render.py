@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bluegreen import nginx
-from bluegreen.config import Maintenance
+from bluegreen.config import COLORS, Maintenance
+from bluegreen.reader import BANNER, STACK, URL_PATH, VERSION
+from bluegreen.switch import maintenance_body
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,20 +34,19 @@ BUNDLE = (
     "app/server.py",
 )
 
-_HOST = r"([0-9A-Fa-f:.]+|[A-Za-z0-9][A-Za-z0-9.-]{0,252})"
 _PATTERNS = {
-    "address": re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):[0-9]{1,5}$"),
-    "host": re.compile(f"^{_HOST}$"),
-    "version": re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"),
-    "path": re.compile(r"^/[A-Za-z0-9._~/-]{0,127}$"),
-    "name": re.compile(r"^[a-z][a-z0-9-]{0,62}$"),
-    "stack": re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$"),
-    "color": re.compile(r"^(blue|green)$"),
-    "parameter": re.compile(r"^[a-z][a-z_]{0,31}$"),
-    "word": re.compile(r"^[A-Za-z0-9._-]{1,64}$"),
-    "banner": re.compile(r"^[A-Za-z0-9 .,:!?()'/_-]{0,200}$"),
+    "address": r"(\[[0-9A-Fa-f:.]+]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):[0-9]{1,5}",
+    "host": r"[0-9A-Fa-f:.]+|[A-Za-z0-9][A-Za-z0-9.-]{0,252}",
+    "version": VERSION.pattern,
+    "path": URL_PATH.pattern,
+    "name": r"[a-z][a-z0-9-]{0,62}",
+    "stack": STACK.pattern,
+    "color": "|".join(COLORS),
+    "parameter": r"[a-z][a-z_]{0,31}",
+    "word": r"[A-Za-z0-9._-]{1,64}",
+    "banner": BANNER.pattern,
     # Sent inside nginx single quotes: no quote to end it, no `$` to expand, one line.
-    "body": re.compile(r"^[^'$\\\n\r]{1,1000}$"),
+    "body": r"[^'$\\\n\r]{1,1000}",
 }
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -57,10 +58,10 @@ def nix_string(value: str) -> str:
 
 def checked(kind: str, value: str) -> str:
     """`value` if it fits the alphabet of `kind`; a ValueError naming both otherwise."""
-    if not isinstance(value, str) or not _PATTERNS[kind].match(value):
+    if not isinstance(value, str) or not re.fullmatch(_PATTERNS[kind], value):
         raise ValueError(
             f"refusing to render {value!r} as a {kind} into a NixOS node configuration: "
-            f"it must match {_PATTERNS[kind].pattern}"
+            f"it must match {_PATTERNS[kind]}"
         )
     return value
 
@@ -140,13 +141,13 @@ def edge_node(
     active_color: str,
     servers: Sequence[nginx.Server],
     port: int,
+    maintenance: Maintenance,
     sticky: bool = False,
-    maintenance: Maintenance | None = None,
 ) -> EdgeConfig:
     """The edge node's configuration: nginx with `servers` (from `nginx.servers_for`) as the
     upstream, the live arm weighted and the idle arm `backup`, exactly as `render_upstream`;
     the same sticky canary and the same maintenance answer as the local edge."""
-    m = maintenance or Maintenance()
+    m = maintenance
     if m.status not in (503, 423):
         raise ValueError(f"refusing to render maintenance status {m.status}: 503 or 423 expected")
     if not any(s.weight > 0 for s in servers):
@@ -187,7 +188,7 @@ def edge_node(
       status = {_int(m.status, 423, 503)};
       retryAfter = {_int(m.retry_after_s, 1, 86400)};
       banner = {_str("banner", m.banner)};
-      body = {_str("body", nginx.maintenance_error_body(m.status, m.retry_after_s))};
+      body = {_str("body", maintenance_body(m))};
     }};
     generation = "@GENERATION@";
   }};

@@ -13,8 +13,8 @@ import json
 import pulumi
 import pytest
 
-from bluegreen.config import ConfigError, from_values, unset_defaults
-from tests.unit.mocks import StackMocks, install
+from bluegreen.config import ConfigError
+from tests.unit.mocks import StackMocks, build_arm, build_edge, deploy, install, stack, where
 
 VPC = {"vpcId": "vpc-0123abcd", "subnetIds": '["subnet-0aaa1111", "subnet-0bbb2222"]'}
 TG_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{}/0123456789abcdef"
@@ -63,9 +63,8 @@ def mocks():
     yield install(Mocks(dict(STACKS)))
 
 
-def settings(stack: str, **values):
-    values = {"platform": "aws", **VPC, **values}
-    return from_values(unset_defaults(lambda k: values.get(k)), stack, "/repo")
+def settings(name: str, **values):
+    return stack(name, **{"platform": "aws", **VPC, **values})
 
 
 def arm_settings(**values):
@@ -79,36 +78,6 @@ def arm_settings(**values):
         appPort="8080",
         **values,
     )
-
-
-def build_arm(s):
-    from components import Arm, ArmArgs
-    from platforms.aws import AwsPlatform
-
-    return Arm("blue", ArmArgs(s, AwsPlatform()))
-
-
-def build_edge(s):
-    from components import Edge, EdgeArgs, arm_from_stack
-    from platforms.aws import AwsPlatform
-
-    arms = {c: arm_from_stack(s, c) for c in ("blue", "green")}
-    return Edge("live", EdgeArgs(settings=s, arms=arms, platform=AwsPlatform()))
-
-
-def deploy(build) -> None:
-    """Run a program under the mocks until every resource it declares has been registered."""
-
-    @pulumi.runtime.test
-    def program():
-        return build().urn
-
-    program()
-
-
-def where(args: pulumi.runtime.MockResourceArgs) -> str:
-    """The resource's type and name, for failure messages."""
-    return f"{args.typ}::{args.name}"
 
 
 def forward_of(listener: pulumi.runtime.MockResourceArgs) -> dict:
@@ -306,12 +275,9 @@ def test_edge_refuses_an_arm_deployed_on_another_platform(mocks):
         run()
 
 
-def test_preflight_refuses_a_certificate_that_is_not_an_arn():
-    from platforms.aws import AwsPlatform
-
-    s = settings("live", role="edge", activeColor="blue", certificateArn="my-cert")
+def test_a_certificate_that_is_not_an_arn_is_refused():
     with pytest.raises(ConfigError, match="bluegreen:certificateArn must be an ACM"):
-        AwsPlatform().preflight(s)
+        settings("live", role="edge", activeColor="blue", certificateArn="my-cert")
 
 
 @pytest.mark.parametrize(("canary", "color"), [(None, "green"), ("25", None)])

@@ -8,9 +8,8 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from bluegreen.config import from_values, unset_defaults
 from tests.unit.mocks import StackMocks as Mocks
-from tests.unit.mocks import install
+from tests.unit.mocks import build_arm, build_edge, install, stack
 
 STACK_OUTPUTS = {
     "organization/bluegreen/blue": {
@@ -33,22 +32,9 @@ def mocks():
     yield install(Mocks(dict(STACK_OUTPUTS)))
 
 
-def settings(stack: str, **values):
-    return from_values(unset_defaults(lambda k: values.get(k)), stack, "/repo")
-
-
 @pulumi.runtime.test
 def test_arm_declares_one_service_under_the_arm(mocks):
-    from components import Arm, ArmArgs
-    from platforms.local import LocalPlatform
-
-    arm = Arm(
-        "blue",
-        ArmArgs(
-            settings("blue", role="arm", color="blue", version="v7", port="18081"),
-            LocalPlatform(),
-        ),
-    )
+    arm = build_arm(stack("blue", role="arm", color="blue", version="v7", port="18081"))
 
     def check(args):
         urn, endpoint = args
@@ -65,16 +51,7 @@ def test_arm_declares_one_service_under_the_arm(mocks):
 
 @pulumi.runtime.test
 def test_arm_type_token_and_parenting(mocks):
-    from components import Arm, ArmArgs
-    from platforms.local import LocalPlatform
-
-    arm = Arm(
-        "green",
-        ArmArgs(
-            settings("green", role="arm", color="green", version="v2", port="18082"),
-            LocalPlatform(),
-        ),
-    )
+    arm = build_arm(stack("green", role="arm", color="green", version="v2", port="18082"))
 
     def check(urn):
         assert urn.endswith("bluegreen:index:Arm::green"), urn
@@ -89,12 +66,7 @@ def test_arm_type_token_and_parenting(mocks):
 def test_edge_weights_follow_the_pointer(mocks, active, weights):
     @pulumi.runtime.test
     def run():
-        from components import Edge, EdgeArgs, arm_from_stack
-        from platforms.local import LocalPlatform
-
-        s = settings("live", role="edge", activeColor=active)
-        arms = {c: arm_from_stack(s, c) for c in ("blue", "green")}
-        edge = Edge("live", EdgeArgs(settings=s, arms=arms, platform=LocalPlatform()))
+        edge = build_edge(stack("live", role="edge", activeColor=active))
 
         def check(args):
             urn, _ = args
@@ -117,8 +89,7 @@ def test_edge_refuses_an_arm_stack_without_outputs():
     install(Mocks({"organization/bluegreen/blue": STACK_OUTPUTS["organization/bluegreen/blue"]}))
     from components import arm_from_stack
 
-    s = settings("live", role="edge", activeColor="blue")
-    view = arm_from_stack(s, "green")
+    view = arm_from_stack(stack("live", role="edge", activeColor="blue").settings, "green")
 
     @pulumi.runtime.test
     def run():
@@ -140,10 +111,7 @@ def test_edge_declares_route53_records_with_short_ttls(mocks, switch, live_targe
 
     @pulumi.runtime.test
     def run():
-        from components import Edge, EdgeArgs, arm_from_stack
-        from platforms.local import LocalPlatform
-
-        s = settings(
+        s = stack(
             "live",
             role="edge",
             activeColor="blue",
@@ -152,8 +120,7 @@ def test_edge_declares_route53_records_with_short_ttls(mocks, switch, live_targe
             dnsZoneId="Z123",
             dnsSwitch=switch,
         )
-        arms = {c: arm_from_stack(s, c) for c in ("blue", "green")}
-        edge = Edge("live", EdgeArgs(settings=s, arms=arms, platform=LocalPlatform()))
+        edge = build_edge(s)
 
         def check(args):
             urn = args[0]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from bluegreen.config import ConfigError, Maintenance, from_values, unset_defaults
+from bluegreen.config import ConfigError
 from tests.unit.mocks import StackMocks as Mocks
-from tests.unit.mocks import install
+from tests.unit.mocks import build_arm, build_edge, deploy, install, maintenance, stack, where
 
 SNIPPET = "nginx.ingress.kubernetes.io/configuration-snippet"
 
@@ -38,9 +38,10 @@ def mocks():
     yield install(Mocks(dict(STACKS)))
 
 
-def settings(stack: str, **values):
-    values = {"platform": "kubernetes", "kubeContext": "prod-eu", "namespace": "shop", **values}
-    return from_values(unset_defaults(lambda k: values.get(k)), stack, "/repo")
+def settings(name: str, **values):
+    return stack(
+        name, **{"platform": "kubernetes", "kubeContext": "prod-eu", "namespace": "shop", **values}
+    )
 
 
 def arm_settings(color: str = "blue", **values):
@@ -54,36 +55,6 @@ def arm_settings(color: str = "blue", **values):
         healthPath="/healthz/ready",
         **values,
     )
-
-
-def deploy(build) -> None:
-    """Run a program under the mocks until every resource it declares has been registered."""
-
-    @pulumi.runtime.test
-    def program():
-        return build().urn
-
-    program()
-
-
-def where(args: pulumi.runtime.MockResourceArgs) -> str:
-    """The resource's type and name, for failure messages."""
-    return f"{args.typ}::{args.name}"
-
-
-def build_arm(s):
-    from components import Arm, ArmArgs
-    from platforms.kubernetes import KubernetesPlatform
-
-    return Arm(s.color, ArmArgs(s, KubernetesPlatform()))
-
-
-def build_edge(s):
-    from components import Edge, EdgeArgs, arm_from_stack
-    from platforms.kubernetes import KubernetesPlatform
-
-    arms = {c: arm_from_stack(s, c) for c in ("blue", "green")}
-    return Edge("live", EdgeArgs(settings=s, arms=arms, platform=KubernetesPlatform()))
 
 
 # --- arms --------------------------------------------------------------------------------------
@@ -231,19 +202,15 @@ def test_canary_step_splits_through_a_canary_ingress(mocks):
 
 
 def test_canary_without_an_ingress_is_refused_before_anything_changes():
-    from platforms.kubernetes import KubernetesPlatform
-
     s = settings("live", role="edge", activeColor="green", canaryWeight="25")
     with pytest.raises(ConfigError, match=r"bluegreen:canaryWeight 25 .* ingress-nginx canary"):
-        KubernetesPlatform().preflight(s)
+        s.preflight()
 
 
 def test_maintenance_without_an_ingress_is_refused_before_anything_changes():
-    from platforms.kubernetes import KubernetesPlatform
-
     s = settings("live", role="edge", activeColor="blue", maintenance="true")
     with pytest.raises(ConfigError, match="bluegreen:maintenance true .* without an Ingress"):
-        KubernetesPlatform().preflight(s)
+        s.preflight()
 
 
 @pytest.mark.parametrize(
@@ -259,18 +226,18 @@ def test_maintenance_snippet_refuses_injection(banner):
     from platforms.kubernetes import maintenance_snippet
 
     with pytest.raises(ValueError, match="refusing to render"):
-        maintenance_snippet(Maintenance(enabled=True, banner=banner))
+        maintenance_snippet(maintenance(banner=banner))
 
 
 def test_maintenance_snippet_refuses_a_status_other_than_503_or_423():
     from platforms.kubernetes import maintenance_snippet
 
     with pytest.raises(ValueError, match="must be 423 or 503, got 200"):
-        maintenance_snippet(Maintenance(enabled=True, status=200))
+        maintenance_snippet(maintenance(status=200))
 
 
 def test_maintenance_snippet_carries_a_plain_banner():
     from platforms.kubernetes import maintenance_snippet
 
-    snippet = maintenance_snippet(Maintenance(enabled=True, banner="Back at 14:00 (UTC)"))
+    snippet = maintenance_snippet(maintenance(banner="Back at 14:00 (UTC)"))
     assert 'more_set_headers "X-Bluegreen-Banner: Back at 14:00 (UTC)";' in snippet

@@ -25,10 +25,13 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from bluegreen import nginx, probe
-from bluegreen.config import Maintenance, from_values, unset_defaults
+from bluegreen import config, nginx, probe
+from bluegreen.config import weights_for
+from bluegreen.reader import BANNER, URL_PATH, VERSION
+from bluegreen.switch import maintenance_body
 from platforms.nixos import host, render
 from tests.support.sandbox import free_ports
+from tests.unit.mocks import maintenance, stack
 
 ROOT = render.ROOT
 EVAL = os.path.join(ROOT, "nixos", "tests", "eval-node.nix")
@@ -101,7 +104,8 @@ def node_file(tmp_path, module: str, body: str) -> str:
 def edge_config(
     active: str = "blue", nodes=None, canary: int | None = None, **kw
 ) -> render.EdgeConfig:
-    servers = nginx.servers_for(nodes or NODES, nginx.weights_for(active, canary))
+    servers = nginx.servers_for(nodes or NODES, weights_for(active, canary))
+    kw.setdefault("maintenance", maintenance(enabled=False))
     return render.edge_node(
         stack="live", app="shop", active_color=active, servers=servers, port=18080, **kw
     )
@@ -136,7 +140,7 @@ def test_every_nix_file_the_project_ships_parses(nix_env):
         ("shop-blue.nix", arm_config(node="blue-1.example.com", version="v1.4.2+build.7")),
         ("shop-green.nix", arm_config(node="fd00::11", color="green", version="v2")),
         ("shop-edge.nix", edge_config("blue").text),
-        ("shop-edge.nix", edge_config("green", maintenance=Maintenance(enabled=True)).text),
+        ("shop-edge.nix", edge_config("green", maintenance=maintenance()).text),
         ("shop-edge.nix", edge_config("green", canary=25, sticky=True).text),
     ],
 )
@@ -194,10 +198,8 @@ TWO_BLUE = {"blue": ["10.0.0.10:8000", "10.0.0.12:8000"], "green": ["10.0.0.11:8
 def test_edge_upstream_is_what_render_upstream_renders(
     nix_env, tmp_path, active, canary, sticky, nodes
 ):
-    servers = nginx.servers_for(nodes, nginx.weights_for(active, canary))
-    rendered = render.edge_node(
-        stack="live", app="shop", active_color=active, servers=servers, port=18080, sticky=sticky
-    )
+    rendered = edge_config(active, nodes, canary, sticky=sticky)
+    servers = nginx.servers_for(nodes, weights_for(active, canary))
     result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
     assert result["failedAssertions"] == []
 
@@ -213,6 +215,66 @@ def test_edge_upstream_is_what_render_upstream_renders(
     for s in servers:
         assert ("backup" in want[s.address]) == (s.weight == 0), s
         assert (f"weight={s.weight}" in want[s.address]) == (s.weight > 0), s
+
+
+# --- one source for what the modules share with the config and the local edge ----------------
+
+
+@pytest.mark.parametrize(
+    ("module", "pattern"),
+    [
+        ("arm-node", VERSION.pattern),
+        ("arm-node", URL_PATH.pattern),
+        ("arm-node", render._PATTERNS["host"]),
+        ("edge-node", URL_PATH.pattern),
+        ("edge-node", BANNER.pattern),
+        ("edge-node", render._PATTERNS["address"]),
+        ("edge-node", render._PATTERNS["host"]),
+    ],
+)
+def test_the_modules_check_the_alphabets_the_config_checks(module, pattern):
+    with open(os.path.join(ROOT, "nixos", "modules", f"{module}.nix")) as f:
+        assert f"types.strMatching {render.nix_string(pattern)}" in f.read()
+
+
+def directives(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")]
+
+
+def test_the_edge_module_says_what_the_local_edge_renders(nix_env, tmp_path):
+    """The sticky canary's maps, how the edge proxies, the writes maintenance refuses and its
+    answer, the upstream's parameters: the module's own text and defaults, pinned to
+    bluegreen/nginx.py and Pulumi.yaml, so that neither changes alone."""
+    body = (
+        'services.bluegreen-edge = { enable = true; activeColor = "blue"; stickyCanary = true; '
+        "maintenance.enable = true; servers = [ "
+        '{ address = "10.0.0.10:8000"; color = "blue"; weight = 100; } ]; };'
+    )
+    result = evaluate(nix_env, node_file(tmp_path, "edge-node", body))
+    options = result["options"]["services"]["bluegreen-edge"]
+    nginx_cfg = result["config"]["services"]["nginx"]
+    assert directives(nginx_cfg["commonHttpConfig"]) == directives(nginx.STICKY_MAPS)
+    location = nginx_cfg["virtualHosts"]["bluegreen-edge"]["locations"]["/"]["extraConfig"]
+    proxy = directives(nginx.PROXY)
+    assert directives(location)[: len(proxy)] == proxy
+    assert f"if ($request_method ~ {nginx.WRITES}" in location
+    assert (options["serverParameters"], options["keepalive"]) == (nginx.FAILOVER, nginx.KEEPALIVE)
+    m = maintenance()  # Pulumi.yaml's defaults
+    module_m = options["maintenance"]
+    assert (module_m["status"], module_m["retryAfter"], module_m["banner"]) == (
+        m.status,
+        m.retry_after_s,
+        m.banner,
+    )
+    assert json.loads(module_m["body"]) == json.loads(maintenance_body(m))
+
+
+def test_the_arm_module_defaults_are_the_projects(nix_env, tmp_path):
+    body = 'services.bluegreen-arm = { enable = true; color = "blue"; version = "v1"; };'
+    options = evaluate(nix_env, node_file(tmp_path, "arm-node", body))["options"]
+    arm = options["services"]["bluegreen-arm"]
+    defaults = config.project_defaults(ROOT)
+    assert (arm["port"], arm["healthPath"]) == (int(defaults["appPort"]), defaults["healthPath"])
 
 
 def test_a_flip_changes_the_pointer_weights_and_generation_only():
@@ -495,7 +557,7 @@ def live_edge(nix_env, tmp_path):
 
 def test_maintenance_refuses_writes_and_serves_reads(live_edge):
     banner = "Read-only until 14:00 UTC (database upgrade)"
-    url, config = live_edge(maintenance=Maintenance(enabled=True, banner=banner))
+    url, config = live_edge(maintenance=maintenance(banner=banner))
     read = probe.request(url + "/")
     assert read.status == 200 and read.color == "green", read.describe()
     assert read.headers["x-bluegreen-edge-generation"] == config.generation
@@ -508,14 +570,14 @@ def test_maintenance_refuses_writes_and_serves_reads(live_edge):
         assert write.headers["content-type"] == "application/json", method
         assert write.headers["x-bluegreen-banner"] == banner, method
         # Byte for byte the answer the local platform's edge gives.
-        assert write.body.decode() == nginx.maintenance_error_body(503, 30), method
+        assert write.body.decode() == maintenance_body(maintenance()), method
     health = probe.request(url + "/healthz/edge")
     assert health.status == 200
     assert health.json() == {"activeColor": "green", "readOnly": True, "status": "ok"}
 
 
 def test_maintenance_can_answer_423_locked(live_edge):
-    url, _ = live_edge(maintenance=Maintenance(enabled=True, status=423, retry_after_s=600))
+    url, _ = live_edge(maintenance=maintenance(status=423, retry_after_s=600))
     write = probe.request(url + "/orders", method="POST", body=b"{}")
     assert write.status == 423 and write.headers["retry-after"] == "600"
     assert write.json()["status"] == 423
@@ -715,22 +777,17 @@ def mocks():
     pulumi.runtime.set_all_config({}, [])
 
 
-def nixos_settings(stack: str, **values):
-    return from_values(
-        unset_defaults(lambda k: {"platform": "nixos", **values}.get(k)), stack, "/repo"
-    )
+def nixos_settings(name: str, **values):
+    return stack(name, platform="nixos", **values)
 
 
 @pulumi.runtime.test
 def test_an_arm_stack_deploys_one_host_per_node(mocks):
-    import platforms
-
     s = nixos_settings(
         "blue", role="arm", color="blue", version="v3", nodes='["10.0.0.10", "10.0.0.12"]'
     )
-    platform = platforms.get("nixos")
-    platform.preflight(s)
-    arm = platform.arm("blue", None, s)
+    s.preflight()
+    arm = s.platform.arm("blue", None, s.settings)
 
     def check(args):
         endpoint, nodes = args
@@ -759,14 +816,13 @@ def test_an_arm_stack_deploys_one_host_per_node(mocks):
 @pulumi.runtime.test
 def test_the_live_stack_renders_the_edge_from_the_arms_nodes(mocks):
     from platforms.base import ArmView
-    from platforms.nixos import NixosPlatform
 
     s = nixos_settings("live", role="edge", activeColor="green", edgeNode="10.0.0.2")
     arms = {
         c: ArmView(c, f"http://{n[0]}", "v1", n, pulumi.Output.from_input({}))
         for c, n in NODES.items()
     }
-    edge = NixosPlatform().edge("live", None, s, arms, nginx.weights_for("green"))
+    edge = s.platform.edge("live", None, s.settings, arms)
     want = edge_config("green")
 
     def check(args):
@@ -825,7 +881,7 @@ def test_the_rebuild_command_may_be_an_absolute_path_but_nothing_the_shell_reads
         nodes='["10.0.0.10"]',
         nixosRebuild="/run/current-system/sw/bin/nixos-rebuild",
     )
-    assert s.nixos.rebuild == "/run/current-system/sw/bin/nixos-rebuild"
+    assert s.platform.ssh.rebuild == "/run/current-system/sw/bin/nixos-rebuild"
     with pytest.raises(
         ValueError, match='bluegreen:nixosRebuild must be a command path, got "nixos'
     ):
