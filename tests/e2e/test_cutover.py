@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from bluegreen import probe
-from cutover.ops import Operator
+from cutover.procedure import Operator
 from cutover.workspace import PulumiError
 from tests import leaks
 from tests.e2e.test_flip import Watcher
