@@ -137,8 +137,9 @@ def _interrupt_after() -> Iterator[None]:
 
     A terminal's Ctrl-C reaches pulumi too (one process group), which cancels cleanly; raised
     here at once, it would leave the Automation API's output readers failing on closed pipes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # Ctrl-C is not Python's to raise here (another thread, or ignored, or handled)
         return
     got: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
@@ -191,8 +192,11 @@ class Workspace:
                 found = shutil.which("pulumi", path=self.env.get("PATH"))
                 if not found:
                     raise FileNotFoundError("no `pulumi` on PATH: run scripts/bootstrap")
-                root = os.path.dirname(os.path.dirname(os.path.realpath(found)))
-                self._cli = auto.PulumiCommand(root=root)
+                bin_dir = os.path.dirname(os.path.realpath(found))
+                if os.path.basename(bin_dir) == "bin":  # the Automation API runs <root>/bin/pulumi
+                    self._cli = auto.PulumiCommand(root=os.path.dirname(bin_dir))
+                else:
+                    self._cli = auto.PulumiCommand()
             return self._cli
 
     def _workspace(self) -> auto.LocalWorkspace:
@@ -328,9 +332,9 @@ class Workspace:
         """The value, or None when the key (or the stack) is not there."""
         try:
             s = self._stack(stack)
-            self._say("config", "get", "--stack", stack, key)
-            return s.get_config(key).value
-        except (auto.CommandError, NoSuchStack):
+            typed = self._say("config", "get", "--stack", stack, key)
+            return self._call(typed, s.get_config, key).value
+        except (PulumiError, NoSuchStack):
             return None
 
     def config(self, stack: str) -> dict[str, str]:
@@ -356,9 +360,9 @@ class Workspace:
         """The stack's last outputs; empty when it was never deployed (or does not exist)."""
         try:
             s = self._stack(stack)
-            self._say("stack", "output", "--stack", stack, "--json", "--show-secrets")
-            return {k: v.value for k, v in s.outputs().items()}
-        except (auto.CommandError, NoSuchStack):
+            typed = self._say("stack", "output", "--stack", stack, "--json", "--show-secrets")
+            return {k: v.value for k, v in self._call(typed, s.outputs).items()}
+        except (PulumiError, NoSuchStack):
             return {}
 
 
