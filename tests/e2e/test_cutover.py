@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -178,8 +179,16 @@ def test_the_cli_killed_mid_update_recovers_with_the_readme_block(project):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(1.0)
-    assert leaks.started_by(run), "the update had started no plugin yet: kill later"
+    # Kill it once it holds the stack's lock and runs a plugin; a fixed wait was too short on a
+    # loaded machine (the CLI itself carries the marker, so it must be left out).
+    locks = Path(project.ws.env["PULUMI_BACKEND_URL"].removeprefix("file://"), ".pulumi", "locks")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+        list(locks.rglob("*.json")) and set(leaks.started_by(run)) - {killed.pid}
+    ):
+        time.sleep(0.05)
+    assert list(locks.rglob("*.json")), "the update took no lock within 60 s"
+    assert set(leaks.started_by(run)) - {killed.pid}, "the update started no plugin within 60 s"
     killed.kill()
     killed.wait()
     # Its language host, policy pack and dynamic providers go with it, as Pulumi's own do.
