@@ -1,4 +1,4 @@
-"""Time to recover with `scripts/rollback` (Operator.rollback): from the command's start until the
+"""Time to recover with `bluegreen rollback` (Operator.rollback): from the command's start until the
 previous colour answers through the edge. Target here: under 10 s (the reference allows 2 min).
 
     .venv/bin/python -m bench.rollback [--runs 3]
@@ -11,7 +11,7 @@ import statistics
 import sys
 import tempfile
 
-from cutover.ops import Operator
+from cutover.procedure import Operator
 from tests.support.sandbox import make_project
 
 
@@ -29,7 +29,7 @@ def main() -> int:
                 project.ws.config_set("live", "bluegreen:activeColor", "green")
                 project.ws.up("live")
                 assert op.rollback(reason="bench") == 0
-                record = [e for e in op_records(op) if e.get("phase") == "done"][-1]
+                record = [e for e in op.log.last(1) if e.get("phase") == "done"][-1]
                 recover.append(record["timeToRecover"])
                 updates.append(record["seconds"])
         finally:
@@ -42,13 +42,6 @@ def main() -> int:
     if left:
         print(f"warning: teardown left {left}", file=sys.stderr)
     return 0
-
-
-def op_records(op: Operator) -> list[dict]:
-    import json
-
-    with open(op.log_path) as f:
-        return [json.loads(line) for line in f]
 
 
 if __name__ == "__main__":

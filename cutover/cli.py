@@ -1,5 +1,194 @@
-"""The `bluegreen` command (pyproject.toml's console script)."""
+"""The `bluegreen` command (pyproject.toml's console script): the cutover from a terminal.
 
-from cutover.ops import main
+    bluegreen flip green [--canary 5,25,100] [--hold 30s] [--freeze-writes]
+    bluegreen rollback
+    bluegreen status
+    bluegreen watch [--hold 30s]
 
-__all__ = ["main"]
+Each runs against the edge stack (`--stack`, else $BLUEGREEN_LIVE_STACK, else live) of the
+project in the current directory or above, and shows every pulumi step as it would be typed.
+A bad argument exits 2 before anything is read or changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from bluegreen import config
+from cutover.procedure import Operator
+from cutover.workspace import NoSuchStack, PulumiError, Workspace
+
+STACK_ENV = "BLUEGREEN_LIVE_STACK"
+UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration(text: str, positive: bool = False) -> float:
+    """`30`, `30s`, `2m` or `1h` as seconds."""
+    try:
+        seconds = float(text[:-1]) * UNITS[text[-1]] if text[-1:] in UNITS else float(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0 or (positive and seconds == 0):
+        least = "more than 0" if positive else "0 or more"
+        raise argparse.ArgumentTypeError(
+            f"must be a duration of {least} seconds such as 30s, 2m or 1h; got {text!r}"
+        )
+    return seconds
+
+
+def interval(text: str) -> float:
+    return duration(text, positive=True)
+
+
+def steps(text: str) -> list[int]:
+    """`5,25,100`: canary steps in percent, increasing, ending with 100."""
+    try:
+        found = [int(s) for s in text.split(",")]
+    except ValueError:
+        found = []
+    if not found or found != sorted(set(found)) or found[0] < 1 or found[-1] != 100:
+        raise argparse.ArgumentTypeError(
+            "must be increasing percentages from 1 to 100, comma-separated and ending with 100, "
+            f"such as 5,25,100; got {text!r}"
+        )
+    return found
+
+
+def error_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a share from 0 to 1, such as 0.01 for 1%; got {text!r}"
+        )
+    return value
+
+
+def ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of 1 or more, such as 1.15; got {text!r}"
+        )
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="bluegreen", description="The blue/green cutover: flip, rollback, status, watch."
+    )
+    stack = argparse.ArgumentParser(add_help=False)
+    stack.add_argument(
+        "--stack",
+        default=argparse.SUPPRESS,
+        help=f"the edge stack (default: ${STACK_ENV}, else live)",
+    )
+    top.add_argument("--stack", help=f"the edge stack (default: ${STACK_ENV}, else live)")
+    watching = argparse.ArgumentParser(add_help=False)
+    watching.add_argument(
+        "--interval", type=interval, default=1.0, help="check the stop rules this often (1s)"
+    )
+    watching.add_argument(
+        "--max-error-rate",
+        type=error_rate,
+        help="roll back above this share of 5xx (default: bluegreen:holdMaxErrorRate)",
+    )
+    watching.add_argument(
+        "--p95-ratio",
+        type=ratio,
+        help="roll back above this multiple of the old p95 (default: bluegreen:holdP95Ratio)",
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+    f = sub.add_parser(
+        "flip", parents=[stack, watching], help="move traffic to a colour, holding and watching"
+    )
+    f.add_argument("color", choices=config.COLORS, help="the colour to move traffic to")
+    f.add_argument("--canary", type=steps, help="steps in percent, e.g. 5,25,100 (default: 100)")
+    f.add_argument("--hold", type=duration, default=30.0, help="watch each step this long (30s)")
+    f.add_argument(
+        "--freeze-writes", action="store_true", help="read-only edge for the flip and its hold"
+    )
+    sub.add_parser("rollback", parents=[stack], help="flip back to the other colour now")
+    sub.add_parser(
+        "status", parents=[stack], help="live colour, weights, arms, maintenance, last flips"
+    )
+    w = sub.add_parser(
+        "watch",
+        parents=[stack, watching],
+        help="hold and watch the colour taking traffic now; roll back on a breach",
+    )
+    w.add_argument("--hold", type=duration, default=30.0, help="watch this long (30s)")
+    return top
+
+
+def project_dir(start: str) -> str | None:
+    """The nearest directory from `start` upwards with a Pulumi.yaml, as pulumi finds it."""
+    path = os.path.abspath(start)
+    while True:
+        if os.path.exists(os.path.join(path, "Pulumi.yaml")):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
+    where = project_dir(os.getcwd())
+    if where is None:
+        cli.error(f"no Pulumi.yaml in {os.getcwd()} or above: run bluegreen inside the project")
+    stack = args.stack or os.environ.get(STACK_ENV) or "live"
+    given = (
+        "argument --stack" if args.stack else f"${STACK_ENV}" if os.environ.get(STACK_ENV) else ""
+    )
+    named = f"{given}: " if given else ""
+    ws = Workspace(where, echo=True, policy_pack="policy")
+    op = Operator(ws, stack=stack, out=lambda line: print(line, flush=True))
+    try:
+        edge = op.edge  # read and validated before anything changes
+    except NoSuchStack:
+        cli.error(f'{named}no stack "{stack}" in this project; its stacks: {_stacks(ws)}')
+    except config.ConfigError as err:
+        cli.error(f"{named}the config of stack {stack} is not valid:\n{err}")
+    try:
+        return run(op, args, edge.hold)
+    except PulumiError as err:
+        print(f"bluegreen: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bluegreen: interrupted", file=sys.stderr)
+        return 130
+
+
+def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
+    """The subcommand; the stop rules are the edge stack's `hold`, with any flags over it."""
+    if args.command == "rollback":
+        return op.rollback()
+    if args.command == "status":
+        return op.status()
+    overrides = {"max_error_rate": args.max_error_rate, "p95_ratio": args.p95_ratio}
+    rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
+    if args.command == "watch":
+        return op.watch(args.hold, args.interval, rules)
+    return op.flip(args.color, args.canary, args.hold, args.interval, args.freeze_writes, rules)
+
+
+def _stacks(ws: Workspace) -> str:
+    try:
+        return ", ".join(ws.stacks()) or "none yet"
+    except PulumiError:
+        return "unknown (pulumi stack ls failed)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,8 +2,9 @@
 
 On the local platform the numbers come from nginx's own access log (one JSON line a request,
 with every upstream tried and its status), so a request that failed on the new arm and was
-retried on the old one still counts against the new arm. Cloud platforms plug a metrics source
-with the same `read()` into the same watch (`PrometheusSource`).
+retried on the old one still counts against the new arm. Another platform's metrics plug into the
+same watch as a source with the same `read()`. The stop rules are the edge stack's
+(`bluegreen:hold*`, read into `config.Hold`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bluegreen.config import Hold
 from bluegreen.probe import percentile
 
 
@@ -90,62 +89,6 @@ class AccessLogSource:
                 s.latencies_ms.append(float(entry.get("request_time", 0)) * 1000)
 
 
-class PrometheusSource:
-    """Per-colour request and 5xx counts and p95 latency from a Prometheus server's HTTP API.
-
-    `requests`, `errors` and `p95` are PromQL templates with `{color}` and `{window}`; the
-    defaults fit the common `http_requests_total{color,code}` counter and
-    `http_request_duration_seconds_bucket{color}` histogram."""
-
-    def __init__(
-        self,
-        url: str,
-        window_s: int = 30,
-        requests: str = 'sum(increase(http_requests_total{{color="{color}"}}[{window}s]))',
-        errors: str = (
-            'sum(increase(http_requests_total{{color="{color}",code=~"5.."}}[{window}s]))'
-        ),
-        p95: str = (
-            "histogram_quantile(0.95, sum by (le) "
-            '(rate(http_request_duration_seconds_bucket{{color="{color}"}}[{window}s])))'
-        ),
-        colors: tuple[str, ...] = ("blue", "green"),
-    ) -> None:
-        self.url, self.window = url.rstrip("/"), window_s
-        self.queries = {"requests": requests, "errors": errors, "p95": p95}
-        self.colors = colors
-
-    def _scalar(self, query: str) -> float:
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            body = json.load(resp)
-        result = body.get("data", {}).get("result", [])
-        return float(result[0]["value"][1]) if result else 0.0
-
-    def read(self) -> Stats:
-        stats: Stats = {}
-        for color in self.colors:
-            q = {k: v.format(color=color, window=self.window) for k, v in self.queries.items()}
-            p95 = self._scalar(q["p95"]) * 1000
-            stats[color] = ColorStats(
-                requests=int(self._scalar(q["requests"])),
-                errors=int(self._scalar(q["errors"])),
-                latencies_ms=[p95] if p95 else [],
-            )
-        return stats
-
-
-@dataclass(frozen=True)
-class StopRules:
-    # 5xx over 1%, p95 over +15% of the pre-flip baseline (rollback_and_fast_recovery).
-    max_error_rate: float = 0.01
-    p95_ratio: float = 1.15
-    p95_allowance_ms: float = 2.0
-    """As in the policy pack: below ~13 ms, noise exceeds 15%; within this many ms passes."""
-    min_requests: int = 20
-    """Judge a colour only once it has served this many requests in the hold so far."""
-
-
 @dataclass
 class Verdict:
     breach: str | None
@@ -162,7 +105,7 @@ def merge(into: Stats, new: Stats) -> None:
 
 
 def judge(
-    stats: Stats, target: str, weight: int, baseline_p95: float | None, rules: StopRules
+    stats: Stats, target: str, weight: int, baseline_p95: float | None, rules: Hold
 ) -> str | None:
     """The first stop rule `target` breaks with these numbers, as a sentence, or None."""
     s = stats.get(target, ColorStats())
@@ -193,19 +136,15 @@ def hold(
     weight: int,
     baseline_p95: float | None,
     seconds: float,
-    interval: float = 1.0,
-    rules: StopRules | None = None,
-    on_check: Callable[[Stats], None] | None = None,
+    interval: float,
+    rules: Hold,
 ) -> Verdict:
     """Watch for `seconds`, checking every `interval`; stop at the first breach."""
-    rules = rules or StopRules()
     stats: Stats = {}
     start = time.monotonic()
     while True:
         time.sleep(min(interval, max(0.0, seconds - (time.monotonic() - start))))
         merge(stats, source.read())
-        if on_check:
-            on_check(stats)
         breach = judge(stats, target, weight, baseline_p95, rules)
         elapsed = time.monotonic() - start
         if breach or elapsed >= seconds:

@@ -1,25 +1,34 @@
-"""Drives the real `pulumi` CLI for the operator scripts, the demo, the benches and the e2e tests.
+"""The project's stacks through Pulumi's Automation API, for the `bluegreen` command, the demo, the
+benches and the end-to-end tests.
 
-It shells out to the CLI (rather than the Automation API) so that what the scripts do is exactly
-what a person types, and every command it runs is printed as such.
+Every step is shown before it runs as the `pulumi` command a person would type for it (with
+`echo`). Steps and policy violations of a preview or an update come from the engine's events,
+never from its text output.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import re
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from pulumi import automation as auto
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True)
 class Violation:
-    """One policy violation as the engine reported it (from the update's event log)."""
+    """One policy violation as the engine reported it."""
 
     policy: str
     level: str
@@ -31,21 +40,21 @@ class Violation:
 
 @dataclass
 class Outcome:
-    """What one `pulumi preview` or `pulumi up` did, from its engine event log."""
+    """The engine events of one preview, update or destroy."""
 
-    events: list[dict] = field(default_factory=list)
+    events: list[auto.EngineEvent] = field(default_factory=list)
 
     @property
     def violations(self) -> list[Violation]:
         return [
             Violation(
-                policy=e["policyName"],
-                level=e.get("enforcementLevel", ""),
+                policy=e.policy_name,
+                level=e.enforcement_level,
                 # The engine puts the policy's description before the violation itself.
-                message=e.get("message", "").strip().split("\n", 1)[-1],
-                resource=e.get("resourceUrn", ""),
+                message=e.message.strip().split("\n", 1)[-1],
+                resource=e.resource_urn or "",
             )
-            for e in (ev.get("policyEvent") for ev in self.events)
+            for e in (ev.policy_event for ev in self.events)
             if e
         ]
 
@@ -61,28 +70,36 @@ class Outcome:
         unchanged and read-only resources are left out."""
         found = set()
         for ev in self.events:
-            meta = (ev.get("resourcePreEvent") or {}).get("metadata") or {}
-            if meta.get("op") not in (None, "same", "read", "refresh"):
-                found.add((meta["op"], meta["urn"]))
+            meta = ev.resource_pre_event.metadata if ev.resource_pre_event else None
+            op = meta.op.value if meta else None
+            if op not in (None, "same", "read", "refresh"):
+                found.add((op, meta.urn))
         return found
 
-    @classmethod
-    def read(cls, path: str) -> Outcome:
-        try:
-            with open(path) as f:
-                return cls([json.loads(line) for line in f if line.strip()])
-        except OSError:
-            return cls()
+
+@dataclass
+class Result:
+    """What one command did: its output, exit code and engine events."""
+
+    command: str
+    """As a person would type it."""
+    stdout: str
+    stderr: str
+    returncode: int
+    outcome: Outcome = field(default_factory=Outcome)
 
 
 class PulumiError(RuntimeError):
-    def __init__(
-        self, args: list[str], result: subprocess.CompletedProcess, outcome: Outcome | None = None
-    ) -> None:
+    def __init__(self, result: Result) -> None:
         self.result = result
-        self.outcome = outcome or Outcome()
-        output = (result.stdout or "") + (result.stderr or "")
-        super().__init__(f"`{' '.join(args)}` failed (exit {result.returncode}):\n{output.strip()}")
+        self.outcome = result.outcome
+        super().__init__(
+            f"`{result.command}` failed (exit {result.returncode}):\n{self.output.strip()}"
+        )
+
+    @property
+    def output(self) -> str:
+        return "\n".join(s for s in (self.result.stdout, self.result.stderr) if s)
 
     @property
     def summary(self) -> str:
@@ -90,9 +107,11 @@ class PulumiError(RuntimeError):
         lines = [ln.strip() for ln in self.output.splitlines() if ln.strip().startswith("error:")]
         return "\n".join(lines) or self.output.strip()[-500:]
 
-    @property
-    def output(self) -> str:
-        return (self.result.stdout or "") + (self.result.stderr or "")
+
+class NoSuchStack(LookupError):
+    def __init__(self, stack: str) -> None:
+        self.stack = stack
+        super().__init__(f'no stack named "{stack}"')
 
 
 def toolchain_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -112,128 +131,239 @@ def toolchain_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in pairs}
 
 
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold a Ctrl-C until the running pulumi command has exited, then raise it.
+
+    A terminal's Ctrl-C reaches pulumi too (one process group), which cancels cleanly; raised
+    here at once, it would leave the Automation API's output readers failing on closed pipes."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # Ctrl-C is not Python's to raise here (another thread, or ignored, or handled)
+        return
+    got: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if got:
+            raise KeyboardInterrupt  # in place of the cancelled command's error
+
+
+def _exit_code(err: auto.CommandError) -> int:
+    """The CLI's exit code, which the Automation API keeps only in the error's text."""
+    found = re.match(r"\s*code: (-?\d+)", str(err))
+    return int(found.group(1)) if found else 1
+
+
+def _value(value: str) -> list[str]:
+    """A config value as typed: after `--` when it would read as a flag."""
+    return ["--", value] if value.startswith("-") else [value]
+
+
 @dataclass
 class Workspace:
     """A project directory plus the environment (backend, passphrase) its stacks live in."""
 
     project_dir: str = ROOT
     env: dict[str, str] = field(default_factory=toolchain_env)
+    """Set for every command, over this process's own environment."""
     echo: bool = False
+    """Print each step to stderr, as the command a person would type, before running it."""
     policy_pack: str | None = None
     """Directory of the policy pack to pass to every preview and up (its config.json too)."""
+    _cli: auto.PulumiCommand | None = field(default=None, repr=False, compare=False)
+    _stacks: dict[str, auto.Stack] = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def run(
-        self,
-        *args: str,
-        check: bool = True,
-        timeout: float = 300,
-        env: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess:
-        cmd = ["pulumi", *args]
-        if self.echo:
-            print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
-        result = subprocess.run(
-            cmd,
-            cwd=self.project_dir,
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
+    def with_env(self, extra: dict[str, str]) -> Workspace:
+        """The same project with more environment, e.g. for the policy pack of one flip."""
+        return Workspace(
+            self.project_dir, {**self.env, **extra}, self.echo, self.policy_pack, self._command()
         )
-        if check and result.returncode != 0:
-            raise PulumiError(cmd, result)
-        return result
 
-    def run_logged(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess:
-        """Run a preview or an update with an engine event log (what the Automation API reads
-        too): its steps and policy violations come back as data (`result.outcome`, or the
-        error's), not as text to scrape."""
-        fd, path = tempfile.mkstemp(prefix="bluegreen-events-", suffix=".jsonl")
-        os.close(fd)
+    # --- the Automation API's objects ------------------------------------------------------
+
+    def _command(self) -> auto.PulumiCommand:
+        """The `pulumi` on this environment's PATH (the Automation API checks its version)."""
+        with self._lock:
+            if self._cli is None:
+                found = shutil.which("pulumi", path=self.env.get("PATH"))
+                if not found:
+                    raise FileNotFoundError("no `pulumi` on PATH: run scripts/bootstrap")
+                bin_dir = os.path.dirname(os.path.realpath(found))
+                if os.path.basename(bin_dir) == "bin":  # the Automation API runs <root>/bin/pulumi
+                    self._cli = auto.PulumiCommand(root=os.path.dirname(bin_dir))
+                else:
+                    self._cli = auto.PulumiCommand()
+            return self._cli
+
+    def _workspace(self) -> auto.LocalWorkspace:
+        return auto.LocalWorkspace(
+            work_dir=self.project_dir, env_vars=self.env, pulumi_command=self._command()
+        )
+
+    def _stack(self, name: str, create: bool = False) -> auto.Stack:
+        with self._lock:
+            found = self._stacks.get(name)
+        if found is None:
+            typed = self._say("stack", "select", *(["--create"] if create else []), "--stack", name)
+            init = auto.Stack.create_or_select if create else auto.Stack.select
+            try:
+                found = self._call(typed, init, name, self._workspace())
+            except PulumiError as err:
+                if isinstance(err.__cause__, auto.StackNotFoundError):
+                    raise NoSuchStack(name) from None
+                raise
+            with self._lock:
+                self._stacks[name] = found
+        return found
+
+    def _say(self, *args: str) -> str:
+        typed = shlex.join(["pulumi", *args])
+        if self.echo:
+            print("$ " + typed, file=sys.stderr, flush=True)
+        return typed
+
+    def _call(self, typed: str, fn: Callable, *args, **kwargs):
         try:
-            # --event-log is offered only with PULUMI_DEBUG_COMMANDS, as the Automation API sets it.
-            env = {"PULUMI_DEBUG_COMMANDS": "true", **(env or {})}
-            result = self.run(*args, "--event-log", path, check=False, env=env)
-            outcome = Outcome.read(path)
-        finally:
-            os.unlink(path)
-        if check and result.returncode != 0:
-            raise PulumiError(["pulumi", *args], result, outcome)
-        result.outcome = outcome  # type: ignore[attr-defined]
-        return result
+            with _interrupt_after():
+                return fn(*args, **kwargs)
+        except auto.CommandError as err:
+            raise PulumiError(Result(typed, "", str(err).strip(), _exit_code(err))) from err
 
-    def _policy(self) -> list[str]:
+    # --- previews and updates --------------------------------------------------------------
+
+    def _policy(self, config: str | None) -> tuple[list[str], dict[str, list[str]]]:
+        """The policy pack flags as typed, and as the Automation API takes them."""
         if not self.policy_pack:
-            return []
-        args = ["--policy-pack", self.policy_pack]
-        config = os.path.join(self.project_dir, self.policy_pack, "config.json")
-        if os.path.exists(config):
-            args += ["--policy-pack-config", config]
-        return args
+            return [], {}
+        if config is None:
+            default = os.path.join(self.policy_pack, "config.json")
+            config = default if os.path.exists(os.path.join(self.project_dir, default)) else None
+        typed = ["--policy-pack", self.policy_pack]
+        kwargs = {"policy_packs": [self.policy_pack]}
+        if config:
+            typed += ["--policy-pack-config", config]
+            kwargs["policy_pack_configs"] = [config]
+        return typed, kwargs
 
-    def ensure_stack(self, stack: str) -> None:
-        self.run("stack", "select", "--create", stack)
+    def _run(self, verb: str, stack: str, check: bool, policy_config: str | None, **flags):
+        typed_flags = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
+        policy, packs = self._policy(policy_config) if verb != "destroy" else ([], {})
+        yes = ["--yes"] if verb != "preview" else []
+        run = getattr(self._stack(stack), verb)
+        typed = self._say(verb, "--stack", stack, *yes, *typed_flags, *policy)
+        outcome, out, err = Outcome(), [], []
+        try:
+            with _interrupt_after():
+                run(
+                    color="never",
+                    on_output=out.append,
+                    on_error=err.append,
+                    on_event=outcome.events.append,
+                    **{k: v for k, v in flags.items() if v},
+                    **packs,
+                )
+            code = 0
+        except auto.CommandError as error:
+            code = _exit_code(error)
+        result = Result(typed, "\n".join(out), "\n".join(err), code, outcome)
+        if check and code != 0:
+            raise PulumiError(result)
+        return result
 
     def up(
-        self, stack: str, *extra: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess:
-        return self.run_logged(
-            "up",
-            "-s",
-            stack,
-            "--yes",
-            "--skip-preview",
-            "--non-interactive",
-            "--color=never",
-            *self._policy(),
-            *extra,
-            check=check,
-            env=env,
+        self,
+        stack: str,
+        *,
+        diff: bool = False,
+        expect_no_changes: bool = False,
+        policy_config: str | None = None,
+        check: bool = True,
+    ) -> Result:
+        """`pulumi up`, with the policy pack (its config.json, or `policy_config`)."""
+        return self._run(
+            "up", stack, check, policy_config, diff=diff, expect_no_changes=expect_no_changes
         )
 
     def preview(
-        self, stack: str, *extra: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess:
-        return self.run_logged(
-            "preview",
-            "-s",
-            stack,
-            "--non-interactive",
-            "--color=never",
-            *self._policy(),
-            *extra,
-            check=check,
-            env=env,
+        self,
+        stack: str,
+        *,
+        diff: bool = False,
+        expect_no_changes: bool = False,
+        policy_config: str | None = None,
+        check: bool = True,
+    ) -> Result:
+        return self._run(
+            "preview", stack, check, policy_config, diff=diff, expect_no_changes=expect_no_changes
         )
 
-    def destroy(self, stack: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run(
-            "destroy",
-            "-s",
-            stack,
-            "--yes",
-            "--skip-preview",
-            "--non-interactive",
-            "--color=never",
-            check=check,
-        )
+    def destroy(self, stack: str, check: bool = True) -> Result:
+        return self._run("destroy", stack, check, None)
+
+    # --- stacks, config and outputs --------------------------------------------------------
+
+    def ensure_stack(self, stack: str) -> None:
+        self._stack(stack, create=True)
+
+    def stacks(self) -> list[str]:
+        typed = self._say("stack", "ls", "--json")
+        return sorted(s.name for s in self._call(typed, self._workspace().list_stacks))
 
     def config_set(self, stack: str, key: str, value: str) -> None:
-        self.run("config", "set", "-s", stack, key, "--", value)
+        s = self._stack(stack)
+        typed = self._say("config", "set", "--stack", stack, key, *_value(value))
+        self._call(typed, s.set_config, key, auto.ConfigValue(value))
 
     def config_set_secret(self, stack: str, key: str, value: str) -> None:
-        self.run("config", "set", "--secret", "-s", stack, key, "--", value)
+        s = self._stack(stack)
+        typed = self._say("config", "set", "--secret", "--stack", stack, key, "[secret]")
+        self._call(typed, s.set_config, key, auto.ConfigValue(value, True))
+
+    def config_rm(self, stack: str, key: str) -> None:
+        s = self._stack(stack)
+        typed = self._say("config", "rm", "--stack", stack, key)
+        self._call(typed, s.remove_config, key)
 
     def config_get(self, stack: str, key: str) -> str | None:
-        result = self.run("config", "get", "-s", stack, key, check=False)
-        return result.stdout.strip() if result.returncode == 0 else None
+        """The value, or None when the key (or the stack) is not there."""
+        try:
+            s = self._stack(stack)
+            typed = self._say("config", "get", "--stack", stack, key)
+            return self._call(typed, s.get_config, key).value
+        except (PulumiError, NoSuchStack):
+            return None
+
+    def config(self, stack: str) -> dict[str, str]:
+        """All of a stack's config, secrets decrypted, keyed with their namespace."""
+        s = self._stack(stack)
+        typed = self._say("config", "--stack", stack, "--json", "--show-secrets")
+        return {key: value.value for key, value in self._call(typed, s.get_all_config).items()}
+
+    def file_config(self, stack: str) -> dict[str, str]:
+        """What the stack's own file (Pulumi.<stack>.yaml) sets in plain text, without the
+        defaults Pulumi.yaml declares (which `config` includes)."""
+        try:
+            settings = self._workspace().stack_settings(stack)
+        except FileNotFoundError:
+            return {}
+        return {
+            key: str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in (settings.config or {}).items()
+            if isinstance(value, str | int | float | bool)
+        }
 
     def outputs(self, stack: str) -> dict:
-        result = self.run("stack", "output", "-s", stack, "--json", check=False)
-        return json.loads(result.stdout or "{}") if result.returncode == 0 else {}
+        """The stack's last outputs; empty when it was never deployed (or does not exist)."""
+        try:
+            s = self._stack(stack)
+            typed = self._say("stack", "output", "--stack", stack, "--json", "--show-secrets")
+            return {k: v.value for k, v in self._call(typed, s.outputs).items()}
+        except (PulumiError, NoSuchStack):
+            return {}
 
 
 def timed(fn, *args, **kwargs):

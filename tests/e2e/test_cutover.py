@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from bluegreen import probe
-from cutover.ops import Operator
+from cutover.procedure import Operator
 from cutover.workspace import PulumiError
 from tests import leaks
 from tests.e2e.test_flip import Watcher
@@ -177,8 +179,16 @@ def test_the_cli_killed_mid_update_recovers_with_the_readme_block(project):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(1.0)
-    assert leaks.started_by(run), "the update had started no plugin yet: kill later"
+    # Kill it once it holds the stack's lock and runs a plugin; a fixed wait was too short on a
+    # loaded machine (the CLI itself carries the marker, so it must be left out).
+    locks = Path(project.ws.env["PULUMI_BACKEND_URL"].removeprefix("file://"), ".pulumi", "locks")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+        list(locks.rglob("*.json")) and set(leaks.started_by(run)) - {killed.pid}
+    ):
+        time.sleep(0.05)
+    assert list(locks.rglob("*.json")), "the update took no lock within 60 s"
+    assert set(leaks.started_by(run)) - {killed.pid}, "the update started no plugin within 60 s"
     killed.kill()
     killed.wait()
     # Its language host, policy pack and dynamic providers go with it, as Pulumi's own do.
@@ -214,3 +224,64 @@ def test_freeze_writes_holds_writes_for_the_flip_and_lifts_them_after(project):
     after = probe.request(project.edge_url + "orders", "POST", body=b"{}")
     assert after.status == 200 and after.color == "green"
     assert project.ws.outputs("live")["maintenance"] is False
+
+
+def test_ctrl_c_during_a_hold_puts_everything_back_and_leaves_nothing_behind(project, tmp_path):
+    project.up_all(active="blue")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    said: list[str] = []
+    with project.bluegreen(
+        "flip", "green", "--hold", "5m", "--freeze-writes", env={"TMPDIR": str(tmp)}
+    ) as flip:
+        for line in flip.stdout:
+            said.append(line)
+            if "holding" in line:
+                break
+        assert flip.poll() is None, "".join(said)
+        assert project.colors(10) == ["green"] * 10
+        assert probe.request(project.edge_url + "orders", "POST", body=b"{}").status == 503
+        assert [p.name for p in tmp.iterdir()], "the gate's report file exists during the hold"
+        os.killpg(flip.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+        rest, _ = flip.communicate(timeout=180)
+    said.append(rest)
+    assert flip.returncode == 130, "".join(said)
+    assert "interrupted during the 100% step" in rest
+    assert project.colors(20) == ["blue"] * 20
+    after = probe.request(project.edge_url + "orders", "POST", body=b"{}")
+    assert after.status == 200 and after.color == "blue", "writes are let through again"
+    assert "bluegreen:activeColor: blue" in project.stack_file("live")
+    assert "bluegreen:maintenance" not in project.stack_file("live"), "as it was before"
+    flip_record = [e for e in flip_log(project) if e["event"] == "flip"][-1]
+    assert (flip_record["phase"], flip_record["step"]) == ("interrupted", 100)
+    assert flip_log(project)[-2]["event"] == "rollback" and flip_log(project)[-2]["phase"] == "done"
+    assert list(tmp.iterdir()) == [], "temporary files left behind"
+
+
+def test_watch_rolls_back_a_crashed_arm_and_status_shows_what_happened(project):
+    project.up_all(active="blue")
+    project.ws.config_set("live", "bluegreen:activeColor", "green")  # a flip by hand
+    project.ws.up("live")
+    green_pid = int(
+        open(os.path.join(project.dir, ".bluegreen", "green", "green.pid")).read().split()[0]
+    )
+    os.killpg(green_pid, signal.SIGKILL)
+    with (
+        Watcher(project.edge_url),
+        project.bluegreen("watch", "--hold", "20s", "--interval", "0.5s") as watch,
+    ):
+        said, _ = watch.communicate(timeout=180)
+    assert watch.returncode == 1, said
+    assert "watching green at 100% for 20 s" in said
+    assert "stop rule broken: green" in said
+    assert project.colors(20) == ["blue"] * 20
+    assert "bluegreen:activeColor: blue" in project.stack_file("live")
+    with project.bluegreen("status") as status:
+        shown, _ = status.communicate(timeout=120)
+    assert status.returncode == 0, shown
+    lines = [line for line in shown.splitlines() if not line.startswith("$ ")]
+    assert lines[0].startswith("live: blue  weights blue 100 / green 0  maintenance off"), shown
+    assert lines[1].split()[:3] == ["blue", "v1", "ready"], shown
+    green = lines[2].split()
+    assert green[:2] == ["green", "v2"] and green[2] != "ready", shown
+    assert re.search(r"rollback +green -> blue  done", shown), shown

@@ -66,7 +66,7 @@ def test_flip_moves_all_traffic_to_green_and_rollback_returns_it(project):
 def test_preview_of_a_flip_changes_the_edge_only(project):
     project.up_all(active="blue")
     project.ws.config_set("live", "bluegreen:activeColor", "green")
-    preview = project.ws.preview("live", "--diff").stdout
+    preview = project.ws.preview("live", diff=True).stdout
     changed = re.findall(
         r"^\s*[-+~]+\s+([\w:/.-]+): \((update|replace|create|delete)\)", preview, re.M
     )
@@ -78,7 +78,7 @@ def test_preview_of_a_flip_changes_the_edge_only(project):
     # Arms are never changed by a flip: nothing they run would be touched by their next update
     # (their component records the live colour it was deployed under, which the gate reads).
     for arm in ("blue", "green"):
-        preview = project.ws.preview(arm, "--diff").stdout
+        preview = project.ws.preview(arm, diff=True).stdout
         assert "pulumi-python:dynamic/local:Process: (update)" not in preview
         assert "pulumi-python:dynamic/local:Process: (replace)" not in preview
     assert set(project.colors(10)) == {"blue"}, "a preview must not move traffic"

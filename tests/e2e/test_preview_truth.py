@@ -21,7 +21,7 @@ def shown(steps: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 def assert_nothing_to_do(project, stack: str) -> None:
     # --expect-no-changes fails the preview if anything would change: Pulumi's own "no changes".
-    result = project.ws.preview(stack, "--diff", "--expect-no-changes", check=False)
+    result = project.ws.preview(stack, diff=True, expect_no_changes=True, check=False)
     assert result.returncode == 0, f"preview of {stack} is not empty:\n{result.stdout[-3000:]}"
     assert shown(result.outcome.steps) == set()
 
@@ -43,10 +43,10 @@ def test_each_preview_shows_exactly_the_steps_its_update_takes(dns_project, chan
     for change in changes:
         for key, value in change.items():
             if value is None:
-                project.ws.run("config", "rm", "-s", "live", f"bluegreen:{key}")
+                project.ws.config_rm("live", f"bluegreen:{key}")
             else:
                 project.ws.config_set("live", f"bluegreen:{key}", value)
-        preview = project.ws.preview("live", "--diff")
+        preview = project.ws.preview("live", diff=True)
         text = preview.stdout + preview.stderr
         assert "[unknown]" not in text, f"the preview shows an unknown value:\n{text}"
         assert "can't run policy" not in text, f"the preview shows policy noise:\n{text}"

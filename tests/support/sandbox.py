@@ -7,12 +7,16 @@ stack and reports any process or port left behind.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import random
 import re
 import shutil
+import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bluegreen import probe
@@ -71,6 +75,31 @@ class LocalProject:
     def stack_file(self, stack: str) -> str:
         with open(os.path.join(self.dir, f"Pulumi.{stack}.yaml")) as f:
             return f.read()
+
+    @contextlib.contextmanager
+    def bluegreen(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> Iterator[subprocess.Popen]:
+        """The installed `bluegreen` command, run in this project as a person runs it, in a
+        session of its own (a terminal's Ctrl-C is `os.killpg(p.pid, SIGINT)`); killed with
+        everything it started if still running when the block ends."""
+        env = {**self.ws.env, **(env or {})}
+        proc = subprocess.Popen(
+            [shutil.which("bluegreen", path=env["PATH"]), *args],
+            cwd=self.dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
 
     def colors(self, n: int = 20, url: str | None = None) -> list[str | None]:
         """Which arm answered each of n requests through the edge (None for a failed request)."""

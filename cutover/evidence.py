@@ -1,0 +1,88 @@
+"""Evidence of every flip and rollback: the flip log, the commit it ran from, the gate's figures."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+from cutover.watch import ColorStats
+
+# The policy pack writes the figures of its smoke sample to the file this names (its smoke.py):
+# the flip's evidence carries the gate's own figures and nobody samples the arms twice. The pack
+# stands alone, so the name is pinned by a unit test (tests/unit/test_layers.py), not imported.
+SMOKE_REPORT_ENV = "BLUEGREEN_SMOKE_REPORT"
+
+
+class FlipLog:
+    """`.bluegreen/flips.jsonl` in the project: one JSON line per event of a flip or rollback."""
+
+    def __init__(self, project_dir: str) -> None:
+        self.project_dir = project_dir
+        self.path = os.path.join(project_dir, ".bluegreen", "flips.jsonl")
+
+    def record(self, **fields) -> dict:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "who": f"{getpass.getuser()}@{socket.gethostname()}",
+            "commit": git_commit(self.project_dir),
+            **fields,
+        }
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+        return entry
+
+    def last(self, n: int) -> list[dict]:
+        try:
+            with open(self.path) as f:
+                return [json.loads(line) for line in f.readlines()[-n:]]
+        except OSError:
+            return []
+
+
+def git_commit(path: str) -> str | None:
+    """The short commit of the checkout at `path`, or None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", path, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+class SmokeReport:
+    """A file the policy pack writes its smoke sample's figures to, removed on leaving."""
+
+    def __enter__(self) -> SmokeReport:
+        fd, self.path = tempfile.mkstemp(prefix="bluegreen-smoke-", suffix=".json")
+        os.close(fd)
+        self.env = {SMOKE_REPORT_ENV: self.path}
+        return self
+
+    def figures(self) -> dict:
+        """The last sample's figures (per colour p50, p95, error rate; samples; seconds)."""
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def __exit__(self, *exc) -> None:
+        os.unlink(self.path)
+
+
+def seen(stats: dict[str, ColorStats]) -> dict:
+    """What a hold saw, per colour, as the flip log stores it."""
+    return {
+        c: {"requests": s.requests, "errors": s.errors, "p95Ms": round(s.p95_ms, 2)}
+        for c, s in stats.items()
+    }

@@ -1,0 +1,451 @@
+"""The cutover procedure against the edge stack: flip, rollback, watch and status.
+
+A flip is the procedure of the reference documents: move the one pointer (`pulumi config set` on
+the edge stack's file, so a reviewer's diff is that line), preview and update with the policy pack
+(the gate verifies pins and smoke-tests the new arm), hold and watch live traffic, roll back by
+moving the same pointer back, and keep evidence in the flip log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from bluegreen import config, probe
+from bluegreen.config import COLORS, other
+from cutover import evidence
+from cutover.watch import AccessLogSource, ColorStats, hold
+from cutover.workspace import PulumiError, Workspace
+
+POINTER = "bluegreen:activeColor"
+CANARY = "bluegreen:canaryWeight"
+MAINTENANCE = "bluegreen:maintenance"
+
+# The policy pack's name for its smoke test. The pack stands alone, so the name is pinned by a
+# unit test (tests/unit/test_layers.py) rather than imported.
+SMOKE_POLICY = "bluegreen-smoke-test"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """What the procedure reads from the edge stack's config."""
+
+    stack: str
+    arm_stacks: Mapping[str, str]
+    health_path: str
+    hold: config.Hold
+    access_log: str
+    """nginx's JSON access log on the local platform (absent elsewhere: the hold sees nothing)."""
+
+
+def read_edge(ws: Workspace, stack: str) -> Edge:
+    """The edge stack's config, validated; `config.ConfigError` names what is wrong."""
+    prefix = config.NAMESPACE + ":"
+    values = {
+        k.removeprefix(prefix): v for k, v in ws.config(stack).items() if k.startswith(prefix)
+    }
+    if values.get("role") != "edge":
+        raise config.ConfigError(
+            [
+                f'{prefix}role of stack "{stack}" is "{values.get("role")}": the cutover needs '
+                'the edge stack, whose role is "edge" (e.g. live)'
+            ]
+        )
+    settings = config.from_stack_config(values, stack, ws.project_dir)
+    run_dir = values.get("runDir") or os.path.join(".bluegreen", stack)
+    return Edge(
+        stack=stack,
+        arm_stacks=dict(settings.arm_stacks),
+        health_path=settings.health_path,
+        hold=settings.hold,
+        access_log=os.path.join(ws.project_dir, run_dir, "access.log"),
+    )
+
+
+@dataclass
+class _Flip:
+    """One flip in progress: what it changes, and how far it got."""
+
+    current: str | None
+    target: str
+    steps: list[int]
+    freeze: bool
+    before: dict[str, str | None]
+    """The pointer, canary weight and maintenance keys in the edge stack's file before the flip."""
+    served: dict
+    """What the edge served before the flip (its outputs)."""
+    fields: dict = field(default_factory=dict)
+    """Common to each of the flip's log records."""
+    step: int | None = None
+
+
+@dataclass
+class Operator:
+    ws: Workspace
+    stack: str = "live"
+    """The edge stack."""
+    out: Callable[[str], object] = print
+
+    @cached_property
+    def edge(self) -> Edge:
+        return read_edge(self.ws, self.stack)
+
+    @cached_property
+    def log(self) -> evidence.FlipLog:
+        return evidence.FlipLog(self.ws.project_dir)
+
+    # --- what is there -------------------------------------------------------------------
+
+    def live(self) -> dict:
+        return self.ws.outputs(self.stack)
+
+    def arms(self) -> dict[str, dict]:
+        return {c: self.ws.outputs(self.edge.arm_stacks[c]) for c in COLORS}
+
+    def _file(self, *keys: str) -> dict[str, str | None]:
+        """These keys as the edge stack's file has them (None: not there)."""
+        values = self.ws.file_config(self.stack)
+        return {k: values.get(k) for k in keys}
+
+    def _set(self, changes: Mapping[str, str | None]) -> None:
+        """Write keys of the edge stack's config; None removes one."""
+        for key, value in changes.items():
+            if value is None:
+                self.ws.config_rm(self.stack, key)
+            else:
+                self.ws.config_set(self.stack, key, value)
+
+    @staticmethod
+    def _pointer(color: str, weight: int | None) -> dict[str, str | None]:
+        canary = str(weight) if weight is not None and 0 < weight < 100 else None
+        return {POINTER: color, CANARY: canary}
+
+    def _match_edge(self) -> None:
+        """Write the pointer the edge last applied back into its config, after a failed update."""
+        live = self.live()
+        color = live.get("activeColor")
+        if color in COLORS:
+            self._set(self._pointer(color, (live.get("weights") or {}).get(color)))
+
+    # --- flip ----------------------------------------------------------------------------
+
+    def flip(
+        self,
+        target: str,
+        canary: list[int] | None = None,
+        hold_s: float = 30.0,
+        interval: float = 1.0,
+        freeze_writes: bool = False,
+        rules: config.Hold | None = None,
+    ) -> int:
+        """Move traffic to `target` in `canary` steps (default: all at once), holding each."""
+        rules = rules or self.edge.hold
+        live = self.live()
+        current = live.get("activeColor")
+        if current == target and (live.get("weights") or {}).get(target) == 100:
+            self.out(f"{target} is already live with all traffic; nothing to do")
+            return 0
+        arms = self.arms()
+        run = _Flip(
+            current=current,
+            target=target,
+            steps=canary or [100],
+            freeze=freeze_writes,
+            before=self._file(POINTER, CANARY, MAINTENANCE),
+            served=live,
+        )
+        run.fields = {
+            "id": uuid.uuid4().hex[:12],
+            "from": current,
+            "to": target,
+            "versions": {c: arms[c].get("version") for c in COLORS},
+            "steps": run.steps,
+        }
+        self.log.record(event="flip", phase="started", **run.fields)
+        addresses = {n: c for c in COLORS for n in arms[c].get("nodes") or []}
+        baseline = self._baseline(addresses, current)
+        start = time.perf_counter()
+        end: dict = {"phase": "failed"}
+        try:
+            with evidence.SmokeReport() as report:
+                end = self._steps(run, report, addresses, baseline, hold_s, interval, rules)
+        except PulumiError as err:
+            self.out(str(err))
+            end = {
+                "phase": "failed",
+                "failedStep": run.step,
+                "violations": err.outcome.records(),
+                "error": err.summary,
+            }
+        except KeyboardInterrupt:
+            self.out(f"interrupted {_during(run.step)}")
+            end = {"phase": "interrupted", "step": run.step}
+            raise
+        finally:
+            end.update(self._put_back(run, end))
+            if end["phase"] == "done":
+                end["seconds"] = round(time.perf_counter() - start, 2)
+            self.log.record(event="flip", **run.fields, **end)
+        if end["phase"] != "done":
+            return 1
+        self.out(f"flip {current} -> {target} done in {end['seconds']:.1f} s")
+        return 0
+
+    def _steps(
+        self,
+        run: _Flip,
+        report: evidence.SmokeReport,
+        addresses: dict[str, str],
+        baseline: float | None,
+        hold_s: float,
+        interval: float,
+        rules: config.Hold,
+    ) -> dict:
+        """Freeze writes if asked, then each step: pointer, preview, update, hold. Raises
+        PulumiError on a refusal or failure; returns how it ended otherwise."""
+        if run.freeze:
+            self._set({MAINTENANCE: "true"})
+            self.ws.up(self.stack)
+        gated = self.ws.with_env(report.env)  # the gate writes its smoke figures to the report
+        for step in run.steps:
+            run.step = step
+            self._set(self._pointer(run.target, step))
+            # Preview first, as a careful operator would: the gate judges the step there, and a
+            # refusal costs one smoke sample and changes nothing.
+            gated.preview(self.stack, diff=True)
+            gated.up(self.stack)
+            run.fields["smoke"] = report.figures() or run.fields.get("smoke", {})
+            self.out(f"{run.target} now takes {step}% of traffic; holding {hold_s:g} s")
+            # Only requests after this step took effect count toward its verdict.
+            source = AccessLogSource(self.edge.access_log, addresses)
+            verdict = hold(source, run.target, step, baseline, hold_s, interval, rules)
+            seen = evidence.seen(verdict.stats)
+            if verdict.breach:
+                self.out(f"stop rule broken during the {step}% step: {verdict.breach}")
+                return {
+                    "phase": "rolled-back",
+                    "step": step,
+                    "breach": verdict.breach,
+                    "seen": seen,
+                }
+            self.out(f"held {verdict.seconds:.1f} s at {step}%: {json.dumps(seen)}")
+        return {"phase": "done", "outcome": "ok"}
+
+    def _put_back(self, run: _Flip, end: dict) -> dict:
+        """A flip's cleanup, on every path: unless it finished, the pointer goes back to where it
+        was (rolled back if the edge had applied a step); writes frozen for it are let through
+        again. One update does both. Returns what to add to the flip's log record."""
+        done = end["phase"] == "done"
+        restore = {k: v for k, v in run.before.items() if k != MAINTENANCE} if not done else {}
+        if run.freeze:
+            restore[MAINTENANCE] = run.before[MAINTENANCE]
+        if not restore:
+            return {}
+        try:
+            self._set(restore)
+            served = self.live()
+            moved = _traffic(served) != _traffic(run.served)
+            if not done and moved:
+                what = "was interrupted" if end["phase"] == "interrupted" else "failed"
+                reason = end.get("breach") or f"the flip to {run.target} {what}"
+                reason += f" {_during(run.step)}"
+                back = run.current or run.before[POINTER] or other(run.target)
+                if self._update_back(run.target, back, reason, served.get("url")) != 0:
+                    return {"cleanup": "the rollback failed: see the rollback record"}
+            elif served.get("maintenance") != run.served.get("maintenance"):
+                self.ws.up(self.stack)
+            if not done and not moved:
+                self.out(f"the pointer stays at {run.current}: nothing was applied")
+        except PulumiError as err:
+            self.out(f"could not put the edge back as it was:\n{err}")
+            return {"cleanup": err.summary}
+        return {}
+
+    def _baseline(self, addresses: dict[str, str], color: str | None) -> float | None:
+        """p95 of `color` over the last requests in the access log (before a flip)."""
+        if color is None:
+            return None
+        source = AccessLogSource(self.edge.access_log, addresses)
+        source.offset = max(0, source.offset - 512 * 1024)
+        s = source.read().get(color, ColorStats())
+        return s.p95_ms if len(s.latencies_ms) >= 50 else None
+
+    # --- rollback ------------------------------------------------------------------------
+
+    def rollback(self, reason: str = "operator request") -> int:
+        """Flip back to the other colour as fast as safely possible and report time to recover."""
+        start = time.perf_counter()
+        live = self.live()
+        current = live.get("activeColor")
+        if current not in COLORS:
+            self.out("rollback: the live stack has no active colour yet; nothing to roll back")
+            return 1
+        # Mid-canary too: the other colour is the one that had all the traffic before.
+        target = other(current)
+        self._set(self._pointer(target, None))
+        return self._update_back(current, target, reason, live.get("url"), start)
+
+    def _update_back(
+        self,
+        current: str | None,
+        target: str,
+        reason: str,
+        url: str | None,
+        start: float | None = None,
+    ) -> int:
+        """The update that moves traffic back to `target`, its config already written. The arm
+        going back into service must still be ready, but the side-by-side comparison is skipped:
+        the other arm is the one being escaped. On failure the config matches the edge again.
+        Time to recover counts from `start` (default: now) until `target` answers at `url`."""
+        fields = {"from": current, "to": target, "reason": reason}
+        self.log.record(event="rollback", phase="started", **fields)
+        start = start or time.perf_counter()
+        done = False
+        try:
+            with _FirstAnswer(url, target, start) as first, _rollback_gate(self.ws) as gate:
+                self.ws.up(self.stack, policy_config=gate)
+                wall = time.perf_counter() - start
+                ttr = first.wait(10) or wall
+            done = True
+        except PulumiError as err:
+            self.log.record(
+                event="rollback",
+                phase="failed",
+                **fields,
+                violations=err.outcome.records(),
+                error=err.summary,
+            )
+            self.out(str(err))
+            return 1
+        finally:
+            if not done:
+                self._match_edge()
+        self.log.record(
+            event="rollback",
+            phase="done",
+            outcome="ok",
+            **fields,
+            seconds=round(wall, 2),
+            timeToRecover=round(ttr, 2),
+        )
+        self.out(
+            f"rolled back {current} -> {target}: {target} answering after {ttr:.2f} s "
+            f"(update {wall:.2f} s)"
+        )
+        return 0
+
+    # --- watch and status ----------------------------------------------------------------
+
+    def watch(self, hold_s: float, interval: float = 1.0, rules: config.Hold | None = None) -> int:
+        """Hold and watch the colour taking traffic now; roll back on a breach."""
+        rules = rules or self.edge.hold
+        live = self.live()
+        color = live.get("activeColor")
+        if color not in COLORS:
+            self.out("watch: the live stack has no active colour yet; nothing to watch")
+            return 1
+        weight = (live.get("weights") or {}).get(color, 100)
+        arms = self.arms()
+        addresses = {n: c for c in COLORS for n in arms[c].get("nodes") or []}
+        baseline = self._baseline(addresses, other(color))
+        self.out(f"watching {color} at {weight}% for {hold_s:g} s")
+        source = AccessLogSource(self.edge.access_log, addresses)
+        verdict = hold(source, color, weight, baseline, hold_s, interval, rules)
+        if verdict.breach:
+            self.out(f"stop rule broken: {verdict.breach}")
+            self._set(self._pointer(other(color), None))
+            self._update_back(color, other(color), verdict.breach, live.get("url"))
+            return 1
+        self.out(f"held {verdict.seconds:.1f} s: {json.dumps(evidence.seen(verdict.stats))}")
+        return 0
+
+    def status(self) -> int:
+        live = self.live()
+        if not live:
+            self.out(f"{self.stack}: not deployed (pulumi up --stack {self.stack})")
+        else:
+            w = live.get("weights") or {}
+            self.out(
+                f"{self.stack}: {live.get('activeColor')}  "
+                f"weights blue {w.get('blue')} / green {w.get('green')}  "
+                f"maintenance {'ON' if live.get('maintenance') else 'off'}  edge {live.get('url')}"
+            )
+        for color, out in self.arms().items():
+            if not out:
+                self.out(f"  {color:<5} not deployed (stack {self.edge.arm_stacks[color]})")
+                continue
+            ready = probe.readiness(out["endpoint"], self.edge.health_path)
+            health = "ready" if ready.status == 200 else ready.describe()
+            self.out(f"  {color:<5} {out.get('version'):<10} {health:<8} {out.get('endpoint')}")
+        entries = self.log.last(5)
+        self.out("last flips:" if entries else "last flips: none recorded")
+        for e in entries:
+            self.out(
+                f"  {e['time']} {e['event']:<8} {e.get('from')} -> {e.get('to')}  {e.get('phase')}"
+                f"{'  ' + e['breach'] if e.get('breach') else ''}  by {e['who']}"
+            )
+        return 0
+
+
+def _during(step: int | None) -> str:
+    return f"during the {step}% step" if step else "before the first step"
+
+
+def _traffic(served: dict) -> tuple:
+    """Which colour the edge serves and with what weights, from its outputs."""
+    return served.get("activeColor"), served.get("weights")
+
+
+class _FirstAnswer:
+    """Notes when `color` first answers at `url`, on a thread stopped and joined on leaving."""
+
+    def __init__(self, url: str | None, color: str, start: float) -> None:
+        self.url, self.color, self.start = url, color, start
+        self.seconds: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _FirstAnswer:
+        if self.url:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if probe.request(self.url, timeout=1).color == self.color:
+                self.seconds = time.perf_counter() - self.start
+                return
+            self._stop.wait(0.01)
+
+    def wait(self, timeout: float) -> float | None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return self.seconds
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+@contextlib.contextmanager
+def _rollback_gate(ws: Workspace) -> Iterator[str | None]:
+    """The shipped policy config with the side-by-side comparison off, as a temporary file."""
+    if not ws.policy_pack:
+        yield None
+        return
+    with open(os.path.join(ws.project_dir, ws.policy_pack, "config.json")) as f:
+        cfg = json.load(f)
+    cfg.setdefault(SMOKE_POLICY, {})["compareArms"] = False
+    with tempfile.NamedTemporaryFile("w", prefix="bluegreen-rollback-", suffix=".json") as f:
+        json.dump(cfg, f)
+        f.flush()
+        yield f.name
