@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 
+from bluegreen.config import RUN_ROOT
 from cutover.watch import ColorStats
 
 # The policy pack writes the figures of its smoke sample to the file this names (its smoke.py):
@@ -23,7 +24,7 @@ class FlipLog:
 
     def __init__(self, project_dir: str) -> None:
         self.project_dir = project_dir
-        self.path = os.path.join(project_dir, ".bluegreen", "flips.jsonl")
+        self.path = os.path.join(project_dir, RUN_ROOT, "flips.jsonl")
 
     def record(self, **fields) -> dict:
         entry = {

@@ -60,13 +60,12 @@ def read_edge(ws: Workspace, stack: str) -> Edge:
             ]
         )
     settings = config.from_stack_config(values, stack, ws.project_dir)
-    run_dir = values.get("runDir") or os.path.join(".bluegreen", stack)
     return Edge(
         stack=stack,
         arm_stacks=dict(settings.arm_stacks),
         health_path=settings.health_path,
         hold=settings.hold,
-        access_log=os.path.join(ws.project_dir, run_dir, "access.log"),
+        access_log=os.path.join(settings.run_dir, "access.log"),
     )
 
 
