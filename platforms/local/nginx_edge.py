@@ -170,7 +170,11 @@ class EdgeProvider(ResourceProvider):
                 and (expected is None or a.color == expected)
             )
 
-        answer, waited = probe.wait_until(edge_url, serving, timeout=float(props["confirmTimeout"]))
+        # nginx applies a reload within milliseconds and a probe is one loopback request: poll
+        # often, or the flip waits most of an interval after the new config already answers.
+        answer, waited = probe.wait_until(
+            edge_url, serving, timeout=float(props["confirmTimeout"]), interval=0.005
+        )
         if not serving(answer):
             restored = self._restore(run_dir, pid)
             seen = (
