@@ -1,7 +1,8 @@
 """How long the gate takes: `pulumi preview -s live --policy-pack policy` for a local flip.
 
-Prints the preview's wall time with the policy pack, the time the smoke sample itself takes with
-the shipped config, and a no-op preview without the pack (the engine's floor). Target: under 8 s.
+Prints the preview's wall time with the policy pack, the time the smoke sample itself took in it
+(the pack reports its own figures to the file named by BLUEGREEN_SMOKE_REPORT, as it does for
+`bluegreen flip`), and a no-op preview without the pack (the engine's floor). Target: under 8 s.
 
     .venv/bin/python -m bench.flip_preview [--runs 5]
 """
@@ -15,8 +16,7 @@ import statistics
 import sys
 import tempfile
 
-from bluegreen_policy import settings, smoke
-
+from cutover.evidence import SMOKE_REPORT_ENV
 from cutover.workspace import Workspace, timed
 from tests.support.sandbox import make_project
 
@@ -32,26 +32,17 @@ def main() -> int:
             bare = Workspace(project_dir=project.dir, env=project.ws.env)
             floor = [timed(bare.preview, "live")[1] for _ in range(runs)]
             project.ws.config_set("live", "bluegreen:activeColor", "green")
-            gated = [timed(project.ws.preview, "live")[1] for _ in range(runs)]
-            with open(os.path.join(project.dir, "policy", "config.json")) as f:
-                cfg = settings.smoke(json.load(f)[settings.SMOKE])
-            sample = [
-                smoke.side_by_side(
-                    project.arm_url("green"),
-                    project.arm_url("blue"),
-                    cfg.sample_path,
-                    cfg.samples,
-                    cfg.concurrency,
-                    cfg.timeout_seconds,
-                )[2]
-                for _ in range(runs)
-            ]
+            report = os.path.join(tmp, "smoke.json")
+            reporting = project.ws.with_env({SMOKE_REPORT_ENV: report})
+            gated, sample = [], []
+            for _ in range(runs):
+                gated.append(timed(reporting.preview, "live")[1])
+                with open(report) as f:
+                    figures = json.load(f)
+                sample.append(figures["seconds"])
         finally:
             left = project.teardown()
-    print(
-        f"runs: {runs} each; smoke sample: {cfg.samples} requests per arm, "
-        f"{cfg.concurrency} workers"
-    )
+    print(f"runs: {runs} each; smoke sample: {figures['samples']} requests per arm")
     for label, values in (
         ("pulumi preview -s live, flip, with --policy-pack", gated),
         ("  of which the side-by-side smoke sample", sample),
