@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bluegreen.config import Maintenance
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
@@ -84,28 +85,12 @@ def _quoted(value: str) -> str:
     return _refuse_unless(r'[^"\\$;{}\n\r]*', value, "quotes, $ ; { } refused")
 
 
-# The nginx text below is what the NixOS edge module (nixos/modules/edge-node.nix) states in its
-# own shape; tests/unit/test_nixos.py evaluates the module and compares it with these.
-STICKY_MAPS = """\
-map $cookie_bluegreen_client $bluegreen_client {
-    "" $request_id;
-    default $cookie_bluegreen_client;
-}
-map $cookie_bluegreen_client $bluegreen_set_cookie {
-    "" "bluegreen_client=$request_id; Path=/; Max-Age=86400; HttpOnly";
-    default "";
-}
-"""
+# The nginx text the local edge and the NixOS edge module (nixos/modules/edge-node.nix) share has
+# one home, nixos/modules/nginx/: the module reads it with builtins.readFile, and so does this.
+_SHARED = Path(__file__).resolve().parent.parent / "nixos" / "modules" / "nginx"
+STICKY_MAPS = (_SHARED / "sticky-maps.conf").read_text()
 """Sticky canary only: a client keeps its id in the bluegreen_client cookie, new clients get one."""
-PROXY = """\
-proxy_http_version 1.1;
-proxy_set_header Connection "";
-proxy_set_header Host $host;
-# An arm that refuses or resets is retried on the other server, so an arm restarting
-# during a flip costs a retry, not a failed request. Writes are never retried.
-proxy_next_upstream error timeout http_502 http_503;
-proxy_connect_timeout 1s;
-"""
+PROXY = (_SHARED / "proxy.conf").read_text()
 """How the edge proxies to the upstream, after `proxy_pass`."""
 WRITES = "^(" + "|".join(WRITE_METHODS) + ")$"
 """The `$request_method` pattern maintenance mode refuses."""

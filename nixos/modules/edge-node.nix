@@ -266,16 +266,7 @@ in
       };
 
       # Sticky canary: a client keeps the id in its bluegreen_client cookie; new clients get one.
-      commonHttpConfig = mkIf cfg.stickyCanary ''
-        map $cookie_bluegreen_client $bluegreen_client {
-          "" $request_id;
-          default $cookie_bluegreen_client;
-        }
-        map $cookie_bluegreen_client $bluegreen_set_cookie {
-          "" "bluegreen_client=$request_id; Path=/; Max-Age=86400; HttpOnly";
-          default "";
-        }
-      '';
+      commonHttpConfig = mkIf cfg.stickyCanary (builtins.readFile ./nginx/sticky-maps.conf);
 
       virtualHosts.bluegreen-edge = {
         default = true;
@@ -283,14 +274,7 @@ in
 
         locations."/" = {
           proxyPass = "http://${cfg.upstreamName}";
-          extraConfig = ''
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            # An arm that refuses or resets is retried on the other server, so an arm restarting
-            # during a flip costs a retry, not a failed request. Writes are never retried.
-            proxy_next_upstream error timeout http_502 http_503;
-            proxy_connect_timeout 1s;
+          extraConfig = builtins.readFile ./nginx/proxy.conf + ''
             add_header X-Bluegreen-Edge "${cfg.activeColor}" always;
             add_header X-Bluegreen-Edge-Generation "${cfg.generation}" always;
           '' + lib.optionalString cfg.stickyCanary ''

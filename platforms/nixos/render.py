@@ -30,6 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUNDLE = (
     "nixos/modules/arm-node.nix",
     "nixos/modules/edge-node.nix",
+    "nixos/modules/nginx/proxy.conf",
+    "nixos/modules/nginx/sticky-maps.conf",
     "nixos/pkgs/bluegreen-app.nix",
     "app/server.py",
 )

@@ -31,6 +31,7 @@ COPIED = (
     "platforms",
     "app",
     "policy",
+    "nixos",  # bluegreen/nginx.py reads the nginx text it shares with the NixOS module
     "scripts",  # the README's command blocks start with `source scripts/env`
     "requirements.txt",
 )
