@@ -108,14 +108,14 @@ def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
             report(f"{verb} denied: the edge has no direct endpoint for {target}. Deploy {target}.")
             continue
         ready = smoke.fetch(endpoint.rstrip("/") + health, timeout=cfg.timeout_seconds)
-        if ready.status != 200 or ready.json().get("status") != "ready":
+        if ready.status != 200 or ready.readiness().get("status") != "ready":
             report(
                 f"{verb} denied: {target} is not ready: {ready.describe()} "
                 f"(needs HTTP 200 with status ready). "
                 f"Fix {target} or keep {live or 'the edge'} as is."
             )
             continue
-        serving = ready.json().get("version")
+        serving = ready.readiness().get("version")
         if serving != pinned:
             report(
                 f"{verb} denied: {target} serves version {serving} at {endpoint}, but its stack "

@@ -27,17 +27,17 @@ class Answer:
     seconds: float = 0.0
     error: str | None = None
 
-    def json(self) -> dict:
+    def readiness(self) -> dict:
+        """The readiness document an arm answers with ({} when the body is not one)."""
         try:
-            value = json.loads(self.body)
+            document = json.loads(self.body)
         except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+            document = None
+        return document if isinstance(document, dict) else {}
 
     def describe(self) -> str:
-        if self.error:
-            return f"{self.url} did not answer ({self.error})"
-        return f"{self.url} answered HTTP {self.status}"
+        what = f"did not answer ({self.error})" if self.error else f"answered HTTP {self.status}"
+        return f"{self.url} {what}"
 
 
 @dataclass(frozen=True)
