@@ -5,8 +5,14 @@ POST/PUT/PATCH/DELETE are accepted so that maintenance mode has writes to block.
 carries `X-Bluegreen-Color` and `X-Bluegreen-Version`, which is how the edge, the probes and the
 access log know which arm served a request.
 
+`GET /metrics` is the Prometheus exposition (`prometheus_client`): every request other than the
+health path and /metrics itself is counted by method and status code and timed in a histogram,
+labelled with the arm's colour and version (the names are pinned in bluegreen/metrics.py).
+
 The `--ready-status`, `--delay-ms` and `--error-rate` flags make an arm unhealthy, slow or
 erroring on purpose; the tests and the demo use them to show the policy pack refusing a flip.
+SIGUSR1 makes a running arm answer every request but its health path with 500, as a release
+that passed its checks and then fails under real traffic; SIGUSR2 makes it well again.
 """
 
 from __future__ import annotations
@@ -19,9 +25,53 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+# Fine buckets at the low end: a loopback arm answers in about a millisecond.
+BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0, 2.5)
+
+
+class Metrics:
+    """The arm's request counter and latency histogram, in a registry of its own."""
+
+    def __init__(self, color: str, version: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "bluegreen_http_requests",
+            "Requests served, by method and status code.",
+            ["color", "version", "method", "code"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "bluegreen_http_request_duration_seconds",
+            "Seconds to answer a request.",
+            ["color", "version"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        ).labels(color, version)
+        self.identity = (color, version)
+
+    def observe(self, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(*self.identity, method, str(status)).inc()
+        self.duration.observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+FAILING = {"on": False}
+"""Set by SIGUSR1, cleared by SIGUSR2: answer 500 to everything but the health path."""
+
 
 def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
     identity = {"color": args.color, "version": args.version}
+    metrics = Metrics(args.color, args.version)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -33,10 +83,15 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         def log_message(self, fmt: str, *values: object) -> None:  # quiet: nginx logs requests
             pass
 
-        def _send(self, status: int, payload: dict) -> None:
+        def _send(self, status: int, payload: dict, counted: bool = True) -> None:
             body = (json.dumps(payload) + "\n").encode()
+            self._answer(status, body, "application/json")
+            if counted:
+                metrics.observe(self.command, status, time.perf_counter() - self.started)
+
+        def _answer(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Bluegreen-Color", args.color)
             self.send_header("X-Bluegreen-Version", args.version)
@@ -47,19 +102,24 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         def _delay_and_fail(self) -> bool:
             if args.delay_ms:
                 time.sleep(args.delay_ms / 1000)
-            if args.error_rate and random.random() < args.error_rate:
+            if FAILING["on"] or (args.error_rate and random.random() < args.error_rate):
                 self._send(500, {"error": "injected failure", **identity})
                 return True
             return False
 
         def do_GET(self) -> None:
+            self.started = time.perf_counter()
             path = self.path.split("?", 1)[0]
             if path == args.health_path:
                 ready = args.ready_status == 200
                 self._send(
                     args.ready_status,
                     {"status": "ready" if ready else "unready", **identity},
+                    counted=False,
                 )
+                return
+            if path == "/metrics":
+                self._answer(200, metrics.exposition(), CONTENT_TYPE_LATEST)
                 return
             if self._delay_and_fail():
                 return
@@ -68,6 +128,7 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         do_HEAD = do_GET
 
         def _write(self) -> None:
+            self.started = time.perf_counter()
             length = int(self.headers.get("Content-Length") or 0)
             if length:
                 self.rfile.read(length)
@@ -96,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     ThreadingHTTPServer.request_queue_size = 1024
     server = ThreadingHTTPServer((args.host, args.port), make_handler(args))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGUSR1, lambda *_: FAILING.update(on=True))
+    signal.signal(signal.SIGUSR2, lambda *_: FAILING.update(on=False))
     print(f"{args.color} {args.version} listening on {args.host}:{args.port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

@@ -134,7 +134,9 @@ class Edge(pulumi.ComponentResource):
         self.active_color = applied.apply(lambda _: s.active_color)
         self.url = served.url
         self.generation = served.generation
-        self.exports = served.exports
+        self.exports = dict(served.exports)
+        if served.metrics is not None:
+            self.exports["metrics"] = pulumi.Output.from_input(served.metrics)
         self.weights = applied.apply(lambda _: weights)
         self.maintenance = applied.apply(lambda _: s.maintenance.enabled)
         self.versions = pulumi.Output.all(*[args.arms[c].version for c in COLORS]).apply(

@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from bluegreen.config import RUN_ROOT
-from cutover.watch import ColorStats
+from cutover.metrics import ColorStats
 
 # The policy pack writes the figures of its smoke sample to the file this names (its smoke.py):
 # the flip's evidence carries the gate's own figures and nobody samples the arms twice. The pack
@@ -84,6 +84,10 @@ class SmokeReport:
 def seen(stats: dict[str, ColorStats]) -> dict:
     """What a hold saw, per colour, as the flip log stores it."""
     return {
-        c: {"requests": s.requests, "errors": s.errors, "p95Ms": round(s.p95_ms, 2)}
+        c: {
+            "requests": s.requests,
+            "errors": s.errors,
+            "p95Ms": round(s.p95_ms, 2) if s.p95_ms is not None else None,
+        }
         for c, s in stats.items()
     }

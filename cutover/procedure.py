@@ -21,8 +21,9 @@ from functools import cached_property
 
 from bluegreen import config, probe
 from bluegreen.config import COLORS, other
-from cutover import evidence
-from cutover.watch import AccessLogSource, ColorStats, hold
+from cutover import evidence, metrics
+from cutover.metrics import MetricsSource, Unreachable
+from cutover.watch import Verdict, hold
 from cutover.workspace import PulumiError, Workspace
 
 POINTER = "bluegreen:activeColor"
@@ -42,8 +43,6 @@ class Edge:
     arm_stacks: Mapping[str, str]
     health_path: str
     hold: config.Hold
-    access_log: str
-    """nginx's JSON access log on the local platform (absent elsewhere: the hold sees nothing)."""
 
 
 def read_edge(ws: Workspace, stack: str) -> Edge:
@@ -65,7 +64,6 @@ def read_edge(ws: Workspace, stack: str) -> Edge:
         arm_stacks=dict(settings.arm_stacks),
         health_path=settings.health_path,
         hold=settings.hold,
-        access_log=os.path.join(settings.run_dir, "access.log"),
     )
 
 
@@ -92,6 +90,9 @@ class Operator:
     stack: str = "live"
     """The edge stack."""
     out: Callable[[str], object] = print
+    keep_holding: bool = False
+    """An inconclusive hold (too little traffic to judge) goes on until it can judge, rather
+    than rolling back."""
 
     @cached_property
     def edge(self) -> Edge:
@@ -127,6 +128,34 @@ class Operator:
         canary = str(weight) if weight is not None and 0 < weight < 100 else None
         return {POINTER: color, CANARY: canary}
 
+    def _source(self, live: dict, arms: dict[str, dict]) -> MetricsSource:
+        """The metrics source the edge stack's outputs name, answering now; else `Unreachable`."""
+        addresses = {n: c for c in COLORS for n in arms[c].get("nodes") or []}
+        source = metrics.from_output(live.get("metrics"), addresses)
+        source.check()
+        return source
+
+    def _hold(
+        self,
+        source: MetricsSource,
+        target: str,
+        weight: int,
+        baseline: float | None,
+        hold_s: float,
+        interval: float,
+        rules: config.Hold,
+    ) -> Verdict:
+        return hold(
+            source,
+            target,
+            weight,
+            baseline,
+            hold_s,
+            interval,
+            rules,
+            keep_holding=self.keep_holding,
+        )
+
     def _match_edge(self) -> None:
         """Write the pointer the edge last applied back into its config, after a failed update."""
         live = self.live()
@@ -153,6 +182,12 @@ class Operator:
             self.out(f"{target} is already live with all traffic; nothing to do")
             return 0
         arms = self.arms()
+        try:
+            source = self._source(live, arms)
+        except Unreachable as err:
+            self.out(f"flip to {target} refused, the pointer stays at {current}: {err}")
+            self.log.record(event="flip", phase="refused", to=target, error=str(err))
+            return 1
         run = _Flip(
             current=current,
             target=target,
@@ -169,13 +204,12 @@ class Operator:
             "steps": run.steps,
         }
         self.log.record(event="flip", phase="started", **run.fields)
-        addresses = {n: c for c in COLORS for n in arms[c].get("nodes") or []}
-        baseline = self._baseline(addresses, current)
+        baseline = self._baseline(source, current)
         start = time.perf_counter()
         end: dict = {"phase": "failed"}
         try:
             with evidence.SmokeReport() as report:
-                end = self._steps(run, report, addresses, baseline, hold_s, interval, rules)
+                end = self._steps(run, report, source, baseline, hold_s, interval, rules)
         except PulumiError as err:
             self.out(str(err))
             end = {
@@ -202,7 +236,7 @@ class Operator:
         self,
         run: _Flip,
         report: evidence.SmokeReport,
-        addresses: dict[str, str],
+        source: MetricsSource,
         baseline: float | None,
         hold_s: float,
         interval: float,
@@ -224,15 +258,16 @@ class Operator:
             run.fields["smoke"] = report.figures() or run.fields.get("smoke", {})
             self.out(f"{run.target} now takes {step}% of traffic; holding {hold_s:g} s")
             # Only requests after this step took effect count toward its verdict.
-            source = AccessLogSource(self.edge.access_log, addresses)
-            verdict = hold(source, run.target, step, baseline, hold_s, interval, rules)
+            verdict = self._hold(source, run.target, step, baseline, hold_s, interval, rules)
             seen = evidence.seen(verdict.stats)
-            if verdict.breach:
-                self.out(f"stop rule broken during the {step}% step: {verdict.breach}")
+            if verdict.outcome != "held":
+                what = "stop rule broken" if verdict.outcome == "breach" else "inconclusive"
+                self.out(f"{what} during the {step}% step: {verdict.reason}; rolling back")
                 return {
                     "phase": "rolled-back",
                     "step": step,
-                    "breach": verdict.breach,
+                    "verdict": verdict.outcome,
+                    "breach": verdict.reason,
                     "seen": seen,
                 }
             self.out(f"held {verdict.seconds:.1f} s at {step}%: {json.dumps(seen)}")
@@ -268,14 +303,13 @@ class Operator:
             return {"cleanup": err.summary}
         return {}
 
-    def _baseline(self, addresses: dict[str, str], color: str | None) -> float | None:
-        """p95 of `color` over the last requests in the access log (before a flip)."""
+    @staticmethod
+    def _baseline(source: MetricsSource, color: str | None) -> float | None:
+        """p95 of `color` over its recent traffic (before a flip), if it served enough to say."""
         if color is None:
             return None
-        source = AccessLogSource(self.edge.access_log, addresses)
-        source.offset = max(0, source.offset - 512 * 1024)
-        s = source.read().get(color, ColorStats())
-        return s.p95_ms if len(s.latencies_ms) >= 50 else None
+        s = source.recent(color)
+        return s.p95_ms if s.requests >= 50 else None
 
     # --- rollback ------------------------------------------------------------------------
 
@@ -352,16 +386,19 @@ class Operator:
             self.out("watch: the live stack has no active colour yet; nothing to watch")
             return 1
         weight = (live.get("weights") or {}).get(color, 100)
-        arms = self.arms()
-        addresses = {n: c for c in COLORS for n in arms[c].get("nodes") or []}
-        baseline = self._baseline(addresses, other(color))
-        self.out(f"watching {color} at {weight}% for {hold_s:g} s")
-        source = AccessLogSource(self.edge.access_log, addresses)
-        verdict = hold(source, color, weight, baseline, hold_s, interval, rules)
-        if verdict.breach:
-            self.out(f"stop rule broken: {verdict.breach}")
+        try:
+            source = self._source(live, self.arms())
+        except Unreachable as err:
+            self.out(f"watch: cannot watch {color}: {err}")
+            return 1
+        baseline = self._baseline(source, other(color))
+        self.out(f"watching {color} at {weight}% for {hold_s:g} s through {source.describe}")
+        verdict = self._hold(source, color, weight, baseline, hold_s, interval, rules)
+        if verdict.outcome != "held":
+            what = "stop rule broken" if verdict.outcome == "breach" else "inconclusive"
+            self.out(f"{what}: {verdict.reason}; rolling back")
             self._set(self._pointer(other(color), None))
-            self._update_back(color, other(color), verdict.breach, live.get("url"))
+            self._update_back(color, other(color), str(verdict.reason), live.get("url"))
             return 1
         self.out(f"held {verdict.seconds:.1f} s: {json.dumps(evidence.seen(verdict.stats))}")
         return 0

@@ -1,107 +1,35 @@
 """Hold and watch: live traffic per colour after a flip or canary step, against stop rules.
 
-On the local platform the numbers come from nginx's own access log (one JSON line a request,
-with every upstream tried and its status), so a request that failed on the new arm and was
-retried on the old one still counts against the new arm. Another platform's metrics plug into the
-same watch as a source with the same `read()`. The stop rules are the edge stack's
-(`bluegreen:hold*`, read into `config.Hold`).
+The numbers come from the edge stack's metrics source (cutover/metrics.py). The stop rules are
+the edge stack's (`bluegreen:hold*`, read into `config.Hold`). A hold ends in one of three
+verdicts: held (enough traffic, no rule broken), breach (a rule broken: roll back) or inconclusive
+(the colour taking traffic served too few requests to judge). Seeing nothing is never a pass.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 from bluegreen.config import Hold
-from bluegreen.probe import percentile
+from cutover.metrics import ColorStats, MetricsSource, Stats
 
-
-@dataclass
-class ColorStats:
-    requests: int = 0
-    errors: int = 0
-    """Attempts answered 5xx (or not at all) by this colour, including ones nginx retried."""
-    latencies_ms: list[float] = field(default_factory=list)
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-    @property
-    def p95_ms(self) -> float:
-        return percentile(self.latencies_ms, 95) if self.latencies_ms else 0.0
-
-
-Stats = dict[str, ColorStats]
-
-
-class MetricsSource(Protocol):
-    def read(self) -> Stats:
-        """Traffic per colour since the previous read (the first read: since construction)."""
-        ...
-
-
-class AccessLogSource:
-    """nginx's JSON access log of the local edge, read from where it ended when constructed."""
-
-    def __init__(self, path: str, addresses: dict[str, str]) -> None:
-        self.path = path
-        self.colors = addresses  # "host:port" -> colour, to attribute retried attempts
-        try:
-            self.offset = os.path.getsize(path)
-        except OSError:
-            self.offset = 0
-
-    def read(self) -> Stats:
-        stats: Stats = {}
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except OSError:
-            return stats
-        end = chunk.rfind(b"\n") + 1  # leave a half-written last line for the next read
-        self.offset += end
-        for line in chunk[:end].splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            self._count(entry, stats)
-        return stats
-
-    def _count(self, entry: dict, stats: Stats) -> None:
-        addrs = [a.strip() for a in str(entry.get("upstream", "")).split(",") if a.strip()]
-        statuses = [s.strip() for s in str(entry.get("upstream_status", "")).split(",")]
-        for i, addr in enumerate(addrs):
-            color = self.colors.get(addr)
-            if color is None:
-                continue
-            s = stats.setdefault(color, ColorStats())
-            s.requests += 1
-            code = statuses[i] if i < len(statuses) else ""
-            if not code.isdigit() or int(code) >= 500:
-                s.errors += 1
-            elif i == len(addrs) - 1:
-                s.latencies_ms.append(float(entry.get("request_time", 0)) * 1000)
+Outcome = Literal["held", "breach", "inconclusive"]
 
 
 @dataclass
 class Verdict:
-    breach: str | None
+    outcome: Outcome
+    reason: str | None
+    """Why, for a breach or an inconclusive hold, as a sentence."""
     stats: Stats
     seconds: float
 
-
-def merge(into: Stats, new: Stats) -> None:
-    for color, s in new.items():
-        t = into.setdefault(color, ColorStats())
-        t.requests += s.requests
-        t.errors += s.errors
-        t.latencies_ms.extend(s.latencies_ms)
+    @property
+    def breach(self) -> str | None:
+        return self.reason if self.outcome == "breach" else None
 
 
 def judge(
@@ -112,15 +40,15 @@ def judge(
     total = sum(x.requests for x in stats.values())
     if s.requests >= rules.min_requests and s.error_rate > rules.max_error_rate:
         return (
-            f"{target} answered {s.errors} of {s.requests} attempts with 5xx or not at all "
+            f"{target} answered {s.errors} of {s.requests} requests with 5xx or not at all "
             f"({s.error_rate:.1%} > {rules.max_error_rate:.1%})"
         )
     if total >= rules.min_requests * 2 and weight > 0 and s.requests < total * weight / 100 / 3:
         return (
             f"{target} took {s.requests} of {total} requests while weighted {weight}%: "
-            "nginx is routing around it (crashed or failing)"
+            "the edge is routing around it (crashed or failing)"
         )
-    if baseline_p95 and len(s.latencies_ms) >= rules.min_requests:
+    if baseline_p95 and s.p95_ms is not None and s.requests >= rules.min_requests:
         limit = max(baseline_p95 * rules.p95_ratio, baseline_p95 + rules.p95_allowance_ms)
         if s.p95_ms > limit:
             return (
@@ -128,6 +56,22 @@ def judge(
                 f"baseline ({baseline_p95:.1f} ms)"
             )
     return None
+
+
+def too_little(stats: Stats, target: str, rules: Hold) -> str | None:
+    """Why these numbers cannot judge `target`, or None when they can."""
+    seen = stats.get(target, ColorStats()).requests
+    if seen >= rules.min_requests:
+        return None
+    return (
+        f"{target} served {seen} request{'s' if seen != 1 else ''} in the hold, fewer than the "
+        f"{rules.min_requests} needed to judge it (bluegreen:holdMinRequests); "
+        "no data is not a pass"
+    )
+
+
+Check = Callable[[Stats, float, float], None]
+"""Called after each check with the figures so far, the seconds held and the seconds left."""
 
 
 def hold(
@@ -138,14 +82,27 @@ def hold(
     seconds: float,
     interval: float,
     rules: Hold,
+    keep_holding: bool = False,
+    on_check: Check | None = None,
 ) -> Verdict:
-    """Watch for `seconds`, checking every `interval`; stop at the first breach."""
-    stats: Stats = {}
+    """Watch for `seconds`, checking every `interval`; stop at the first breach. Too little traffic
+    by the end is inconclusive, or with `keep_holding` the hold goes on until it can judge.
+    The source counts from when `hold` starts."""
+    source.start()
     start = time.monotonic()
     while True:
-        time.sleep(min(interval, max(0.0, seconds - (time.monotonic() - start))))
-        merge(stats, source.read())
-        breach = judge(stats, target, weight, baseline_p95, rules)
+        left = seconds - (time.monotonic() - start)
+        time.sleep(min(interval, left) if left > 0 else interval)
+        stats = source.read()
         elapsed = time.monotonic() - start
-        if breach or elapsed >= seconds:
-            return Verdict(breach, stats, elapsed)
+        breach = judge(stats, target, weight, baseline_p95, rules)
+        if on_check:
+            on_check(stats, elapsed, max(0.0, seconds - elapsed))
+        if breach:
+            return Verdict("breach", breach, stats, elapsed)
+        if elapsed >= seconds:
+            why = too_little(stats, target, rules)
+            if why is None:
+                return Verdict("held", None, stats, elapsed)
+            if not keep_holding:
+                return Verdict("inconclusive", why, stats, elapsed)

@@ -52,6 +52,9 @@ class EdgeEndpoint:
     """Fingerprint of the edge config that is serving."""
     exports: dict[str, pulumi.Output] = field(default_factory=dict)
     """Platform-specific outputs the edge stack exports (e.g. albDnsName for DNS aliases)."""
+    metrics: pulumi.Input[dict] | None = None
+    """Where the hold after a flip reads traffic per colour, as cutover/metrics.py reads it:
+    {"source": "accessLog" | "prometheus" | "cloudwatch", ...}, exported as `metrics`."""
 
 
 Arms = dict[str, ArmView]

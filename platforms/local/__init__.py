@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 
-from bluegreen import nginx, probe
+from bluegreen import metrics, nginx, probe
 from bluegreen.config import ArmSettings, ConfigError, Dns, EdgeSettings
 from bluegreen.reader import VERSION, Reader
+from platforms import metrics as metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform
 from platforms.local.nginx_edge import NginxEdge, listens_on
-from platforms.local.process import Process, port_in_use
+from platforms.local.process import Process, port_in_use, running_from
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "app", "server.py")
 
@@ -142,10 +145,21 @@ class LocalEdge(EdgePlatform):
     bind_address: str
     port: int
     """The port nginx listens on for users' traffic."""
+    metrics: str
+    """What the hold reads: "accessLog" (nginx's) or "prometheus" (run here, scraping the arms)."""
+    prometheus_port: int
+    queries: Mapping[str, str]
+    """PromQL templates over the arms' own metrics (bluegreen/metrics.py)."""
 
     @classmethod
     def from_config(cls, read: Reader) -> LocalEdge:
-        return cls(bind_address=_bind_address(read), port=read.port("edgePort"))
+        return cls(
+            bind_address=_bind_address(read),
+            port=read.port("edgePort"),
+            metrics=metrics_keys.source(read, "local", ("accessLog", "prometheus")),
+            prometheus_port=read.port("prometheusPort"),
+            queries=metrics_keys.queries(read, metrics.APP_QUERIES),
+        )
 
     @property
     def listen(self) -> str:
@@ -154,6 +168,17 @@ class LocalEdge(EdgePlatform):
     def preflight(self, s: EdgeSettings) -> None:
         ours = listens_on(s.run_dir) == self.listen
         _refuse_taken(self.bind_address, self.port, "edgePort", ours)
+        if self.metrics == "prometheus":
+            if not shutil.which("prometheus"):
+                raise ConfigError(
+                    [
+                        'bluegreen:metrics is "prometheus", but no prometheus binary is on PATH: '
+                        "install Debian's prometheus package (scripts/bootstrap does), or set "
+                        'bluegreen:metrics to "accessLog" (nothing was changed)'
+                    ]
+                )
+            ours = running_from(os.path.join(s.run_dir, "prometheus.pid"))
+            _refuse_taken(self.bind_address, self.prometheus_port, "prometheusPort", ours)
 
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
         weights = s.weights
@@ -188,9 +213,56 @@ class LocalEdge(EdgePlatform):
             },
             pulumi.ResourceOptions(parent=parent),
         )
+        if self.metrics == "prometheus":
+            source = self.prometheus(name, parent, s, arms)
+        else:
+            source = pulumi.Output.from_input(
+                {"source": "accessLog", "path": os.path.join(s.run_dir, "access.log")}
+            )
         return EdgeEndpoint(
             url=pulumi.Output.from_input(f"http://{self.listen}/"),
             generation=switch.generation,
+            metrics=source,
+        )
+
+    def prometheus(
+        self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms
+    ) -> pulumi.Output[dict]:
+        """A real Prometheus on loopback scraping both arms every second; the hold queries it."""
+        address = f"{self.bind_address}:{self.prometheus_port}"
+        path = os.path.join(s.run_dir, "prometheus.yml")
+        scrape = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
+            lambda node_lists: json.dumps(
+                prometheus_config(dict(zip(arms, node_lists, strict=True)))
+            )
+        )
+        server = Process(
+            f"{name}-prometheus",
+            {
+                "name": f"{s.app_name}-prometheus",
+                "argv": [
+                    shutil.which("prometheus") or "prometheus",
+                    f"--config.file={path}",
+                    f"--storage.tsdb.path={os.path.join(s.run_dir, 'prometheus')}",
+                    "--storage.tsdb.retention.time=2d",
+                    f"--web.listen-address={address}",
+                    "--log.level=warn",
+                ],
+                "cwd": s.run_dir,
+                "env": {},
+                "files": {path: scrape},
+                "bind": self.bind_address,
+                "port": self.prometheus_port,
+                "portKey": "bluegreen:prometheusPort",
+                "healthUrl": f"http://{address}/-/ready",
+                "logPath": os.path.join(s.run_dir, "prometheus.log"),
+                "pidPath": os.path.join(s.run_dir, "prometheus.pid"),
+            },
+            pulumi.ResourceOptions(parent=parent),
+        )
+        selectors = {c: metrics.color_selector(c) for c in arms}
+        return server.pid.apply(
+            lambda _: metrics_keys.prometheus_output(f"http://{address}", self.queries, selectors)
         )
 
     def dns_server(
@@ -213,6 +285,23 @@ class LocalEdge(EdgePlatform):
                 pulumi.ResourceOptions(parent=parent),
             )
         ]
+
+
+def prometheus_config(nodes: Mapping[str, list[str]]) -> dict:
+    """Prometheus's config (JSON is YAML) scraping each arm's nodes every second."""
+    return {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "bluegreen-arms",
+                "metrics_path": metrics.PATH,
+                "static_configs": [
+                    {"targets": list(addresses), "labels": {"arm": color}}
+                    for color, addresses in sorted(nodes.items())
+                ],
+            }
+        ],
+    }
 
 
 ARM = LocalArm

@@ -1,8 +1,10 @@
-"""A long-running local process as a Pulumi resource (the arm's service on the local platform).
+"""A long-running local process as a Pulumi resource (an arm's service, the edge's Prometheus).
 
 The process must outlive the `pulumi` run that started it, so it gets its own session and a pid
 file. Its identity is its pid *and* its start time: `delete` signals the process only when both
-still match, so a recycled pid never gets a stranger killed.
+still match, so a recycled pid never gets a stranger killed. Its `files` (path: text) are written
+before it starts; a change to them alone rewrites them and sends the process `reloadSignal`
+(SIGHUP by default) instead of restarting it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,16 @@ def daemon_pid(pid_file: str, config: str) -> int | None:
     return pid if config in cmdline and start_ticks(pid) is not None else None
 
 
+def running_from(pid_file: str) -> bool:
+    """Whether the process a Process resource's pid file names is still running."""
+    try:
+        with open(pid_file) as f:
+            pid, ticks = (int(v) for v in f.read().split())
+    except (OSError, ValueError):
+        return False
+    return is_running(pid, ticks)
+
+
 def port_in_use(host: str, port: int) -> bool:
     """Whether something listens on host:port. SO_REUSEADDR, as nginx and the service use it, so
     that connections lingering in TIME_WAIT after a server stopped do not count as "in use"."""
@@ -91,6 +103,15 @@ def stop(pid: int, ticks: int, grace_s: float = 5.0) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def _write_files(files: dict[str, str] | None) -> None:
+    for path, text in (files or {}).items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)  # the process never reads half a file
+
+
 def _tail(path: str, lines: int = 15) -> str:
     try:
         with open(path, errors="replace") as f:
@@ -110,6 +131,7 @@ class ProcessProvider(ResourceProvider):
                 "choose a free port in the stack config (nothing was started)"
             )
         os.makedirs(os.path.dirname(props["logPath"]), exist_ok=True)
+        _write_files(props.get("files"))
         env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
         env.update(props.get("env") or {})
         with open(props["logPath"], "ab") as log:
@@ -164,7 +186,12 @@ class ProcessProvider(ResourceProvider):
         return DiffResult(changes=changes, replaces=replaces, delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        # Only inputs that do not touch the running process reach here (names, paths of logs).
+        # Only inputs that do not restart the running process reach here: names, paths of logs,
+        # and its files, which it is told to read again.
+        if news.get("files") != olds.get("files"):
+            _write_files(news.get("files"))
+            if is_running(olds["pid"], olds["startTicks"]):
+                os.kill(olds["pid"], getattr(signal, news.get("reloadSignal") or "SIGHUP"))
         return UpdateResult(outs={**news, "pid": olds["pid"], "startTicks": olds["startTicks"]})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

@@ -179,15 +179,18 @@ def make_project(tmp_path, policy: bool = False) -> LocalProject:
     env["PULUMI_BACKEND_URL"] = "file://" + state
     env["PULUMI_CONFIG_PASSPHRASE"] = "e2e"
     env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
-    blue, green, live = free_ports(3)
+    blue, green, live, prometheus = free_ports(4)
     lp = LocalProject(
         dir=project,
         ws=Workspace(project_dir=project, env=env, policy_pack="policy" if policy else None),
-        ports={"blue": blue, "green": green, "live": live},
+        ports={"blue": blue, "green": green, "live": live, "prometheus": prometheus},
     )
     lp.write_stack("blue", {"role": "arm", "color": "blue", "version": "v1", "port": blue})
     lp.write_stack("green", {"role": "arm", "color": "green", "version": "v2", "port": green})
-    lp.write_stack("live", {"role": "edge", "activeColor": "blue", "edgePort": live})
+    lp.write_stack(
+        "live",
+        {"role": "edge", "activeColor": "blue", "edgePort": live, "prometheusPort": prometheus},
+    )
     for stack in ("blue", "green", "live"):
         lp.ws.ensure_stack(stack)
     return lp

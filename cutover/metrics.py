@@ -1,0 +1,259 @@
+"""Where the hold reads live traffic per colour: one interface, one source per platform.
+
+The edge stack says which source to read and how, in its `metrics` output (each platform adapter
+writes it from the stack's bluegreen:metrics* keys), so the command needs no flags to find it:
+
+    {"source": "accessLog", "path": ...}                        local: nginx's JSON access log
+    {"source": "prometheus", "url": ..., "queries": {...},      local, nixos, kubernetes
+     "selectors": {"blue": ..., "green": ...}}
+    {"source": "cloudwatch", "region": ..., "loadBalancer": ...,  aws (cutover/cloudwatch.py)
+     "targetGroups": {"blue": ..., "green": ...}}
+
+A source that cannot answer raises `Unreachable`; the flip checks it before the pointer moves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import string
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from bluegreen.probe import percentile
+
+
+@dataclass
+class ColorStats:
+    """What one colour served in a window."""
+
+    requests: int = 0
+    errors: int = 0
+    """Requests answered 5xx (or not at all) by this colour, including ones nginx retried."""
+    p95_ms: float | None = None
+    """None: the source has no latency for this colour in the window."""
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+Stats = dict[str, ColorStats]
+
+
+class Unreachable(Exception):
+    """The metrics source did not answer; the sentence says which and why."""
+
+
+class MetricsSource(Protocol):
+    describe: str
+    """What is read, for messages: "Prometheus at http://127.0.0.1:19090"."""
+
+    def check(self) -> None:
+        """Raise `Unreachable` if the source cannot answer now."""
+        ...
+
+    def start(self) -> None:
+        """Count from now on."""
+        ...
+
+    def read(self) -> Stats:
+        """Traffic per colour since `start()`."""
+        ...
+
+    def recent(self, color: str) -> ColorStats:
+        """What `color` served over the last minutes (the baseline before a flip)."""
+        ...
+
+
+class AccessLogSource:
+    """nginx's JSON access log of the local edge: one line a request, with every upstream tried
+    and its status, so a request that failed on the new arm and was retried on the old one still
+    counts against the new arm."""
+
+    RECENT_BYTES = 512 * 1024
+
+    def __init__(self, path: str, addresses: Mapping[str, str]) -> None:
+        self.path = path
+        self.describe = f"nginx's access log {path}"
+        self.colors = dict(addresses)  # "host:port" -> colour, to attribute retried attempts
+        self.start()
+
+    def check(self) -> None:
+        if not os.access(self.path, os.R_OK):
+            raise Unreachable(f"{self.describe} cannot be read: is the local edge up?")
+
+    def _size(self) -> int:
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+    def start(self) -> None:
+        self.offset = self._size()
+        self.counts: dict[str, list[int]] = {}
+        self.latencies: dict[str, list[float]] = {}
+
+    def read(self) -> Stats:
+        self.offset += self._scan(self.offset, self.counts, self.latencies)
+        return self._stats(self.counts, self.latencies)
+
+    def recent(self, color: str) -> ColorStats:
+        counts: dict[str, list[int]] = {}
+        latencies: dict[str, list[float]] = {}
+        self._scan(max(0, self._size() - self.RECENT_BYTES), counts, latencies, skip_first=True)
+        return self._stats(counts, latencies).get(color, ColorStats())
+
+    @staticmethod
+    def _stats(counts: dict[str, list[int]], latencies: dict[str, list[float]]) -> Stats:
+        return {
+            c: ColorStats(
+                requests=n,
+                errors=e,
+                p95_ms=percentile(latencies[c], 95) if latencies.get(c) else None,
+            )
+            for c, (n, e) in counts.items()
+        }
+
+    def _scan(
+        self,
+        offset: int,
+        counts: dict[str, list[int]],
+        latencies: dict[str, list[float]],
+        skip_first: bool = False,
+    ) -> int:
+        """Count whole lines from `offset`; return how many bytes were consumed."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except OSError:
+            return 0
+        end = chunk.rfind(b"\n") + 1  # leave a half-written last line for the next read
+        lines = chunk[:end].splitlines()
+        for line in lines[1:] if skip_first and offset else lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            self._count(entry, counts, latencies)
+        return end
+
+    def _count(
+        self, entry: dict, counts: dict[str, list[int]], latencies: dict[str, list[float]]
+    ) -> None:
+        addrs = [a.strip() for a in str(entry.get("upstream", "")).split(",") if a.strip()]
+        statuses = [s.strip() for s in str(entry.get("upstream_status", "")).split(",")]
+        for i, addr in enumerate(addrs):
+            color = self.colors.get(addr)
+            if color is None:
+                continue
+            n = counts.setdefault(color, [0, 0])
+            n[0] += 1
+            code = statuses[i] if i < len(statuses) else ""
+            if not code.isdigit() or int(code) >= 500:
+                n[1] += 1
+            elif i == len(addrs) - 1:
+                latencies.setdefault(color, []).append(float(entry.get("request_time", 0)) * 1000)
+
+
+QUERIES = ("requests", "errors", "p95")
+"""The PromQL templates a Prometheus source needs: each is a string.Template over $selector (the
+colour's label matchers) and $window (a range such as 30s). requests and errors give a count, p95
+gives seconds."""
+
+
+class PrometheusSource:
+    """Prometheus's HTTP API, with one PromQL template per figure and a selector per colour."""
+
+    RECENT = "5m"
+
+    def __init__(
+        self,
+        url: str,
+        queries: Mapping[str, str],
+        selectors: Mapping[str, str],
+        timeout: float = 3.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.describe = f"Prometheus at {self.url}"
+        missing = [q for q in QUERIES if not queries.get(q)]
+        if missing:
+            raise ValueError(f"PrometheusSource needs the {', '.join(missing)} queries")
+        self.templates = {q: string.Template(queries[q]) for q in QUERIES}
+        self.selectors = dict(selectors)
+        self.timeout = timeout
+        self.clock = clock
+        self.start()
+
+    def query(self, promql: str) -> float | None:
+        """The instant query's value (summed over series), or None when it has no series."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+                body = json.load(resp)
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")[:300]
+            raise Unreachable(f"{self.describe} refused the query {promql!r}: {detail}") from None
+        except (OSError, ValueError) as err:
+            raise Unreachable(f"{self.describe} did not answer: {err}") from None
+        if body.get("status") != "success":
+            raise Unreachable(f"{self.describe} failed the query {promql!r}: {body.get('error')}")
+        values = [float(r["value"][1]) for r in body["data"].get("result", [])]
+        values = [v for v in values if not math.isnan(v)]
+        return sum(values) if values else None
+
+    def _figure(self, name: str, color: str, window: str) -> float | None:
+        promql = self.templates[name].substitute(selector=self.selectors[color], window=window)
+        return self.query(promql)
+
+    def _stats(self, color: str, window: str) -> ColorStats:
+        requests = self._figure("requests", color, window)
+        errors = self._figure("errors", color, window)
+        p95 = self._figure("p95", color, window)
+        return ColorStats(
+            requests=round(requests or 0),
+            errors=round(errors or 0),
+            p95_ms=p95 * 1000 if p95 is not None else None,
+        )
+
+    def check(self) -> None:
+        for color in self.selectors:
+            self._stats(color, "1m")
+
+    def start(self) -> None:
+        self.since = self.clock()
+
+    def read(self) -> Stats:
+        window = f"{max(1, math.ceil(self.clock() - self.since))}s"
+        return {color: self._stats(color, window) for color in self.selectors}
+
+    def recent(self, color: str) -> ColorStats:
+        return self._stats(color, self.RECENT)
+
+
+def from_output(metrics: Mapping | None, addresses: Mapping[str, str]) -> MetricsSource:
+    """The source the edge stack's `metrics` output names. `addresses` maps each arm node's
+    host:port to its colour (the access log names upstreams by address)."""
+    if not metrics:
+        raise Unreachable(
+            "the live stack exports no `metrics` output: run `pulumi up -s live` once with this "
+            "version of bluegreen so the edge says where its metrics are"
+        )
+    kind = metrics.get("source")
+    if kind == "accessLog":
+        return AccessLogSource(metrics["path"], addresses)
+    if kind == "prometheus":
+        return PrometheusSource(metrics["url"], metrics["queries"], metrics["selectors"])
+    if kind == "cloudwatch":
+        from cutover.cloudwatch import CloudWatchSource
+
+        return CloudWatchSource.from_output(metrics)
+    raise Unreachable(f"the live stack's metrics source {kind!r} is not one this command reads")

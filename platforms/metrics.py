@@ -1,0 +1,55 @@
+"""The edge's metrics keys, which every platform reads the same way: which source the hold after a
+flip reads (bluegreen:metrics, one of the platform's own, the first being its default), and the
+PromQL templates of a Prometheus source (bluegreen:promqlRequests, promqlErrors, promqlP95, over
+the platform's conventional metrics by default). The adapter writes what it read into the edge
+stack's `metrics` output, which the `bluegreen` command reads (cutover/metrics.py)."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+
+from bluegreen.reader import Reader
+
+QUERY_KEYS = {"requests": "promqlRequests", "errors": "promqlErrors", "p95": "promqlP95"}
+
+
+def source(read: Reader, platform: str, offered: Sequence[str]) -> str:
+    """bluegreen:metrics: one of `offered`, the platform's sources; not set, the first."""
+    value = read.optional("metrics")
+    if value is None:
+        return offered[0]
+    names = " or ".join(f'"{o}"' for o in offered)
+    return read.choice("metrics", offered, f"{names} on the {platform} platform", value)
+
+
+def queries(read: Reader, defaults: Mapping[str, str]) -> dict[str, str]:
+    """The PromQL templates, each the stack's key if set, else the platform's convention. Each
+    must be a valid template over $selector and $window, using both."""
+    found = {}
+    for name, key in QUERY_KEYS.items():
+        value = read.optional(key)
+        if value is None:
+            found[name] = defaults[name]
+            continue
+        template = string.Template(value)
+        used = set(template.get_identifiers()) if template.is_valid() else {"?"}
+        if used != {"selector", "window"}:
+            read.problem(
+                key,
+                value,
+                "a PromQL template using exactly $selector (the colour's label matchers) and "
+                "$window (a range), e.g. sum(increase(http_requests_total{$selector}[$window]))",
+            )
+        found[name] = value
+    return found
+
+
+def prometheus_output(url: str, queries: Mapping[str, str], selectors: Mapping[str, str]) -> dict:
+    """The edge stack's `metrics` output for a Prometheus source."""
+    return {
+        "source": "prometheus",
+        "url": url,
+        "queries": dict(queries),
+        "selectors": dict(selectors),
+    }
