@@ -93,6 +93,8 @@ class Operator:
     keep_holding: bool = False
     """An inconclusive hold (too little traffic to judge) goes on until it can judge, rather
     than rolling back."""
+    verdict: Verdict | None = None
+    """The last hold's verdict (flip or watch), for whoever ran it."""
 
     @cached_property
     def edge(self) -> Edge:
@@ -145,7 +147,7 @@ class Operator:
         interval: float,
         rules: config.Hold,
     ) -> Verdict:
-        return hold(
+        self.verdict = hold(
             source,
             target,
             weight,
@@ -155,6 +157,7 @@ class Operator:
             rules,
             keep_holding=self.keep_holding,
         )
+        return self.verdict
 
     def _match_edge(self) -> None:
         """Write the pointer the edge last applied back into its config, after a failed update."""
