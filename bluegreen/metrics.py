@@ -3,7 +3,8 @@
 The reference service (app/server.py) counts each request it serves by status code, and times it
 in a histogram, labelled with the arm's colour and version; the health path and /metrics are not
 counted. The local and NixOS edges run a Prometheus that scrapes both arms; the hold reads it with
-these templates, over $selector (the colour's label matchers) and $window (a range such as 30s).
+these templates: requests and errors are a colour's counters as they stand, over $selector (the
+colour's label matchers), and p95 is its latency in seconds over $window (a range such as 30s).
 A stack may replace any of them (bluegreen:promqlRequests, bluegreen:promqlErrors,
 bluegreen:promqlP95); a unit test pins the names here to the ones the service exposes.
 """
@@ -18,8 +19,8 @@ PATH = "/metrics"
 """Where each arm's service exposes them."""
 
 APP_QUERIES = {
-    "requests": f"sum(increase({REQUESTS}{{$selector}}[$window]))",
-    "errors": f'sum(increase({REQUESTS}{{$selector,code=~"5.."}}[$window]))',
+    "requests": f"sum({REQUESTS}{{$selector}})",
+    "errors": f'sum({REQUESTS}{{$selector,code=~"5.."}})',
     "p95": (
         f"histogram_quantile(0.95, sum by (le) (increase({DURATION}_bucket{{$selector}}[$window])))"
     ),

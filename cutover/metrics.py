@@ -164,15 +164,18 @@ class AccessLogSource:
 
 
 QUERIES = ("requests", "errors", "p95")
-"""The PromQL templates a Prometheus source needs: each is a string.Template over $selector (the
-colour's label matchers) and $window (a range such as 30s). requests and errors give a count, p95
-gives seconds."""
+"""The PromQL templates a Prometheus source needs, each a string.Template. requests and errors
+are a colour's counters as they stand (over $selector, the colour's label matchers): the source
+takes their growth since the hold began, which counts every request exactly, also on series that
+first appear during the hold (increase() over a window misses a new series' first requests).
+p95 is the colour's latency in seconds over $window, a range such as 30s."""
 
 
 class PrometheusSource:
     """Prometheus's HTTP API, with one PromQL template per figure and a selector per colour."""
 
     RECENT = "5m"
+    SCRAPE_MARGIN_S = 2
 
     def __init__(
         self,
@@ -191,7 +194,8 @@ class PrometheusSource:
         self.selectors = dict(selectors)
         self.timeout = timeout
         self.clock = clock
-        self.start()
+        self.since = clock()
+        self.base: dict[str, tuple[float, float]] = {}
 
     def query(self, promql: str) -> float | None:
         """The instant query's value (summed over series), or None when it has no series."""
@@ -210,33 +214,46 @@ class PrometheusSource:
         values = [v for v in values if not math.isnan(v)]
         return sum(values) if values else None
 
-    def _figure(self, name: str, color: str, window: str) -> float | None:
+    def _figure(self, name: str, color: str, window: str = "") -> float | None:
         promql = self.templates[name].substitute(selector=self.selectors[color], window=window)
         return self.query(promql)
 
-    def _stats(self, color: str, window: str) -> ColorStats:
-        requests = self._figure("requests", color, window)
-        errors = self._figure("errors", color, window)
+    def _totals(self, color: str) -> tuple[float, float]:
+        return self._figure("requests", color) or 0.0, self._figure("errors", color) or 0.0
+
+    def _p95_ms(self, color: str, window: str) -> float | None:
         p95 = self._figure("p95", color, window)
-        return ColorStats(
-            requests=round(requests or 0),
-            errors=round(errors or 0),
-            p95_ms=p95 * 1000 if p95 is not None else None,
-        )
+        return p95 * 1000 if p95 is not None else None
 
     def check(self) -> None:
         for color in self.selectors:
-            self._stats(color, "1m")
+            self._totals(color)
+            self._p95_ms(color, "1m")
 
     def start(self) -> None:
         self.since = self.clock()
+        self.base = {color: self._totals(color) for color in self.selectors}
 
     def read(self) -> Stats:
-        window = f"{max(1, math.ceil(self.clock() - self.since))}s"
-        return {color: self._stats(color, window) for color in self.selectors}
+        # From the last scrape before the hold began (scrapes are a second apart, locally), so a
+        # window holds at least two samples and the hold's first requests count.
+        window = f"{math.ceil(self.clock() - self.since) + self.SCRAPE_MARGIN_S}s"
+        stats = {}
+        for color in self.selectors:
+            requests, errors = self._totals(color)
+            base_requests, base_errors = self.base.get(color, (0.0, 0.0))
+            if requests < base_requests:  # the counter was reset (the arm restarted)
+                base_requests, base_errors = 0.0, 0.0
+            stats[color] = ColorStats(
+                requests=round(requests - base_requests),
+                errors=round(max(0.0, errors - base_errors)),
+                p95_ms=self._p95_ms(color, window),
+            )
+        return stats
 
     def recent(self, color: str) -> ColorStats:
-        return self._stats(color, self.RECENT)
+        requests, errors = self._totals(color)
+        return ColorStats(round(requests), round(errors), self._p95_ms(color, self.RECENT))
 
 
 def from_output(metrics: Mapping | None, addresses: Mapping[str, str]) -> MetricsSource:

@@ -23,9 +23,18 @@ def source(read: Reader, platform: str, offered: Sequence[str]) -> str:
     return read.choice("metrics", offered, f"{names} on the {platform} platform", value)
 
 
+USES = {"requests": {"selector"}, "errors": {"selector"}, "p95": {"selector", "window"}}
+EXAMPLES = {
+    "requests": "sum(http_requests_total{$selector})",
+    "errors": 'sum(http_requests_total{$selector,code=~"5.."})',
+    "p95": "histogram_quantile(0.95, sum by (le) (rate(h_bucket{$selector}[$window])))",
+}
+
+
 def queries(read: Reader, defaults: Mapping[str, str]) -> dict[str, str]:
-    """The PromQL templates, each the stack's key if set, else the platform's convention. Each
-    must be a valid template over $selector and $window, using both."""
+    """The PromQL templates, each the stack's key if set, else the platform's convention.
+    requests and errors are counters as they stand, over $selector (the hold takes their growth);
+    p95 is seconds over $window too."""
     found = {}
     for name, key in QUERY_KEYS.items():
         value = read.optional(key)

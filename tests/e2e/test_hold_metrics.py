@@ -1,0 +1,129 @@
+"""The hold after a flip against a real Prometheus on loopback, started by the local edge and
+scraping the arms' own prometheus_client metrics: a breach rolls back, no traffic is not a pass,
+and a metrics source that is down refuses the flip before the pointer moves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from cutover.procedure import Operator
+from tests.e2e.test_cutover import flip_log, operator
+from tests.e2e.test_flip import Watcher
+
+
+def _pid(project, stack: str, name: str) -> int:
+    with open(os.path.join(project.dir, ".bluegreen", stack, f"{name}.pid")) as f:
+        return int(f.read().split()[0])
+
+
+def _scraping(url: str, timeout: float = 30) -> None:
+    """Wait until Prometheus has scraped both arms twice (it scrapes once a second)."""
+    query = urllib.parse.urlencode({"query": "count_over_time(up[30s]) >= 2"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=2) as resp:
+            if len(json.load(resp)["data"]["result"]) == 2:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"Prometheus at {url} did not scrape both arms in {timeout} s")
+
+
+@pytest.fixture
+def watched(project):
+    """Blue live, both arms up, the live stack's hold reading the Prometheus the edge runs."""
+    project.ws.config_set("live", "bluegreen:metrics", "prometheus")
+    project.up_all(active="blue")
+    metrics = project.ws.outputs("live")["metrics"]
+    assert metrics["source"] == "prometheus"
+    assert metrics["url"] == f"http://127.0.0.1:{project.ports['prometheus']}"
+    _scraping(metrics["url"])
+    return project
+
+
+def test_a_green_that_starts_failing_during_the_hold_is_rolled_back_through_prometheus(watched):
+    project = watched
+    op, said = operator(project)
+    green = _pid(project, "green", "green")
+
+    def fail_green_once_it_takes_traffic() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (project.ws.outputs("live").get("weights") or {}).get("green") == 100:
+                os.kill(green, signal.SIGUSR1)  # every request but the health check: 500
+                return
+            time.sleep(0.1)
+
+    failer = threading.Thread(target=fail_green_once_it_takes_traffic, daemon=True)
+    with Watcher(project.edge_url):
+        failer.start()
+        rc = op.flip("green", hold_s=30, interval=1)
+        failer.join()
+    assert rc == 1, said
+    last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
+    assert (last["phase"], last["verdict"]) == ("rolled-back", "breach"), last
+    assert last["breach"].startswith("green answered"), last["breach"]
+    assert last["seen"]["green"]["errors"] >= 20, last["seen"]
+    assert "bluegreen:activeColor: blue" in project.stack_file("live")
+    assert project.colors(20) == ["blue"] * 20
+
+
+def test_a_green_that_gets_no_traffic_is_inconclusive_and_rolled_back(watched):
+    project = watched
+    op, said = operator(project)
+    assert op.flip("green", hold_s=3, interval=1) == 1  # nobody sends a request
+    last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
+    assert (last["phase"], last["verdict"]) == ("rolled-back", "inconclusive"), last
+    assert "no data is not a pass" in last["breach"]
+    assert last["seen"]["green"]["requests"] < 20
+    assert any(line.startswith("inconclusive during the 100% step") for line in said), said
+    assert "bluegreen:activeColor: blue" in project.stack_file("live")
+    assert project.ws.outputs("live")["activeColor"] == "blue"
+
+
+def test_keep_holding_judges_once_traffic_comes(watched):
+    project = watched
+    said: list[str] = []
+    op = Operator(project.ws, out=said.append, keep_holding=True)
+
+    def traffic_after_the_hold_time() -> None:
+        while (project.ws.outputs("live").get("weights") or {}).get("green") != 100:
+            time.sleep(0.1)
+        time.sleep(4)  # past the 2 s hold: only holding on lets this traffic count
+        with Watcher(project.edge_url):
+            time.sleep(3)
+
+    sender = threading.Thread(target=traffic_after_the_hold_time, daemon=True)
+    sender.start()
+    rc = op.flip("green", hold_s=2, interval=1)
+    sender.join()
+    assert rc == 0, said
+    assert op.verdict is not None and op.verdict.outcome == "held"
+    assert op.verdict.seconds > 4
+    assert op.verdict.stats["green"].requests >= 20
+
+
+def test_a_metrics_source_that_is_down_refuses_the_flip_with_the_pointer_unmoved(watched):
+    project = watched
+    os.killpg(_pid(project, "live", "prometheus"), signal.SIGTERM)
+    time.sleep(0.5)
+    op, said = operator(project)
+    assert op.flip("green", hold_s=5) == 1
+    url = f"http://127.0.0.1:{project.ports['prometheus']}"
+    assert said[-1].startswith(
+        f"flip to green refused, the pointer stays at blue: Prometheus at {url} did not answer"
+    ), said
+    assert "bluegreen:activeColor: blue" in project.stack_file("live")
+    assert project.ws.outputs("live")["activeColor"] == "blue"
+    assert project.colors(10) == ["blue"] * 10
+    assert flip_log(project)[-1]["phase"] == "refused"
+    # `pulumi up` brings the edge's Prometheus back, as it does a crashed arm.
+    project.ws.up("live")
+    _scraping(url)
