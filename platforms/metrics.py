@@ -7,6 +7,7 @@ stack's `metrics` output, which the `bluegreen` command reads (cutover/metrics.p
 from __future__ import annotations
 
 import string
+import urllib.parse
 from collections.abc import Mapping, Sequence
 
 from bluegreen.reader import Reader
@@ -21,6 +22,38 @@ def source(read: Reader, platform: str, offered: Sequence[str]) -> str:
         return offered[0]
     names = " or ".join(f'"{o}"' for o in offered)
     return read.choice("metrics", offered, f"{names} on the {platform} platform", value)
+
+
+URL_ALLOWED = (
+    "an http:// or https:// URL of a Prometheus (its HTTP API's base), "
+    "such as http://prometheus.example.com:9090"
+)
+
+
+def prometheus_url(read: Reader, required_why: str | None = None) -> str | None:
+    """bluegreen:prometheusUrl: the Prometheus the hold queries, an http(s) URL. Not set: None,
+    or a problem when `required_why` says why this platform needs one."""
+    value = read.optional("prometheusUrl")
+    if value is None:
+        if required_why is not None:
+            read.missing("prometheusUrl", required_why)
+        return None
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if (
+        parts is None
+        or not port_ok
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(ch.isspace() or ch in "\"'<>\\" for ch in value)
+    ):
+        read.problem("prometheusUrl", value, URL_ALLOWED)
+    return value.rstrip("/")
 
 
 def queries(read: Reader, defaults: Mapping[str, str]) -> dict[str, str]:
