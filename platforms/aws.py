@@ -24,6 +24,7 @@ import pulumi_aws as aws
 from bluegreen.config import COLORS, ArmSettings, Common, EdgeSettings
 from bluegreen.reader import Alphabet, Reader
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
+from platforms import metrics as metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, ArmView, EdgeEndpoint, EdgePlatform
 from platforms.confirm import TrafficConfirmation
 
@@ -232,6 +233,15 @@ def _arm_output(arm: ArmView, key: str) -> pulumi.Output[str]:
     return arm.outputs.apply(pick)
 
 
+def arn_suffix(arn: str) -> str:
+    """What CloudWatch's ALB dimensions name a target group or load balancer by: its ARN after
+    the account, e.g. targetgroup/blue-tg/0123456789abcdef."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or not parts[5].startswith(("targetgroup/", "app/")):
+        raise pulumi.RunError(f"{arn!r} is not the ARN of an ALB or of its target group")
+    return parts[5]
+
+
 def forward_action(
     target_groups: dict[str, pulumi.Input[str]], weights: dict[str, int], stickiness_s: int
 ) -> aws.lb.ListenerDefaultActionArgs:
@@ -357,6 +367,8 @@ class AwsEdge(EdgePlatform):
         arn = read.optional("certificateArn")
         if arn is not None and not arn.startswith("arn:aws"):
             read.problem("certificateArn", arn, "an ACM certificate ARN (arn:aws:acm:...)")
+        # The hold reads the ALB's own metrics in CloudWatch (cutover/cloudwatch.py).
+        metrics_keys.source(read, "aws", ("cloudwatch",))
         return cls(
             network=Network.from_config(read),
             certificate_arn=arn,
@@ -473,6 +485,24 @@ class AwsEdge(EdgePlatform):
                 "albZoneId": alb.zone_id,
                 "confirmedAfterSeconds": confirm.confirmedAfterSeconds,
             },
+            metrics=self.metrics(alb, target_groups),
+        )
+
+    @staticmethod
+    def metrics(
+        alb: aws.lb.LoadBalancer, target_groups: dict[str, pulumi.Output[str]]
+    ) -> pulumi.Output[dict]:
+        """The hold's source: CloudWatch's metrics of this ALB per arm target group, in the
+        region the ALB is in (the provider's)."""
+        colors = list(target_groups)
+        region = aws.get_region_output().region
+        return pulumi.Output.all(region, alb.arn_suffix, *[target_groups[c] for c in colors]).apply(
+            lambda v: {
+                "source": "cloudwatch",
+                "region": v[0],
+                "loadBalancer": v[1],
+                "targetGroups": {c: arn_suffix(a) for c, a in zip(colors, v[2:], strict=True)},
+            }
         )
 
 

@@ -9,20 +9,31 @@ A plain Service cannot split traffic, so a canary step (bluegreen:canaryWeight) 
 Ingress (bluegreen:ingressHost, ingress-nginx): a second Ingress with the ingress-nginx canary
 annotations sends the smaller share to the other arm's own Service. Maintenance mode is likewise an
 Ingress feature (a configuration snippet); both are refused in preflight without an Ingress.
+
+The Ingress's backend is the live colour's own arm Service (`<app>-<colour>`), not the live
+Service: ingress-nginx labels its metrics with the Service it proxied to, so the live Service
+would put both colours under one name (before and after a flip alike), while the arms' Services
+name exactly one colour each. The hold after a flip reads those metrics from the operator's
+Prometheus (bluegreen:prometheusUrl, required), per colour by `namespace` and `service`.
+Without an Ingress no traffic passes ingress-nginx: the hold then reads the arms' own metrics
+(bluegreen/metrics.py) by their `color` label, which that Prometheus must scrape from the pods.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from bluegreen import metrics
 from bluegreen.config import COLORS, ArmSettings, ConfigError, EdgeSettings, Maintenance
 from bluegreen.reader import BANNER, HOST_NAME, Alphabet, Reader
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
+from platforms import metrics as metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, ArmView, EdgeEndpoint, EdgePlatform
 
 _ANNOTATION = "nginx.ingress.kubernetes.io"
@@ -32,6 +43,26 @@ _INGRESS_HOST = Alphabet(HOST_NAME.pattern, "a host name")
 # What may appear inside a single-quoted nginx string (the JSON body): no quote to close it, no
 # backslash to escape it, no $ to expand a variable, no line break.
 _SNIPPET_BODY = re.compile(r"[^'\\$\n\r]{1,1000}")
+
+INGRESS_REQUESTS = "nginx_ingress_controller_requests"
+"""ingress-nginx's counter of requests it proxied, labelled (among others) namespace, ingress,
+service (the backend Service) and status."""
+INGRESS_DURATION = "nginx_ingress_controller_request_duration_seconds"
+"""ingress-nginx's histogram of seconds to answer a request, with the same labels."""
+INGRESS_QUERIES = {
+    "requests": f"sum({INGRESS_REQUESTS}{{$selector}})",
+    "errors": f'sum({INGRESS_REQUESTS}{{$selector,status=~"5.."}})',
+    "p95": (
+        "histogram_quantile(0.95, sum by (le) "
+        f"(increase({INGRESS_DURATION}_bucket{{$selector}}[$window])))"
+    ),
+}
+"""The hold's PromQL over ingress-nginx's metrics, the defaults with an Ingress."""
+
+
+def service_selector(namespace: str, service: str) -> str:
+    """The label matchers of one arm Service's series in INGRESS_QUERIES."""
+    return f'namespace="{namespace}",service="{service}"'
 
 
 @dataclass(frozen=True)
@@ -265,6 +296,10 @@ class KubernetesEdge(EdgePlatform):
     ingress_host: str | None
     """Host of the optional Ingress in front of the live Service (canary steps, maintenance)."""
     ingress_class: str
+    prometheus_url: str
+    """The operator's Prometheus, which the hold after a flip queries."""
+    queries: Mapping[str, str]
+    """The hold's PromQL: over ingress-nginx's metrics with an Ingress, else the arms' own."""
 
     @classmethod
     def from_config(cls, read: Reader) -> KubernetesEdge:
@@ -272,7 +307,20 @@ class KubernetesEdge(EdgePlatform):
         if host is not None:
             read.matching("ingressHost", _INGRESS_HOST, host)
         ingress_class = read.matching("ingressClass", _K8S_NAME)
-        return cls(Cluster.from_config(read), host, ingress_class)
+        metrics_keys.source(read, "kubernetes", ("prometheus",))
+        url = metrics_keys.prometheus_url(
+            read,
+            ": the kubernetes platform runs no Prometheus of its own; the hold after a flip "
+            "queries yours, e.g. http://prometheus.monitoring.svc:9090",
+        )
+        defaults = INGRESS_QUERIES if host is not None else metrics.APP_QUERIES
+        return cls(
+            Cluster.from_config(read),
+            host,
+            ingress_class,
+            prometheus_url=url or "",
+            queries=metrics_keys.queries(read, defaults),
+        )
 
     def preflight(self, settings: EdgeSettings) -> None:
         problems = []
@@ -350,7 +398,9 @@ class KubernetesEdge(EdgePlatform):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=app, namespace=cfg.namespace, annotations=annotations
                 ),
-                spec=_ingress_spec(host, self.ingress_class, service.metadata.name),
+                # The live colour's own Service, so that ingress-nginx's metrics name the
+                # colour that served (the module docstring says why).
+                spec=_ingress_spec(host, self.ingress_class, _service_name(arms[live_color])),
                 opts=opts,
             )
             served_by.append(ingress.metadata.apply(lambda meta: meta.name))
@@ -389,6 +439,24 @@ class KubernetesEdge(EdgePlatform):
             url=pulumi.Output.from_input(url),
             generation=ready.apply(lambda _: fingerprint),
             exports={"serviceName": service.metadata.apply(lambda meta: meta.name)},
+            metrics=self.metrics(arms),
+        )
+
+    def metrics(self, arms: Arms) -> pulumi.Output[dict]:
+        """The hold's source: the operator's Prometheus, a selector per colour that matches only
+        that colour's traffic (its arm Service through the Ingress, else its pods' own label)."""
+        colors = list(arms)
+        if self.ingress_host is None:
+            selectors = pulumi.Output.from_input({c: metrics.color_selector(c) for c in colors})
+        else:
+            namespace = self.cluster.namespace
+            selectors = pulumi.Output.all(*[_service_name(arms[c]) for c in colors]).apply(
+                lambda names: {
+                    c: service_selector(namespace, n) for c, n in zip(colors, names, strict=True)
+                }
+            )
+        return selectors.apply(
+            lambda s: metrics_keys.prometheus_output(self.prometheus_url, self.queries, s)
         )
 
 

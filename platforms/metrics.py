@@ -7,6 +7,7 @@ stack's `metrics` output, which the `bluegreen` command reads (cutover/metrics.p
 from __future__ import annotations
 
 import string
+import urllib.parse
 from collections.abc import Mapping, Sequence
 
 from bluegreen.reader import Reader
@@ -31,6 +32,38 @@ EXAMPLES = {
 }
 
 
+URL_ALLOWED = (
+    "an http:// or https:// URL of a Prometheus (its HTTP API's base), "
+    "such as http://prometheus.example.com:9090"
+)
+
+
+def prometheus_url(read: Reader, required_why: str | None = None) -> str | None:
+    """bluegreen:prometheusUrl: the Prometheus the hold queries, an http(s) URL. Not set: None,
+    or a problem when `required_why` says why this platform needs one."""
+    value = read.optional("prometheusUrl")
+    if value is None:
+        if required_why is not None:
+            read.missing("prometheusUrl", required_why)
+        return None
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if (
+        parts is None
+        or not port_ok
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(ch.isspace() or ch in "\"'<>\\" for ch in value)
+    ):
+        read.problem("prometheusUrl", value, URL_ALLOWED)
+    return value.rstrip("/")
+
+
 def queries(read: Reader, defaults: Mapping[str, str]) -> dict[str, str]:
     """The PromQL templates, each the stack's key if set, else the platform's convention.
     requests and errors are counters as they stand, over $selector (the hold takes their growth);
@@ -43,12 +76,13 @@ def queries(read: Reader, defaults: Mapping[str, str]) -> dict[str, str]:
             continue
         template = string.Template(value)
         used = set(template.get_identifiers()) if template.is_valid() else {"?"}
-        if used != {"selector", "window"}:
+        if used != USES[name]:
+            needs = " and ".join("$" + u for u in sorted(USES[name]))
             read.problem(
                 key,
                 value,
-                "a PromQL template using exactly $selector (the colour's label matchers) and "
-                "$window (a range), e.g. sum(increase(http_requests_total{$selector}[$window]))",
+                f"a PromQL template using exactly {needs} ($selector: the colour's label "
+                f"matchers; $window: a range), e.g. {EXAMPLES[name]}",
             )
         found[name] = value
     return found

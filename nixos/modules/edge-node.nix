@@ -158,6 +158,39 @@ in
       description = "Open {option}`services.bluegreen-edge.port` in the firewall.";
     };
 
+    prometheus = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        example = true;
+        description = ''
+          Run Prometheus on the edge node ({option}`services.prometheus`), scraping `/metrics`
+          on every node of {option}`services.bluegreen-edge.servers` every second, each series
+          labelled `arm` with the node's colour. `bluegreen flip` and `bluegreen watch` query it
+          for each colour's live traffic in the hold after a flip. bluegreen turns it on unless
+          the edge stack's bluegreen:prometheusUrl names a Prometheus of your own.
+        '';
+      };
+
+      port = mkOption {
+        type = types.port;
+        default = 19090;
+        description = ''
+          Port Prometheus listens on (its HTTP API, which the hold queries), bluegreen's
+          bluegreen:prometheusPort.
+        '';
+      };
+
+      openFirewall = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Open {option}`services.bluegreen-edge.prometheus.port` in the firewall, so that the
+          machine that runs `bluegreen flip` can query it.
+        '';
+      };
+    };
+
     maintenance = {
       enable = mkOption {
         type = types.bool;
@@ -312,6 +345,27 @@ in
       };
     };
 
-    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall cfg.port;
+    # The arms' own metrics for the hold after a flip, scraped where the traffic is switched.
+    services.prometheus = mkIf cfg.prometheus.enable {
+      enable = true;
+      port = cfg.prometheus.port;
+      # A hold lasts minutes and its baseline is the last five: two days is plenty.
+      retentionTime = "2d";
+      scrapeConfigs = [
+        {
+          job_name = "bluegreen-arms";
+          metrics_path = "/metrics";
+          scrape_interval = "1s";
+          scrape_timeout = "1s";
+          static_configs = map (color: {
+            targets = map (s: s.address) (lib.filter (s: s.color == color) cfg.servers);
+            labels = { arm = color; };
+          }) colors;
+        }
+      ];
+    };
+
+    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall cfg.port
+      ++ lib.optional (cfg.prometheus.enable && cfg.prometheus.openFirewall) cfg.prometheus.port;
   };
 }

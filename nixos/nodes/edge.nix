@@ -22,6 +22,11 @@
       { address = "10.0.0.10:8000"; color = "blue"; weight = 100; }
       { address = "10.0.0.11:8000"; color = "green"; weight = 0; }
     ];
+    # Prometheus scraping both arms every second: the hold after a flip reads it.
+    prometheus = {
+      enable = true;
+      port = 19090;
+    };
     # Read-only mode for a maintenance window: writes get 503 and Retry-After, reads are served.
     maintenance = {
       enable = false;

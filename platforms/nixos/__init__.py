@@ -4,20 +4,25 @@ in host.py).
 
 An arm stack declares one `bluegreen:nixos:Host` per node of `bluegreen:nodes`; the live stack
 declares one for `bluegreen:edgeNode`. A flip changes the edge's rendered file only, so only the
-edge host is switched. Missing or malformed nodes, users, ports and commands are refused while
-the keys are read; whether a host answers is only known by deploying to it, so no preflight.
+edge host is switched. The edge node also runs Prometheus scraping both arms (the hold after a
+flip reads it, through the live stack's `metrics` output), unless bluegreen:prometheusUrl names
+a Prometheus of the operator's own. Missing or malformed nodes, users, ports, commands and URLs
+are refused while the keys are read; whether a host answers is only known by deploying to it, so
+no preflight.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 
-from bluegreen import nginx
+from bluegreen import metrics, nginx
 from bluegreen.config import ArmSettings, EdgeSettings
 from bluegreen.reader import Alphabet, Reader, is_host
+from platforms import metrics as metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform
 from platforms.nixos import render
 from platforms.nixos.host import REMOTE_DIR, NixosHost
@@ -131,6 +136,12 @@ class NixosEdge(EdgePlatform):
     port: int
     """The port nginx listens on for users' traffic."""
     ssh: Ssh
+    prometheus_port: int
+    """Port of the Prometheus the edge node runs, scraping both arms (unless prometheus_url)."""
+    prometheus_url: str | None
+    """A Prometheus of the operator's to query instead; the edge node then runs none."""
+    queries: Mapping[str, str]
+    """PromQL templates over the arms' own metrics (bluegreen/metrics.py)."""
 
     @classmethod
     def from_config(cls, read: Reader) -> NixosEdge:
@@ -139,7 +150,26 @@ class NixosEdge(EdgePlatform):
             read.problems.append(
                 f'bluegreen:edgeNode must be an IP address or host name, got "{node}"'
             )
-        return cls(node=node, port=read.port("edgePort"), ssh=Ssh.from_config(read))
+        metrics_keys.source(read, "nixos", ("prometheus",))
+        return cls(
+            node=node,
+            port=read.port("edgePort"),
+            ssh=Ssh.from_config(read),
+            prometheus_port=read.port("prometheusPort"),
+            prometheus_url=metrics_keys.prometheus_url(read),
+            queries=metrics_keys.queries(read, metrics.APP_QUERIES),
+        )
+
+    @property
+    def runs_prometheus(self) -> bool:
+        return self.prometheus_url is None
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the hold queries Prometheus: the operator's, or the edge node's own."""
+        if self.prometheus_url is not None:
+            return self.prometheus_url
+        return f"http://{render.host_port(self.node, self.prometheus_port)}"
 
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
         url = f"http://{render.host_port(self.node, self.port)}/"
@@ -154,6 +184,7 @@ class NixosEdge(EdgePlatform):
                 port=self.port,
                 sticky=s.sticky,
                 maintenance=s.maintenance,
+                prometheus_port=self.prometheus_port if self.runs_prometheus else None,
             )
         )
         generation = rendered.apply(lambda r: r.generation)
@@ -179,9 +210,13 @@ class NixosEdge(EdgePlatform):
             },
             pulumi.ResourceOptions(parent=parent),
         )
+        selectors = {c: metrics.color_selector(c) for c in arms}
+        source = metrics_keys.prometheus_output(self.metrics_url, self.queries, selectors)
         return EdgeEndpoint(
             url=pulumi.Output.from_input(url),
             generation=pulumi.Output.all(host.digest, generation).apply(lambda v: v[1]),
+            # Once the node is switched: its Prometheus runs from then on.
+            metrics=host.digest.apply(lambda _: source),
         )
 
 

@@ -145,10 +145,13 @@ def edge_node(
     port: int,
     maintenance: Maintenance,
     sticky: bool = False,
+    prometheus_port: int | None = None,
 ) -> EdgeConfig:
     """The edge node's configuration: nginx with `servers` (from `nginx.servers_for`) as the
     upstream, the live arm weighted and the idle arm `backup`, exactly as `render_upstream`;
-    the same sticky canary and the same maintenance answer as the local edge."""
+    the same sticky canary and the same maintenance answer as the local edge. With
+    `prometheus_port`, the node also runs Prometheus there, scraping every server's metrics
+    (the hold reads it); None: the operator's own Prometheus does (bluegreen:prometheusUrl)."""
     m = maintenance
     if m.status not in (503, 423):
         raise ValueError(f"refusing to render maintenance status {m.status}: 503 or 423 expected")
@@ -165,6 +168,15 @@ def edge_node(
         + ";"
         for k, v in sorted(nginx.FAILOVER.items())
     )
+    if prometheus_port is None:
+        prometheus = "    prometheus.enable = false;\n"
+    else:
+        prometheus = (
+            "    prometheus = {\n"
+            "      enable = true;\n"
+            f"      port = {_int(prometheus_port, 1, 65535)};\n"
+            "    };\n"
+        )
     text = f"""\
 # Rendered by bluegreen for stack {checked("stack", stack)} from its bluegreen:activeColor.
 # `pulumi up -s {stack}` overwrites this file; a flip is a change of Pulumi.{stack}.yaml.
@@ -192,7 +204,7 @@ def edge_node(
       banner = {_str("banner", m.banner)};
       body = {_str("body", maintenance_body(m))};
     }};
-    generation = "@GENERATION@";
+{prometheus}    generation = "@GENERATION@";
   }};
 }}
 """

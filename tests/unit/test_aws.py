@@ -48,6 +48,7 @@ class Mocks(StackMocks):
         if args.typ == "aws:lb/loadBalancer:LoadBalancer":
             state["dnsName"] = f"{args.name}-123.eu-west-1.elb.amazonaws.com"
             state["zoneId"] = "Z32O12XQLNTSW2"
+            state["arnSuffix"] = f"app/{args.name}/50dc6c495c0c9188"
         if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
             state["latestVersion"] = 1
         return state
@@ -55,6 +56,8 @@ class Mocks(StackMocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "aws:ec2/getVpc:getVpc":
             return {"id": args.args["id"], "cidrBlock": "10.0.0.0/16"}
+        if args.token == "aws:index/getRegion:getRegion":  # the provider's region
+            return {"id": "eu-west-1", "name": "eu-west-1", "region": "eu-west-1"}
         return {}
 
 
@@ -324,3 +327,49 @@ def test_route53_names_are_cnames_to_the_albs_so_the_ttl_stays_short(mocks):
     assert (live["type"], live["ttl"]) == ("CNAME", 30)
     assert live["records"] == ["live-alb-123.eu-west-1.elb.amazonaws.com"]
     assert {r["type"] for r in records.values()} == {"CNAME"}
+
+
+# --- the hold's metrics source -------------------------------------------------------------------
+
+
+def test_the_hold_reads_cloudwatch_for_the_live_alb_per_arm_target_group(mocks):
+    seen: dict = {}
+
+    @pulumi.runtime.test
+    def program():
+        edge = build_edge(settings("live", role="edge", activeColor="green", canaryWeight="25"))
+        return pulumi.Output.all(edge.urn, edge.exports["metrics"].apply(seen.update))
+
+    program()
+    assert seen == {
+        "source": "cloudwatch",
+        "region": "eu-west-1",
+        "loadBalancer": "app/live-alb/50dc6c495c0c9188",
+        "targetGroups": {
+            "blue": "targetgroup/blue/0123456789abcdef",
+            "green": "targetgroup/green/0123456789abcdef",
+        },
+    }
+    # The very target groups the live listener forwards to, colour for colour.
+    forward = forward_of(mocks.created["live-http"])
+    arns = [tg["arn"] for tg in forward["targetGroups"]]
+    assert arns == [
+        f"{TG_ARN.split(':targetgroup')[0]}:{seen['targetGroups'][c]}" for c in ("blue", "green")
+    ]
+
+
+@pytest.mark.parametrize("value", ["prometheus", "accessLog"])
+def test_aws_offers_only_cloudwatch(value):
+    with pytest.raises(ConfigError) as err:
+        settings("live", role="edge", activeColor="blue", metrics=value)
+    assert f'bluegreen:metrics must be "cloudwatch" on the aws platform, got "{value}"' in str(
+        err.value
+    )
+
+
+def test_a_target_group_arn_suffix_is_what_cloudwatch_names_it_by():
+    from platforms.aws import arn_suffix
+
+    assert arn_suffix(TG_ARN.format("blue")) == "targetgroup/blue/0123456789abcdef"
+    with pytest.raises(pulumi.RunError, match="is not the ARN of an ALB or of its target group"):
+        arn_suffix("blue-tg")

@@ -38,7 +38,12 @@ def mocks():
     yield install(Mocks(dict(STACKS)))
 
 
+PROMETHEUS = "http://prometheus.monitoring.svc:9090"
+
+
 def settings(name: str, **values):
+    if values.get("role") == "edge":
+        values.setdefault("prometheusUrl", PROMETHEUS)
     return stack(
         name, **{"platform": "kubernetes", "kubeContext": "prod-eu", "namespace": "shop", **values}
     )
@@ -150,8 +155,11 @@ def test_edge_url_is_the_live_service_without_an_ingress(mocks):
     return pulumi.Output.all(edge.urn, edge.url).apply(check)
 
 
-def test_ingress_routes_the_host_to_the_live_service(mocks):
-    s = settings("live", role="edge", activeColor="green", ingressHost="shop.example.com")
+@pytest.mark.parametrize("active", ["blue", "green"])
+def test_ingress_routes_the_host_to_the_live_colours_own_service(mocks, active):
+    """Not to the live Service: ingress-nginx's metrics name the backend Service, and only the
+    arms' own Services name one colour each."""
+    s = settings("live", role="edge", activeColor=active, ingressHost="shop.example.com")
     deploy(lambda: build_edge(s))
     ingress = mocks.created["live-ingress"]
     spec = ingress.inputs["spec"]
@@ -159,7 +167,7 @@ def test_ingress_routes_the_host_to_the_live_service(mocks):
     (rule,) = spec["rules"]
     assert rule["host"] == "shop.example.com", where(ingress)
     backend = rule["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "shop", "port": {"number": 80}}, where(ingress)
+    assert backend == {"name": f"shop-{active}", "port": {"number": 80}}, where(ingress)
     assert SNIPPET not in ingress.inputs["metadata"].get("annotations", {}), where(ingress)
     assert "live-canary" not in mocks.created, "weights 100/0, yet a canary Ingress was declared"
 
@@ -199,6 +207,9 @@ def test_canary_step_splits_through_a_canary_ingress(mocks):
     assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "25", where(canary)
     backend = canary.inputs["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == "shop-green", where(canary)
+    main = mocks.created["live-ingress"]
+    backend = main.inputs["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == "shop-blue", where(main)
 
 
 def test_canary_without_an_ingress_is_refused_before_anything_changes():
@@ -241,3 +252,90 @@ def test_maintenance_snippet_carries_a_plain_banner():
 
     snippet = maintenance_snippet(maintenance(banner="Back at 14:00 (UTC)"))
     assert 'more_set_headers "X-Bluegreen-Banner: Back at 14:00 (UTC)";' in snippet
+
+
+# --- the hold's metrics source -------------------------------------------------------------------
+
+
+def exported_metrics(**values) -> dict:
+    """The live stack's `metrics` output for these keys."""
+    seen: dict = {}
+
+    @pulumi.runtime.test
+    def program():
+        edge = build_edge(settings("live", role="edge", **values))
+        return edge.exports["metrics"].apply(seen.update)
+
+    program()
+    return seen
+
+
+def test_with_an_ingress_the_hold_reads_ingress_nginx_per_arm_service(mocks):
+    from platforms.kubernetes import INGRESS_QUERIES
+
+    source = exported_metrics(activeColor="green", ingressHost="shop.example.com")
+    assert source == {
+        "source": "prometheus",
+        "url": PROMETHEUS,
+        "queries": INGRESS_QUERIES,
+        "selectors": {
+            "blue": 'namespace="shop",service="shop-blue"',
+            "green": 'namespace="shop",service="shop-green"',
+        },
+    }
+    # Each colour's selector names the Service an Ingress proxies that colour's traffic to.
+    main = mocks.created["live-ingress"].inputs["spec"]["rules"][0]["http"]["paths"][0]
+    assert f'service="{main["backend"]["service"]["name"]}"' in source["selectors"]["green"]
+    assert INGRESS_QUERIES["requests"] == "sum(nginx_ingress_controller_requests{$selector})"
+    assert '{$selector,status=~"5.."}' in INGRESS_QUERIES["errors"]
+    assert INGRESS_QUERIES["p95"] == (
+        "histogram_quantile(0.95, sum by (le) "
+        "(increase(nginx_ingress_controller_request_duration_seconds_bucket{$selector}[$window])))"
+    )
+
+
+def test_during_a_canary_each_colour_is_read_where_its_ingress_sends_it(mocks):
+    source = exported_metrics(
+        activeColor="green", canaryWeight="25", ingressHost="shop.example.com"
+    )
+    backends = {
+        name: mocks.created[name].inputs["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+        for name in ("live-ingress", "live-canary")
+    }
+    served = {b["service"]["name"] for b in backends.values()}
+    assert served == {"shop-blue", "shop-green"}
+    for color, selector in source["selectors"].items():
+        assert f'service="shop-{color}"' in selector
+
+
+def test_without_an_ingress_the_hold_reads_the_arms_own_metrics_by_colour(mocks):
+    from bluegreen.metrics import APP_QUERIES
+
+    source = exported_metrics(activeColor="blue", promqlErrors="sum(my_5xx{$selector})")
+    assert source["url"] == PROMETHEUS
+    assert source["selectors"] == {"blue": 'color="blue"', "green": 'color="green"'}
+    assert source["queries"] == {**APP_QUERIES, "errors": "sum(my_5xx{$selector})"}
+
+
+def test_a_missing_prometheus_url_is_refused_naming_the_key():
+    with pytest.raises(ConfigError) as err:
+        settings("live", role="edge", activeColor="blue", prometheusUrl=None)
+    assert "bluegreen:prometheusUrl is not set: the kubernetes platform runs no Prometheus" in str(
+        err.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("prometheusUrl", "prometheus.monitoring.svc:9090", "an http:// or https:// URL"),
+        ("metrics", "accessLog", '"prometheus" on the kubernetes platform'),
+        ("promqlRequests", "sum(x{$selector}[$window])", "a PromQL template using exactly $selector "),
+        ("promqlP95", "max(x{$selector})", "a PromQL template using exactly $selector and $window"),
+    ],
+)
+def test_the_edge_refuses_metrics_keys_it_cannot_serve(key, value, allowed):
+    with pytest.raises(ConfigError) as err:
+        settings("live", role="edge", activeColor="blue", **{key: value})
+    assert f"bluegreen:{key} must be {allowed}" in str(err.value)
+    assert f'got "{value}"' in str(err.value)

@@ -25,8 +25,8 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from bluegreen import config, nginx, probe
-from bluegreen.config import weights_for
+from bluegreen import config, metrics, nginx, probe
+from bluegreen.config import ConfigError, weights_for
 from bluegreen.reader import BANNER, URL_PATH, VERSION
 from bluegreen.switch import maintenance_body
 from platforms.nixos import host, render
@@ -323,6 +323,82 @@ def test_arm_node_runs_the_pinned_version_and_opens_its_port(nix_env, tmp_path):
     ]
     assert service["serviceConfig"]["Restart"] == "always"
     assert result["config"]["networking"]["firewall"]["allowedTCPPorts"] == [8000]
+
+
+# --- the edge's Prometheus: what the hold after a flip reads ---------------------------------
+
+
+def prometheus_yml(tmp_path, scrape_configs: list) -> str:
+    """The config file nixpkgs' prometheus module writes for these scrapeConfigs (JSON is YAML)."""
+    path = tmp_path / "prometheus.yml"
+    path.write_text(json.dumps({"scrape_configs": scrape_configs}))
+    return str(path)
+
+
+def test_the_edge_node_scrapes_both_arms_every_second(nix_env, tmp_path):
+    nodes = {"blue": ["10.0.0.10:8000", "10.0.0.12:8000"], "green": ["10.0.0.11:8000"]}
+    rendered = edge_config("green", nodes=nodes, prometheus_port=19191)
+    result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
+    assert result["failedAssertions"] == []
+    prom = result["config"]["services"]["prometheus"]
+    assert prom["enable"] is True and prom["port"] == 19191
+    (job,) = prom["scrapeConfigs"]
+    assert (job["metrics_path"], job["scrape_interval"], job["scrape_timeout"]) == (
+        metrics.PATH,
+        "1s",
+        "1s",
+    )
+    targets = {c["labels"]["arm"]: sorted(c["targets"]) for c in job["static_configs"]}
+    assert targets == {"blue": ["10.0.0.10:8000", "10.0.0.12:8000"], "green": ["10.0.0.11:8000"]}
+    # The machine that runs `bluegreen flip` reaches it: its port is open next to nginx's.
+    assert result["config"]["networking"]["firewall"]["allowedTCPPorts"] == [18080, 19191]
+    # Prometheus itself accepts the scrape config (1 s interval, timeout within it).
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: run scripts/bootstrap (Debian's prometheus)"
+    check = subprocess.run(
+        [promtool, "check", "config", prometheus_yml(tmp_path, prom["scrapeConfigs"])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_with_a_prometheus_of_ones_own_the_edge_node_runs_none(nix_env, tmp_path):
+    rendered = edge_config("blue", prometheus_port=None)
+    result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
+    assert result["failedAssertions"] == []
+    assert "prometheus" not in result["config"]["services"]
+    assert result["config"]["networking"]["firewall"]["allowedTCPPorts"] == [18080]
+
+
+def test_the_edge_modules_prometheus_defaults_are_the_projects(nix_env, tmp_path):
+    body = (
+        'services.bluegreen-edge = { enable = true; activeColor = "blue"; '
+        "prometheus.enable = true; servers = [ "
+        '{ address = "10.0.0.10:8000"; color = "blue"; weight = 100; } ]; };'
+    )
+    result = evaluate(nix_env, node_file(tmp_path, "edge-node", body))
+    port = result["options"]["services"]["bluegreen-edge"]["prometheus"]["port"]
+    assert port == int(config.project_defaults(ROOT)["prometheusPort"])
+    assert result["config"]["services"]["prometheus"]["port"] == port
+
+
+def test_the_app_package_runs_a_python_with_prometheus_client(nix_env):
+    """The app imports prometheus_client (its /metrics): the script must exec a Python built
+    with it. The stand-in python3 names in its path the packages it was built with."""
+    with open(os.path.join(ROOT, "app", "server.py")) as f:
+        assert "from prometheus_client import" in f.read()
+    expr = (
+        f"(import {ROOT}/nixos/pkgs/bluegreen-app.nix {{ "
+        'python3 = { outPath = "/python3"; withPackages = f: { outPath = "/python3-with-" + '
+        'builtins.concatStringsSep "+" (f { prometheus-client = "prometheus-client"; }); }; }; '
+        "writeShellScriptBin = name: text: { inherit name text; }; }).text"
+    )
+    done = nix(nix_env, "--eval", "--strict", "--json", "-E", expr)
+    assert done.returncode == 0, done.stderr
+    script = json.loads(done.stdout)
+    assert script.split()[:2] == ["exec", "/python3-with-prometheus-client/bin/python3"], script
 
 
 # --- the modules' assertions -----------------------------------------------------------------
@@ -823,7 +899,7 @@ def test_the_live_stack_renders_the_edge_from_the_arms_nodes(mocks):
         for c, n in NODES.items()
     }
     edge = s.platform.edge("live", None, s.settings, arms)
-    want = edge_config("green")
+    want = edge_config("green", prometheus_port=19090)  # Pulumi.yaml's prometheusPort
 
     def check(args):
         url, generation = args
@@ -893,3 +969,74 @@ def test_the_rebuild_command_may_be_an_absolute_path_but_nothing_the_shell_reads
             nodes='["10.0.0.10"]',
             nixosRebuild="nixos-rebuild; rm -rf /",
         )
+
+
+def nixos_arms():
+    from platforms.base import ArmView
+
+    return {
+        c: ArmView(c, f"http://{n[0]}", "v1", n, pulumi.Output.from_input({}))
+        for c, n in NODES.items()
+    }
+
+
+@pulumi.runtime.test
+def test_the_live_stack_points_the_hold_at_the_edge_nodes_prometheus(mocks):
+    s = nixos_settings(
+        "live", role="edge", activeColor="green", edgeNode="10.0.0.2", prometheusPort="19191"
+    )
+    edge = s.platform.edge("live", None, s.settings, nixos_arms())
+
+    def check(source):
+        assert source == {
+            "source": "prometheus",
+            "url": "http://10.0.0.2:19191",
+            "queries": metrics.APP_QUERIES,
+            "selectors": {"blue": 'color="blue"', "green": 'color="green"'},
+        }
+        text = mocks.created["live-10.0.0.2"].inputs["config"]
+        assert text == edge_config("green", prometheus_port=19191).text
+
+    return pulumi.Output.from_input(edge.metrics).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_prometheus_url_of_ones_own_replaces_the_edge_nodes(mocks):
+    s = nixos_settings(
+        "live",
+        role="edge",
+        activeColor="blue",
+        edgeNode="10.0.0.2",
+        prometheusUrl="https://prometheus.example.com/",
+        promqlP95="max(my_p95_seconds{$selector}[$window])",
+    )
+    edge = s.platform.edge("live", None, s.settings, nixos_arms())
+
+    def check(source):
+        assert source["url"] == "https://prometheus.example.com"
+        assert source["queries"]["p95"] == "max(my_p95_seconds{$selector}[$window])"
+        assert source["queries"]["requests"] == metrics.APP_QUERIES["requests"]
+        text = mocks.created["live-10.0.0.2"].inputs["config"]
+        assert "prometheus.enable = false;" in text
+        assert text == edge_config("blue", prometheus_port=None).text
+
+    return pulumi.Output.from_input(edge.metrics).apply(check)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("prometheusUrl", "prometheus.example.com:9090", "an http:// or https:// URL"),
+        ("prometheusUrl", "ftp://prometheus.example.com", "an http:// or https:// URL"),
+        ("prometheusUrl", "http://", "an http:// or https:// URL"),
+        ("prometheusUrl", "http://prom.example.com/?q=1", "an http:// or https:// URL"),
+        ("prometheusUrl", 'http://prom"x', "an http:// or https:// URL"),
+        ("metrics", "accessLog", '"prometheus" on the nixos platform'),
+        ("metrics", "cloudwatch", '"prometheus" on the nixos platform'),
+    ],
+)
+def test_the_edge_refuses_a_metrics_source_it_cannot_serve(key, value, allowed):
+    with pytest.raises(ConfigError) as err:
+        nixos_settings("live", role="edge", activeColor="blue", edgeNode="10.0.0.2", **{key: value})
+    assert f"bluegreen:{key} must be {allowed}" in str(err.value)
+    assert f'got "{value}"' in str(err.value)
