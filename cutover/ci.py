@@ -299,6 +299,8 @@ def commit_rollback(
 
     url = run_url(env)
     ident = env.get("GITHUB_RUN_ID") or time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_RUN_ATTEMPT", "1") != "1":
+        ident += f"-{env['GITHUB_RUN_ATTEMPT']}"  # a re-run's branch is a new one
     subject, body = message(stack, verdict, url, ident)
     branch = branch or _default_branch(git, remote)
     who = _identity(git)

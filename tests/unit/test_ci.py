@@ -304,3 +304,18 @@ def test_the_verdict_names_the_rollback_only_when_there_was_one():
     assert (held["from"], held["to"], held["rolledBack"]) == (None, None, False)
     breach = ci.verdict_record("live", "green", "breach", REASON, {}, 3.0, True)
     assert (breach["from"], breach["to"], breach["reason"]) == ("green", "blue", REASON)
+
+
+def test_a_canary_rollback_may_drop_the_canary_weight_but_not_add_one():
+    verdict = {"from": "green", "to": "blue"}
+    canary = LIVE.format(color="green").replace(
+        "  bluegreen:dnsZone", '  bluegreen:canaryWeight: "25"\n  bluegreen:dnsZone'
+    )
+    ci.check_revert(canary, LIVE.format(color="blue"), verdict, "Pulumi.live.yaml")
+    with pytest.raises(ci.Refused, match="also bluegreen:canaryWeight"):
+        ci.check_revert(
+            LIVE.format(color="green"),
+            canary.replace("activeColor: green", "activeColor: blue"),
+            verdict,
+            "Pulumi.live.yaml",
+        )
