@@ -2,11 +2,14 @@
 
     bluegreen flip green [--canary 5,25,100] [--hold 30s] [--freeze-writes]
     bluegreen rollback
-    bluegreen status
-    bluegreen watch [--hold 30s]
+    bluegreen status [--json]
+    bluegreen watch [--hold 30s] [--if-moved-since before.json] [--verdict-file verdict.json]
+    bluegreen commit-rollback --verdict-file verdict.json [--branch main]
 
 Each runs against the edge stack (`--stack`, else $BLUEGREEN_LIVE_STACK, else live) of the
 project in the current directory or above, and shows every pulumi step as it would be typed.
+`commit-rollback` runs only git (and gh): it commits the pointer revert a watch wrote
+(cutover/ci.py).
 A bad argument exits 2 before anything is read or changed.
 """
 
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 
 from bluegreen import config
+from cutover import ci, evidence
 from cutover.procedure import Operator
 from cutover.workspace import NoSuchStack, PulumiError, Workspace
 
@@ -81,6 +86,39 @@ def ratio(text: str) -> float:
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class Before:
+    """--if-moved-since: a file `bluegreen status --json` wrote, read."""
+
+    path: str
+    served: dict
+
+
+def before_file(text: str) -> Before:
+    try:
+        return Before(text, ci.read_before(text))
+    except ci.BadFile as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def verdict_out(text: str) -> str:
+    """--verdict-file of watch: a file to write, in a directory that is there."""
+    folder = os.path.dirname(os.path.abspath(text))
+    if not text or os.path.isdir(text) or not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(
+            f"must be a file to write the verdict to, in a directory that exists; got {text!r}"
+        )
+    return text
+
+
+def verdict_in(text: str) -> dict:
+    """--verdict-file of commit-rollback: the verdict of a watch that rolled back."""
+    try:
+        return ci.read_verdict(text)
+    except ci.BadFile as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="bluegreen", description="The blue/green cutover: flip, rollback, status, watch."
@@ -117,8 +155,13 @@ def parser() -> argparse.ArgumentParser:
         "--freeze-writes", action="store_true", help="read-only edge for the flip and its hold"
     )
     sub.add_parser("rollback", parents=[stack], help="flip back to the other colour now")
-    sub.add_parser(
+    st = sub.add_parser(
         "status", parents=[stack], help="live colour, weights, arms, maintenance, last flips"
+    )
+    st.add_argument(
+        "--json",
+        action="store_true",
+        help="print the edge's colour, weights, maintenance and the arms' versions as JSON",
     )
     w = sub.add_parser(
         "watch",
@@ -126,6 +169,34 @@ def parser() -> argparse.ArgumentParser:
         help="hold and watch the colour taking traffic now; roll back on a breach",
     )
     w.add_argument("--hold", type=duration, default=30.0, help="watch this long (30s)")
+    w.add_argument(
+        "--if-moved-since",
+        type=before_file,
+        metavar="BEFORE_JSON",
+        help="watch only if the traffic moved since this `status --json` record; else exit 0",
+    )
+    w.add_argument(
+        "--verdict-file",
+        type=verdict_out,
+        metavar="PATH",
+        help="write the verdict here as JSON (outcome, reason, from, to, figures per colour)",
+    )
+    c = sub.add_parser(
+        "commit-rollback",
+        parents=[stack],
+        help="commit and push the pointer revert a watch wrote (CI, after a rollback)",
+    )
+    c.add_argument(
+        "--verdict-file",
+        type=verdict_in,
+        required=True,
+        metavar="PATH",
+        help="the verdict file of the watch that rolled back",
+    )
+    c.add_argument(
+        "--branch", help="push to this branch (default: the remote's default, else main)"
+    )
+    c.add_argument("--remote", default="origin", help="push to this remote (origin)")
     return top
 
 
@@ -148,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if where is None:
         cli.error(f"no Pulumi.yaml in {os.getcwd()} or above: run bluegreen inside the project")
     stack = args.stack or os.environ.get(STACK_ENV) or "live"
+    if args.command == "commit-rollback":
+        return commit_rollback(where, stack, args)
     given = (
         "argument --stack" if args.stack else f"${STACK_ENV}" if os.environ.get(STACK_ENV) else ""
     )
@@ -175,12 +248,79 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
     if args.command == "rollback":
         return op.rollback()
     if args.command == "status":
-        return op.status()
+        return status_json(op) if args.json else op.status()
     overrides = {"max_error_rate": args.max_error_rate, "p95_ratio": args.p95_ratio}
     rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
     if args.command == "watch":
-        return op.watch(args.hold, args.interval, rules)
+        return watch(op, args, rules)
     return op.flip(args.color, args.canary, args.hold, args.interval, args.freeze_writes, rules)
+
+
+def status_json(op: Operator) -> int:
+    """`status --json`: what the edge serves and the arms' versions, on stdout alone."""
+    arms = op.arms()
+    record = ci.snapshot(
+        op.stack, op.live(), {c: (op.edge.arm_stacks[c], arms[c]) for c in config.COLORS}
+    )
+    print(json.dumps(record, indent=2, sort_keys=True), flush=True)
+    return 0
+
+
+def watch(op: Operator, args: argparse.Namespace, rules: config.Hold) -> int:
+    """`watch`, skipped when the traffic did not move since --if-moved-since; the verdict to
+    --verdict-file."""
+    live = op.live()
+    watched = live.get("activeColor")
+    if args.if_moved_since is not None and not ci.moved(args.if_moved_since.served, live):
+        color, weights = ci.traffic(live)
+        op.out(
+            f"the traffic did not move since {args.if_moved_since.path} "
+            f"({color or 'no colour'}, weights {json.dumps(weights)}): nothing to watch"
+        )
+        if args.verdict_file:
+            record = ci.verdict_record(op.stack, watched, "unmoved", None, None, None, False)
+            ci.write_verdict(args.verdict_file, record)
+        return 0
+    code = op.watch(args.hold, args.interval, rules)
+    verdict = op.verdict
+    if args.verdict_file and verdict is not None:
+        rolled_back = False
+        if verdict.outcome != "held":
+            rolled_back = op.live().get("activeColor") not in (None, watched)
+        record = ci.verdict_record(
+            op.stack,
+            watched,
+            verdict.outcome,
+            verdict.reason,
+            evidence.seen(verdict.stats),
+            verdict.seconds,
+            rolled_back,
+        )
+        ci.write_verdict(args.verdict_file, record)
+        op.out(f"verdict {verdict.outcome} written to {args.verdict_file}")
+    return code
+
+
+def commit_rollback(where: str, stack: str, args: argparse.Namespace) -> int:
+    def err(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    try:
+        return ci.commit_rollback(
+            where,
+            stack,
+            args.verdict_file,
+            branch=args.branch,
+            remote=args.remote,
+            out=lambda line: print(line, flush=True),
+            err=err,
+        )
+    except ci.Refused as refusal:
+        err(f"bluegreen commit-rollback: refused, nothing was committed: {refusal}")
+        return 1
+    except ci.GitError as failure:
+        err(f"bluegreen commit-rollback: {failure}")
+        return 1
 
 
 def _stacks(ws: Workspace) -> str:

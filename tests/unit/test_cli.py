@@ -3,6 +3,7 @@ names the argument, the value it got and what is allowed, and the command exits 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -95,7 +96,7 @@ def test_a_bad_value_exits_2_naming_the_argument_the_value_and_what_is_allowed(
         (
             ["flop"],
             "argument command: invalid choice: 'flop' "
-            "(choose from 'flip', 'rollback', 'status', 'watch')",
+            "(choose from 'flip', 'rollback', 'status', 'watch', 'commit-rollback')",
         ),
         (["flip"], "the following arguments are required: color"),
         (["status", "--canary", "5,100"], "unrecognized arguments: --canary 5,100"),
@@ -153,3 +154,89 @@ def test_an_arm_stack_is_not_taken_for_the_edge(edge_project):
         'bluegreen:role of stack "green" is "arm": the cutover needs the edge stack' in out.stderr
     )
     assert files(project.parent) == before
+
+
+STATUS_FILE = "a file `bluegreen status --json` wrote"
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "must be " + STATUS_FILE + "; cannot read {path!r}: No such file or directory"),
+        ("not json", "must be " + STATUS_FILE + "; {path!r} is not JSON"),
+        ('"blue"', "must be " + STATUS_FILE + "; {path!r} holds str, not an object"),
+        ('{"activeColor": "blue"}', "must be " + STATUS_FILE + "; {path!r} has no weights"),
+        (
+            '{"activeColor": "blue", "weights": 100}',
+            "must be " + STATUS_FILE + "; the weights in {path!r} are 100, not an object",
+        ),
+    ],
+    ids=["missing", "not-json", "not-an-object", "no-weights", "bad-weights"],
+)
+def test_a_bad_before_file_exits_2_naming_the_option_and_the_file(
+    content, why, edge_project, tmp_path, monkeypatch, capsys
+):
+    path = tmp_path / "before.json"
+    if content is not None:
+        path.write_text(content)
+    argv = ["watch", "--if-moved-since", str(path)]
+    assert refused(argv, edge_project, monkeypatch, capsys).startswith(
+        "argument --if-moved-since: " + why.format(path=str(path))
+    )
+
+
+def test_a_verdict_file_in_a_missing_directory_exits_2(edge_project, tmp_path, monkeypatch, capsys):
+    path = str(tmp_path / "no-such-dir" / "verdict.json")
+    assert refused(["watch", "--verdict-file", path], edge_project, monkeypatch, capsys) == (
+        "argument --verdict-file: must be a file to write the verdict to, in a directory that "
+        f"exists; got {path!r}"
+    )
+
+
+def test_status_json_is_the_record_watch_compares_with(edge_project, tmp_path):
+    """On an edge never deployed: `status --json` prints JSON alone on stdout (pulumi's steps go
+    to stderr); `watch --if-moved-since` that record finds nothing moved and exits 0 without
+    holding, writing the verdict `unmoved`; a record of another colour makes it watch (and stop,
+    there being no colour to watch yet)."""
+    project, env = edge_project
+    out = bluegreen("status", "--json", cwd=project, env=env)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert record == {
+        "stack": "live",
+        "activeColor": None,
+        "weights": None,
+        "maintenance": None,
+        "url": None,
+        "arms": {
+            "blue": {"stack": "blue", "version": None},
+            "green": {"stack": "green", "version": None},
+        },
+    }
+    assert "$ pulumi stack output --stack live" in out.stderr
+    before, verdict = tmp_path / "before.json", tmp_path / "verdict.json"
+    before.write_text(out.stdout)
+    args = [
+        "watch",
+        "--hold",
+        "1s",
+        "--if-moved-since",
+        str(before),
+        "--verdict-file",
+        str(verdict),
+    ]
+    out = bluegreen(*args, cwd=project, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (
+        f"the traffic did not move since {before} (no colour, weights null): nothing to watch"
+        in (out.stdout)
+    )
+    assert json.loads(verdict.read_text())["outcome"] == "unmoved"
+    verdict.unlink()
+
+    before.write_text(json.dumps({**record, "activeColor": "green", "weights": {"green": 100}}))
+    out = bluegreen(*args, cwd=project, env=env)
+    assert out.returncode == 1
+    assert "watch: the live stack has no active colour yet; nothing to watch" in out.stdout
+    assert "did not move" not in out.stdout
+    assert not verdict.exists()  # no hold, no verdict
