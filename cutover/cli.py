@@ -18,6 +18,7 @@ import os
 import sys
 
 from bluegreen import config
+from cutover import display, notify
 from cutover.procedure import Operator
 from cutover.workspace import NoSuchStack, PulumiError, Workspace
 
@@ -153,13 +154,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     named = f"{given}: " if given else ""
     ws = Workspace(where, echo=True, policy_pack="policy")
-    op = Operator(ws, stack=stack, out=lambda line: print(line, flush=True))
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    op = Operator(ws, stack=stack, out=say, display=display.for_hold(say))
     try:
         edge = op.edge  # read and validated before anything changes
+        webhook = _webhook(ws, stack) if args.command != "status" else None
     except NoSuchStack:
         cli.error(f'{named}no stack "{stack}" in this project; its stacks: {_stacks(ws)}')
     except config.ConfigError as err:
         cli.error(f"{named}the config of stack {stack} is not valid:\n{err}")
+    except notify.BadUrl as err:
+        cli.error(f"{named}{err}")
+    if webhook:
+        op.notify = webhook
     try:
         return run(op, args, edge.hold)
     except PulumiError as err:
@@ -168,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bluegreen: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if webhook:
+            webhook.close(notify.WAIT_S)  # bounded: a hung webhook does not keep the command
 
 
 def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
@@ -181,6 +194,24 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
     if args.command == "watch":
         return op.watch(args.hold, args.interval, rules)
     return op.flip(args.color, args.canary, args.hold, args.interval, args.freeze_writes, rules)
+
+
+def _webhook(ws: Workspace, stack: str) -> notify.Webhook | None:
+    """The webhook the edge stack's secret bluegreen:webhookUrl names, checked; None if unset."""
+    url = ws.config(stack).get(notify.KEY)
+    if not url:
+        return None
+    url = notify.checked(url, stack)
+    if notify.KEY in ws.file_config(stack):  # there in plain text, not as a secret
+        _warn(
+            f"bluegreen: warning: {notify.KEY} is in Pulumi.{stack}.yaml in plain text; keep it "
+            f"a secret: pulumi config set --secret --stack {stack} {notify.KEY} <url>"
+        )
+    return notify.Webhook(url, stack, warn=_warn)
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _stacks(ws: Workspace) -> str:
