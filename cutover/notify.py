@@ -35,6 +35,7 @@ WAIT_S = 5.0
 EVENTS = ("started", "held", "rolled-back", "failed")
 # What the procedure's phases (as the flip log names them) are as a notice.
 _PHASES = {"done": "held", "refused": "failed", "interrupted": "failed"}
+_PHASE_WORDS = {"refused": "refused", "interrupted": "interrupted"}
 
 
 class BadUrl(ValueError):
@@ -136,7 +137,7 @@ def notice(command: str, phase: str, fields: Mapping, stack: str) -> dict:
             "started": f"{flip} started" + (f" (steps {steps})" if steps else ""),
             "held": f"{to} held{at}" if phase == "held" else f"{flip} done",
             "rolled-back": f"{flip} rolled back{during}" + (f"; {frm} serves again" if frm else ""),
-            "failed": f"{flip} {'refused' if phase == 'refused' else 'failed'}{during}",
+            "failed": f"{flip} {_PHASE_WORDS.get(phase, 'failed')}{during}",
         }[event]
     elif command == "watch":
         what = {
