@@ -1,6 +1,6 @@
 """The `bluegreen` command (pyproject.toml's console script): the cutover from a terminal.
 
-    bluegreen flip green [--canary 5,25,100] [--hold 30s] [--freeze-writes]
+    bluegreen flip green [--canary 5,25,100] [--hold 30s] [--freeze-writes] [--keep-holding]
     bluegreen rollback
     bluegreen status [--json]
     bluegreen watch [--hold 30s] [--if-moved-since before.json] [--verdict-file verdict.json]
@@ -22,7 +22,7 @@ import os
 import sys
 
 from bluegreen import config
-from cutover import ci, evidence
+from cutover import ci, display, evidence, notify
 from cutover.procedure import Operator
 from cutover.workspace import NoSuchStack, PulumiError, Workspace
 
@@ -144,6 +144,12 @@ def parser() -> argparse.ArgumentParser:
         type=ratio,
         help="roll back above this multiple of the old p95 (default: bluegreen:holdP95Ratio)",
     )
+    watching.add_argument(
+        "--keep-holding",
+        action="store_true",
+        help="when the hold ends with too little traffic to judge, keep holding until it can "
+        "(default: roll back, since no data is not a pass)",
+    )
     sub = top.add_subparsers(dest="command", required=True)
     f = sub.add_parser(
         "flip", parents=[stack, watching], help="move traffic to a colour, holding and watching"
@@ -226,13 +232,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     named = f"{given}: " if given else ""
     ws = Workspace(where, echo=True, policy_pack="policy")
-    op = Operator(ws, stack=stack, out=lambda line: print(line, flush=True))
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    op = Operator(ws, stack=stack, out=say, display=display.for_hold(say))
     try:
         edge = op.edge  # read and validated before anything changes
+        webhook = _webhook(ws, stack) if args.command != "status" else None
     except NoSuchStack:
         cli.error(f'{named}no stack "{stack}" in this project; its stacks: {_stacks(ws)}')
     except config.ConfigError as err:
         cli.error(f"{named}the config of stack {stack} is not valid:\n{err}")
+    except notify.BadUrl as err:
+        cli.error(f"{named}{err}")
+    if webhook:
+        op.notify = webhook
+    op.keep_holding = bool(getattr(args, "keep_holding", False))
     try:
         return run(op, args, edge.hold)
     except PulumiError as err:
@@ -241,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bluegreen: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if webhook:
+            webhook.close(notify.WAIT_S)  # bounded: a hung webhook does not keep the command
 
 
 def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
@@ -321,6 +340,24 @@ def commit_rollback(where: str, stack: str, args: argparse.Namespace) -> int:
     except ci.GitError as failure:
         err(f"bluegreen commit-rollback: {failure}")
         return 1
+
+
+def _webhook(ws: Workspace, stack: str) -> notify.Webhook | None:
+    """The webhook the edge stack's secret bluegreen:webhookUrl names, checked; None if unset."""
+    url = ws.config(stack).get(notify.KEY)
+    if not url:
+        return None
+    url = notify.checked(url, stack)
+    if notify.KEY in ws.file_config(stack):  # there in plain text, not as a secret
+        _warn(
+            f"bluegreen: warning: {notify.KEY} is in Pulumi.{stack}.yaml in plain text; keep it "
+            f"a secret: pulumi config set --secret --stack {stack} {notify.KEY} <url>"
+        )
+    return notify.Webhook(url, stack, warn=_warn)
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _stacks(ws: Workspace) -> str:

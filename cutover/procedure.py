@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -23,7 +24,7 @@ from bluegreen import config, probe
 from bluegreen.config import COLORS, other
 from cutover import evidence, metrics
 from cutover.metrics import MetricsSource, Unreachable
-from cutover.watch import Verdict, hold
+from cutover.watch import Check, Verdict, hold
 from cutover.workspace import PulumiError, Workspace
 
 POINTER = "bluegreen:activeColor"
@@ -84,6 +85,15 @@ class _Flip:
     step: int | None = None
 
 
+def _unheard(command: str, phase: str, fields: dict) -> None:
+    """No one to tell (no webhook)."""
+
+
+def _unseen(color: str, weight: int, seconds: float) -> AbstractContextManager[None]:
+    """No display during a hold."""
+    return contextlib.nullcontext()
+
+
 @dataclass
 class Operator:
     ws: Workspace
@@ -95,6 +105,12 @@ class Operator:
     than rolling back."""
     verdict: Verdict | None = None
     """The last hold's verdict (flip or watch), for whoever ran it."""
+    notify: Callable[[str, str, dict], object] = _unheard
+    """Told each event of a flip, watch or rollback as (command, phase, fields as the flip log
+    names them); cutover/notify.py's webhook. It must return at once and never raise."""
+    display: Callable[[str, int, float], AbstractContextManager[Check | None]] = _unseen
+    """What the operator sees during a hold of (colour, weight, seconds): entered around the
+    hold, it gives the hold's `on_check` (cutover/display.py)."""
 
     @cached_property
     def edge(self) -> Edge:
@@ -147,16 +163,18 @@ class Operator:
         interval: float,
         rules: config.Hold,
     ) -> Verdict:
-        self.verdict = hold(
-            source,
-            target,
-            weight,
-            baseline,
-            hold_s,
-            interval,
-            rules,
-            keep_holding=self.keep_holding,
-        )
+        with self.display(target, weight, hold_s) as on_check:
+            self.verdict = hold(
+                source,
+                target,
+                weight,
+                baseline,
+                hold_s,
+                interval,
+                rules,
+                keep_holding=self.keep_holding,
+                on_check=on_check,
+            )
         return self.verdict
 
     def _match_edge(self) -> None:
@@ -190,6 +208,7 @@ class Operator:
         except Unreachable as err:
             self.out(f"flip to {target} refused, the pointer stays at {current}: {err}")
             self.log.record(event="flip", phase="refused", to=target, error=str(err))
+            self.notify("flip", "refused", {"from": current, "to": target, "error": str(err)})
             return 1
         run = _Flip(
             current=current,
@@ -207,6 +226,7 @@ class Operator:
             "steps": run.steps,
         }
         self.log.record(event="flip", phase="started", **run.fields)
+        self.notify("flip", "started", {**run.fields, "weights": live.get("weights")})
         baseline = self._baseline(source, current)
         start = time.perf_counter()
         end: dict = {"phase": "failed"}
@@ -230,6 +250,7 @@ class Operator:
             if end["phase"] == "done":
                 end["seconds"] = round(time.perf_counter() - start, 2)
             self.log.record(event="flip", **run.fields, **end)
+            self.notify("flip", end["phase"], {**run.fields, **end})
         if end["phase"] != "done":
             return 1
         self.out(f"flip {current} -> {target} done in {end['seconds']:.1f} s")
@@ -274,7 +295,9 @@ class Operator:
                     "seen": seen,
                 }
             self.out(f"held {verdict.seconds:.1f} s at {step}%: {json.dumps(seen)}")
-        return {"phase": "done", "outcome": "ok"}
+            if step != run.steps[-1]:  # the last step's is the whole flip's (phase done)
+                self.notify("flip", "held", {**run.fields, "step": step, "seen": seen})
+        return {"phase": "done", "outcome": "ok", "seen": seen}
 
     def _put_back(self, run: _Flip, end: dict) -> dict:
         """A flip's cleanup, on every path: unless it finished, the pointer goes back to where it
@@ -327,7 +350,10 @@ class Operator:
         # Mid-canary too: the other colour is the one that had all the traffic before.
         target = other(current)
         self._set(self._pointer(target, None))
-        return self._update_back(current, target, reason, live.get("url"), start)
+        code = self._update_back(current, target, reason, live.get("url"), start)
+        phase = "rolled-back" if code == 0 else "failed"
+        self.notify("rollback", phase, {"from": current, "to": target, "reason": reason})
+        return code
 
     def _update_back(
         self,
@@ -397,13 +423,17 @@ class Operator:
         baseline = self._baseline(source, other(color))
         self.out(f"watching {color} at {weight}% for {hold_s:g} s through {source.describe}")
         verdict = self._hold(source, color, weight, baseline, hold_s, interval, rules)
+        seen = evidence.seen(verdict.stats)
         if verdict.outcome != "held":
             what = "stop rule broken" if verdict.outcome == "breach" else "inconclusive"
             self.out(f"{what}: {verdict.reason}; rolling back")
             self._set(self._pointer(other(color), None))
-            self._update_back(color, other(color), str(verdict.reason), live.get("url"))
+            code = self._update_back(color, other(color), str(verdict.reason), live.get("url"))
+            back = {"from": color, "to": other(color), "reason": verdict.reason, "seen": seen}
+            self.notify("watch", "rolled-back" if code == 0 else "failed", back)
             return 1
-        self.out(f"held {verdict.seconds:.1f} s: {json.dumps(evidence.seen(verdict.stats))}")
+        self.out(f"held {verdict.seconds:.1f} s: {json.dumps(seen)}")
+        self.notify("watch", "held", {"to": color, "step": weight, "seen": seen})
         return 0
 
     def status(self) -> int:

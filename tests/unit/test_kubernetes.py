@@ -330,7 +330,11 @@ def test_a_missing_prometheus_url_is_refused_naming_the_key():
     [
         ("prometheusUrl", "prometheus.monitoring.svc:9090", "an http:// or https:// URL"),
         ("metrics", "accessLog", '"prometheus" on the kubernetes platform'),
-        ("promqlRequests", "sum(x{$selector}[$window])", "a PromQL template using exactly $selector "),
+        (
+            "promqlRequests",
+            "sum(x{$selector}[$window])",
+            "a PromQL template using exactly $selector ",
+        ),
         ("promqlP95", "max(x{$selector})", "a PromQL template using exactly $selector and $window"),
     ],
 )
