@@ -164,6 +164,9 @@ class EdgeSettings(Common):
     hold: Hold
     dns: Dns | None
     """The DNS records the edge declares (None: bluegreen:dnsProvider none)."""
+    evidence_file: str | None
+    """Absolute path of a JSON-lines file each traffic change's evidence record is appended to,
+    besides the stack's state (None: the state only)."""
 
     @property
     def weights(self) -> dict[str, int]:
@@ -292,8 +295,11 @@ def _dns(read: Reader) -> Dns | None:
     )
 
 
-def _edge(read: Reader, common: Common) -> EdgeSettings:
+def _edge(read: Reader, common: Common, project_dir: str) -> EdgeSettings:
     where = f' for edge stack "{read.stack}"'
+    evidence_file = read.optional("evidenceFile")
+    if evidence_file is not None and (not evidence_file.strip() or "\n" in evidence_file):
+        read.problem("evidenceFile", evidence_file, "a file path, relative to the project")
     _misplaced(read, _ARM_ONLY, "edge", "an arm stack (Pulumi.blue.yaml, Pulumi.green.yaml)")
     canary = read.integer("canaryWeight", 0, 100)
     return EdgeSettings(
@@ -306,6 +312,9 @@ def _edge(read: Reader, common: Common) -> EdgeSettings:
         maintenance=_maintenance(read),
         hold=_hold(read),
         dns=_dns(read),
+        evidence_file=os.path.abspath(os.path.join(project_dir, evidence_file))
+        if evidence_file
+        else None,
     )
 
 
@@ -325,7 +334,7 @@ def read_settings(read: Reader, project_dir: str) -> Settings:
     if role == "arm":
         return _arm(read, common)
     if role == "edge":
-        return _edge(read, common)
+        return _edge(read, common, project_dir)
     read.stop()
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pulumi
 
+from bluegreen import evidence
 from bluegreen.config import COLORS, EdgeSettings
+from components.evidence import FlipRecord
 from components.naming import qualified
 from platforms import dns
 from platforms.base import Arms, ArmView, EdgePlatform
@@ -142,6 +145,20 @@ class Edge(pulumi.ComponentResource):
         self.versions = pulumi.Output.all(*[args.arms[c].version for c in COLORS]).apply(
             lambda vs: dict(zip(COLORS, vs, strict=True))
         )
+        # The evidence of this update, if it moves traffic: written once the switch applied it.
+        record = FlipRecord(
+            f"{name}-evidence",
+            {
+                "traffic": {"activeColor": s.active_color, "weights": weights},
+                "versions": self.versions,
+                "note": evidence.note(os.environ) or None,
+                "after": applied,
+                "root": os.getcwd(),
+                "file": s.evidence_file,
+            },
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.exports["evidence"] = record.records
         self.register_outputs(
             {
                 "activeColor": self.active_color,

@@ -6,17 +6,15 @@ import getpass
 import json
 import os
 import socket
-import subprocess
 import tempfile
 import time
 
 from bluegreen.config import RUN_ROOT
+from bluegreen.evidence import SMOKE_REPORT_ENV, git_commit
 from cutover.metrics import ColorStats
 
 # The policy pack writes the figures of its smoke sample to the file this names (its smoke.py):
-# the flip's evidence carries the gate's own figures and nobody samples the arms twice. The pack
-# stands alone, so the name is pinned by a unit test (tests/unit/test_layers.py), not imported.
-SMOKE_REPORT_ENV = "BLUEGREEN_SMOKE_REPORT"
+# the flip's evidence carries the gate's own figures and nobody samples the arms twice.
 
 
 class FlipLog:
@@ -44,20 +42,6 @@ class FlipLog:
                 return [json.loads(line) for line in f.readlines()[-n:]]
         except OSError:
             return []
-
-
-def git_commit(path: str) -> str | None:
-    """The short commit of the checkout at `path`, or None outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", path, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
 
 
 class SmokeReport:

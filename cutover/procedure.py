@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from bluegreen import config, probe
+from bluegreen import evidence as records
 from bluegreen.config import COLORS, other
 from cutover import evidence, metrics
 from cutover.metrics import MetricsSource, Unreachable
@@ -272,13 +273,15 @@ class Operator:
             self._set({MAINTENANCE: "true"})
             self.ws.up(self.stack)
         gated = self.ws.with_env(report.env)  # the gate writes its smoke figures to the report
+        amend: dict | None = None  # the previous step's hold, for its record
         for step in run.steps:
             run.step = step
             self._set(self._pointer(run.target, step))
             # Preview first, as a careful operator would: the gate judges the step there, and a
             # refusal costs one smoke sample and changes nothing.
             gated.preview(self.stack, diff=True)
-            gated.up(self.stack)
+            noted = {"command": "bluegreen flip", "flip": run.fields["id"], "step": step}
+            _noting(gated, amend, noted).up(self.stack)
             run.fields["smoke"] = report.figures() or run.fields.get("smoke", {})
             self.out(f"{run.target} now takes {step}% of traffic; holding {hold_s:g} s")
             # Only requests after this step took effect count toward its verdict.
@@ -295,8 +298,10 @@ class Operator:
                     "seen": seen,
                 }
             self.out(f"held {verdict.seconds:.1f} s at {step}%: {json.dumps(seen)}")
+            amend = _held(verdict)
             if step != run.steps[-1]:  # the last step's is the whole flip's (phase done)
                 self.notify("flip", "held", {**run.fields, "step": step, "seen": seen})
+        self._annotate(amend)
         return {"phase": "done", "outcome": "ok", "seen": seen}
 
     def _put_back(self, run: _Flip, end: dict) -> dict:
@@ -318,7 +323,8 @@ class Operator:
                 reason = end.get("breach") or f"the flip to {run.target} {what}"
                 reason += f" {_during(run.step)}"
                 back = run.current or run.before[POINTER] or other(run.target)
-                if self._update_back(run.target, back, reason, served.get("url")) != 0:
+                amend = _hold_note(self.verdict, "rolled-back") if "verdict" in end else None
+                if self._update_back(run.target, back, reason, served.get("url"), amend=amend):
                     return {"cleanup": "the rollback failed: see the rollback record"}
             elif served.get("maintenance") != run.served.get("maintenance"):
                 self.ws.up(self.stack)
@@ -328,6 +334,17 @@ class Operator:
             self.out(f"could not put the edge back as it was:\n{err}")
             return {"cleanup": err.summary}
         return {}
+
+    @staticmethod
+    def _annotate(self, amend: dict | None) -> None:
+        """Write a hold's verdict into the record of the traffic change it watched, in the live
+        stack's state: one update that moves no traffic. A failure costs the note, not the flip."""
+        if not amend:
+            return
+        try:
+            _noting(self.ws, amend, None).up(self.stack)
+        except PulumiError as err:
+            self.out(f"warning: the hold's verdict is not in the live stack's evidence: {err}")
 
     @staticmethod
     def _baseline(source: MetricsSource, color: str | None) -> float | None:
@@ -350,7 +367,9 @@ class Operator:
         # Mid-canary too: the other colour is the one that had all the traffic before.
         target = other(current)
         self._set(self._pointer(target, None))
-        code = self._update_back(current, target, reason, live.get("url"), start)
+        code = self._update_back(
+            current, target, reason, live.get("url"), start, command="rollback"
+        )
         phase = "rolled-back" if code == 0 else "failed"
         self.notify("rollback", phase, {"from": current, "to": target, "reason": reason})
         return code
@@ -362,18 +381,23 @@ class Operator:
         reason: str,
         url: str | None,
         start: float | None = None,
+        amend: dict | None = None,
+        command: str = "rollback after a hold",
     ) -> int:
         """The update that moves traffic back to `target`, its config already written. The arm
         going back into service must still be ready, but the side-by-side comparison is skipped:
         the other arm is the one being escaped. On failure the config matches the edge again.
-        Time to recover counts from `start` (default: now) until `target` answers at `url`."""
+        Time to recover counts from `start` (default: now) until `target` answers at `url`.
+        The record of the change it undoes gets `amend` (the hold that broke); its own, the
+        reason."""
         fields = {"from": current, "to": target, "reason": reason}
         self.log.record(event="rollback", phase="started", **fields)
         start = start or time.perf_counter()
         done = False
         try:
             with _FirstAnswer(url, target, start) as first, _rollback_gate(self.ws) as gate:
-                self.ws.up(self.stack, policy_config=gate)
+                noted = {"command": f"bluegreen {command}", "reason": reason}
+                _noting(self.ws, amend, noted).up(self.stack, policy_config=gate)
                 wall = time.perf_counter() - start
                 ttr = first.wait(10) or wall
             done = True
@@ -428,11 +452,18 @@ class Operator:
             what = "stop rule broken" if verdict.outcome == "breach" else "inconclusive"
             self.out(f"{what}: {verdict.reason}; rolling back")
             self._set(self._pointer(other(color), None))
-            code = self._update_back(color, other(color), str(verdict.reason), live.get("url"))
+            code = self._update_back(
+                color,
+                other(color),
+                str(verdict.reason),
+                live.get("url"),
+                amend=_hold_note(verdict, "rolled-back"),
+            )
             back = {"from": color, "to": other(color), "reason": verdict.reason, "seen": seen}
             self.notify("watch", "rolled-back" if code == 0 else "failed", back)
             return 1
         self.out(f"held {verdict.seconds:.1f} s: {json.dumps(seen)}")
+        self._annotate(_held(verdict))
         self.notify("watch", "held", {"to": color, "step": weight, "seen": seen})
         return 0
 
@@ -454,14 +485,70 @@ class Operator:
             ready = probe.readiness(out["endpoint"], self.edge.health_path)
             health = "ready" if ready.status == 200 else ready.describe()
             self.out(f"  {color:<5} {out.get('version'):<10} {health:<8} {out.get('endpoint')}")
+        changes = (live.get("evidence") or [])[-5:]
+        self.out(
+            f"traffic changes ({self.stack} stack's evidence):"
+            if changes
+            else f"traffic changes ({self.stack} stack's evidence): none recorded"
+        )
+        for r in changes:
+            self.out("  " + describe_record(r))
         entries = self.log.last(5)
-        self.out("last flips:" if entries else "last flips: none recorded")
+        self.out(
+            "this machine's flip log:" if entries else "this machine's flip log: none recorded"
+        )
         for e in entries:
             self.out(
                 f"  {e['time']} {e['event']:<8} {e.get('from')} -> {e.get('to')}  {e.get('phase')}"
                 f"{'  ' + e['breach'] if e.get('breach') else ''}  by {e['who']}"
             )
         return 0
+
+
+def _traffic_text(t: dict | None) -> str:
+    if not t:
+        return "nothing"
+    w = t.get("weights") or {}
+    color = t.get("activeColor")
+    return color if w.get(color) == 100 else f"{color} {w.get(color)}%"
+
+
+def describe_record(r: dict) -> str:
+    """One line of an evidence record, as `bluegreen status` shows it."""
+    hold = r.get("hold") or {}
+    verdict = f" ({hold.get('verdict')}: {hold['reason']})" if hold.get("reason") else ""
+    versions = " / ".join(f"{c} {v}" for c, v in (r.get("versions") or {}).items())
+    return (
+        f"{r.get('time')}  {_traffic_text(r.get('from'))} -> {_traffic_text(r.get('to'))}  "
+        f"{r.get('outcome')}{verdict}  [{versions}]  by {r.get('who')} at {r.get('where')}"
+        f"  commit {r.get('commit')}"
+    )
+
+
+def _hold_note(verdict: Verdict | None, outcome: str) -> dict | None:
+    """What a record of a traffic change gets from the hold that watched it."""
+    if verdict is None:
+        return None
+    return {
+        "hold": {
+            "verdict": verdict.outcome,
+            "reason": verdict.reason,
+            "seconds": round(verdict.seconds, 1),
+            "seen": evidence.seen(verdict.stats),
+        },
+        "outcome": outcome,
+    }
+
+
+def _held(verdict: Verdict) -> dict | None:
+    return _hold_note(verdict, "held")
+
+
+def _noting(ws: Workspace, amend: dict | None, record: dict | None) -> Workspace:
+    """`ws` for an update whose evidence gets `amend` (into the last record) and `record` (into
+    the one it appends, if it moves traffic); bluegreen/evidence.py."""
+    note = {k: v for k, v in (("amend", amend), ("record", record)) if v}
+    return ws.with_env({records.NOTE_ENV: json.dumps(note)}) if note else ws
 
 
 def _during(step: int | None) -> str:

@@ -218,7 +218,8 @@ def test_freeze_writes_holds_writes_for_the_flip_and_lifts_them_after(project):
 
     writer = threading.Thread(target=write_while_holding, daemon=True)
     writer.start()
-    assert op.flip("green", hold_s=4, interval=0.5, freeze_writes=True) == 0, said
+    with Watcher(project.edge_url):  # reads keep flowing, so the hold has traffic to judge
+        assert op.flip("green", hold_s=4, interval=0.5, freeze_writes=True) == 0, said
     writer.join(timeout=10)
     assert during == [503], "writes during the flip's hold must be refused"
     after = probe.request(project.edge_url + "orders", "POST", body=b"{}")

@@ -272,6 +272,10 @@ class Edge:
     def config_rm(self, stack: str, key: str) -> None:
         self.set[key] = None
 
+    def with_env(self, extra: dict[str, str]) -> Edge:
+        self.env = extra  # the evidence note of the next update
+        return self
+
     def up(self, stack: str, **kwargs) -> Result:
         if self.fail:
             raise PulumiError(Result("pulumi up --stack live", "", "error: boom", 1))

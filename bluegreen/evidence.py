@@ -1,0 +1,87 @@
+"""The evidence of a traffic change, as the live stack's own state keeps it: shared names and the
+record's shape, for the program that writes it and the command that reads and annotates it.
+
+Each update that moves traffic (a flip, a canary step, a rollback; by the `bluegreen` command, by
+CI, or a bare `pulumi up -s live`) appends one record to the edge stack's `evidence` output:
+
+    {"time", "who", "where", "commit", "from": {"activeColor", "weights"}, "to": {...},
+     "versions": {"blue", "green"}, "smoke": {...}, "hold": {...}, "outcome": ...}
+
+`who` and `where` come from the environment of the update (GitHub Actions' actor and run URL in
+CI; user@host otherwise). The gate's smoke figures are read from the file $BLUEGREEN_SMOKE_REPORT
+names, when set (the command and the deploy workflow set it). The hold's verdict comes after the
+update: the command writes it into the record with one more update of the edge stack that carries
+$BLUEGREEN_EVIDENCE (JSON), which moves no traffic.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+
+SMOKE_REPORT_ENV = "BLUEGREEN_SMOKE_REPORT"
+"""A file the policy pack writes its smoke sample's figures to (policy/bluegreen_policy/smoke.py;
+the pack stands alone, so the name is pinned by tests/unit/test_layers.py, not imported)."""
+NOTE_ENV = "BLUEGREEN_EVIDENCE"
+"""JSON the command passes to an update of the edge stack: {"amend": {...}} merges into the last
+record (the hold's verdict), {"record": {...}} into the record this update appends."""
+KEEP = 50
+"""How many records the state keeps; the optional JSON-lines file keeps all."""
+
+
+def who(env: Mapping[str, str]) -> str:
+    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_ACTOR"):
+        return f"{env['GITHUB_ACTOR']} (GitHub Actions)"
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def where(env: Mapping[str, str]) -> str:
+    """The CI run's URL in CI, else the host and directory the update ran in."""
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return f"{socket.gethostname()}:{os.getcwd()}"
+
+
+def git_commit(path: str) -> str | None:
+    """The short commit of the checkout at `path`, or None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", path, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def note(env: Mapping[str, str]) -> dict:
+    """What the command asked to be written into the evidence ({} when nothing)."""
+    try:
+        value = json.loads(env.get(NOTE_ENV) or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def smoke(env: Mapping[str, str]) -> dict | None:
+    path = env.get(SMOKE_REPORT_ENV)
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            figures = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return figures or None
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
