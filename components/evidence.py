@@ -36,7 +36,8 @@ def _record(before: dict | None, props: dict[str, Any], note: dict) -> dict:
         "outcome": "applied",
     }
     record.update(note.get("record") or {})
-    return record
+    # The state drops null values; the file keeps what the state keeps.
+    return {k: v for k, v in record.items() if v is not None}
 
 
 def _write(path: str | None, records: list[dict]) -> None:

@@ -335,7 +335,6 @@ class Operator:
             return {"cleanup": err.summary}
         return {}
 
-    @staticmethod
     def _annotate(self, amend: dict | None) -> None:
         """Write a hold's verdict into the record of the traffic change it watched, in the live
         stack's state: one update that moves no traffic. A failure costs the note, not the flip."""

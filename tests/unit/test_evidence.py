@@ -46,7 +46,7 @@ def test_a_move_appends_a_record_and_a_note_amends_the_last(tmp_path, monkeypatc
     created = p.create(props(BLUE, tmp_path)).outs
     moved = p.update("evidence", created, props(GREEN, tmp_path)).outs
     first, second = moved["records"]
-    assert first["from"] is None and second["from"] == BLUE and second["to"] == GREEN
+    assert "from" not in first and second["from"] == BLUE and second["to"] == GREEN
     assert second["who"] == "merge-bot (GitHub Actions)"
     assert second["where"] == "https://github.com/shop/bluegreen/actions/runs/7"
     assert second["smoke"] == {"samples": 300} and second["outcome"] == "applied"
