@@ -86,7 +86,9 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, payload: dict, counted: bool = True) -> None:
             body = (json.dumps(payload) + "\n").encode()
             self._answer(status, body, "application/json")
-            if counted:
+            # bluegreen's own probes (the switch's confirmation, the gate's smoke sample) are not
+            # users' traffic: the hold after a flip must never count them as such.
+            if counted and not self.headers.get("X-Bluegreen-Probe"):
                 metrics.observe(self.command, status, time.perf_counter() - self.started)
 
         def _answer(self, status: int, body: bytes, content_type: str) -> None:

@@ -148,7 +148,8 @@ http {{
         '"uri":"$uri","status":$status,"request_time":$request_time,'
         '"upstream":"$upstream_addr","upstream_status":"$upstream_status",'
         '"upstream_time":"$upstream_response_time",'
-        '"color":"$upstream_http_x_bluegreen_color","version":"$upstream_http_x_bluegreen_version"}}';
+        '"color":"$upstream_http_x_bluegreen_color","version":"$upstream_http_x_bluegreen_version",'
+        '"probe":"$http_x_bluegreen_probe"}}';
     access_log {_token(run_dir)}/access.log bluegreen;
     keepalive_timeout 30s;
 

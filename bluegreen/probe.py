@@ -97,11 +97,20 @@ def readiness(endpoint: str, health_path: str, timeout: float = 2.0) -> Answer:
     return request(endpoint.rstrip("/") + health_path, timeout=timeout)
 
 
+PROBE_HEADER = "X-Bluegreen-Probe"
+"""Marks bluegreen's own requests (the switch's confirmation, the gate's smoke sample): the arms
+do not count them in their metrics, and the hold never mistakes them for users' traffic. The
+policy pack stands alone, so its copy of the name is pinned by tests/unit/test_layers.py."""
+
+
 def wait_until(url: str, accept, timeout: float, interval: float = 0.05) -> tuple[Answer, float]:
-    """Poll `url` until `accept(answer)` holds or `timeout` passes; return last answer and wait."""
+    """Poll `url` until `accept(answer)` holds or `timeout` passes; return last answer and wait.
+    The polls are marked as bluegreen's own (PROBE_HEADER)."""
     start = time.monotonic()
     while True:
-        answer = request(url, timeout=min(2.0, max(timeout, 0.1)))
+        answer = request(
+            url, timeout=min(2.0, max(timeout, 0.1)), headers={PROBE_HEADER: "confirm"}
+        )
         waited = time.monotonic() - start
         if accept(answer) or waited >= timeout:
             return answer, waited

@@ -148,6 +148,8 @@ class AccessLogSource:
     def _count(
         self, entry: dict, counts: dict[str, list[int]], latencies: dict[str, list[float]]
     ) -> None:
+        if entry.get("probe"):  # bluegreen's own (bluegreen/probe.py PROBE_HEADER): not traffic
+            return
         addrs = [a.strip() for a in str(entry.get("upstream", "")).split(",") if a.strip()]
         statuses = [s.strip() for s in str(entry.get("upstream_status", "")).split(",")]
         for i, addr in enumerate(addrs):

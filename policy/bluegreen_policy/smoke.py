@@ -16,6 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+# Marks the pack's own requests: the arms do not count them in the metrics the hold after a flip
+# reads (the core's bluegreen/probe.py PROBE_HEADER; pinned equal by tests/unit/test_layers.py).
+PROBE_HEADER = "X-Bluegreen-Probe"
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -91,7 +95,7 @@ class Client:
         try:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            self.conn.request(method, path)
+            self.conn.request(method, path, headers={PROBE_HEADER: "smoke"})
             resp = self.conn.getresponse()
             body = resp.read()
             return Answer(url, resp.status, body, time.perf_counter() - start)

@@ -70,9 +70,11 @@ def test_preview_of_a_flip_changes_the_edge_only(project):
     changed = re.findall(
         r"^\s*[-+~]+\s+([\w:/.-]+): \((update|replace|create|delete)\)", preview, re.M
     )
+    # The switch, and the record of the traffic change the update will keep (both the edge's).
     assert {t for t, _ in changed} == {
         "bluegreen:index:Edge",
         "pulumi-python:dynamic/local:NginxEdge",
+        "pulumi-python:dynamic/bluegreen:FlipRecord",
     }, f"the flip must change the edge and nothing else: {changed}"
     assert '~ activeColor: "blue" => "green"' in preview
     # Arms are never changed by a flip: nothing they run would be touched by their next update

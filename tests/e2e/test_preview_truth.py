@@ -12,6 +12,10 @@ SWITCH = (
     "urn:pulumi:live::bluegreen::bluegreen:index:Edge$pulumi-python:dynamic/local:NginxEdge::"
     "live-nginx"
 )
+RECORD = (
+    "urn:pulumi:live::bluegreen::bluegreen:index:Edge$pulumi-python:dynamic/bluegreen:FlipRecord::"
+    "live-evidence"
+)
 
 
 def shown(steps: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -50,7 +54,9 @@ def test_each_preview_shows_exactly_the_steps_its_update_takes(dns_project, chan
         text = preview.stdout + preview.stderr
         assert "[unknown]" not in text, f"the preview shows an unknown value:\n{text}"
         assert "can't run policy" not in text, f"the preview shows policy noise:\n{text}"
-        assert shown(preview.outcome.steps) == {("update", EDGE), ("update", SWITCH)}, text
+        # The switch, and the evidence record of the traffic change it makes.
+        steps = {("update", EDGE), ("update", SWITCH), ("update", RECORD)}
+        assert shown(preview.outcome.steps) == steps, text
         update = project.ws.up("live")
         assert update.outcome.steps == preview.outcome.steps, "up did other than its preview"
         # After the change, nothing is left to do: not on the edge, not on either arm.

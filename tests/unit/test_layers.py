@@ -122,7 +122,9 @@ def test_the_tooling_and_the_pack_agree_on_the_names_they_share():
     """The pack cannot import the tooling's names, nor the tooling the pack's: pinned here."""
     from bluegreen_policy import settings, smoke
 
+    from bluegreen import probe
     from cutover import evidence, procedure
 
     assert procedure.SMOKE_POLICY == settings.SMOKE
     assert evidence.SMOKE_REPORT_ENV == smoke.REPORT_ENV
+    assert probe.PROBE_HEADER == smoke.PROBE_HEADER
