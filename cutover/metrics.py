@@ -9,7 +9,8 @@ writes it from the stack's bluegreen:metrics* keys), so the command needs no fla
     {"source": "cloudwatch", "region": ..., "loadBalancer": ...,  aws (cutover/cloudwatch.py)
      "targetGroups": {"blue": ..., "green": ...}}
 
-A source that cannot answer raises `Unreachable`; the flip checks it before the pointer moves.
+cutover/sources.py makes the source the output names. A source that cannot answer raises
+`Unreachable`; the flip checks it before the pointer moves.
 """
 
 from __future__ import annotations
@@ -256,23 +257,3 @@ class PrometheusSource:
     def recent(self, color: str) -> ColorStats:
         requests, errors = self._totals(color)
         return ColorStats(round(requests), round(errors), self._p95_ms(color, self.RECENT))
-
-
-def from_output(metrics: Mapping | None, addresses: Mapping[str, str]) -> MetricsSource:
-    """The source the edge stack's `metrics` output names. `addresses` maps each arm node's
-    host:port to its colour (the access log names upstreams by address)."""
-    if not metrics:
-        raise Unreachable(
-            "the live stack exports no `metrics` output: run `pulumi up -s live` once with this "
-            "version of bluegreen so the edge says where its metrics are"
-        )
-    kind = metrics.get("source")
-    if kind == "accessLog":
-        return AccessLogSource(metrics["path"], addresses)
-    if kind == "prometheus":
-        return PrometheusSource(metrics["url"], metrics["queries"], metrics["selectors"])
-    if kind == "cloudwatch":
-        from cutover.cloudwatch import CloudWatchSource
-
-        return CloudWatchSource.from_output(metrics)
-    raise Unreachable(f"the live stack's metrics source {kind!r} is not one this command reads")

@@ -23,7 +23,7 @@ from functools import cached_property
 from bluegreen import config, probe
 from bluegreen import evidence as records
 from bluegreen.config import COLORS, other
-from cutover import evidence, metrics
+from cutover import evidence, sources
 from cutover.metrics import MetricsSource, Unreachable
 from cutover.watch import Check, Verdict, hold
 from cutover.workspace import PulumiError, Workspace
@@ -150,7 +150,7 @@ class Operator:
     def _source(self, live: dict, arms: dict[str, dict]) -> MetricsSource:
         """The metrics source the edge stack's outputs name, answering now; else `Unreachable`."""
         addresses = {n: c for c in COLORS for n in arms[c].get("nodes") or []}
-        source = metrics.from_output(live.get("metrics"), addresses)
+        source = sources.from_output(live.get("metrics"), addresses)
         source.check()
         return source
 

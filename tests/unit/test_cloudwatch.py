@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from cutover import metrics
+from cutover import sources
 from cutover.cloudwatch import CloudWatchSource
 from cutover.metrics import ColorStats, Unreachable
 
@@ -203,7 +203,7 @@ def test_no_credentials_is_unreachable_before_anything_is_sent(monkeypatch, tmp_
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
         monkeypatch.delenv(name, raising=False)
-    src = metrics.from_output(OUTPUT, {})
+    src = sources.from_output(OUTPUT, {})
     assert isinstance(src, CloudWatchSource)
     with pytest.raises(Unreachable, match="no AWS credentials were found"):
         src.check()
