@@ -34,18 +34,27 @@ KEEP = 50
 """How many records the state keeps; the optional JSON-lines file keeps all."""
 
 
+def user_at_host() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
 def who(env: Mapping[str, str]) -> str:
     if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_ACTOR"):
         return f"{env['GITHUB_ACTOR']} (GitHub Actions)"
-    return f"{getpass.getuser()}@{socket.gethostname()}"
+    return user_at_host()
+
+
+def run_url(env: Mapping[str, str]) -> str | None:
+    """The GitHub Actions run's address, from what Actions sets (None outside a run)."""
+    if not (env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY")):
+        return None
+    server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
 
 
 def where(env: Mapping[str, str]) -> str:
     """The CI run's URL in CI, else the host and directory the update ran in."""
-    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
-        server = env.get("GITHUB_SERVER_URL", "https://github.com")
-        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-    return f"{socket.gethostname()}:{os.getcwd()}"
+    return run_url(env) or f"{socket.gethostname()}:{os.getcwd()}"
 
 
 def git_commit(path: str) -> str | None:
@@ -71,16 +80,19 @@ def note(env: Mapping[str, str]) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def smoke(env: Mapping[str, str]) -> dict | None:
-    path = env.get(SMOKE_REPORT_ENV)
-    if not path:
-        return None
+def read_report(path: str) -> dict:
+    """The figures the policy pack wrote to `path` ({} when it wrote none)."""
     try:
         with open(path) as f:
-            figures = json.load(f)
+            return json.load(f)
     except (OSError, ValueError):
-        return None
-    return figures or None
+        return {}
+
+
+def smoke(env: Mapping[str, str]) -> dict | None:
+    """The gate's figures of this update, if $BLUEGREEN_SMOKE_REPORT names a report."""
+    path = env.get(SMOKE_REPORT_ENV)
+    return (read_report(path) or None) if path else None
 
 
 def now() -> str:

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from bluegreen.config import COLORS
+from bluegreen.config import COLORS, other
+from bluegreen.evidence import run_url
 
 POINTER = "bluegreen:activeColor"
 CANARY = "bluegreen:canaryWeight"
@@ -109,7 +110,7 @@ def verdict_record(
         "reason": reason,
         "watched": watched,
         "from": watched if back else None,
-        "to": _other(watched) if back else None,
+        "to": other(watched) if back else None,
         "rolledBack": rolled_back,
         "figures": dict(figures or {}),
         "seconds": round(seconds, 2) if seconds is not None else None,
@@ -158,10 +159,6 @@ def _read_json(path: str, what: str) -> dict:
     return data
 
 
-def _other(color: str | None) -> str | None:
-    return next((c for c in COLORS if c != color), None) if color in COLORS else None
-
-
 # --- commit-rollback ---------------------------------------------------------------------------
 
 
@@ -188,15 +185,6 @@ class Git:
 
 class GitError(RuntimeError):
     pass
-
-
-def run_url(env: Mapping[str, str]) -> str | None:
-    """The CI run's address, from what GitHub Actions sets."""
-    parts = [env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
-    if not all(parts):
-        return None
-    server, repo, run = parts
-    return f"{server.rstrip('/')}/{repo}/actions/runs/{run}"
 
 
 def check_revert(head: str, tree: str, verdict: Mapping, path: str) -> None:

@@ -300,7 +300,7 @@ def watch(op: Operator, args: argparse.Namespace, rules: config.Hold) -> int:
             record = ci.verdict_record(op.stack, watched, "unmoved", None, None, None, False)
             ci.write_verdict(args.verdict_file, record)
         return 0
-    code = op.watch(args.hold, args.interval, rules)
+    code = op.watch(args.hold, args.interval, rules, live=live)
     verdict = op.verdict
     if args.verdict_file and verdict is not None:
         rolled_back = False

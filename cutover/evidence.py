@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
 import tempfile
-import time
 
 from bluegreen.config import RUN_ROOT
-from bluegreen.evidence import SMOKE_REPORT_ENV, git_commit
+from bluegreen.evidence import SMOKE_REPORT_ENV, git_commit, now, read_report, user_at_host
 from cutover.metrics import ColorStats
 
 # The policy pack writes the figures of its smoke sample to the file this names (its smoke.py):
@@ -26,8 +23,8 @@ class FlipLog:
 
     def record(self, **fields) -> dict:
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "who": f"{getpass.getuser()}@{socket.gethostname()}",
+            "time": now(),
+            "who": user_at_host(),
             "commit": git_commit(self.project_dir),
             **fields,
         }
@@ -55,11 +52,7 @@ class SmokeReport:
 
     def figures(self) -> dict:
         """The last sample's figures (per colour p50, p95, error rate; samples; seconds)."""
-        try:
-            with open(self.path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {}
+        return read_report(self.path)
 
     def __exit__(self, *exc) -> None:
         os.unlink(self.path)

@@ -24,12 +24,11 @@ from bluegreen import config, probe
 from bluegreen import evidence as records
 from bluegreen.config import COLORS, other
 from cutover import evidence, sources
+from cutover.ci import CANARY, POINTER, traffic
 from cutover.metrics import MetricsSource, Unreachable
 from cutover.watch import Check, Verdict, hold
 from cutover.workspace import PulumiError, Workspace
 
-POINTER = "bluegreen:activeColor"
-CANARY = "bluegreen:canaryWeight"
 MAINTENANCE = "bluegreen:maintenance"
 
 # The policy pack's name for its smoke test. The pack stands alone, so the name is pinned by a
@@ -298,7 +297,7 @@ class Operator:
                     "seen": seen,
                 }
             self.out(f"held {verdict.seconds:.1f} s at {step}%: {json.dumps(seen)}")
-            amend = _held(verdict)
+            amend = _hold_note(verdict, "held")
             if step != run.steps[-1]:  # the last step's is the whole flip's (phase done)
                 self.notify("flip", "held", {**run.fields, "step": step, "seen": seen})
         self._annotate(amend)
@@ -317,7 +316,7 @@ class Operator:
         try:
             self._set(restore)
             served = self.live()
-            moved = _traffic(served) != _traffic(run.served)
+            moved = traffic(served) != traffic(run.served)
             if not done and moved:
                 what = "was interrupted" if end["phase"] == "interrupted" else "failed"
                 reason = end.get("breach") or f"the flip to {run.target} {what}"
@@ -429,10 +428,17 @@ class Operator:
 
     # --- watch and status ----------------------------------------------------------------
 
-    def watch(self, hold_s: float, interval: float = 1.0, rules: config.Hold | None = None) -> int:
-        """Hold and watch the colour taking traffic now; roll back on a breach."""
+    def watch(
+        self,
+        hold_s: float,
+        interval: float = 1.0,
+        rules: config.Hold | None = None,
+        live: dict | None = None,
+    ) -> int:
+        """Hold and watch the colour taking traffic now (`live`: the edge's outputs, if the
+        caller has just read them); roll back on a breach or an inconclusive hold."""
         rules = rules or self.edge.hold
-        live = self.live()
+        live = live if live is not None else self.live()
         color = live.get("activeColor")
         if color not in COLORS:
             self.out("watch: the live stack has no active colour yet; nothing to watch")
@@ -462,7 +468,7 @@ class Operator:
             self.notify("watch", "rolled-back" if code == 0 else "failed", back)
             return 1
         self.out(f"held {verdict.seconds:.1f} s: {json.dumps(seen)}")
-        self._annotate(_held(verdict))
+        self._annotate(_hold_note(verdict, "held"))
         self.notify("watch", "held", {"to": color, "step": weight, "seen": seen})
         return 0
 
@@ -539,10 +545,6 @@ def _hold_note(verdict: Verdict | None, outcome: str) -> dict | None:
     }
 
 
-def _held(verdict: Verdict) -> dict | None:
-    return _hold_note(verdict, "held")
-
-
 def _noting(ws: Workspace, amend: dict | None, record: dict | None) -> Workspace:
     """`ws` for an update whose evidence gets `amend` (into the last record) and `record` (into
     the one it appends, if it moves traffic); bluegreen/evidence.py."""
@@ -552,11 +554,6 @@ def _noting(ws: Workspace, amend: dict | None, record: dict | None) -> Workspace
 
 def _during(step: int | None) -> str:
     return f"during the {step}% step" if step else "before the first step"
-
-
-def _traffic(served: dict) -> tuple:
-    """Which colour the edge serves and with what weights, from its outputs."""
-    return served.get("activeColor"), served.get("weights")
 
 
 class _FirstAnswer:
