@@ -75,6 +75,7 @@ def load(get: Getter, stack: str, project_dir: str) -> ArmStack | EdgeStack:
         loaded: ArmStack | EdgeStack = ArmStack(settings, module.ARM.from_config(read))
     else:
         loaded = EdgeStack(settings, module.EDGE.from_config(read))
+        read.problems.extend(loaded.platform.refusals(settings))
     read.check()
     return loaded
 

@@ -91,6 +91,12 @@ class EdgePlatform(ABC):
         """As `ArmPlatform.preflight`, for the edge."""
         return None
 
+    def refusals(self, s: EdgeSettings) -> list[str]:
+        """What `s` asks of the switch that this platform cannot do (an edge cache on an ALB,
+        say), one message each naming the key, its value and what is allowed here. They are
+        reported with every other config problem, before anything is declared."""
+        return []
+
     @abstractmethod
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
         """Declare the traffic switch in front of `arms`, weighted as `s` says."""
