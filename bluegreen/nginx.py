@@ -9,12 +9,12 @@ evaluates it and compares it with this text. Every value rendered here was valid
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from bluegreen.config import Maintenance
+from bluegreen.config import Backpressure, Cache, Maintenance, Shadow
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
 
 
@@ -29,52 +29,38 @@ def _token(value: str) -> str:
     return _refuse_unless(r"[A-Za-z0-9._:/\[\]-]+", value, "only [A-Za-z0-9._:/[]-] allowed")
 
 
-@dataclass(frozen=True)
-class Server:
-    """One `server` line of the upstream."""
-
-    address: str
-    """host:port of one node of an arm."""
-    color: str
-    """The arm the node belongs to."""
-    weight: int
-    """Share of traffic (0-100); 0 renders as `backup`, the idle arm nginx falls back to."""
-
-
-def servers_for(nodes: Mapping[str, Sequence[str]], weights: Mapping[str, int]) -> list[Server]:
-    """Each arm's nodes with the arm's weight, blue first."""
-    order = sorted(nodes)  # a stable order keeps the flip diff to the weights alone
-    return [Server(addr, color, weights.get(color, 0)) for color in order for addr in nodes[color]]
-
-
 # A node that fails once is left alone for 2 s: an arm restarting during a flip costs one retry on
 # the other server rather than a stream of failed requests.
 FAILOVER: dict[str, int | str] = {"max_fails": 1, "fail_timeout": "2s"}
-"""nginx `server` parameters of every server that takes traffic, after its weight."""
+"""nginx `server` parameters of every node of the colour a group is for."""
 KEEPALIVE = 32
-"""Idle keep-alive connections from the edge to the arms."""
+"""Idle keep-alive connections from the edge to the arms, per upstream group."""
 
 
-def render_upstream(
-    name: str, servers: Sequence[Server], keepalive: int = KEEPALIVE, sticky: bool = False
-) -> str:
-    """The upstream block: weighted servers for arms taking traffic, `backup` for the idle arm.
+def group_name(app: str, color: str, shadow: bool = False) -> str:
+    """The upstream group of one colour: `bluegreen_<app>_<colour>`, or its shadow group."""
+    return f"bluegreen_{app.replace('-', '_')}_{'shadow_' if shadow else ''}{color}"
 
-    `sticky` (canary steps only): each client is hashed to one arm by its `bluegreen_client`
-    cookie, which the edge sets on its first response, so nobody bounces between versions."""
-    if not any(s.weight > 0 for s in servers):
-        raise ValueError(f"upstream {name} has no server with a weight above 0")
+
+def groups(nodes: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, dict]]]:
+    """Each colour's upstream group as (address, server parameters): the colour's nodes with
+    `FAILOVER`, then the other colour's as `backup`, which nginx uses only when every node of the
+    colour has failed. Traffic is moved between groups per request (switch.js), never by
+    rewriting them, so a flip changes nothing here."""
+    out = {}
+    for color in sorted(nodes):
+        own = [(a, dict(FAILOVER)) for a in nodes[color]]
+        spare = [(a, {"backup": True}) for c in sorted(nodes) if c != color for a in nodes[c]]
+        out[color] = own + spare
+    return out
+
+
+def render_group(name: str, servers: Sequence[tuple[str, Mapping]], keepalive: int = KEEPALIVE) -> str:
+    """One `upstream` block."""
     lines = [f"upstream {_token(name)} {{"]
-    if sticky and sum(s.weight > 0 for s in servers) > 1:
-        lines.append("    hash $bluegreen_client consistent;")
-    for s in servers:
-        if s.weight > 0:
-            failover = " ".join(f"{k}={_token(str(v))}" for k, v in FAILOVER.items())
-            lines.append(
-                f"    server {_token(s.address)} weight={int(s.weight)} {failover};  # {s.color}"
-            )
-        else:
-            lines.append(f"    server {_token(s.address)} backup;  # {s.color} (idle)")
+    for address, params in servers:
+        words = [k if v is True else f"{k}={_token(str(v))}" for k, v in params.items()]
+        lines.append(f"    server {' '.join([_token(address), *words])};")
     lines.append(f"    keepalive {int(keepalive)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -92,8 +78,72 @@ STICKY_MAPS = (_SHARED / "sticky-maps.conf").read_text()
 """Sticky canary only: a client keeps its id in the bluegreen_client cookie, new clients get one."""
 PROXY = (_SHARED / "proxy.conf").read_text()
 """How the edge proxies to the upstream, after `proxy_pass`."""
-WRITES = "^(" + "|".join(WRITE_METHODS) + ")$"
-"""The `$request_method` pattern maintenance mode refuses."""
+SWITCH_JS = (_SHARED / "switch.js").read_text()
+"""The per-request switch (njs): which colour a request goes to, maintenance, limits, shadow."""
+
+# The variables switch.js sets, by the function that computes each; nginx evaluates one only when
+# a directive uses it, once per request.
+JS_VARIABLES = {
+    "bluegreen_color": "color",
+    "bluegreen_version": "version",
+    "bluegreen_edge": "edge",
+    "bluegreen_generation": "generation",
+    "bluegreen_refuse": "refuse",
+    "bluegreen_maintenance_body": "maintenanceBody",
+    "bluegreen_banner": "banner",
+    "bluegreen_limit": "limitKey",
+    "bluegreen_retry_after": "retryAfter",
+    "bluegreen_sticky_cookie": "setCookie",
+    "bluegreen_shadow": "shadow",
+    "bluegreen_no_cache": "noCache",
+    "bluegreen_health": "health",
+}
+SHADOW_LOCATION = "/_bluegreen_shadow"
+
+
+def switch_state(
+    *,
+    conf_generation: str,
+    active: str,
+    weights: Mapping[str, int],
+    sticky: bool,
+    versions: Mapping[str, str],
+    maintenance: Maintenance,
+    shadow: Shadow,
+    backpressure: Backpressure,
+    limits_until: float | None,
+) -> dict:
+    """What moves traffic, as switch.js reads it per request (its header lists the fields).
+    `limits_until`: when the limits of `backpressure.when == "hold"` end (epoch seconds)."""
+    m, b = maintenance, backpressure
+    if m.status not in (423, 503):
+        raise ValueError(f"maintenance status must be 423 or 503, got {m.status}")
+    state = {
+        "conf": conf_generation,
+        "active": active,
+        "weights": dict(sorted(weights.items())),
+        "sticky": sticky,
+        "versions": dict(sorted(versions.items())),
+        "writes": list(WRITE_METHODS),
+        "maintenance": {
+            "status": m.status,
+            "retryAfter": m.retry_after_s,
+            "banner": m.banner,
+            "body": maintenance_body(m),
+        }
+        if m.enabled
+        else None,
+        "shadow": {"percent": shadow.percent, "writes": shadow.writes} if shadow.percent else None,
+        "limits": {
+            "retryAfter": b.retry_after_s,
+            "until": None if b.when == "always" else limits_until,
+        }
+        if b.enabled
+        else None,
+        "warm": None,
+    }
+    state["generation"] = generation(conf_generation + json.dumps(state, sort_keys=True))
+    return state
 
 
 def render_local(
@@ -101,47 +151,107 @@ def render_local(
     app: str,
     run_dir: str,
     listen: str,
-    servers: Sequence[Server],
-    active_color: str,
-    maintenance: Maintenance,
-    sticky: bool = False,
+    nodes: Mapping[str, Sequence[str]],
+    js_module: str,
+    cache: Cache,
+    shadow: Shadow,
+    backpressure: Backpressure,
+    as_root: bool = False,
 ) -> str:
-    """The whole nginx.conf of the local edge; `run_dir` is the nginx prefix (-p)."""
-    upstream_name = f"bluegreen_{app.replace('-', '_')}"
-    upstream = render_upstream(upstream_name, servers, sticky=sticky)
-    m = maintenance
-    banner = (
-        f'            add_header X-Bluegreen-Banner "{_quoted(m.banner)}" always;\n'
-        if m.enabled and m.banner
+    """The whole nginx.conf of the local edge; `run_dir` is the nginx prefix (-p). `as_root`:
+    the master runs as root, whose workers would otherwise be `nobody`, who cannot read the
+    switch state in the run directory; they run as root like everything else of the stack.
+
+    Only what is structural is here: the listen address, the arms' nodes, the features that are
+    on. Which colour takes traffic, maintenance, and whether the limits apply are in the switch
+    state (`switch_state`), so changing them needs no reload."""
+    run = _token(run_dir)
+    js_sets = "".join(
+        f"    js_set ${var} bluegreen.{fn};\n" for var, fn in JS_VARIABLES.items()
+    )
+    upstreams = "".join(
+        _indent(render_group(group_name(app, color), servers))
+        for color, servers in groups(nodes).items()
+    )
+    b = backpressure
+    limits_http = (
+        f"    limit_req_zone $bluegreen_limit zone=bluegreen_rate:1m rate={int(b.rate)}r/s;\n"
+        "    limit_req_status 429;\n"
+        if b.rate
+        else ""
+    ) + (
+        "    limit_conn_zone $bluegreen_limit zone=bluegreen_conn:1m;\n"
+        "    limit_conn_status 503;\n"
+        if b.connections
         else ""
     )
-    status = int(m.status)
-    if status not in (423, 503):
-        raise ValueError(f"maintenance status must be 423 or 503, got {status}")
-    refuse_writes = (
-        f"""\
-            # Maintenance (read-only) mode: writes are refused before they reach an arm.
-            if ($request_method ~ {WRITES}) {{ return {status}; }}
-            error_page {status} = @bluegreen_maintenance;
+    limits = (
+        f"            limit_req zone=bluegreen_rate burst={int(b.burst)} nodelay;\n" if b.rate else ""
+    ) + (f"            limit_conn bluegreen_conn {int(b.connections)};\n" if b.connections else "")
+    cache_http = (
+        f"    proxy_cache_path {run}/cache levels=1:2 keys_zone=bluegreen_cache:10m "
+        f"max_size={int(cache.max_size_mb)}m inactive=60m use_temp_path=off;\n"
+        if cache.enabled
+        else ""
+    )
+    cached = (
+        """\
+            # Keyed by the colour and version that answer: a flip or a rollback never serves
+            # the other arm's content. Only what the arm marks cacheable is kept.
+            proxy_cache bluegreen_cache;
+            proxy_cache_key "$bluegreen_color $bluegreen_version $scheme://$host$request_uri";
+            proxy_cache_bypass $http_x_bluegreen_probe $http_x_bluegreen_warm;
+            proxy_no_cache $bluegreen_no_cache;
+            add_header X-Bluegreen-Cache $upstream_cache_status always;
 """
-        if m.enabled
+        if cache.enabled
         else ""
     )
-    # Without a sticky canary no response sets a cookie nobody asked for.
-    sticky_maps = _indent(STICKY_MAPS) + "\n" if sticky else ""
-    set_cookie = "            add_header Set-Cookie $bluegreen_set_cookie;\n" if sticky else ""
+    shadowing = shadow.percent > 0
+    shadow_groups = (
+        "".join(
+            _indent(
+                render_group(
+                    group_name(app, color, shadow=True), [(a, dict(FAILOVER)) for a in addresses]
+                )
+            )
+            for color, addresses in sorted(nodes.items())
+        )
+        if shadowing
+        else ""
+    )
+    mirror = f"            mirror {SHADOW_LOCATION};\n" if shadowing else ""
+    shadow_location = (
+        f"""\
+        # Shadow traffic: a share of live requests, copied to the idle arm; its answers are
+        # discarded. Logged like users' requests, so the idle arm's figures can be compared.
+        location = {SHADOW_LOCATION} {{
+            internal;
+            if ($bluegreen_shadow = "") {{ return 204; }}
+            proxy_pass http://{group_name(app, "", shadow=True)}$bluegreen_shadow$request_uri;
+{_indent(PROXY, 3)}            proxy_set_header X-Bluegreen-Shadow 1;
+            log_subrequest on;
+            access_log {run}/access.log bluegreen if=$bluegreen_shadow;
+        }}
+"""
+        if shadowing
+        else ""
+    )
     body = f"""\
 # Rendered by bluegreen (components/edge.py); changes here are overwritten by `pulumi up -s live`.
-worker_processes 1;
-pid {_token(run_dir)}/nginx.pid;
-error_log {_token(run_dir)}/error.log warn;
+# Which colour takes traffic is not in this file: switch.js reads it per request from switch.json.
+# switch.js {generation(SWITCH_JS)}
+load_module {_token(js_module)};
+{"user root;" + chr(10) if as_root else ""}worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    client_body_temp_path {_token(run_dir)}/tmp/body;
-    proxy_temp_path {_token(run_dir)}/tmp/proxy;
-    fastcgi_temp_path {_token(run_dir)}/tmp/fastcgi;
-    uwsgi_temp_path {_token(run_dir)}/tmp/uwsgi;
-    scgi_temp_path {_token(run_dir)}/tmp/scgi;
+    client_body_temp_path {run}/tmp/body;
+    proxy_temp_path {run}/tmp/proxy;
+    fastcgi_temp_path {run}/tmp/fastcgi;
+    uwsgi_temp_path {run}/tmp/uwsgi;
+    scgi_temp_path {run}/tmp/scgi;
     # One JSON line a request: which arm answered, its version, status and timings. The
     # hold-and-watch reads this log.
     log_format bluegreen escape=json '{{"time":"$time_iso8601","method":"$request_method",'
@@ -150,25 +260,30 @@ http {{
         '"upstream_time":"$upstream_response_time",'
         '"color":"$upstream_http_x_bluegreen_color","version":"$upstream_http_x_bluegreen_version",'
         '"probe":"$http_x_bluegreen_probe"}}';
-    access_log {_token(run_dir)}/access.log bluegreen;
+    access_log {run}/access.log bluegreen;
     keepalive_timeout 30s;
 
-{sticky_maps}{_indent(upstream)}
+    js_import bluegreen from {run}/switch.js;
+{js_sets}    map $pid $bluegreen_state {{ default "{run}/switch.json"; }}
+    map $pid $bluegreen_conf {{ default "@GENERATION@"; }}
+{_indent(STICKY_MAPS)}
+{limits_http}{cache_http}{upstreams}{shadow_groups}
     server {{
         listen {_token(listen)};
-        location @bluegreen_maintenance {{
-            default_type application/json;
-            add_header Retry-After {int(m.retry_after_s)} always;
-            add_header X-Bluegreen-Edge "{_token(active_color)}" always;
-            add_header X-Bluegreen-Edge-Generation "@GENERATION@" always;
-{banner}            return {status} '{maintenance_body(m)}';
-        }}
         location / {{
-{refuse_writes}            proxy_pass http://{upstream_name};
-{_indent(PROXY, 3)}            add_header X-Bluegreen-Edge "{_token(active_color)}" always;
-            add_header X-Bluegreen-Edge-Generation "@GENERATION@" always;
-{set_cookie}{banner}        }}
-    }}
+            default_type application/json;
+            if ($bluegreen_color = "") {{ return 503; }}
+            # Maintenance (read-only) mode: writes are refused before they reach an arm.
+            if ($bluegreen_refuse = 503) {{ return 503 $bluegreen_maintenance_body; }}
+            if ($bluegreen_refuse = 423) {{ return 423 $bluegreen_maintenance_body; }}
+{limits}{mirror}{cached}            proxy_pass http://{group_name(app, "")}$bluegreen_color;
+{_indent(PROXY, 3)}            add_header X-Bluegreen-Edge $bluegreen_edge always;
+            add_header X-Bluegreen-Edge-Generation $bluegreen_generation always;
+            add_header X-Bluegreen-Banner $bluegreen_banner always;
+            add_header Retry-After $bluegreen_retry_after always;
+            add_header Set-Cookie $bluegreen_sticky_cookie;
+        }}
+{shadow_location}    }}
 }}
 """
     return body.replace("@GENERATION@", generation(body))

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import pulumi
 
-from bluegreen import metrics, nginx, probe
+from bluegreen import metrics, probe
 from bluegreen.config import ArmSettings, ConfigError, Dns, EdgeSettings
 from bluegreen.reader import VERSION, Reader
 from platforms import metrics as metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform
-from platforms.local.nginx_edge import NginxEdge, listens_on
+from platforms.local.nginx_edge import NO_JS, NginxEdge, js_module, listens_on
 from platforms.local.process import Process, port_in_use, running_from
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "app", "server.py")
@@ -168,6 +168,8 @@ class LocalEdge(EdgePlatform):
     def preflight(self, s: EdgeSettings) -> None:
         ours = listens_on(s.run_dir) == self.listen
         _refuse_taken(self.bind_address, self.port, "edgePort", ours)
+        if js_module() is None:
+            raise ConfigError([NO_JS + " (nothing was changed)"])
         if self.metrics == "prometheus":
             if not shutil.which("prometheus"):
                 raise ConfigError(
@@ -181,14 +183,10 @@ class LocalEdge(EdgePlatform):
             _refuse_taken(self.bind_address, self.prometheus_port, "prometheusPort", ours)
 
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
-        weights = s.weights
-        servers = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
-            lambda node_lists: [
-                {"address": srv.address, "color": srv.color, "weight": srv.weight}
-                for srv in nginx.servers_for(dict(zip(arms, node_lists, strict=True)), weights)
-            ]
+        nodes = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
+            lambda node_lists: dict(zip(arms, node_lists, strict=True))
         )
-        m = s.maintenance
+        m, b = s.maintenance, s.backpressure
         switch = NginxEdge(
             f"{name}-nginx",
             {
@@ -196,8 +194,8 @@ class LocalEdge(EdgePlatform):
                 "runDir": s.run_dir,
                 "listen": self.listen,
                 "activeColor": s.active_color,
-                "weights": weights,
-                "servers": servers,
+                "weights": s.weights,
+                "nodes": nodes,
                 "arms": {
                     c: {"endpoint": a.endpoint, "version": a.version} for c, a in arms.items()
                 },
@@ -209,6 +207,20 @@ class LocalEdge(EdgePlatform):
                     "status": m.status,
                     "retryAfter": m.retry_after_s,
                     "banner": m.banner,
+                },
+                "cache": {
+                    "enabled": s.cache.enabled,
+                    "maxSizeMb": s.cache.max_size_mb,
+                    "warmPaths": list(s.cache.warm_paths),
+                },
+                "shadow": {"percent": s.shadow.percent, "writes": s.shadow.writes},
+                "backpressure": {
+                    "rate": b.rate,
+                    "burst": b.burst,
+                    "connections": b.connections,
+                    "retryAfter": b.retry_after_s,
+                    "when": b.when,
+                    "holdSeconds": b.hold_s,
                 },
             },
             pulumi.ResourceOptions(parent=parent),

@@ -1,14 +1,22 @@
-"""The local edge: a real nginx on loopback whose upstream is the traffic switch.
+"""The local edge: a real nginx on loopback, the traffic switch.
 
-An update is only reported successful once traffic really moved. nginx can accept `-s reload`
-and keep serving the old config (a port already in use is one way), so after the swap the edge is
-probed until it answers from the new config's generation and the expected colour; otherwise the
-previous config is put back, nginx reloads it, and the update fails with what was seen.
+Moving traffic needs no reload. nginx.conf holds what is structural (the port, one upstream group
+per colour, the features that are on); which colour a request goes to, maintenance and the
+limits are in `switch.json`, which the njs module (nixos/modules/nginx/switch.js) reads per
+request and this provider replaces atomically. A reload closes kept-alive connections, and a
+client that sends on one as it closes gets a reset; replacing a file closes nothing. Only a
+structural change reloads nginx, gracefully.
+
+An update is only reported successful once traffic really moved: the edge is probed until it
+answers with the new state's generation from the expected colour; otherwise the previous state
+(and config) is put back and the update fails with what was seen.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -26,10 +34,18 @@ from pulumi.dynamic import (
 )
 
 from bluegreen import nginx, probe
-from bluegreen.config import Maintenance
+from bluegreen.config import Backpressure, Cache, Maintenance, Shadow
 from platforms.local.process import daemon_pid, port_in_use, start_ticks
 
-_OUTPUTS = ("generation", "confirmedAfterMs", "masterPid")
+_OUTPUTS = ("generation", "confirmedAfterMs", "masterPid", "reloaded", "limitsUntil", "cacheWarm")
+
+# Debian's libnginx-mod-http-js puts the module here; other builds of nginx elsewhere.
+JS_MODULES = (
+    "/usr/lib/nginx/modules/ngx_http_js_module.so",
+    "/usr/lib64/nginx/modules/ngx_http_js_module.so",
+    "/usr/local/nginx/modules/ngx_http_js_module.so",
+    "/etc/nginx/modules/ngx_http_js_module.so",
+)
 
 
 class FlipError(RuntimeError):
@@ -48,11 +64,25 @@ def _nginx() -> str:
     return found
 
 
+def js_module() -> str | None:
+    """The nginx njs module, which the switch needs to move traffic without a reload."""
+    return next((p for p in JS_MODULES if os.path.exists(p)), None)
+
+
+NO_JS = (
+    "the nginx njs module (ngx_http_js_module.so) is not installed: run scripts/bootstrap "
+    "(it installs Debian's libnginx-mod-http-js); the local edge moves traffic with it, "
+    "without reloading nginx"
+)
+
+
 def _paths(run_dir: str) -> dict[str, str]:
     return {
         "conf": os.path.join(run_dir, "nginx.conf"),
         "next": os.path.join(run_dir, "nginx.conf.next"),
         "prev": os.path.join(run_dir, "nginx.conf.prev"),
+        "state": os.path.join(run_dir, "switch.json"),
+        "js": os.path.join(run_dir, "switch.js"),
         "pid": os.path.join(run_dir, "nginx.pid"),
         "error_log": os.path.join(run_dir, "error.log"),
     }
@@ -79,6 +109,36 @@ def listens_on(run_dir: str) -> str | None:
     return None
 
 
+def read_state(run_dir: str) -> dict | None:
+    """The switch state nginx reads per request, or None."""
+    try:
+        with open(_paths(run_dir)["state"]) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_state(run_dir: str, state: dict) -> None:
+    """Replace the switch state atomically: a request reads the old file or the new one."""
+    path = _paths(run_dir)["state"]
+    with open(path + ".next", "w") as f:
+        json.dump({**state, "writtenAt": time.time()}, f, sort_keys=True)
+    os.replace(path + ".next", path)
+
+
+def _write_if_changed(path: str, text: str) -> bool:
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except OSError:
+        pass
+    with open(path + ".next", "w") as f:
+        f.write(text)
+    os.replace(path + ".next", path)
+    return True
+
+
 def _tail(path: str, lines: int = 5) -> str:
     try:
         with open(path, errors="replace") as f:
@@ -91,17 +151,41 @@ def _run(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=30)
 
 
+def _conf_generation(text: str) -> str:
+    return text.split('map $pid $bluegreen_conf { default "', 1)[1].split('"', 1)[0]
+
+
+def _settings(props: dict[str, Any]) -> tuple[Maintenance, Cache, Shadow, Backpressure]:
+    m, c, sh, b = props["maintenance"], props["cache"], props["shadow"], props["backpressure"]
+    return (
+        Maintenance(
+            enabled=bool(m["enabled"]),
+            status=int(m["status"]),
+            retry_after_s=int(m["retryAfter"]),
+            banner=m["banner"],
+        ),
+        Cache(bool(c["enabled"]), int(c["maxSizeMb"]), tuple(c["warmPaths"])),
+        Shadow(int(sh["percent"]), bool(sh["writes"])),
+        Backpressure(
+            rate=int(b["rate"]),
+            burst=int(b["burst"]),
+            connections=int(b["connections"]),
+            retry_after_s=int(b["retryAfter"]),
+            when=b["when"],
+            hold_s=int(b["holdSeconds"]),
+        ),
+    )
+
+
 class EdgeProvider(ResourceProvider):
     serialize_as_secret_always = False
 
-    def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
+    def _apply(self, props: dict[str, Any], olds: dict[str, Any] | None = None) -> dict[str, Any]:
         run_dir, active = props["runDir"], props["activeColor"]
         paths = _paths(run_dir)
-        servers = [
-            nginx.Server(s["address"], s["color"], int(s["weight"])) for s in props["servers"]
-        ]
-        target_colors = sorted({s.color for s in servers if s.weight > 0})
-        m = props["maintenance"]
+        weights = {c: int(w) for c, w in props["weights"].items()}
+        target_colors = sorted(c for c, w in weights.items() if w > 0)
+        maintenance, cache, shadow, backpressure = _settings(props)
 
         # The arms about to take traffic must answer before nginx is touched.
         for color in target_colors:
@@ -114,33 +198,44 @@ class EdgeProvider(ResourceProvider):
                     f"Deploy a healthy {color} (pulumi up -s {color}) "
                     "or keep the other colour live."
                 )
+        module = js_module()
+        if module is None:
+            raise FlipError(NO_JS + " (nothing was changed)")
 
         text = nginx.render_local(
             app=props["app"],
             run_dir=run_dir,
             listen=props["listen"],
-            servers=servers,
-            active_color=active,
-            sticky=bool(props.get("sticky")),
-            maintenance=Maintenance(
-                enabled=bool(m["enabled"]),
-                status=int(m["status"]),
-                retry_after_s=int(m["retryAfter"]),
-                banner=m["banner"],
-            ),
+            nodes=props["nodes"],
+            js_module=module,
+            cache=cache,
+            shadow=shadow,
+            backpressure=backpressure,
+            as_root=os.geteuid() == 0,
         )
-        gen = text.split('X-Bluegreen-Edge-Generation "', 1)[1].split('"', 1)[0]
+        moved = olds is None or olds.get("weights") != props["weights"]
+        until = (olds or {}).get("limitsUntil")
+        if backpressure.enabled and backpressure.when == "hold" and moved:
+            until = round(time.time() + backpressure.hold_s, 3)
+        state = nginx.switch_state(
+            conf_generation=_conf_generation(text),
+            active=active,
+            weights=weights,
+            sticky=bool(props.get("sticky")),
+            versions={c: a["version"] for c, a in props["arms"].items()},
+            maintenance=maintenance,
+            shadow=shadow,
+            backpressure=backpressure,
+            limits_until=until,
+        )
+        gen = state["generation"]
         for sub in ("tmp", "logs"):
             os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
-        with open(paths["next"], "w") as f:
-            f.write(text)
-        check = _run([_nginx(), "-t", "-q", "-p", run_dir, "-c", paths["next"]])
-        if check.returncode != 0:
-            raise FlipError(
-                f"nginx rejected the rendered config (nothing was changed):\n{check.stderr.strip()}"
-            )
+        _write_if_changed(paths["js"], nginx.SWITCH_JS)
+        previous = read_state(run_dir)
 
         pid = master_pid(run_dir)
+        reloaded = False
         if pid is None:
             host, port = props["listen"].rsplit(":", 1)
             if port_in_use(host, int(port)):
@@ -148,17 +243,29 @@ class EdgeProvider(ResourceProvider):
                     f"bluegreen:edgePort {port} is already in use on {host} by another process; "
                     "choose a free port for the edge in Pulumi.live.yaml (nothing was started)"
                 )
+            self._check(text, run_dir)
+            write_state(run_dir, state)
             os.replace(paths["next"], paths["conf"])
             started = _run([_nginx(), "-p", run_dir, "-c", paths["conf"]])
             if started.returncode != 0:
                 raise FlipError(f"nginx did not start:\n{started.stderr.strip()}")
         else:
-            if os.path.exists(paths["conf"]):
-                shutil.copyfile(paths["conf"], paths["prev"])
-            os.replace(
-                paths["next"], paths["conf"]
-            )  # atomic: nginx never reads a half-written file
-            os.kill(pid, signal.SIGHUP)  # graceful: old workers finish what they are serving
+            try:
+                with open(paths["conf"]) as f:
+                    structural = f.read() != text
+            except OSError:
+                structural = True
+            if structural:
+                # Ports, the arms' nodes or the features that are on changed: this needs a
+                # reload. Graceful: old workers finish what they are serving.
+                self._check(text, run_dir)
+                if os.path.exists(paths["conf"]):
+                    shutil.copyfile(paths["conf"], paths["prev"])
+                os.replace(paths["next"], paths["conf"])  # atomic: never half-written
+                os.kill(pid, signal.SIGHUP)
+                reloaded = True
+        warmed = self._warm(props, previous, weights, olds) if pid is not None else {}
+        write_state(run_dir, state)
 
         expected = active if len(target_colors) == 1 else None
         edge_url = f"http://{props['listen']}/"
@@ -170,13 +277,13 @@ class EdgeProvider(ResourceProvider):
                 and (expected is None or a.color == expected)
             )
 
-        # nginx applies a reload within milliseconds and a probe is one loopback request: poll
-        # often, or the flip waits most of an interval after the new config already answers.
+        # The state is read per request, and a reload applies within milliseconds: poll often,
+        # or the flip waits most of an interval after the new state already answers.
         answer, waited = probe.wait_until(
             edge_url, serving, timeout=float(props["confirmTimeout"]), interval=0.005
         )
         if not serving(answer):
-            restored = self._restore(run_dir, pid)
+            restored = self._restore(run_dir, pid, previous, reloaded)
             seen = (
                 f"answered from {answer.color or 'no arm'} with config "
                 f"{answer.headers.get('x-bluegreen-edge-generation', 'unknown')}"
@@ -194,25 +301,70 @@ class EdgeProvider(ResourceProvider):
             "generation": gen,
             "confirmedAfterMs": round(waited * 1000, 1),
             "masterPid": master_pid(run_dir),
+            "reloaded": reloaded,
+            "limitsUntil": until,
+            "cacheWarm": warmed,
         }
 
-    def _restore(self, run_dir: str, pid: int | None) -> str:
+    def _check(self, text: str, run_dir: str) -> None:
+        """Write the config next to the serving one and have nginx test it."""
+        paths = _paths(run_dir)
+        with open(paths["next"], "w") as f:
+            f.write(text)
+        check = _run([_nginx(), "-t", "-q", "-p", run_dir, "-c", paths["next"]])
+        if check.returncode != 0:
+            raise FlipError(
+                f"nginx rejected the rendered config (nothing was changed):\n{check.stderr.strip()}"
+            )
+
+    def _warm(
+        self,
+        props: dict[str, Any],
+        previous: dict | None,
+        weights: dict[str, int],
+        olds: dict[str, Any] | None,
+    ) -> dict[str, dict[str, int | str]]:
+        """Before traffic moves to a colour, fetch the cache's warm paths into its namespace:
+        the serving state gains a one-time token, and only requests carrying it reach that
+        colour. Users' requests are served as before meanwhile."""
+        cache = props["cache"]
+        if not (cache["enabled"] and cache["warmPaths"] and previous and olds):
+            return {}
+        was = {c for c, w in (olds.get("weights") or {}).items() if int(w) > 0}
+        arriving = sorted(c for c, w in weights.items() if w > 0 and c not in was)
+        warmed: dict[str, dict[str, int | str]] = {}
+        for color in arriving:
+            token = secrets.token_hex(16)
+            write_state(props["runDir"], {**previous, "warm": {"color": color, "token": token}})
+            warmed[color] = {}
+            for path in cache["warmPaths"]:
+                answer = probe.request(
+                    f"http://{props['listen']}{path}",
+                    headers={"X-Bluegreen-Warm": token, probe.PROBE_HEADER: "warm"},
+                )
+                warmed[color][path] = answer.status if answer.status is not None else answer.error
+        write_state(props["runDir"], previous)
+        return warmed
+
+    def _restore(self, run_dir: str, pid: int | None, previous: dict | None, reloaded: bool) -> str:
         paths = _paths(run_dir)
         if pid is None:  # we started nginx for this change: stop it again
             new_pid = master_pid(run_dir)
             if new_pid:
                 os.kill(new_pid, signal.SIGQUIT)
             return "The edge was not started."
-        if os.path.exists(paths["prev"]):
+        if previous is not None:
+            write_state(run_dir, previous)
+        if reloaded and os.path.exists(paths["prev"]):
             os.replace(paths["prev"], paths["conf"])
             os.kill(pid, signal.SIGHUP)
-        return "The previous config was restored and keeps serving."
+        return "The previous state was restored and keeps serving."
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=f"edge:{props['listen']}", outs=self._apply(props))
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=self._apply(news))
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._apply(news, olds))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [
@@ -226,23 +378,20 @@ class EdgeProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """What nginx really serves: after an interrupted update the config on disk (and so the
-        live colour and generation) may differ from the state, and a refresh must show it."""
+        """What nginx really serves: after an interrupted update the switch state on disk (and so
+        the live colour, the weights and the generation) may differ from Pulumi's state, and a
+        refresh must show it."""
         if master_pid(props["runDir"]) is None:
             return ReadResult(id_=None, outs={})
-        try:
-            with open(_paths(props["runDir"])["conf"]) as f:
-                text = f.read()
-        except OSError:
+        state = read_state(props["runDir"])
+        if state is None:
             return ReadResult(id_=None, outs={})
-        serving = dict(props)
-        for header, key in (
-            ("X-Bluegreen-Edge", "activeColor"),
-            ("X-Bluegreen-Edge-Generation", "generation"),
-        ):
-            marker = f'add_header {header} "'
-            if marker in text:
-                serving[key] = text.split(marker, 1)[1].split('"', 1)[0]
+        serving = {
+            **props,
+            "activeColor": state.get("active"),
+            "weights": state.get("weights"),
+            "generation": state.get("generation"),
+        }
         return ReadResult(id_=id_, outs=serving)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
