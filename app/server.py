@@ -1,6 +1,7 @@
 """The reference service each arm runs on the local platform.
 
-`GET /` answers with the arm's colour and version, `GET <health path>` with JSON readiness, and
+`GET /` answers with the arm's colour and version (under /assets/ with `Cache-Control: public,
+max-age=300`, which an edge cache may keep), `GET <health path>` with JSON readiness, and
 POST/PUT/PATCH/DELETE are accepted so that maintenance mode has writes to block. Every response
 carries `X-Bluegreen-Color` and `X-Bluegreen-Version`, which is how the edge, the probes and the
 access log know which arm served a request.
@@ -83,17 +84,21 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         def log_message(self, fmt: str, *values: object) -> None:  # quiet: nginx logs requests
             pass
 
-        def _send(self, status: int, payload: dict, counted: bool = True) -> None:
+        def _send(
+            self, status: int, payload: dict, counted: bool = True, cache_s: int = 0
+        ) -> None:
             body = (json.dumps(payload) + "\n").encode()
-            self._answer(status, body, "application/json")
+            self._answer(status, body, "application/json", cache_s)
             # bluegreen's own probes (the switch's confirmation, the gate's smoke sample) are not
             # users' traffic: the hold after a flip must never count them as such.
             if counted and not self.headers.get("X-Bluegreen-Probe"):
                 metrics.observe(self.command, status, time.perf_counter() - self.started)
 
-        def _answer(self, status: int, body: bytes, content_type: str) -> None:
+        def _answer(self, status: int, body: bytes, content_type: str, cache_s: int = 0) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            if cache_s:
+                self.send_header("Cache-Control", f"public, max-age={cache_s}")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Bluegreen-Color", args.color)
             self.send_header("X-Bluegreen-Version", args.version)
@@ -125,7 +130,11 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
                 return
             if self._delay_and_fail():
                 return
-            self._send(200, {"message": f"hello from {args.color}", "path": path, **identity})
+            # /assets/ is what an edge cache may keep: the same for everyone, for 5 minutes.
+            cache_s = 300 if path.startswith("/assets/") else 0
+            self._send(
+                200, {"message": f"hello from {args.color}", "path": path, **identity}, True, cache_s
+            )
 
         do_HEAD = do_GET
 

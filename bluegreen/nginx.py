@@ -174,6 +174,7 @@ def render_local(
         for color, servers in groups(nodes).items()
     )
     b = backpressure
+    burst = f" burst={int(b.burst)} nodelay" if b.burst else ""
     limits_http = (
         f"    limit_req_zone $bluegreen_limit zone=bluegreen_rate:1m rate={int(b.rate)}r/s;\n"
         "    limit_req_status 429;\n"
@@ -186,7 +187,7 @@ def render_local(
         else ""
     )
     limits = (
-        f"            limit_req zone=bluegreen_rate burst={int(b.burst)} nodelay;\n" if b.rate else ""
+        f"            limit_req zone=bluegreen_rate{burst};\n" if b.rate else ""
     ) + (f"            limit_conn bluegreen_conn {int(b.connections)};\n" if b.connections else "")
     cache_http = (
         f"    proxy_cache_path {run}/cache levels=1:2 keys_zone=bluegreen_cache:10m "

@@ -73,8 +73,7 @@ def test_edge_weights_follow_the_pointer(mocks, active, weights):
             nginx = mocks.created["live-nginx"].inputs
             assert nginx["activeColor"] == active, urn
             assert nginx["weights"] == weights, urn
-            by_color = {srv["color"]: srv for srv in nginx["servers"]}
-            assert by_color[active]["weight"] == 100, urn
+            assert nginx["nodes"] == {"blue": ["127.0.0.10:18081"], "green": ["127.0.0.11:18082"]}
             assert nginx["arms"]["green"] == {
                 "endpoint": "http://127.0.0.11:18082",
                 "version": "v2",

@@ -1,0 +1,361 @@
+"""The switch as nginx serves it: a real nginx with the njs module, the config `render_local`
+renders and the state `switch_state` builds, in front of two real arms (app/server.py) on
+loopback. No Pulumi here: each test writes the state as the edge resource does and looks at what
+clients see. tests/e2e/test_flip.py drives the same through `pulumi up`."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from bluegreen import nginx, probe
+from bluegreen.config import Backpressure, Cache, Shadow, weights_for
+from platforms.local.nginx_edge import js_module, write_state
+from tests.support.sandbox import free_ports
+from tests.unit.mocks import maintenance
+
+APP = os.path.join(os.path.dirname(__file__), "..", "..", "app", "server.py")
+VERSIONS = {"blue": "v1", "green": "v2"}
+
+
+@dataclasses.dataclass
+class Edge:
+    run: str
+    port: int
+    arms: dict[str, int]
+    conf_generation: str
+    features: dict
+
+    def state(self, active="blue", canary=None, **fields) -> dict:
+        values = {
+            "conf_generation": self.conf_generation,
+            "active": active,
+            "weights": weights_for(active, canary),
+            "sticky": False,
+            "versions": VERSIONS,
+            "maintenance": maintenance(enabled=False),
+            "shadow": self.features["shadow"],
+            "backpressure": self.features["backpressure"],
+            "limits_until": None,
+        }
+        return nginx.switch_state(**{**values, **fields})
+
+    def point(self, active="blue", canary=None, **fields) -> dict:
+        state = self.state(active, canary, **fields)
+        write_state(self.run, state)
+        return state
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+
+    def get(self, path="/", method="GET", headers=None, conn=None):
+        own = conn is None
+        conn = conn or self.connection()
+        try:
+            conn.request(method, path, body=b"{}" if method != "GET" else None, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            if own:
+                conn.close()
+
+    def workers(self) -> set[int]:
+        master = int(open(os.path.join(self.run, "nginx.pid")).read())
+        out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True)
+        return {int(p) for p in out.stdout.split()}
+
+    def served(self, color: str) -> float:
+        """Requests an arm counted (its own /metrics), shadow ones included."""
+        _, _, body = self.get_direct(color, "/metrics")
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in body.decode().splitlines()
+            if line.startswith("bluegreen_http_requests_total{")
+        )
+
+    def get_direct(self, color: str, path: str):
+        conn = http.client.HTTPConnection("127.0.0.1", self.arms[color], timeout=5)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+
+def start_edge(tmp_path, **features) -> tuple[Edge, list[subprocess.Popen]]:
+    features = {
+        "cache": Cache(False, 64, ()),
+        "shadow": Shadow(0, False),
+        "backpressure": Backpressure(0, 0, 0, 1, "always", 300),
+        **features,
+    }
+    blue, green, edge_port = free_ports(3)
+    arms = {"blue": blue, "green": green}
+    procs = []
+    for color, port in arms.items():
+        argv = [sys.executable, APP, f"--color={color}", f"--version={VERSIONS[color]}"]
+        procs.append(subprocess.Popen([*argv, f"--port={port}"], stdout=subprocess.DEVNULL))
+    run = str(tmp_path)
+    for sub in ("tmp", "logs"):
+        os.makedirs(os.path.join(run, sub), exist_ok=True)
+    text = nginx.render_local(
+        app="shop",
+        run_dir=run,
+        listen=f"127.0.0.1:{edge_port}",
+        nodes={c: [f"127.0.0.1:{p}"] for c, p in arms.items()},
+        js_module=js_module(),
+        as_root=os.geteuid() == 0,
+        **features,
+    )
+    with open(os.path.join(run, "nginx.conf"), "w") as f:
+        f.write(text)
+    with open(os.path.join(run, "switch.js"), "w") as f:
+        f.write(nginx.SWITCH_JS)
+    conf_gen = text.split('$bluegreen_conf { default "', 1)[1].split('"', 1)[0]
+    edge = Edge(run, edge_port, arms, conf_gen, features)
+    edge.point("blue")
+    subprocess.run(["nginx", "-p", run, "-c", os.path.join(run, "nginx.conf")], check=True)
+    for color in arms:
+        probe.wait_until(
+            f"http://127.0.0.1:{arms[color]}/healthz/ready", lambda a: a.status == 200, 10
+        )
+    return edge, procs
+
+
+@pytest.fixture
+def start(tmp_path):
+    started: list[tuple[Edge, list[subprocess.Popen]]] = []
+
+    def make(**features) -> Edge:
+        edge, procs = start_edge(tmp_path, **features)
+        started.append((edge, procs))
+        return edge
+
+    yield make
+    for edge, procs in started:
+        pid_file = os.path.join(edge.run, "nginx.pid")
+        if os.path.exists(pid_file):
+            os.kill(int(open(pid_file).read()), signal.SIGQUIT)
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        deadline = time.monotonic() + 10
+        while os.path.exists(pid_file) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def colors(edge: Edge, n: int, headers=None) -> Counter:
+    conn = edge.connection()
+    seen = Counter(edge.get(headers=headers, conn=conn)[1].get("x-bluegreen-color") for _ in range(n))
+    conn.close()
+    return seen
+
+
+def test_a_flip_keeps_the_kept_alive_connection_and_the_workers(start):
+    edge = start()
+    conn = edge.connection()
+    workers = edge.workers()
+    assert edge.get(conn=conn)[1]["x-bluegreen-color"] == "blue"
+    state = edge.point("green")
+    status, headers, _ = edge.get(conn=conn)  # the same connection, the very next request
+    assert (status, headers["x-bluegreen-color"]) == (200, "green")
+    assert headers["x-bluegreen-edge"] == "green"
+    assert headers["x-bluegreen-edge-generation"] == state["generation"]
+    edge.point("blue")
+    assert edge.get(conn=conn)[1]["x-bluegreen-color"] == "blue"
+    assert edge.workers() == workers, "nginx was reloaded"
+    conn.close()
+
+
+def test_a_canary_step_is_a_weighted_choice_per_request(start):
+    edge = start()
+    edge.point("green", canary=25)
+    seen = colors(edge, 400)
+    assert 50 <= seen["green"] <= 150, seen  # 100 expected
+    assert seen["green"] + seen["blue"] == 400
+
+
+def test_a_sticky_canary_keeps_each_client_and_only_ever_moves_clients_forward(start):
+    edge = start()
+    clients = [f"client-{i}" for i in range(200)]
+
+    def placement() -> dict[str, str]:
+        return {
+            c: edge.get(headers={"Cookie": f"bluegreen_client={c}"})[1]["x-bluegreen-color"]
+            for c in clients
+        }
+
+    edge.point("green", canary=10, sticky=True)
+    first, again = placement(), placement()
+    assert first == again
+    edge.point("green", canary=50, sticky=True)
+    later = placement()
+    assert all(later[c] == "green" for c in clients if first[c] == "green")
+    assert 5 <= sum(v == "green" for v in first.values()) <= 40
+    assert 70 <= sum(v == "green" for v in later.values()) <= 130
+    # A new client gets its id in a cookie; a client that has one is not given another.
+    _, headers, _ = edge.get()
+    assert headers["set-cookie"].startswith("bluegreen_client=")
+    assert "set-cookie" not in edge.get(headers={"Cookie": "bluegreen_client=x"})[1]
+
+
+def test_no_cookie_is_set_without_a_sticky_split(start):
+    edge = start()
+    edge.point("green", canary=10)
+    assert "set-cookie" not in edge.get()[1]
+
+
+def test_maintenance_refuses_writes_with_retry_after_and_no_reload(start):
+    edge = start()
+    workers = edge.workers()
+    conn = edge.connection()
+    edge.point("blue", maintenance=maintenance(enabled=True, status=423, retry_after_s=9, banner="RO"))
+    status, headers, body = edge.get(method="POST", conn=conn)
+    assert (status, headers["retry-after"], headers["x-bluegreen-banner"]) == (423, "9", "RO")
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {
+        "error": "maintenance",
+        "status": 423,
+        "retryAfter": 9,
+        "message": "The service is read-only for maintenance; retry later.",
+    }
+    status, headers, _ = edge.get(conn=conn)
+    assert (status, headers["x-bluegreen-color"], headers["x-bluegreen-banner"]) == (200, "blue", "RO")
+    assert "retry-after" not in headers
+    edge.point("blue")
+    assert edge.get(method="POST", conn=conn)[0] == 200
+    assert edge.workers() == workers
+    conn.close()
+
+
+def test_the_rate_limit_answers_429_with_retry_after_and_lets_probes_through(start):
+    edge = start(backpressure=Backpressure(2, 0, 0, 4, "always", 300))
+    edge.point("blue")
+    statuses = [edge.get() for _ in range(10)]
+    refused = [h for s, h, _ in statuses if s == 429]
+    assert len(refused) >= 7, [s for s, _, _ in statuses]
+    assert all(h["retry-after"] == "4" for h in refused)
+    assert "retry-after" not in statuses[0][1]
+    probes = [edge.get(headers={probe.PROBE_HEADER: "confirm"})[0] for _ in range(5)]
+    assert probes == [200] * 5
+
+
+def test_hold_limits_end_when_the_hold_ends(start):
+    edge = start(backpressure=Backpressure(1, 0, 0, 1, "hold", 300))
+    edge.point("blue", limits_until=time.time() - 1)
+    assert [edge.get()[0] for _ in range(6)] == [200] * 6
+    edge.point("blue", limits_until=time.time() + 60)
+    assert 429 in [edge.get()[0] for _ in range(6)]
+
+
+def test_the_connection_cap_answers_503_with_retry_after(start):
+    edge = start(backpressure=Backpressure(0, 0, 1, 3, "always", 300))
+    edge.point("blue")
+    first = edge.connection()
+    first.request("GET", "/")  # holds the one connection the cap allows while it is served
+    held = first.getresponse()
+    held.read()
+    # A kept-alive connection between requests is not counted: refusal needs one in flight.
+    slow = start_slow_request(edge)
+    status, headers, _ = edge.get()
+    slow.close()
+    first.close()
+    assert (status, headers.get("retry-after")) == (503, "3")
+
+
+def start_slow_request(edge: Edge) -> http.client.HTTPConnection:
+    """A request whose body is still arriving: nginx holds its connection for it."""
+    conn = edge.connection()
+    conn.putrequest("POST", "/")
+    conn.putheader("Content-Length", "100")
+    conn.endheaders()
+    conn.send(b"x")
+    time.sleep(0.2)
+    return conn
+
+
+def test_shadow_mirrors_reads_to_the_idle_arm_and_leaves_writes_alone(start):
+    edge = start(shadow=Shadow(100, False))
+    edge.point("blue")
+    before = edge.served("green")
+    for _ in range(20):
+        assert edge.get()[1]["x-bluegreen-color"] == "blue"
+    for _ in range(5):
+        assert edge.get(method="POST")[1]["x-bluegreen-color"] == "blue"
+    deadline = time.monotonic() + 5
+    while edge.served("green") - before < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert edge.served("green") - before == 20  # the reads, not the writes
+    # The mirrored requests are in the access log as the idle arm's, for `bluegreen shadow`.
+    with open(os.path.join(edge.run, "access.log")) as f:
+        lines = [json.loads(line) for line in f]
+    assert sum(1 for e in lines if e["color"] == "green") == 20
+
+
+def test_shadow_share_and_writes_follow_the_state(start):
+    edge = start(shadow=Shadow(50, True))
+    edge.point("blue")
+    before = edge.served("green")
+    for _ in range(200):
+        edge.get(method="POST")
+    time.sleep(0.5)
+    mirrored = edge.served("green") - before
+    assert 60 <= mirrored <= 140, mirrored
+    edge.point("blue", shadow=Shadow(0, False))  # off without a reload: the mirror ends at once
+    before = edge.served("green")
+    for _ in range(20):
+        edge.get()
+    time.sleep(0.3)
+    assert edge.served("green") == before
+
+
+def test_the_cache_never_serves_the_other_version(start):
+    edge = start(cache=Cache(True, 64, ()))
+    edge.point("blue")
+    first, second = edge.get("/assets/app.js"), edge.get("/assets/app.js")
+    assert first[1]["x-bluegreen-cache"] == "MISS" and second[1]["x-bluegreen-cache"] == "HIT"
+    assert second[1]["x-bluegreen-version"] == "v1"
+    edge.point("green")
+    flipped = [edge.get("/assets/app.js")[1] for _ in range(3)]
+    assert [h["x-bluegreen-version"] for h in flipped] == ["v2"] * 3
+    assert [h["x-bluegreen-cache"] for h in flipped] == ["MISS", "HIT", "HIT"]
+    edge.point("blue")  # the rollback: blue's own entries, never green's
+    back = edge.get("/assets/app.js")[1]
+    assert (back["x-bluegreen-version"], back["x-bluegreen-cache"]) == ("v1", "HIT")
+    # Uncacheable answers and probes are not kept.
+    assert "x-bluegreen-cache" in edge.get("/")[1]
+    assert edge.get("/")[1]["x-bluegreen-cache"] == "MISS"
+    probe_answer = edge.get("/assets/app.js", headers={probe.PROBE_HEADER: "smoke"})[1]
+    assert probe_answer["x-bluegreen-cache"] == "BYPASS"
+
+
+def test_a_warm_token_fills_the_new_colours_cache_before_users_arrive(start):
+    edge = start(cache=Cache(True, 64, ("/assets/app.js",)))
+    state = edge.state("blue")
+    write_state(edge.run, {**state, "warm": {"color": "green", "token": "t0k3n"}})
+    warm = {"X-Bluegreen-Warm": "t0k3n", probe.PROBE_HEADER: "warm"}
+    assert edge.get("/assets/app.js", headers=warm)[1]["x-bluegreen-color"] == "green"
+    assert edge.get("/assets/app.js")[1]["x-bluegreen-color"] == "blue"  # users stay on blue
+    wrong = {"X-Bluegreen-Warm": "guess"}
+    assert edge.get("/assets/app.js", headers=wrong)[1]["x-bluegreen-color"] == "blue"
+    edge.point("green")
+    first = edge.get("/assets/app.js")[1]
+    assert (first["x-bluegreen-version"], first["x-bluegreen-cache"]) == ("v2", "HIT")
+
+
+def test_an_unreadable_state_is_a_503_and_an_error_in_the_log(start):
+    edge = start()
+    os.remove(os.path.join(edge.run, "switch.json"))
+    assert edge.get()[0] == 503
+    with open(os.path.join(edge.run, "error.log")) as f:
+        assert "cannot read the switch state" in f.read()
