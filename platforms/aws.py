@@ -25,7 +25,15 @@ from bluegreen.config import COLORS, ArmSettings, Common, EdgeSettings
 from bluegreen.reader import Alphabet, Reader
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
 from platforms import metrics as metrics_keys
-from platforms.base import ArmEndpoint, ArmPlatform, Arms, ArmView, EdgeEndpoint, EdgePlatform
+from platforms.base import (
+    ArmEndpoint,
+    ArmPlatform,
+    Arms,
+    ArmView,
+    EdgeEndpoint,
+    EdgePlatform,
+    refused,
+)
 from platforms.confirm import TrafficConfirmation
 
 # Lower numbers win: the maintenance rule must be evaluated before any rule someone adds later.
@@ -374,6 +382,64 @@ class AwsEdge(EdgePlatform):
             certificate_arn=arn,
             stickiness_seconds=read.integer("stickinessSeconds", 0, 604800),
         )
+
+    def refusals(self, settings: EdgeSettings) -> list[str]:
+        """What an ALB cannot do: cache, mirror requests, or limit the request rate or the
+        connections. Only values other than the defaults are refused."""
+        alb = "the aws edge (an ALB)"
+        only = "the only value on aws"
+        found = []
+        cache = settings.cache
+        if cache.enabled:
+            found.append(
+                refused(
+                    "cache",
+                    True,
+                    f"{alb} has no cache",
+                    f"set it to false, {only}, and put CloudFront in front of the ALB if you "
+                    "need an edge cache",
+                )
+            )
+            if cache.warm_paths:  # without the cache, config.py already refuses them
+                found.append(
+                    refused(
+                        "cacheWarmPaths",
+                        cache.warm_paths,
+                        f"{alb} has no cache to warm",
+                        f"leave it unset, {only}",
+                    )
+                )
+        if settings.shadow.percent > 0:
+            found.append(
+                refused(
+                    "shadow",
+                    settings.shadow.percent,
+                    f"{alb} has no request mirroring, so it cannot copy live requests to the "
+                    "idle arm",
+                    f"set it to 0, {only}",
+                )
+            )
+        waf = "an AWS WAF rate-based rule on the ALB is the AWS way, outside bluegreen"
+        b = settings.backpressure
+        if b.rate > 0:
+            found.append(
+                refused(
+                    "rateLimit",
+                    b.rate,
+                    f"{alb} has no request-rate limit",
+                    f"set it to 0, {only}; {waf}",
+                )
+            )
+        if b.connections > 0:
+            found.append(
+                refused(
+                    "connectionLimit",
+                    b.connections,
+                    f"{alb} has no connection cap",
+                    f"set it to 0, {only}; {waf}",
+                )
+            )
+        return found
 
     def edge(
         self, name: str, parent: pulumi.Resource, settings: EdgeSettings, arms: Arms

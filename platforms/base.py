@@ -7,6 +7,7 @@ that only one role of one platform uses is a field of that class alone, so it is
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Self
@@ -14,7 +15,7 @@ from typing import Self
 import pulumi
 
 from bluegreen.config import ArmSettings, Dns, EdgeSettings
-from bluegreen.reader import Reader
+from bluegreen.reader import NAMESPACE, Reader
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,20 @@ class EdgeEndpoint:
 
 Arms = dict[str, ArmView]
 """Both arms as the edge reads them from their stacks, by colour."""
+
+
+def refused(key: str, value: object, why: str, allowed: str) -> str:
+    """One of `EdgePlatform.refusals`: "bluegreen:<key> is <value>, but <why>: <allowed>", e.g.
+    `bluegreen:cache is true, but the aws edge (an ALB) has no cache: set it to false, ...`."""
+    if isinstance(value, bool):
+        shown = str(value).lower()
+    elif isinstance(value, str):
+        shown = f'"{value}"'
+    elif isinstance(value, (list, tuple)):
+        shown = json.dumps(list(value))
+    else:
+        shown = str(value)
+    return f"{NAMESPACE}:{key} is {shown}, but {why}: {allowed} (nothing was changed)"
 
 
 class ArmPlatform(ABC):

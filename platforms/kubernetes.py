@@ -8,7 +8,10 @@ ready endpoints, so a flip to an arm with no ready pod does not return success.
 A plain Service cannot split traffic, so a canary step (bluegreen:canaryWeight) needs the optional
 Ingress (bluegreen:ingressHost, ingress-nginx): a second Ingress with the ingress-nginx canary
 annotations sends the smaller share to the other arm's own Service. Maintenance mode is likewise an
-Ingress feature (a configuration snippet); both are refused in preflight without an Ingress.
+Ingress feature (a configuration snippet); both are refused in preflight without an Ingress. So is
+shadow traffic, ingress-nginx's mirror of every request to the idle arm's own Service
+(bluegreen:shadow 100 with bluegreen:shadowWrites true); the edge cache and the rate limit and
+connection cap are refused (`KubernetesEdge.refusals`).
 
 The Ingress's backend is the live colour's own arm Service (`<app>-<colour>`), not the live
 Service: ingress-nginx labels its metrics with the Service it proxied to, so the live Service
@@ -30,11 +33,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from bluegreen import metrics
-from bluegreen.config import COLORS, ArmSettings, ConfigError, EdgeSettings, Maintenance
+from bluegreen.config import COLORS, ArmSettings, ConfigError, EdgeSettings, Maintenance, other
 from bluegreen.reader import BANNER, HOST_NAME, Alphabet, Reader
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
 from platforms import metrics as metrics_keys
-from platforms.base import ArmEndpoint, ArmPlatform, Arms, ArmView, EdgeEndpoint, EdgePlatform
+from platforms.base import (
+    ArmEndpoint,
+    ArmPlatform,
+    Arms,
+    ArmView,
+    EdgeEndpoint,
+    EdgePlatform,
+    refused,
+)
 
 _ANNOTATION = "nginx.ingress.kubernetes.io"
 _K8S_NAME = Alphabet(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a Kubernetes name")
@@ -101,6 +112,16 @@ def image_for(image: str, version: str) -> str:
 
 def service_host(app: str, namespace: str) -> str:
     return f"{app}.{namespace}.svc.cluster.local"
+
+
+ARM_SERVICE_PORT = 80
+"""The port of every arm's Service (and the live one); it targets bluegreen:appPort."""
+
+
+def mirror_target(service: str, namespace: str) -> str:
+    """ingress-nginx's mirror-target for shadow traffic: the idle arm's own Service, with the
+    request's path and query (`$request_uri`, expanded by nginx per request)."""
+    return f"http://{service_host(service, namespace)}:{ARM_SERVICE_PORT}$request_uri"
 
 
 def split(weights: dict[str, int], active: str) -> tuple[str, str | None, int]:
@@ -278,14 +299,18 @@ class KubernetesArm(ArmPlatform):
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",
                 selector=selector,
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=cfg.app_port)],
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="http", port=ARM_SERVICE_PORT, target_port=cfg.app_port
+                    )
+                ],
             ),
             opts=opts,
         )
         host = service.metadata.apply(lambda meta: service_host(meta.name, cfg.namespace))
         return ArmEndpoint(
             endpoint=host.apply(lambda h: f"http://{h}"),
-            nodes=host.apply(lambda h: [f"{h}:80"]),
+            nodes=host.apply(lambda h: [f"{h}:{ARM_SERVICE_PORT}"]),
             exports={"serviceName": service.metadata.apply(lambda meta: meta.name)},
         )
 
@@ -322,6 +347,102 @@ class KubernetesEdge(EdgePlatform):
             queries=metrics_keys.queries(read, defaults),
         )
 
+    def refusals(self, settings: EdgeSettings) -> list[str]:
+        """What a Service and ingress-nginx annotations cannot do: an edge cache, an edge-wide
+        rate limit or connection cap, and shadow traffic other than ingress-nginx's mirror of
+        every request through the Ingress. Only values other than the defaults are refused."""
+        only = "the only value on kubernetes"
+        found = []
+        cache = settings.cache
+        if cache.enabled:
+            found.append(
+                refused(
+                    "cache",
+                    True,
+                    "ingress-nginx has no per-Ingress cache without configuration snippets, "
+                    "which it disables by default",
+                    f"set it to false, {only}",
+                )
+            )
+            if cache.warm_paths:  # without the cache, config.py already refuses them
+                found.append(
+                    refused(
+                        "cacheWarmPaths",
+                        cache.warm_paths,
+                        "ingress-nginx has no per-Ingress cache to warm",
+                        f"leave it unset, {only}",
+                    )
+                )
+        found.extend(self._shadow_refusals(settings))
+        b = settings.backpressure
+        for key, value, annotation in (
+            ("rateLimit", b.rate, "limit-rps"),
+            ("connectionLimit", b.connections, "limit-connections"),
+        ):
+            if value > 0:
+                found.append(
+                    refused(
+                        key,
+                        value,
+                        f"ingress-nginx's {annotation} counts per client address, not edge-wide, "
+                        "and an Ingress annotation cannot expire after a flip",
+                        f"set it to 0, {only}",
+                    )
+                )
+        return found
+
+    def _shadow_refusals(self, settings: EdgeSettings) -> list[str]:
+        """Shadow traffic is ingress-nginx's mirror-target on the Ingress, which copies every
+        request, writes included: bluegreen:shadow 100 with bluegreen:shadowWrites true, with an
+        Ingress, outside canary steps."""
+        shadow = settings.shadow
+        if shadow.percent == 0:
+            return []
+        if self.ingress_host is None:
+            return [
+                refused(
+                    "shadow",
+                    shadow.percent,
+                    "without an Ingress nothing on kubernetes copies requests (a Service only "
+                    "selects pods)",
+                    "set it to 0, or set bluegreen:ingressHost for ingress-nginx's mirror, which "
+                    "takes bluegreen:shadow 100 with bluegreen:shadowWrites true",
+                )
+            ]
+        found = []
+        if shadow.percent != 100:
+            found.append(
+                refused(
+                    "shadow",
+                    shadow.percent,
+                    "ingress-nginx's mirror (nginx.ingress.kubernetes.io/mirror-target) copies "
+                    "every request, with no share",
+                    "set it to 100 or 0, the only values on kubernetes",
+                )
+            )
+        if not shadow.writes:
+            found.append(
+                refused(
+                    "shadowWrites",
+                    False,
+                    "ingress-nginx's mirror copies every method, writes included, with no filter",
+                    "set it to true, the only value with bluegreen:shadow on kubernetes, if the "
+                    "idle arm may take mirrored writes, or set bluegreen:shadow to 0",
+                )
+            )
+        if settings.canary_weight is not None:
+            found.append(
+                refused(
+                    "shadow",
+                    shadow.percent,
+                    f"bluegreen:canaryWeight is {settings.canary_weight}, and in a canary step "
+                    "both colours serve users, so ingress-nginx would mirror every request, the "
+                    "canary's too, to a colour that users already reach",
+                    "set it to 0 for the canary steps; the mirror needs an idle arm",
+                )
+            )
+        return found
+
     def preflight(self, settings: EdgeSettings) -> None:
         problems = []
         if self.ingress_host is None:
@@ -350,6 +471,9 @@ class KubernetesEdge(EdgePlatform):
     def edge(
         self, name: str, parent: pulumi.Resource, settings: EdgeSettings, arms: Arms
     ) -> EdgeEndpoint:
+        refusals = self.refusals(settings)
+        if refusals:  # load() reports them first; a mirror must never copy writes to a live arm
+            raise ConfigError(refusals)
         cfg = self.cluster
         weights = settings.weights
         live_color, canary, canary_weight = split(weights, settings.active_color)
@@ -373,14 +497,19 @@ class KubernetesEdge(EdgePlatform):
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",
                 selector=selector,
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=cfg.app_port)],
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="http", port=ARM_SERVICE_PORT, target_port=cfg.app_port
+                    )
+                ],
             ),
             opts=opts,
         )
         served_by: list[pulumi.Output] = [service.metadata.apply(lambda meta: meta.name)]
         m = settings.maintenance
+        shadow = settings.shadow.percent > 0  # 100, with writes and an Ingress (refusals)
         if host:
-            annotations: dict[str, str] = {}
+            annotations: dict[str, pulumi.Input[str]] = {}
             if m.enabled:
                 # Needs the controller to allow snippets (allow-snippet-annotations: "true",
                 # annotations-risk-level: Critical); ingress-nginx refuses the Ingress otherwise,
@@ -393,6 +522,17 @@ class KubernetesEdge(EdgePlatform):
                 annotations[f"{_ANNOTATION}/affinity-canary-behavior"] = "sticky"
                 annotations[f"{_ANNOTATION}/session-cookie-name"] = "bluegreen_client"
                 annotations[f"{_ANNOTATION}/session-cookie-max-age"] = "86400"
+            if shadow:
+                # Shadow traffic: ingress-nginx mirrors every request, body included, to the
+                # idle colour's own Service and discards the answers; the mirrored request keeps
+                # the users' Host. A flip moves it with the backend. The copy is tied to the
+                # original request: a slow idle arm slows users' requests. Both annotations are
+                # "High" risk in ingress-nginx, which its default annotations-risk-level allows.
+                idle = _service_name(arms[other(settings.active_color)])
+                annotations[f"{_ANNOTATION}/mirror-target"] = idle.apply(
+                    lambda service: mirror_target(service, cfg.namespace)
+                )
+                annotations[f"{_ANNOTATION}/mirror-host"] = host
             ingress = k8s.networking.v1.Ingress(
                 f"{name}-ingress",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -430,6 +570,8 @@ class KubernetesEdge(EdgePlatform):
                     "canary": [canary, canary_weight],
                     "maintenance": [m.enabled, m.status, m.retry_after_s, m.banner],
                     "sticky": settings.sticky,
+                    # Only when on, so that an edge without a shadow keeps its fingerprint.
+                    **({"shadow": settings.shadow.percent} if shadow else {}),
                 },
                 sort_keys=True,
             )

@@ -373,3 +373,66 @@ def test_a_target_group_arn_suffix_is_what_cloudwatch_names_it_by():
     assert arn_suffix(TG_ARN.format("blue")) == "targetgroup/blue/0123456789abcdef"
     with pytest.raises(pulumi.RunError, match="is not the ARN of an ALB or of its target group"):
         arn_suffix("blue-tg")
+
+
+# --- what an ALB cannot do -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "shown", "allowed", "why"),
+    [
+        ({"cache": "true"}, "cache", "true", "set it to false", "has no cache"),
+        (
+            {"cache": "true", "cacheWarmPaths": '["/", "/assets/app.js"]'},
+            "cacheWarmPaths",
+            '["/", "/assets/app.js"]',
+            "leave it unset",
+            "has no cache to warm",
+        ),
+        ({"shadow": "10"}, "shadow", "10", "set it to 0", "has no request mirroring"),
+        ({"rateLimit": "200"}, "rateLimit", "200", "set it to 0", "has no request-rate limit"),
+        (
+            {"connectionLimit": "500"},
+            "connectionLimit",
+            "500",
+            "set it to 0",
+            "has no connection cap",
+        ),
+    ],
+)
+def test_what_an_alb_cannot_do_is_refused_before_anything_is_declared(
+    mocks, values, key, shown, allowed, why
+):
+    with pytest.raises(ConfigError) as err:
+        deploy(lambda: build_edge(settings("live", role="edge", activeColor="blue", **values)))
+    (problem,) = [p for p in err.value.problems if p.startswith(f"bluegreen:{key} ")]
+    assert problem.startswith(f"bluegreen:{key} is {shown}, but the aws edge (an ALB) {why}")
+    assert f"{allowed}, the only value on aws" in problem
+    assert problem.endswith("(nothing was changed)")
+    assert mocks.created == {}, f"refused config, yet {list(mocks.created)} were declared"
+
+
+def test_the_backpressure_refusals_point_at_aws_waf():
+    with pytest.raises(ConfigError) as err:
+        settings("live", role="edge", activeColor="blue", rateLimit="200", connectionLimit="500")
+    assert [p.split(" ", 1)[0] for p in err.value.problems] == [
+        "bluegreen:rateLimit",
+        "bluegreen:connectionLimit",
+    ]
+    for problem in err.value.problems:
+        assert "an AWS WAF rate-based rule on the ALB is the AWS way, outside bluegreen" in problem
+
+
+def test_the_alb_accepts_what_it_leaves_alone():
+    """Settings that only shape a feature that is off are not refused: the defaults pass, and so
+    do the knobs of a limit that is 0."""
+    loaded = settings(
+        "live",
+        role="edge",
+        activeColor="blue",
+        shadowWrites="true",
+        cacheMaxSizeMb="512",
+        rateLimitBurst="20",
+        limitWhen="hold",
+    )
+    assert loaded.platform.refusals(loaded.settings) == []

@@ -343,3 +343,119 @@ def test_the_edge_refuses_metrics_keys_it_cannot_serve(key, value, allowed):
         settings("live", role="edge", activeColor="blue", **{key: value})
     assert f"bluegreen:{key} must be {allowed}" in str(err.value)
     assert f'got "{value}"' in str(err.value)
+
+
+# --- shadow traffic, and what ingress-nginx cannot do --------------------------------------------
+
+MIRROR = "nginx.ingress.kubernetes.io/mirror-target"
+MIRROR_HOST = "nginx.ingress.kubernetes.io/mirror-host"
+SHADOW = {"ingressHost": "shop.example.com", "shadow": "100", "shadowWrites": "true"}
+
+
+def ingress_annotations(mocks) -> dict:
+    return mocks.created["live-ingress"].inputs["metadata"].get("annotations") or {}
+
+
+@pytest.mark.parametrize(("active", "idle"), [("blue", "green"), ("green", "blue")])
+def test_shadow_mirrors_every_request_to_the_idle_colours_own_service(mocks, active, idle):
+    deploy(lambda: build_edge(settings("live", role="edge", activeColor=active, **SHADOW)))
+    ingress = mocks.created["live-ingress"]
+    annotations = ingress_annotations(mocks)
+    expected = f"http://shop-{idle}.shop.svc.cluster.local:80$request_uri"
+    assert annotations[MIRROR] == expected, where(ingress)
+    # The idle arm sees the Host users sent, not its own Service name.
+    assert annotations[MIRROR_HOST] == "shop.example.com", where(ingress)
+    backend = ingress.inputs["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == f"shop-{active}", where(ingress)
+
+
+def test_a_flip_moves_the_mirror_to_the_colour_it_left():
+    targets = {}
+    for active in ("blue", "green"):  # before and after the flip: only activeColor changes
+        mocks = install(Mocks(dict(STACKS)))
+        deploy(lambda a=active: build_edge(settings("live", role="edge", activeColor=a, **SHADOW)))
+        targets[active] = ingress_annotations(mocks)[MIRROR]
+    assert targets == {
+        "blue": "http://shop-green.shop.svc.cluster.local:80$request_uri",
+        "green": "http://shop-blue.shop.svc.cluster.local:80$request_uri",
+    }
+
+
+def test_no_mirror_without_a_shadow(mocks):
+    s = settings("live", role="edge", activeColor="blue", ingressHost="shop.example.com")
+    deploy(lambda: build_edge(s))
+    annotations = ingress_annotations(mocks)
+    mirrors = [a for a in annotations if "/mirror" in a]
+    assert mirrors == [], f"bluegreen:shadow is 0, yet the Ingress carries {mirrors}"
+    assert "live-ingress" in mocks.created
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "shown", "allowed"),
+    [
+        ({"cache": "true"}, "cache", "true", "set it to false, the only value on kubernetes"),
+        (
+            {"cache": "true", "cacheWarmPaths": '["/"]'},
+            "cacheWarmPaths",
+            '["/"]',
+            "leave it unset, the only value on kubernetes",
+        ),
+        ({"rateLimit": "200"}, "rateLimit", "200", "set it to 0, the only value on kubernetes"),
+        (
+            {"connectionLimit": "500"},
+            "connectionLimit",
+            "500",
+            "set it to 0, the only value on kubernetes",
+        ),
+        (
+            {"shadow": "100", "shadowWrites": "true"},
+            "shadow",
+            "100",
+            "set it to 0, or set bluegreen:ingressHost for ingress-nginx's mirror, which takes "
+            "bluegreen:shadow 100 with bluegreen:shadowWrites true",
+        ),
+        (
+            {**SHADOW, "shadow": "25"},
+            "shadow",
+            "25",
+            "set it to 100 or 0, the only values on kubernetes",
+        ),
+        (
+            {**SHADOW, "shadowWrites": "false"},
+            "shadowWrites",
+            "false",
+            "set it to true, the only value with bluegreen:shadow on kubernetes",
+        ),
+        (
+            {**SHADOW, "canaryWeight": "25"},
+            "shadow",
+            "100",
+            "set it to 0 for the canary steps; the mirror needs an idle arm",
+        ),
+    ],
+)
+def test_what_ingress_nginx_cannot_do_is_refused_before_anything_is_declared(
+    mocks, values, key, shown, allowed
+):
+    with pytest.raises(ConfigError) as err:
+        deploy(lambda: build_edge(settings("live", role="edge", activeColor="blue", **values)))
+    (problem,) = [p for p in err.value.problems if p.startswith(f"bluegreen:{key} ")]
+    assert problem.startswith(f"bluegreen:{key} is {shown}, but "), problem
+    assert allowed in problem, problem
+    assert problem.endswith("(nothing was changed)"), problem
+    assert mocks.created == {}, f"refused config, yet {list(mocks.created)} were declared"
+
+
+@pytest.mark.parametrize(
+    ("key", "annotation"), [("rateLimit", "limit-rps"), ("connectionLimit", "limit-connections")]
+)
+def test_backpressure_is_refused_as_ingress_nginx_counts_per_client(key, annotation):
+    with pytest.raises(ConfigError) as err:
+        settings(
+            "live", role="edge", activeColor="blue", ingressHost="shop.example.com", **{key: "9"}
+        )
+    assert (
+        f"bluegreen:{key} is 9, but ingress-nginx's {annotation} counts per client address, not "
+        "edge-wide, and an Ingress annotation cannot expire after a flip: set it to 0"
+        in str(err.value)
+    )
