@@ -1,7 +1,11 @@
 """Edge overhead: p50/p95 of GET / through nginx next to the arm's direct endpoint, kept-alive,
 sequential (one request in flight), on loopback.
 
-    .venv/bin/python -m bench.edge_overhead [--requests 3000]
+With `--baseline REF` the same measurement runs first against the project as it was at git ref
+REF (bench/baseline.py), then against the working tree, and the edge's overhead at p95 of the
+two is compared: the issue's target is that the per-request choice of arm adds under 0.2 ms.
+
+    .venv/bin/python -m bench.edge_overhead [--requests 3000] [--baseline REF]
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ import sys
 import tempfile
 import time
 
+from bench import baseline
 from bluegreen.probe import percentile
 from tests.support.sandbox import make_project
+
+TARGET_MS = 0.2
 
 
 def sample(port: int, n: int) -> list[float]:
@@ -28,12 +35,10 @@ def sample(port: int, n: int) -> list[float]:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=3000)
-    n = parser.parse_args().requests
+def measure(root: str, n: int) -> tuple[list[float], list[float]]:
+    """(through nginx, blue direct) latencies in ms of a sandbox copied from `root`."""
     with tempfile.TemporaryDirectory() as tmp:
-        project = make_project(tmp, policy=False)
+        project = make_project(tmp, policy=False, root=root)
         try:
             project.up_all(active="blue")
             sample(project.ports["live"], 200)  # warm both paths
@@ -42,14 +47,40 @@ def main() -> int:
             direct = sample(project.ports["blue"], n)
         finally:
             left = project.teardown()
-    for label, xs in (("through nginx", edge), ("blue direct", direct)):
-        p50, p95 = percentile(xs, 50), percentile(xs, 95)
-        print(f"{label:<14} p50 {p50:.3f} ms   p95 {p95:.3f} ms   ({n} requests)")
-    d50 = percentile(edge, 50) - percentile(direct, 50)
-    d95 = percentile(edge, 95) - percentile(direct, 95)
-    print(f"edge overhead: p50 +{d50:.3f} ms, p95 +{d95:.3f} ms")
     if left:
         print(f"warning: teardown left {left}", file=sys.stderr)
+    return edge, direct
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also measure the project at this git ref, first, and print it next to this tree",
+    )
+    args = parser.parse_args()
+    n = args.requests
+    sides = baseline.measure(args.baseline, lambda root: measure(root, n))
+    overhead95 = {}
+    for label, (edge, direct) in sides:
+        print(f"{label}:")
+        for name, xs in (("through nginx", edge), ("blue direct", direct)):
+            p50, p95 = percentile(xs, 50), percentile(xs, 95)
+            print(f"  {name:<14} p50 {p50:.3f} ms   p95 {p95:.3f} ms   ({n} requests)")
+        d50 = percentile(edge, 50) - percentile(direct, 50)
+        d95 = percentile(edge, 95) - percentile(direct, 95)
+        overhead95[label] = d95
+        print(f"  edge overhead: p50 {d50:+.3f} ms, p95 {d95:+.3f} ms")
+    if len(sides) == 2:
+        (before, b95), (after, a95) = overhead95.items()
+        delta = a95 - b95
+        print(
+            f"edge overhead at p95, after minus before: {delta:+.3f} ms "
+            f"({a95:+.3f} - {b95:+.3f}; target: under +{TARGET_MS} ms: "
+            f"{'met' if delta < TARGET_MS else 'NOT met'})"
+        )
     return 0
 
 

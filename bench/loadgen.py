@@ -1,10 +1,14 @@
 """A small open-loop HTTP load generator on asyncio, for loopback benches.
 
-Three kinds of client, because they fail differently when nginx reloads:
+Four kinds of client, because they fail differently when nginx reloads:
 - `new`: a new connection per request (what most load balancers' clients and browsers do).
 - `keepalive-retry`: kept-alive connections; an idempotent request that finds its connection
   closed by the server is retried once on a new one (what well-behaved HTTP clients do).
 - `keepalive`: kept-alive connections, no retry: shows what a naive client sees.
+- `keepalive-post`: kept-alive connections sending `POST /` with a small body, never retried:
+  a POST is not idempotent, so even a well-behaved client must not resend it.
+
+`GET /` for all but `keepalive-post`. Each Result's `start` is a `time.perf_counter()` stamp.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+
+KINDS = ("new", "keepalive-retry", "keepalive", "keepalive-post")
+POST_BODY = b'{"bench": "keepalive-post"}'
 
 
 @dataclass
@@ -31,13 +38,19 @@ class Client:
     results: list[Result] = field(default_factory=list)
     _pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown client kind {self.kind!r}: one of {', '.join(KINDS)}")
+
     async def _exchange(self, reader, writer) -> tuple[int, str | None, bool]:
         keep = self.kind != "new"
-        writer.write(
-            b"GET / HTTP/1.1\r\nHost: bench\r\n"
-            + (b"" if keep else b"Connection: close\r\n")
-            + b"\r\n"
-        )
+        if self.kind == "keepalive-post":
+            head = b"POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            head += b"Content-Length: %d\r\n" % len(POST_BODY)
+            body = POST_BODY
+        else:
+            head, body = b"GET / HTTP/1.1\r\nHost: bench\r\n", b""
+        writer.write(head + (b"" if keep else b"Connection: close\r\n") + b"\r\n" + body)
         await writer.drain()
         status_line = await reader.readline()
         if not status_line:
@@ -61,6 +74,7 @@ class Client:
 
     async def request(self) -> None:
         start = time.perf_counter()
+        # Only an idempotent request is retried; a POST never is (`keepalive-post`).
         attempts = 2 if self.kind == "keepalive-retry" else 1
         error = None
         for attempt in range(attempts):
@@ -84,6 +98,11 @@ class Client:
             self.results.append(Result(start, time.perf_counter() - start, status, color))
             return
         self.results.append(Result(start, time.perf_counter() - start, None, None, error))
+
+    def close(self) -> None:
+        """Close the kept-alive connections left in the pool."""
+        while self._pool:
+            self._pool.pop()[1].close()
 
     def errors(self) -> dict[str, int]:
         kinds: dict[str, int] = {}
@@ -113,3 +132,5 @@ async def run(clients: list[Client], rate: float, stop: asyncio.Event) -> None:
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
     if tasks:
         await asyncio.wait(tasks, timeout=10)
+    for client in clients:
+        client.close()

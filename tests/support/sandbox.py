@@ -159,11 +159,13 @@ def _yaml(value: object) -> str:
     return str(value)
 
 
-def make_project(tmp_path, policy: bool = False) -> LocalProject:
+def make_project(tmp_path, policy: bool = False, root: str = ROOT) -> LocalProject:
+    """The copy is made from `root` (another checkout of the project, e.g. an older commit for a
+    bench's baseline); the venv and the Pulumi CLI are always this checkout's."""
     project = os.path.join(str(tmp_path), "bluegreen")
     os.makedirs(project)
     for name in COPIED:
-        src = os.path.join(ROOT, name)
+        src = os.path.join(root, name)
         if os.path.isdir(src):
             shutil.copytree(
                 src,
