@@ -1,5 +1,5 @@
 """Edge overhead: p50/p95 of GET / through nginx next to the arm's direct endpoint, kept-alive,
-sequential (one request in flight), on loopback.
+sequential (one request in flight), on loopback, the two paths alternating in blocks.
 
 With `--baseline REF` the same measurement runs first against the project as it was at git ref
 REF (bench/baseline.py), then against the working tree, and the edge's overhead at p95 of the
@@ -23,15 +23,18 @@ from tests.support.sandbox import make_project
 TARGET_MS = 0.2
 
 
-def sample(port: int, n: int) -> list[float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+BLOCK = 100
+"""Requests per block: the two paths alternate in blocks, so that a change in the machine's load
+(2 cores, other work alongside) falls on both alike rather than on whichever ran second."""
+
+
+def sample(conn: http.client.HTTPConnection, n: int) -> list[float]:
     out = []
     for _ in range(n):
         start = time.perf_counter()
         conn.request("GET", "/")
         conn.getresponse().read()
         out.append((time.perf_counter() - start) * 1000)
-    conn.close()
     return out
 
 
@@ -41,10 +44,19 @@ def measure(root: str, n: int) -> tuple[list[float], list[float]]:
         project = make_project(tmp, policy=False, root=root)
         try:
             project.up_all(active="blue")
-            sample(project.ports["live"], 200)  # warm both paths
-            sample(project.ports["blue"], 200)
-            edge = sample(project.ports["live"], n)
-            direct = sample(project.ports["blue"], n)
+            edge_conn, direct_conn = (
+                http.client.HTTPConnection("127.0.0.1", project.ports[k], timeout=5)
+                for k in ("live", "blue")
+            )
+            sample(edge_conn, 200)  # warm both paths
+            sample(direct_conn, 200)
+            edge: list[float] = []
+            direct: list[float] = []
+            while len(edge) < n:
+                edge += sample(edge_conn, min(BLOCK, n - len(edge)))
+                direct += sample(direct_conn, min(BLOCK, n - len(direct)))
+            edge_conn.close()
+            direct_conn.close()
         finally:
             left = project.teardown()
     if left:
