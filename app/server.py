@@ -132,9 +132,8 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
                 return
             # /assets/ is what an edge cache may keep: the same for everyone, for 5 minutes.
             cache_s = 300 if path.startswith("/assets/") else 0
-            self._send(
-                200, {"message": f"hello from {args.color}", "path": path, **identity}, True, cache_s
-            )
+            hello = {"message": f"hello from {args.color}", "path": path, **identity}
+            self._send(200, hello, cache_s=cache_s)
 
         do_HEAD = do_GET
 

@@ -55,7 +55,9 @@ def groups(nodes: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, dict
     return out
 
 
-def render_group(name: str, servers: Sequence[tuple[str, Mapping]], keepalive: int = KEEPALIVE) -> str:
+def render_group(
+    name: str, servers: Sequence[tuple[str, Mapping]], keepalive: int = KEEPALIVE
+) -> str:
     """One `upstream` block."""
     lines = [f"upstream {_token(name)} {{"]
     for address, params in servers:
