@@ -84,9 +84,7 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         def log_message(self, fmt: str, *values: object) -> None:  # quiet: nginx logs requests
             pass
 
-        def _send(
-            self, status: int, payload: dict, counted: bool = True, cache_s: int = 0
-        ) -> None:
+        def _send(self, status: int, payload: dict, counted: bool = True, cache_s: int = 0) -> None:
             body = (json.dumps(payload) + "\n").encode()
             self._answer(status, body, "application/json", cache_s)
             # bluegreen's own probes (the switch's confirmation, the gate's smoke sample) are not

@@ -168,9 +168,7 @@ def render_local(
     on. Which colour takes traffic, maintenance, and whether the limits apply are in the switch
     state (`switch_state`), so changing them needs no reload."""
     run = _token(run_dir)
-    js_sets = "".join(
-        f"    js_set ${var} bluegreen.{fn};\n" for var, fn in JS_VARIABLES.items()
-    )
+    js_sets = "".join(f"    js_set ${var} bluegreen.{fn};\n" for var, fn in JS_VARIABLES.items())
     upstreams = "".join(
         _indent(render_group(group_name(app, color), servers))
         for color, servers in groups(nodes).items()
@@ -183,14 +181,13 @@ def render_local(
         if b.rate
         else ""
     ) + (
-        "    limit_conn_zone $bluegreen_limit zone=bluegreen_conn:1m;\n"
-        "    limit_conn_status 503;\n"
+        "    limit_conn_zone $bluegreen_limit zone=bluegreen_conn:1m;\n    limit_conn_status 503;\n"
         if b.connections
         else ""
     )
-    limits = (
-        f"            limit_req zone=bluegreen_rate{burst};\n" if b.rate else ""
-    ) + (f"            limit_conn bluegreen_conn {int(b.connections)};\n" if b.connections else "")
+    limits = (f"            limit_req zone=bluegreen_rate{burst};\n" if b.rate else "") + (
+        f"            limit_conn bluegreen_conn {int(b.connections)};\n" if b.connections else ""
+    )
     cache_http = (
         f"    proxy_cache_path {run}/cache levels=1:2 keys_zone=bluegreen_cache:10m "
         f"max_size={int(cache.max_size_mb)}m inactive=60m use_temp_path=off;\n"
