@@ -1,12 +1,13 @@
-"""The nginx text of the edge. One renderer for every platform that has an nginx edge.
+"""The nginx text of the edge and the switch state it reads per request. One renderer for every
+platform that has an nginx edge.
 
-`render_upstream` is the part the `local` and `nixos` platforms share. The NixOS edge node states
-the same upstream in the nginx module's own shape (`services.nginx.upstreams.<name>.servers`),
-built from the same `servers_for` data, `FAILOVER` parameters and `KEEPALIVE`; a unit test
-evaluates it and compares it with this text. Every value rendered here was validated by
-`bluegreen.config`, and `_token` refuses anything that could still break out of a directive.
+`groups` (one upstream group per colour) and `switch_state` (what moves traffic) are what the
+`local` and `nixos` platforms share: the NixOS edge module states the same groups in the nginx
+module's own shape and writes the same state to /etc, and unit tests evaluate it and compare. The
+per-request logic is nixos/modules/nginx/switch.js, read by both. Every value rendered here was
+validated by `bluegreen.config`, and `_token` refuses anything that could still break out of a
+directive.
 """
-
 from __future__ import annotations
 
 import json
@@ -66,11 +67,6 @@ def render_group(
     lines.append(f"    keepalive {int(keepalive)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _quoted(value: str) -> str:
-    """A value inside double quotes: nothing that could close the string or start a variable."""
-    return _refuse_unless(r'[^"\\$;{}\n\r]*', value, "quotes, $ ; { } refused")
 
 
 # The nginx text the local edge and the NixOS edge module (nixos/modules/edge-node.nix) share has
