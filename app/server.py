@@ -84,9 +84,7 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         def log_message(self, fmt: str, *values: object) -> None:  # quiet: nginx logs requests
             pass
 
-        def _send(
-            self, status: int, payload: dict, counted: bool = True, cache_s: int = 0
-        ) -> None:
+        def _send(self, status: int, payload: dict, counted: bool = True, cache_s: int = 0) -> None:
             body = (json.dumps(payload) + "\n").encode()
             self._answer(status, body, "application/json", cache_s)
             # bluegreen's own probes (the switch's confirmation, the gate's smoke sample) are not
@@ -132,9 +130,8 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
                 return
             # /assets/ is what an edge cache may keep: the same for everyone, for 5 minutes.
             cache_s = 300 if path.startswith("/assets/") else 0
-            self._send(
-                200, {"message": f"hello from {args.color}", "path": path, **identity}, True, cache_s
-            )
+            hello = {"message": f"hello from {args.color}", "path": path, **identity}
+            self._send(200, hello, cache_s=cache_s)
 
         do_HEAD = do_GET
 

@@ -141,6 +141,8 @@ class Edge(pulumi.ComponentResource):
         if served.metrics is not None:
             self.exports["metrics"] = pulumi.Output.from_input(served.metrics)
         self.weights = applied.apply(lambda _: weights)
+        # The share of live requests mirrored to the idle arm, which `bluegreen shadow` compares.
+        self.exports["shadow"] = applied.apply(lambda _: s.shadow.percent)
         self.maintenance = applied.apply(lambda _: s.maintenance.enabled)
         self.versions = pulumi.Output.all(*[args.arms[c].version for c in COLORS]).apply(
             lambda vs: dict(zip(COLORS, vs, strict=True))

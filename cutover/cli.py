@@ -121,7 +121,8 @@ def verdict_in(text: str) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
-        prog="bluegreen", description="The blue/green cutover: flip, rollback, status, watch."
+        prog="bluegreen",
+        description="The blue/green cutover: flip, rollback, status, watch, shadow.",
     )
     stack = argparse.ArgumentParser(add_help=False)
     stack.add_argument(
@@ -160,6 +161,19 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--freeze-writes", action="store_true", help="read-only edge for the flip and its hold"
     )
+    f.add_argument(
+        "--shadow",
+        type=duration,
+        metavar="DURATION",
+        help="first judge the colour on the live requests the edge mirrors to it this long "
+        "(default: as long as --hold when bluegreen:shadow is on; 0s skips)",
+    )
+    sh = sub.add_parser(
+        "shadow",
+        parents=[stack, watching],
+        help="judge the idle colour on mirrored live requests (bluegreen:shadow), moving nobody",
+    )
+    sh.add_argument("--hold", type=duration, default=30.0, help="compare this long (30s)")
     sub.add_parser("rollback", parents=[stack], help="flip back to the other colour now")
     st = sub.add_parser(
         "status", parents=[stack], help="live colour, weights, arms, maintenance, last flips"
@@ -272,7 +286,11 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
     rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
     if args.command == "watch":
         return watch(op, args, rules)
-    return op.flip(args.color, args.canary, args.hold, args.interval, args.freeze_writes, rules)
+    if args.command == "shadow":
+        return op.shadow(args.hold, args.interval, rules)
+    return op.flip(
+        args.color, args.canary, args.hold, args.interval, args.freeze_writes, rules, args.shadow
+    )
 
 
 def status_json(op: Operator) -> int:

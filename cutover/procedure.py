@@ -194,8 +194,11 @@ class Operator:
         interval: float = 1.0,
         freeze_writes: bool = False,
         rules: config.Hold | None = None,
+        shadow_s: float | None = None,
     ) -> int:
-        """Move traffic to `target` in `canary` steps (default: all at once), holding each."""
+        """Move traffic to `target` in `canary` steps (default: all at once), holding each.
+        When the edge mirrors live requests to `target` (bluegreen:shadow), it is first judged
+        on them for `shadow_s` (default: as long as a hold; 0 skips it)."""
         rules = rules or self.edge.hold
         live = self.live()
         current = live.get("activeColor")
@@ -209,6 +212,14 @@ class Operator:
             self.out(f"flip to {target} refused, the pointer stays at {current}: {err}")
             self.log.record(event="flip", phase="refused", to=target, error=str(err))
             self.notify("flip", "refused", {"from": current, "to": target, "error": str(err)})
+            return 1
+        mirrored = live.get("shadow") and current == other(target)
+        shadow_s = (hold_s if mirrored else 0.0) if shadow_s is None else shadow_s
+        if shadow_s > 0 and self.shadow(shadow_s, interval, rules, live, arms) != 0:
+            why = f"{target} did not hold on shadow traffic"
+            self.out(f"flip to {target} refused, the pointer stays at {current}: {why}")
+            self.log.record(event="flip", phase="refused", to=target, error=why)
+            self.notify("flip", "refused", {"from": current, "to": target, "error": why})
             return 1
         run = _Flip(
             current=current,
@@ -423,6 +434,64 @@ class Operator:
         self.out(
             f"rolled back {current} -> {target}: {target} answering after {ttr:.2f} s "
             f"(update {wall:.2f} s)"
+        )
+        return 0
+
+    # --- shadow ---------------------------------------------------------------------------
+
+    def shadow(
+        self,
+        hold_s: float,
+        interval: float = 1.0,
+        rules: config.Hold | None = None,
+        live: dict | None = None,
+        arms: dict[str, dict] | None = None,
+    ) -> int:
+        """Before anyone is moved: judge the idle arm on the live requests the edge mirrors to it
+        (bluegreen:shadow), by the hold's stop rules against the live arm's recent p95. The
+        answer is 0 when it held; a breach, or too little shadow traffic to judge, is 1."""
+        rules = rules or self.edge.hold
+        live = live if live is not None else self.live()
+        color = live.get("activeColor")
+        weights = live.get("weights") or {}
+        if color not in COLORS or weights.get(color) != 100:
+            self.out(
+                "shadow: needs one colour taking all traffic (no canary step in progress); "
+                f"the edge serves {json.dumps(weights)}"
+            )
+            return 1
+        idle, percent = other(color), int(live.get("shadow") or 0)
+        if not percent:
+            self.out(
+                f"shadow: the edge of stack {self.stack} mirrors nothing to {idle}: set "
+                f"bluegreen:shadow (percent of live requests, e.g. 10) in its config and run "
+                f"pulumi up -s {self.stack}"
+            )
+            return 1
+        try:
+            source = self._source(live, arms if arms is not None else self.arms())
+        except Unreachable as err:
+            self.out(f"shadow: cannot compare {idle}: {err}")
+            return 1
+        baseline = self._baseline(source, color)
+        self.out(
+            f"shadow: judging {idle} on {percent}% of live requests, mirrored, against {color} "
+            f"for {hold_s:g} s through {source.describe}"
+        )
+        verdict = self._hold(source, idle, 0, baseline, hold_s, interval, rules)
+        seen = evidence.seen(verdict.stats)
+        self.log.record(
+            event="shadow", phase=verdict.outcome, to=idle, seen=seen, reason=verdict.reason
+        )
+        if verdict.outcome != "held":
+            self.out(f"shadow: {idle} is not ready for users: {verdict.reason}")
+            self.notify(
+                "shadow", verdict.outcome, {"to": idle, "reason": verdict.reason, "seen": seen}
+            )
+            return 1
+        self.out(
+            f"shadow: {idle} held on mirrored traffic for {verdict.seconds:.1f} s: "
+            f"{json.dumps(seen)}"
         )
         return 0
 

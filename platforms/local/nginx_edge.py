@@ -358,6 +358,7 @@ class EdgeProvider(ResourceProvider):
         if reloaded and os.path.exists(paths["prev"]):
             os.replace(paths["prev"], paths["conf"])
             os.kill(pid, signal.SIGHUP)
+            return "The previous state and config were restored and keep serving."
         return "The previous state was restored and keeps serving."
 
     def create(self, props: dict[str, Any]) -> CreateResult:

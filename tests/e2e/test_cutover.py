@@ -125,23 +125,50 @@ def test_maintenance_refuses_writes_and_serves_reads(project, status):
 
 
 def test_a_reload_nginx_does_not_apply_fails_and_the_old_config_keeps_serving(bare_project):
+    """A structural change (shadow traffic turned on) with the flip needs a reload; an nginx that
+    takes the signal and never acts on it must not pass for a flipped edge."""
     project = bare_project
     project.up_all(active="blue")
     master = int(open(os.path.join(project.dir, ".bluegreen", "live", "nginx.pid")).read())
     os.kill(master, signal.SIGSTOP)  # the reload signal is delivered but never acted on
     try:
         project.ws.config_set("live", "bluegreen:flipTimeoutSeconds", "2")
+        project.ws.config_set("live", "bluegreen:shadow", "50")
         project.ws.config_set("live", "bluegreen:activeColor", "green")
         with pytest.raises(PulumiError) as err:
             project.ws.up("live")
         assert "Switch to green not confirmed" in err.value.output
-        assert "The previous config was restored" in err.value.output
+        assert "The previous state and config were restored" in err.value.output
         assert project.colors(10) == ["blue"] * 10  # the old workers keep serving
     finally:
         os.kill(master, signal.SIGCONT)
     time.sleep(0.5)
     assert project.colors(10) == ["blue"] * 10, "the restored config must be what nginx applies"
     project.ws.up("live")  # with nginx healthy again, the same change goes through
+    assert project.colors(10) == ["green"] * 10
+
+
+def test_a_flip_and_maintenance_never_reload_nginx(bare_project):
+    project = bare_project
+    project.up_all(active="blue")
+    run = os.path.join(project.dir, ".bluegreen", "live")
+    master = int(open(os.path.join(run, "nginx.pid")).read())
+
+    def workers() -> set[int]:
+        out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True)
+        return set(out.stdout.split())
+
+    before = workers()
+    for key, value in (
+        ("activeColor", "green"),
+        ("canaryWeight", "25"),
+        ("maintenance", "true"),
+        ("maintenance", "false"),
+        ("canaryWeight", "0"),
+    ):
+        project.ws.config_set("live", f"bluegreen:{key}", value)
+        project.ws.up("live")
+        assert workers() == before, f"nginx reloaded for bluegreen:{key} {value}"
     assert project.colors(10) == ["green"] * 10
 
 

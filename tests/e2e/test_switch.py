@@ -61,7 +61,9 @@ class Edge:
         own = conn is None
         conn = conn or self.connection()
         try:
-            conn.request(method, path, body=b"{}" if method != "GET" else None, headers=headers or {})
+            conn.request(
+                method, path, body=b"{}" if method != "GET" else None, headers=headers or {}
+            )
             resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
         finally:
@@ -156,7 +158,9 @@ def start(tmp_path):
 
 def colors(edge: Edge, n: int, headers=None) -> Counter:
     conn = edge.connection()
-    seen = Counter(edge.get(headers=headers, conn=conn)[1].get("x-bluegreen-color") for _ in range(n))
+    seen = Counter(
+        edge.get(headers=headers, conn=conn)[1].get("x-bluegreen-color") for _ in range(n)
+    )
     conn.close()
     return seen
 
@@ -219,7 +223,9 @@ def test_maintenance_refuses_writes_with_retry_after_and_no_reload(start):
     edge = start()
     workers = edge.workers()
     conn = edge.connection()
-    edge.point("blue", maintenance=maintenance(enabled=True, status=423, retry_after_s=9, banner="RO"))
+    edge.point(
+        "blue", maintenance=maintenance(enabled=True, status=423, retry_after_s=9, banner="RO")
+    )
     status, headers, body = edge.get(method="POST", conn=conn)
     assert (status, headers["retry-after"], headers["x-bluegreen-banner"]) == (423, "9", "RO")
     assert headers["content-type"] == "application/json"
@@ -230,7 +236,11 @@ def test_maintenance_refuses_writes_with_retry_after_and_no_reload(start):
         "message": "The service is read-only for maintenance; retry later.",
     }
     status, headers, _ = edge.get(conn=conn)
-    assert (status, headers["x-bluegreen-color"], headers["x-bluegreen-banner"]) == (200, "blue", "RO")
+    assert (status, headers["x-bluegreen-color"], headers["x-bluegreen-banner"]) == (
+        200,
+        "blue",
+        "RO",
+    )
     assert "retry-after" not in headers
     edge.point("blue")
     assert edge.get(method="POST", conn=conn)[0] == 200

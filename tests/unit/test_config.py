@@ -375,3 +375,49 @@ def test_a_platform_is_one_module_and_one_registry_entry(monkeypatch):
 )
 def test_each_platform_validates_its_own_keys_through_the_registry(platform, values, expected):
     assert expected in problems(**{**ARM, "platform": platform, **values})
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ({"shadow": "101"}, 'bluegreen:shadow must be an integer from 0 to 100, got "101"'),
+        ({"shadow": "10%"}, 'bluegreen:shadow must be an integer from 0 to 100, got "10%"'),
+        ({"shadowWrites": "yes"}, 'bluegreen:shadowWrites must be true or false, got "yes"'),
+        ({"cache": "on"}, 'bluegreen:cache must be true or false, got "on"'),
+        (
+            {"cacheWarmPaths": '["/"]'},
+            'bluegreen:cacheWarmPaths must be unset while bluegreen:cache is false, got "/"',
+        ),
+        (
+            {"cache": "true", "cacheWarmPaths": '["/a b"]'},
+            "bluegreen:cacheWarmPaths must be an absolute URL path",
+        ),
+        ({"rateLimit": "-1"}, 'bluegreen:rateLimit must be an integer from 0 to 1000000, got "-1"'),
+        (
+            {"limitWhen": "flip"},
+            'bluegreen:limitWhen must be "always" or "hold", got "flip"',
+        ),
+        (
+            {"limitRetryAfter": "0"},
+            'bluegreen:limitRetryAfter must be an integer from 1 to 3600, got "0"',
+        ),
+    ],
+)
+def test_edge_features_name_the_key_the_value_and_what_is_allowed(values, expected):
+    assert expected in problems(**{**EDGE, **values})
+
+
+def test_edge_features_parse():
+    s = load(
+        "live",
+        **EDGE,
+        cache="true",
+        cacheWarmPaths="/,/assets/app.js",
+        shadow="10",
+        rateLimit="500",
+        limitWhen="hold",
+    ).settings
+    assert s.cache.warm_paths == ("/", "/assets/app.js") and s.cache.max_size_mb == 256
+    assert (s.shadow.percent, s.shadow.writes) == (10, False)
+    assert s.backpressure.enabled and s.backpressure.when == "hold"
+    assert not load("live", **EDGE).settings.backpressure.enabled

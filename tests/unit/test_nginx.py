@@ -78,7 +78,10 @@ def test_the_state_carries_maintenance_with_its_answer():
 def test_limits_always_or_until_the_hold_ends():
     always = Backpressure(100, 10, 0, 2, "always", 300)
     hold = Backpressure(100, 10, 0, 2, "hold", 300)
-    assert state(backpressure=always, limits_until=5.0)["limits"] == {"retryAfter": 2, "until": None}
+    assert state(backpressure=always, limits_until=5.0)["limits"] == {
+        "retryAfter": 2,
+        "until": None,
+    }
     assert state(backpressure=hold, limits_until=5.0)["limits"] == {"retryAfter": 2, "until": 5.0}
     assert state(limits_until=5.0)["limits"] is None
 
