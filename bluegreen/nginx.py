@@ -1,9 +1,10 @@
 """The nginx text of the edge. One renderer for every platform that has an nginx edge.
 
-`render_upstream` is the part the `local` and `nixos` platforms share. The NixOS edge node states
-the same upstream in the nginx module's own shape (`services.nginx.upstreams.<name>.servers`),
-built from the same `servers_for` data, `FAILOVER` parameters and `KEEPALIVE`; a unit test
-evaluates it and compares it with this text. Every value rendered here was validated by
+`render_local` is the whole nginx.conf of the local edge, and the reference for the NixOS edge
+module (nixos/modules/edge-node.nix), which states the same in the nixpkgs nginx module's shape:
+the upstream groups of `groups` with `FAILOVER` and `KEEPALIVE`, the `JS_VARIABLES` of switch.js,
+the same locations; and it writes the switch state `switch_state` builds. Unit tests evaluate
+the module and compare it with these. Every value rendered here was validated by
 `bluegreen.config`, and `_token` refuses anything that could still break out of a directive.
 """
 
@@ -55,7 +56,9 @@ def groups(nodes: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, dict
     return out
 
 
-def render_group(name: str, servers: Sequence[tuple[str, Mapping]], keepalive: int = KEEPALIVE) -> str:
+def render_group(
+    name: str, servers: Sequence[tuple[str, Mapping]], keepalive: int = KEEPALIVE
+) -> str:
     """One `upstream` block."""
     lines = [f"upstream {_token(name)} {{"]
     for address, params in servers:
@@ -166,9 +169,7 @@ def render_local(
     on. Which colour takes traffic, maintenance, and whether the limits apply are in the switch
     state (`switch_state`), so changing them needs no reload."""
     run = _token(run_dir)
-    js_sets = "".join(
-        f"    js_set ${var} bluegreen.{fn};\n" for var, fn in JS_VARIABLES.items()
-    )
+    js_sets = "".join(f"    js_set ${var} bluegreen.{fn};\n" for var, fn in JS_VARIABLES.items())
     upstreams = "".join(
         _indent(render_group(group_name(app, color), servers))
         for color, servers in groups(nodes).items()
@@ -180,14 +181,15 @@ def render_local(
         if b.rate
         else ""
     ) + (
-        "    limit_conn_zone $bluegreen_limit zone=bluegreen_conn:1m;\n"
-        "    limit_conn_status 503;\n"
+        "    limit_conn_zone $bluegreen_limit zone=bluegreen_conn:1m;\n    limit_conn_status 503;\n"
         if b.connections
         else ""
     )
-    limits = (
-        f"            limit_req zone=bluegreen_rate burst={int(b.burst)} nodelay;\n" if b.rate else ""
-    ) + (f"            limit_conn bluegreen_conn {int(b.connections)};\n" if b.connections else "")
+    # nginx refuses `burst=0`: no burst is said by leaving it out.
+    burst = f" burst={int(b.burst)}" if b.burst else ""
+    limits = (f"            limit_req zone=bluegreen_rate{burst} nodelay;\n" if b.rate else "") + (
+        f"            limit_conn bluegreen_conn {int(b.connections)};\n" if b.connections else ""
+    )
     cache_http = (
         f"    proxy_cache_path {run}/cache levels=1:2 keys_zone=bluegreen_cache:10m "
         f"max_size={int(cache.max_size_mb)}m inactive=60m use_temp_path=off;\n"
