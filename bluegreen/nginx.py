@@ -1,13 +1,13 @@
-"""The nginx text of the edge and the switch state it reads per request. One renderer for every
-platform that has an nginx edge.
+"""The nginx text of the edge. One renderer for every platform that has an nginx edge.
 
-`groups` (one upstream group per colour) and `switch_state` (what moves traffic) are what the
-`local` and `nixos` platforms share: the NixOS edge module states the same groups in the nginx
-module's own shape and writes the same state to /etc, and unit tests evaluate it and compare. The
-per-request logic is nixos/modules/nginx/switch.js, read by both. Every value rendered here was
-validated by `bluegreen.config`, and `_token` refuses anything that could still break out of a
-directive.
+`render_local` is the whole nginx.conf of the local edge, and the reference for the NixOS edge
+module (nixos/modules/edge-node.nix), which states the same in the nixpkgs nginx module's shape:
+the upstream groups of `groups` with `FAILOVER` and `KEEPALIVE`, the `JS_VARIABLES` of switch.js,
+the same locations; and it writes the switch state `switch_state` builds. Unit tests evaluate
+the module and compare it with these. Every value rendered here was validated by
+`bluegreen.config`, and `_token` refuses anything that could still break out of a directive.
 """
+
 from __future__ import annotations
 
 import json
@@ -134,7 +134,8 @@ def switch_state(
         "shadow": {"percent": shadow.percent, "writes": shadow.writes} if shadow.percent else None,
         "limits": {
             "retryAfter": b.retry_after_s,
-            "until": None if b.when == "always" else limits_until,
+            # "hold" before any traffic moved under it: off until the next flip (0, long past).
+            "until": None if b.when == "always" else (limits_until or 0),
         }
         if b.enabled
         else None,
@@ -170,7 +171,6 @@ def render_local(
         for color, servers in groups(nodes).items()
     )
     b = backpressure
-    burst = f" burst={int(b.burst)} nodelay" if b.burst else ""
     limits_http = (
         f"    limit_req_zone $bluegreen_limit zone=bluegreen_rate:1m rate={int(b.rate)}r/s;\n"
         "    limit_req_status 429;\n"
@@ -181,7 +181,9 @@ def render_local(
         if b.connections
         else ""
     )
-    limits = (f"            limit_req zone=bluegreen_rate{burst};\n" if b.rate else "") + (
+    # nginx refuses `burst=0`: no burst is said by leaving it out.
+    burst = f" burst={int(b.burst)}" if b.burst else ""
+    limits = (f"            limit_req zone=bluegreen_rate{burst} nodelay;\n" if b.rate else "") + (
         f"            limit_conn bluegreen_conn {int(b.connections)};\n" if b.connections else ""
     )
     cache_http = (

@@ -1,12 +1,26 @@
 # The edge of a bluegreen deployment: nginx in front of both arms, the traffic switch.
 #
-# The arm that is live gets its weight; the idle arm stays in the upstream as `backup`, so nginx
-# falls back to it when every live node fails. A flip changes two weights and nothing else, and
-# nginx reloads gracefully: requests in flight finish on the arm that took them.
+# nginx.conf holds only what is structural: one upstream group per colour,
+# `<upstreamPrefix>_<colour>` (the colour's nodes, then the other colour's as `backup`, which
+# nginx uses only when every node of the colour has failed), the listen port, and the features
+# that are on (edge cache, shadow traffic, rate and connection limits). Which colour a request
+# goes to is decided per request by the njs module nginx/switch.js (loaded with
+# `services.nginx.additionalModules`), which reads the switch state from
+# /etc/bluegreen-edge/switch.json: the pointer, the weights, the sticky canary, maintenance, the
+# arms' versions, the shadow share, whether the limits apply, and the generation. switch.js's
+# header documents every field; bluegreen/nginx.py `switch_state` builds the same JSON.
+#
+# A flip changes options of the switch state only (activeColor, weights, generation). They
+# change the file in /etc and not nginx.conf, so `nixos-rebuild switch` does not reload nginx:
+# NixOS swaps /etc atomically (one rename of the /etc/static link), and the next request reads
+# the new state. A reload would close kept-alive connections, and a client that sends on one as
+# it closes gets a reset; a new file in /etc closes nothing. Only a structural change (nodes,
+# port, a feature switched on or off) changes nginx.conf, and nginx reloads gracefully. The state
+# file of NixOS has no `writtenAt`: it is a store path, written once.
 #
 # `pulumi up -s live` renders /etc/nixos/bluegreen/<app>-edge.nix, which imports this module and
-# sets the options below from the pointer `bluegreen:activeColor`; nixos/nodes/edge.nix is a
-# hand-written example.
+# sets the options below from the pointer `bluegreen:activeColor` and the edge settings;
+# nixos/nodes/edge.nix is a hand-written example.
 { config, lib, pkgs, ... }:
 
 let
@@ -18,39 +32,161 @@ let
   hostPort = types.strMatching "(\\[[0-9A-Fa-f:.]+]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):[0-9]{1,5}";
   address = types.strMatching "[0-9A-Fa-f:.]+|[A-Za-z0-9][A-Za-z0-9.-]{0,252}";
   urlPath = types.strMatching "/[A-Za-z0-9._~/-]{0,127}";
+  version = types.strMatching "[A-Za-z0-9][A-Za-z0-9._+-]{0,63}";
+  fingerprint = types.strMatching "[0-9a-f]{0,64}";
+  color = types.enum [ "blue" "green" ];
 
   colors = lib.unique (map (s: s.color) cfg.servers);
-  weightOf = color: (lib.findFirst (s: s.color == color) { weight = 0; } cfg.servers).weight;
   addresses = map (s: s.address) cfg.servers;
+  nodesOf = c: map (s: s.address) (lib.filter (s: s.color == c) cfg.servers);
+  weightOf = c: cfg.weights.${c} or 0;
+  weightNames = builtins.attrNames cfg.weights;
 
-  # nginx parameters of one upstream server: the live arm's weight, `backup` for the idle arm.
-  upstreamServer = s:
-    if s.weight > 0 then { inherit (s) weight; } // cfg.serverParameters else { backup = true; };
+  # The switch state, read by switch.js per request.
+  stateName = "bluegreen-edge/switch.json";
+  stateFile = "/etc/${stateName}";
+  # The requests maintenance refuses and shadow traffic leaves alone (bluegreen/switch.py).
+  writeMethods = [ "POST" "PUT" "PATCH" "DELETE" ];
+  # The variables switch.js sets, by the function that computes each (`JS_VARIABLES` in
+  # bluegreen/nginx.py); nginx evaluates one only when a directive uses it.
+  jsVariables = {
+    bluegreen_color = "color";
+    bluegreen_version = "version";
+    bluegreen_edge = "edge";
+    bluegreen_generation = "generation";
+    bluegreen_refuse = "refuse";
+    bluegreen_maintenance_body = "maintenanceBody";
+    bluegreen_banner = "banner";
+    bluegreen_limit = "limitKey";
+    bluegreen_retry_after = "retryAfter";
+    bluegreen_sticky_cookie = "setCookie";
+    bluegreen_shadow = "shadow";
+    bluegreen_no_cache = "noCache";
+    bluegreen_health = "health";
+  };
+  shadowLocation = "/_bluegreen_shadow";
+  cacheDir = "/var/cache/nginx/bluegreen";
 
-  # A canary split with both arms weighted: the case in which stickiness applies.
-  splitting = lib.length (lib.filter (c: weightOf c > 0) colors) > 1;
-  sticky = cfg.stickyCanary && splitting;
-  banner = lib.optionalString (cfg.maintenance.enable && cfg.maintenance.banner != "") ''
-    add_header X-Bluegreen-Banner "${cfg.maintenance.banner}" always;
+  shadowing = cfg.shadow.percent > 0;
+  limited = cfg.limits.rate > 0 || cfg.limits.connections > 0;
+  proxy = builtins.readFile ./nginx/proxy.conf;
+
+  group = c: "${cfg.upstreamPrefix}_${c}";
+  shadowGroup = c: "${cfg.upstreamPrefix}_shadow_${c}";
+  keepalive = "keepalive ${toString cfg.keepalive};";
+  serversWith = parameters: nodes: lib.listToAttrs (map (a: lib.nameValuePair a parameters) nodes);
+
+  # One group per colour (`groups` in bluegreen/nginx.py): the colour's nodes take its requests,
+  # the other colour's stand by. A flip changes nothing here.
+  upstreams = lib.listToAttrs (map
+    (c: lib.nameValuePair (group c) {
+      servers = serversWith cfg.serverParameters (nodesOf c)
+        // serversWith { backup = true; } (lib.concatMap nodesOf (lib.filter (o: o != c) colors));
+      extraConfig = keepalive;
+    })
+    colors);
+  # Shadow traffic goes to the idle colour's own nodes only: no backup, its answers are dropped.
+  shadowUpstreams = lib.listToAttrs (map
+    (c: lib.nameValuePair (shadowGroup c) {
+      servers = serversWith cfg.serverParameters (nodesOf c);
+      extraConfig = keepalive;
+    })
+    colors);
+
+  httpConfig = ''
+    js_import bluegreen from ${./nginx/switch.js};
+  ''
+  + lib.concatStrings
+    (lib.mapAttrsToList (var: fn: "js_set \$${var} bluegreen.${fn};\n") jsVariables)
+  + ''
+    map $pid $bluegreen_state { default "${stateFile}"; }
+    map $pid $bluegreen_conf { default "${cfg.configGeneration}"; }
+  ''
+  # Sticky canary: a client keeps its id in its bluegreen_client cookie; new clients get one.
+  + builtins.readFile ./nginx/sticky-maps.conf
+  + lib.optionalString (cfg.limits.rate > 0) ''
+    limit_req_zone $bluegreen_limit zone=bluegreen_rate:1m rate=${toString cfg.limits.rate}r/s;
+    limit_req_status 429;
+  ''
+  + lib.optionalString (cfg.limits.connections > 0) ''
+    limit_conn_zone $bluegreen_limit zone=bluegreen_conn:1m;
+    limit_conn_status 503;
+  ''
+  + lib.optionalString cfg.cache.enable ''
+    proxy_cache_path ${cacheDir} levels=1:2 keys_zone=bluegreen_cache:10m max_size=${toString cfg.cache.maxSize}m inactive=60m use_temp_path=off;
   '';
 
-  healthBody = builtins.toJSON {
-    status = "ok";
-    activeColor = cfg.activeColor;
-    readOnly = cfg.maintenance.enable;
+  # The location every user's request takes; what it refuses and where it goes is switch.js's.
+  location = ''
+    default_type application/json;
+    if ($bluegreen_color = "") { return 503; }
+    # Maintenance (read-only) mode: writes are refused before they reach an arm.
+    if ($bluegreen_refuse = 503) { return 503 $bluegreen_maintenance_body; }
+    if ($bluegreen_refuse = 423) { return 423 $bluegreen_maintenance_body; }
+  ''
+  # nginx refuses `burst=0`: no burst is said by leaving it out.
+  + lib.optionalString (cfg.limits.rate > 0) ''
+    limit_req zone=bluegreen_rate${lib.optionalString (cfg.limits.burst > 0) " burst=${toString cfg.limits.burst}"} nodelay;
+  ''
+  + lib.optionalString (cfg.limits.connections > 0) ''
+    limit_conn bluegreen_conn ${toString cfg.limits.connections};
+  ''
+  + lib.optionalString shadowing ''
+    mirror ${shadowLocation};
+  ''
+  + lib.optionalString cfg.cache.enable ''
+    # Keyed by the colour and version that answer: a flip or a rollback never serves
+    # the other arm's content. Only what the arm marks cacheable is kept.
+    proxy_cache bluegreen_cache;
+    proxy_cache_key "$bluegreen_color $bluegreen_version $scheme://$host$request_uri";
+    proxy_cache_bypass $http_x_bluegreen_probe $http_x_bluegreen_warm;
+    proxy_no_cache $bluegreen_no_cache;
+    add_header X-Bluegreen-Cache $upstream_cache_status always;
+  ''
+  + proxy
+  + ''
+    add_header X-Bluegreen-Edge $bluegreen_edge always;
+    add_header X-Bluegreen-Edge-Generation $bluegreen_generation always;
+    add_header X-Bluegreen-Banner $bluegreen_banner always;
+    add_header Retry-After $bluegreen_retry_after always;
+    add_header Set-Cookie $bluegreen_sticky_cookie;
+  '';
+
+  # What moves traffic (`switch_state` in bluegreen/nginx.py has the same shape).
+  state = {
+    conf = cfg.configGeneration;
+    active = cfg.activeColor;
+    weights = cfg.weights;
+    sticky = cfg.stickyCanary;
+    versions = cfg.versions;
+    writes = writeMethods;
+    maintenance =
+      if cfg.maintenance.enable then {
+        inherit (cfg.maintenance) status retryAfter banner body;
+      } else null;
+    shadow = if shadowing then { inherit (cfg.shadow) percent writes; } else null;
+    limits = if limited then { inherit (cfg.limits) retryAfter until; } else null;
+    warm = null;
+    generation = cfg.generation;
   };
+
+  # Said in the description of every option that is part of the switch state.
+  stateOnly = ''
+
+    Part of the switch state ({file}`${stateFile}`): changing it does not reload nginx.
+  '';
 in
 {
   options.services.bluegreen-edge = {
     enable = mkEnableOption "the bluegreen edge: nginx as the blue/green traffic switch";
 
     activeColor = mkOption {
-      type = types.enum [ "blue" "green" ];
+      type = color;
       example = "green";
       description = ''
-        The pointer: the arm that takes the traffic. It must be one of the colours in
-        {option}`services.bluegreen-edge.servers` with a weight above 0.
-      '';
+        The pointer: the arm that takes the traffic. It must have a weight above 0 in
+        {option}`services.bluegreen-edge.weights`.
+      '' + stateOnly;
     };
 
     servers = mkOption {
@@ -62,37 +198,55 @@ in
             description = "`host:port` of one node of an arm.";
           };
           color = mkOption {
-            type = types.enum [ "blue" "green" ];
+            type = color;
             description = "The arm the node belongs to.";
-          };
-          weight = mkOption {
-            type = types.ints.between 0 100;
-            description = ''
-              The arm's share of traffic in percent; 0 makes the node a `backup` server, which
-              nginx only uses when every weighted server has failed.
-            '';
           };
         };
       });
       example = lib.literalExpression ''
         [
-          { address = "10.0.0.10:8000"; color = "blue"; weight = 100; }
-          { address = "10.0.0.11:8000"; color = "green"; weight = 0; }
+          { address = "10.0.0.10:8000"; color = "blue"; }
+          { address = "10.0.0.11:8000"; color = "green"; }
         ]
       '';
       description = ''
-        Every node of both arms with its arm's weight, in the order bluegreen renders them
-        (`servers_for` in bluegreen/nginx.py), so that a flip changes weights only.
+        Every node of both arms. Each colour gets its own upstream group,
+        `<upstreamPrefix>_<colour>`: its own nodes, then the other colour's as `backup`
+        (`groups` in bluegreen/nginx.py). A flip does not change them.
       '';
+    };
+
+    weights = mkOption {
+      type = types.attrsOf (types.ints.between 0 100);
+      default = { ${cfg.activeColor} = 100; };
+      defaultText = lib.literalExpression "{ \${config.services.bluegreen-edge.activeColor} = 100; }";
+      example = { blue = 25; green = 75; };
+      description = ''
+        Each arm's share of traffic in percent, one weight per colour of
+        {option}`services.bluegreen-edge.servers`; they add up to 100, and a colour left out
+        gets none. A canary step weights both; the active colour's share goes to it per
+        request (by the client's cookie with {option}`services.bluegreen-edge.stickyCanary`).
+      '' + stateOnly;
+    };
+
+    versions = mkOption {
+      type = types.attrsOf version;
+      default = { };
+      example = { blue = "v1"; green = "v2"; };
+      description = ''
+        The version each arm serves. The edge cache keys its entries by the colour and this
+        version, so a flip or a rollback never serves the other arm's content.
+      '' + stateOnly;
     };
 
     serverParameters = mkOption {
       type = types.attrsOf (types.oneOf [ types.int types.str ]);
       default = { max_fails = 1; fail_timeout = "2s"; };
       description = ''
-        nginx `server` parameters of every server that takes traffic. The default is what
-        bluegreen's own renderer uses: a node that fails once is left alone for 2 s, so an arm
-        restarting during a flip costs one retry rather than failed requests.
+        nginx `server` parameters of every node in its own colour's group. The default is what
+        bluegreen's own renderer uses (`FAILOVER` in bluegreen/nginx.py): a node that fails
+        once is left alone for 2 s, so an arm restarting during a flip costs one retry on the
+        backup rather than failed requests.
       '';
     };
 
@@ -101,22 +255,26 @@ in
       default = false;
       description = ''
         During a canary step (both arms weighted), keep each client on one arm: the edge gives
-        every new client a `bluegreen_client` cookie and hashes the upstream on it, so nobody
-        bounces between versions. No effect while one arm takes all traffic.
-      '';
+        every new client a `bluegreen_client` cookie and puts it in a bucket by it, and raising
+        the active colour's weight only ever moves clients onto it. No effect while one arm
+        takes all traffic.
+      '' + stateOnly;
     };
 
     keepalive = mkOption {
       type = types.ints.positive;
       default = 32;
-      description = "Idle keep-alive connections nginx keeps open to the arms.";
+      description = "Idle keep-alive connections nginx keeps open to the arms, per group.";
     };
 
-    upstreamName = mkOption {
+    upstreamPrefix = mkOption {
       type = types.strMatching "[A-Za-z_][A-Za-z0-9_]{0,63}";
       default = "bluegreen";
       example = "bluegreen_shop";
-      description = "Name of the nginx upstream that holds both arms.";
+      description = ''
+        Prefix of the nginx upstream groups: `<prefix>_blue` and `<prefix>_green`, and
+        `<prefix>_shadow_<colour>` while shadow traffic is on.
+      '';
     };
 
     listenAddress = mkOption {
@@ -136,19 +294,33 @@ in
       type = urlPath;
       default = "/healthz/edge";
       description = ''
-        Path the edge answers itself (not proxied) with its state as JSON, for load balancers
-        and monitoring in front of the edge.
+        Path the edge answers itself (not proxied) with its switch state as JSON (status,
+        activeColor, weights, readOnly, generation), for load balancers and monitoring in
+        front of the edge.
       '';
     };
 
     generation = mkOption {
-      type = types.strMatching "[0-9a-f]{0,64}";
+      type = fingerprint;
       default = "";
       example = "3f2a9c1b7d4e";
       description = ''
-        Fingerprint of this configuration, sent as `X-Bluegreen-Edge-Generation` on every
-        proxied response: `pulumi up -s live` probes for it to confirm that the new
-        configuration serves, since a reload can fail while the switch itself succeeds.
+        Fingerprint of the switch state and of the nginx configuration it was written for
+        (`switch_state` in bluegreen/nginx.py computes it), sent as
+        `X-Bluegreen-Edge-Generation` on every response: `pulumi up -s live` probes for it to
+        confirm that the new state serves.
+      '' + stateOnly;
+    };
+
+    configGeneration = mkOption {
+      type = fingerprint;
+      default = "";
+      example = "9b0e51c7a2d3";
+      description = ''
+        Fingerprint of the structural configuration (what nginx.conf is made of). nginx.conf
+        and the switch state both carry it; while nginx still runs another configuration (a
+        reload under way), the edge answers with `conf-<its own>` as its generation, so a
+        probe never mistakes it for the new one.
       '';
     };
 
@@ -156,6 +328,91 @@ in
       type = types.bool;
       default = true;
       description = "Open {option}`services.bluegreen-edge.port` in the firewall.";
+    };
+
+    cache = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        example = true;
+        description = ''
+          Cache the GET answers an arm marks cacheable (`Cache-Control: max-age`) at the edge,
+          in {file}`${cacheDir}`, keyed by the colour and the version that served them
+          ({option}`services.bluegreen-edge.versions`), so that a flip or a rollback never
+          serves the other arm's content. bluegreen's probes bypass it.
+        '';
+      };
+      maxSize = mkOption {
+        type = types.ints.positive;
+        default = 256;
+        description = "Disk the edge cache may use, in MiB (bluegreen:cacheMaxSizeMb).";
+      };
+    };
+
+    shadow = {
+      percent = mkOption {
+        type = types.ints.between 0 100;
+        default = 0;
+        example = 10;
+        description = ''
+          Share of live requests, in percent, that the edge mirrors to the idle arm; its
+          answers are discarded. Never during a canary split, never for bluegreen's probes.
+          0 is off; switching it on or off changes nginx.conf, changing the share does not.
+        '' + stateOnly;
+      };
+      writes = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Mirror writes (POST, PUT, PATCH, DELETE) too; off by default, since a mirrored write
+          has effects on the idle arm.
+        '' + stateOnly;
+      };
+    };
+
+    limits = {
+      rate = mkOption {
+        type = types.ints.between 0 1000000;
+        default = 0;
+        example = 500;
+        description = ''
+          Requests per second the edge passes on to the arms, edge-wide; more are answered
+          429 with `Retry-After`. 0 is no limit. bluegreen's own probes are never counted.
+        '';
+      };
+      burst = mkOption {
+        type = types.ints.between 0 1000000;
+        default = 0;
+        description = ''
+          Requests above {option}`services.bluegreen-edge.limits.rate` accepted at once
+          before the limit answers 429.
+        '';
+      };
+      connections = mkOption {
+        type = types.ints.between 0 1000000;
+        default = 0;
+        example = 2000;
+        description = ''
+          Concurrent connections the edge serves; more are answered 503 with `Retry-After`.
+          0 is no cap.
+        '';
+      };
+      retryAfter = mkOption {
+        type = types.ints.between 1 3600;
+        default = 1;
+        description = "Seconds sent in `Retry-After` with every answer the limits refuse." + stateOnly;
+      };
+      until = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 1767225600;
+        description = ''
+          When the limits stop applying, in seconds since the epoch (the edge node's clock);
+          null: they always apply. bluegreen sets it to the time of a change that moves
+          traffic plus bluegreen:limitHoldSeconds when bluegreen:limitWhen is "hold", so that
+          the limits protect the arms for the hold after a flip.
+        '' + stateOnly;
+      };
     };
 
     prometheus = {
@@ -200,28 +457,30 @@ in
           {option}`services.bluegreen-edge.maintenance.status`, a `Retry-After` header and a
           stable JSON body ({option}`services.bluegreen-edge.maintenance.body`); reads keep
           being served by the arms.
-        '';
+        '' + stateOnly;
       };
       status = mkOption {
         type = types.enum [ 503 423 ];
         default = 503;
         description = ''
           Status of refused writes: 503 (Service Unavailable) or 423 (Locked).
-        '';
+        '' + stateOnly;
       };
       retryAfter = mkOption {
         type = types.ints.between 1 86400;
         default = 30;
-        description = "Seconds sent in `Retry-After` with every refused write.";
+        description = "Seconds sent in `Retry-After` with every refused write." + stateOnly;
       };
       banner = mkOption {
         type = types.strMatching "[A-Za-z0-9 .,:!?()'/_-]{0,200}";
         default = "";
         example = "Read-only until 14:00 UTC for a database upgrade.";
-        description = "A message every response carries in `X-Bluegreen-Banner` while read-only.";
+        description = ''
+          A message every response carries in `X-Bluegreen-Banner` while read-only.
+        '' + stateOnly;
       };
       body = mkOption {
-        # Rendered inside single quotes, where nginx would expand `$` and end at `'`.
+        # One line, no quote or `$`: what bluegreen renders, and safe wherever it is sent.
         type = types.strMatching "[^'$\\\n]{1,1000}";
         default = builtins.toJSON {
           error = "maintenance";
@@ -229,11 +488,11 @@ in
           retryAfter = cfg.maintenance.retryAfter;
           message = "The service is read-only for maintenance; retry later.";
         };
-        defaultText = lib.literalMD "the JSON body the local platform sends (`maintenance_error_body` in bluegreen/nginx.py)";
+        defaultText = lib.literalMD "the JSON body the local platform sends (`maintenance_body` in bluegreen/switch.py)";
         description = ''
           The body of every refused write: a stable, machine-readable JSON error that clients
           can act on.
-        '';
+        '' + stateOnly;
       };
     };
   };
@@ -241,31 +500,34 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = lib.any (s: s.weight > 0) cfg.servers;
+        assertion = lib.any (c: weightOf c > 0) colors;
         message = ''
-          services.bluegreen-edge.servers: no server has a weight above 0 (every arm is backup),
-          so nothing would take traffic. Give the servers of services.bluegreen-edge.activeColor
-          (${cfg.activeColor}) weight 100.
+          services.bluegreen-edge.weights: no arm of services.bluegreen-edge.servers has a
+          weight above 0, so nothing would take traffic. Give
+          services.bluegreen-edge.activeColor (${cfg.activeColor}) weight 100.
         '';
       }
       {
-        assertion = weightOf cfg.activeColor > 0;
+        assertion = weightOf cfg.activeColor > 0 && lib.elem cfg.activeColor colors;
         message = ''
-          services.bluegreen-edge.activeColor is ${cfg.activeColor}, but no ${cfg.activeColor}
-          server in services.bluegreen-edge.servers has a weight above 0.
+          services.bluegreen-edge.activeColor is ${cfg.activeColor}, but ${cfg.activeColor} has
+          no weight above 0 in services.bluegreen-edge.weights, or no server in
+          services.bluegreen-edge.servers.
         '';
       }
       {
-        assertion = lib.all (s: s.weight == weightOf s.color) cfg.servers;
+        assertion = lib.all (c: lib.elem c colors) weightNames;
         message = ''
-          services.bluegreen-edge.servers: the nodes of one arm must share the arm's weight.
+          services.bluegreen-edge.weights: one weight per arm of services.bluegreen-edge.servers
+          (${lib.concatStringsSep ", " colors}), got one for
+          ${lib.concatStringsSep ", " (lib.filter (c: !(lib.elem c colors)) weightNames)}.
         '';
       }
       {
-        assertion = lib.foldl' (sum: c: sum + weightOf c) 0 colors == 100;
+        assertion = lib.foldl' (sum: c: sum + cfg.weights.${c}) 0 weightNames == 100;
         message = ''
-          services.bluegreen-edge.servers: the arms' weights must add up to 100, got
-          ${lib.concatMapStringsSep " + " (c: "${c} ${toString (weightOf c)}") colors}.
+          services.bluegreen-edge.weights: the arms' weights must add up to 100, got
+          ${lib.concatMapStringsSep " + " (c: "${c} ${toString cfg.weights.${c}}") weightNames}.
         '';
       }
       {
@@ -276,61 +538,44 @@ in
         '';
       }
       {
-        assertion = cfg.healthPath != "/";
+        assertion = cfg.healthPath != "/" && cfg.healthPath != shadowLocation;
         message = ''
-          services.bluegreen-edge.healthPath must not be "/": that path is proxied to the arms.
+          services.bluegreen-edge.healthPath must not be "/" (proxied to the arms) or
+          ${shadowLocation} (shadow traffic).
         '';
       }
     ];
 
     services.nginx = {
       enable = true;
-      # A flip reloads nginx rather than restarting it: no connection is refused while the
-      # switch moves, and requests in flight finish on the arm that took them.
+      # A structural change reloads nginx rather than restarting it: no connection is refused,
+      # requests in flight finish where they are. A flip does not even reload (see the top).
       enableReload = true;
+      # switch.js runs in nginx's own JavaScript (njs), built into the nginx package.
+      additionalModules = [ pkgs.nginxModules.njs ];
 
-      upstreams.${cfg.upstreamName} = {
-        servers = lib.listToAttrs
-          (map (s: lib.nameValuePair s.address (upstreamServer s)) cfg.servers);
-        # The balancing method must come before keepalive, or nginx ignores it.
-        extraConfig = lib.optionalString sticky ''
-          hash $bluegreen_client consistent;
-        '' + "keepalive ${toString cfg.keepalive};";
-      };
+      upstreams = upstreams // lib.optionalAttrs shadowing shadowUpstreams;
 
-      # Sticky canary: a client keeps the id in its bluegreen_client cookie; new clients get one.
-      commonHttpConfig = mkIf cfg.stickyCanary (builtins.readFile ./nginx/sticky-maps.conf);
+      commonHttpConfig = httpConfig;
 
       virtualHosts.bluegreen-edge = {
         default = true;
         listen = [ { addr = cfg.listenAddress; port = cfg.port; } ];
 
         locations."/" = {
-          proxyPass = "http://${cfg.upstreamName}";
-          extraConfig = builtins.readFile ./nginx/proxy.conf + ''
-            add_header X-Bluegreen-Edge "${cfg.activeColor}" always;
-            add_header X-Bluegreen-Edge-Generation "${cfg.generation}" always;
-          '' + lib.optionalString cfg.stickyCanary ''
-            add_header Set-Cookie $bluegreen_set_cookie;
-          '' + banner + lib.optionalString cfg.maintenance.enable ''
-            # Read-only mode: writes go to the named location below, reads to the arms. A code
-            # nginx never produces itself (418) routes them there, so that error_page cannot
-            # catch anything else.
-            error_page 418 = @bluegreen_maintenance;
-            if ($request_method ~ ^(POST|PUT|PATCH|DELETE)$ ) {
-              return 418;
-            }
-          '';
+          proxyPass = "http://${cfg.upstreamPrefix}_$bluegreen_color";
+          extraConfig = location;
         };
 
-        locations."@bluegreen_maintenance" = mkIf cfg.maintenance.enable {
+        # Shadow traffic: a share of live requests, copied to the idle arm; its answers are
+        # discarded, and the request is never held up by it.
+        locations."= ${shadowLocation}" = mkIf shadowing {
+          proxyPass = "http://${cfg.upstreamPrefix}_shadow_$bluegreen_shadow$request_uri";
           extraConfig = ''
-            default_type application/json;
-            add_header Retry-After ${toString cfg.maintenance.retryAfter} always;
-            add_header X-Bluegreen-Edge "${cfg.activeColor}" always;
-            add_header X-Bluegreen-Edge-Generation "${cfg.generation}" always;
-          '' + banner + ''
-            return ${toString cfg.maintenance.status} '${cfg.maintenance.body}';
+            internal;
+            if ($bluegreen_shadow = "") { return 204; }
+          '' + proxy + ''
+            proxy_set_header X-Bluegreen-Shadow 1;
           '';
         };
 
@@ -338,12 +583,16 @@ in
           extraConfig = ''
             access_log off;
             default_type application/json;
-            add_header X-Bluegreen-Edge "${cfg.activeColor}" always;
-            return 200 '${healthBody}';
+            add_header X-Bluegreen-Edge $bluegreen_edge always;
+            add_header X-Bluegreen-Edge-Generation $bluegreen_generation always;
+            return 200 $bluegreen_health;
           '';
         };
       };
     };
+
+    # The switch state: a flip changes this file and nothing nginx reads at start.
+    environment.etc.${stateName}.text = builtins.toJSON state;
 
     # The arms' own metrics for the hold after a flip, scraped where the traffic is switched.
     services.prometheus = mkIf cfg.prometheus.enable {
@@ -357,9 +606,9 @@ in
           metrics_path = "/metrics";
           scrape_interval = "1s";
           scrape_timeout = "1s";
-          static_configs = map (color: {
-            targets = map (s: s.address) (lib.filter (s: s.color == color) cfg.servers);
-            labels = { arm = color; };
+          static_configs = map (c: {
+            targets = nodesOf c;
+            labels = { arm = c; };
           }) colors;
         }
       ];

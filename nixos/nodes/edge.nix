@@ -2,7 +2,9 @@
 #
 # A hand-written example. With `bluegreen:platform: nixos` the services.bluegreen-edge part is
 # rendered by `pulumi up -s live` into /etc/nixos/bluegreen/shop-edge.nix from
-# bluegreen:activeColor, and a flip changes exactly the two weights below and the active colour.
+# bluegreen:activeColor, and a flip changes exactly the active colour and the weights below (and
+# the generation). They are the switch state in /etc/bluegreen-edge/switch.json, which nginx reads
+# per request: `nixos-rebuild switch` does not reload nginx for a flip.
 { ... }:
 
 {
@@ -15,13 +17,16 @@
 
   services.bluegreen-edge = {
     enable = true;
-    upstreamName = "bluegreen_shop";
-    activeColor = "blue";
+    upstreamPrefix = "bluegreen_shop";
     port = 80;
     servers = [
-      { address = "10.0.0.10:8000"; color = "blue"; weight = 100; }
-      { address = "10.0.0.11:8000"; color = "green"; weight = 0; }
+      { address = "10.0.0.10:8000"; color = "blue"; }
+      { address = "10.0.0.11:8000"; color = "green"; }
     ];
+    # The switch state: the pointer and the arms' shares of traffic.
+    activeColor = "blue";
+    weights = { blue = 100; green = 0; };
+    versions = { blue = "v1"; green = "v2"; };
     # Prometheus scraping both arms every second: the hold after a flip reads it.
     prometheus = {
       enable = true;

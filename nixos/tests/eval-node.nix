@@ -5,16 +5,17 @@
 #
 # The result holds the options of the services.bluegreen-* modules as the node set them (defaults
 # filled in, every value checked against its option's type), what the modules define from them
-# (`config`: services.nginx, systemd.services, networking.firewall) and the messages of the
-# assertions that fail. A value of the wrong type or an option that does not exist aborts the
-# evaluation with the option's full path, as nixos-rebuild would.
+# (`config`: services.nginx, environment.etc, systemd.services, networking.firewall) and the
+# messages of the assertions that fail. A value of the wrong type or an option that does not
+# exist aborts the evaluation with the option's full path, as nixos-rebuild would.
 { node }:
 
 let
   lib = import ./lib-stub.nix;
   inherit (builtins) attrNames elem isAttrs isList listToAttrs;
 
-  # Stands in for what the modules take from nixpkgs: only the app package is ever forced.
+  # Stands in for what the modules take from nixpkgs: the app package, and the nginx module the
+  # edge adds to nginx (named as in nixpkgs' pkgs/servers/http/nginx/modules.nix).
   pkgs = {
     callPackage = _fn: _args: {
       type = "derivation";
@@ -22,6 +23,7 @@ let
       outPath = "/nix/store/00000000000000000000000000000000-bluegreen-app";
       meta.mainProgram = "bluegreen-app";
     };
+    nginxModules.njs = { name = "njs"; };
   };
 
   args = { inherit lib pkgs config; modulesPath = "/nixpkgs/nixos/modules"; };

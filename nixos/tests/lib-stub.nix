@@ -16,6 +16,7 @@ let
       type "integer between ${toString lo} and ${toString hi} (both inclusive)"
         (x: isInt x && x >= lo && x <= hi);
     positive = type "positive integer, meaning >0" (x: isInt x && x > 0);
+    unsigned = type "unsigned integer, meaning >=0" (x: isInt x && x >= 0);
   };
 
   types = {
@@ -61,6 +62,8 @@ rec {
   optionalAttrs = cond: as: if cond then as else { };
   concatStringsSep = builtins.concatStringsSep;
   concatMapStringsSep = sep: f: xs: concatStringsSep sep (map f xs);
+  concatStrings = concatStringsSep "";
+  concatMap = f: xs: builtins.concatLists (map f xs);
   hasPrefix = prefix: s: substring 0 (stringLength prefix) s == prefix;
   nameValuePair = name: value: { inherit name value; };
   mapAttrs = builtins.mapAttrs;

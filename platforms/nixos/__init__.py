@@ -4,11 +4,13 @@ in host.py).
 
 An arm stack declares one `bluegreen:nixos:Host` per node of `bluegreen:nodes`; the live stack
 declares one for `bluegreen:edgeNode`. A flip changes the edge's rendered file only, so only the
-edge host is switched. The edge node also runs Prometheus scraping both arms (the hold after a
-flip reads it, through the live stack's `metrics` output), unless bluegreen:prometheusUrl names
-a Prometheus of the operator's own. Missing or malformed nodes, users, ports, commands and URLs
-are refused while the keys are read; whether a host answers is only known by deploying to it, so
-no preflight.
+edge host is switched, and there only the switch state in /etc changes: nginx reads it per
+request and is not reloaded (nixos/modules/edge-node.nix). The edge node also runs Prometheus
+scraping both arms (the hold after a flip reads it, through the live stack's `metrics` output),
+unless bluegreen:prometheusUrl names a Prometheus of the operator's own. Missing or malformed
+nodes, users, ports, commands and URLs are refused while the keys are read, and so is
+bluegreen:cacheWarmPaths (`refusals`); whether a host answers is only known by deploying to it,
+so no preflight.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from dataclasses import dataclass
 
 import pulumi
 
-from bluegreen import metrics, nginx
+from bluegreen import metrics
 from bluegreen.config import ArmSettings, EdgeSettings
 from bluegreen.reader import Alphabet, Reader, is_host
 from platforms import metrics as metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform
 from platforms.nixos import render
-from platforms.nixos.host import REMOTE_DIR, NixosHost
+from platforms.nixos.host import REMOTE_DIR, EdgeHostProvider, NixosHost
 
 # A command name or an absolute path (/run/current-system/sw/bin/nixos-rebuild); it runs in the
 # host's shell, so nothing that shell would interpret.
@@ -171,50 +173,66 @@ class NixosEdge(EdgePlatform):
             return self.prometheus_url
         return f"http://{render.host_port(self.node, self.prometheus_port)}"
 
+    def refusals(self, s: EdgeSettings) -> list[str]:
+        # Warming the cache takes a switch state that only the warming requests see, before the
+        # one that moves traffic: two switches of the edge node for one flip.
+        if s.cache.warm_paths:
+            return [
+                "bluegreen:cacheWarmPaths must be unset on the nixos platform (the edge node "
+                "cannot warm its cache before a flip; bluegreen:cache works without it), "
+                f'got "{",".join(s.cache.warm_paths)}"'
+            ]
+        return []
+
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
         url = f"http://{render.host_port(self.node, self.port)}/"
         weights = s.weights
         targets = sorted(c for c, w in weights.items() if w > 0)
-        rendered = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
-            lambda node_lists: render.edge_node(
+        colors = list(arms)
+        # The host renders the file from these (EdgeHostProvider): with bluegreen:limitWhen
+        # "hold", when the limits end depends on when traffic last moved.
+        spec = pulumi.Output.all(
+            *[arms[c].nodes for c in colors], *[arms[c].version for c in colors]
+        ).apply(
+            lambda values: render.edge_spec(
                 stack=s.stack,
                 app=s.app_name,
                 active_color=s.active_color,
-                servers=nginx.servers_for(dict(zip(arms, node_lists, strict=True)), weights),
+                nodes=dict(zip(colors, values[: len(colors)], strict=True)),
+                weights=weights,
+                versions=dict(zip(colors, values[len(colors) :], strict=True)),
                 port=self.port,
-                sticky=s.sticky,
                 maintenance=s.maintenance,
+                cache=s.cache,
+                shadow=s.shadow,
+                backpressure=s.backpressure,
+                sticky=s.sticky,
                 prometheus_port=self.prometheus_port if self.runs_prometheus else None,
             )
-        )
-        generation = rendered.apply(lambda r: r.generation)
-        expect = generation.apply(
-            lambda gen: {
-                "x-bluegreen-edge-generation": gen,
-                # Through the edge, the colour that answers must be the new one (not a canary).
-                **({"x-bluegreen-color": targets[0]} if len(targets) == 1 else {}),
-            }
         )
         host = NixosHost(
             f"{name}-{self.node}",
             {
                 **self.ssh.connection(s.run_dir, self.node),
                 "fileName": render.file_name(s.app_name, "edge"),
-                "config": rendered.apply(lambda r: r.text),
+                "edge": spec,
                 "bundle": render.bundle(),
                 "confirm": {
                     "url": url,
-                    "headers": expect,
+                    # Through the edge, the colour that answers must be the new one (not a
+                    # canary); the switch state's generation is added where it is rendered.
+                    "headers": {"x-bluegreen-color": targets[0]} if len(targets) == 1 else {},
                     "timeoutSeconds": s.flip_timeout_s,
                 },
             },
             pulumi.ResourceOptions(parent=parent),
+            provider=EdgeHostProvider(),
         )
         selectors = {c: metrics.color_selector(c) for c in arms}
         source = metrics_keys.prometheus_output(self.metrics_url, self.queries, selectors)
         return EdgeEndpoint(
             url=pulumi.Output.from_input(url),
-            generation=pulumi.Output.all(host.digest, generation).apply(lambda v: v[1]),
+            generation=host.generation,
             # Once the node is switched: its Prometheus runs from then on.
             metrics=host.digest.apply(lambda _: source),
         )

@@ -18,8 +18,13 @@ want flakes and a local Nix.
 A host is only touched when what it would receive changed: the diff compares a sha256 of the
 rendered file and the bundle, so an unchanged `pulumi up` never runs `nixos-rebuild`. After a
 switch the resource probes the node (the arm's health path, or the edge until it answers with
-the new config's generation); if that does not happen in time, the previous files are put back
-and switched to, and the update fails saying what was seen.
+the new switch state's generation); if that does not happen in time, the previous files are put
+back and switched to, and the update fails saying what was seen.
+
+An arm's file is rendered by the program. The edge's is rendered here (`EdgeHostProvider`), from
+the edge's settings: with bluegreen:limitWhen "hold" the switch state says until when the limits
+apply, the time of the last change that moved traffic plus bluegreen:limitHoldSeconds, and only
+the resource knows its previous weights and that time (its outputs).
 
 The SSH private key is a secret input: it is written to a 0600 file in a private temporary
 directory only for the duration of the ssh calls, and never logged. Host keys are accepted on
@@ -31,12 +36,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import shlex
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +60,7 @@ from pulumi.dynamic import (
 )
 
 from bluegreen import probe
+from platforms.nixos import render
 
 REMOTE_DIR = "/etc/nixos/bluegreen"
 # What `pulumi destroy` leaves in the file the host's configuration.nix imports: a module that
@@ -60,7 +68,6 @@ REMOTE_DIR = "/etc/nixos/bluegreen"
 TOMBSTONE = (
     "# Emptied by `pulumi destroy`; remove the import of this file to drop it.\n{ ... }: { }\n"
 )
-_OUTPUTS = ("digest",)
 _REPLACE_ON = ("host", "remoteDir", "fileName")
 _TIMEOUT_S = 1800  # a first switch may build the app's closure on the host
 
@@ -241,11 +248,25 @@ def confirmed(confirm: Mapping[str, Any] | None) -> tuple[bool, str]:
 
 class HostProvider(ResourceProvider):
     serialize_as_secret_always = False
+    outputs: tuple[str, ...] = ("digest",)
+    """What the provider computes; the rest of the state is the inputs."""
 
-    def _apply(self, props: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    def prepare(
+        self, props: dict[str, Any], olds: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """`props` with the file a deploy writes (`config`), and the answer that confirms it.
+        An arm's file is rendered by the program already."""
+        return props, props.get("confirm")
+
+    def _apply(
+        self,
+        props: dict[str, Any],
+        confirm: dict[str, Any] | None,
+        previous: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         files = files_of(props)
         deploy(props, files)
-        ok, seen = confirmed(props.get("confirm"))
+        ok, seen = confirmed(confirm)
         if not ok:
             if previous is not None:
                 deploy(previous, files_of(previous))
@@ -258,23 +279,28 @@ class HostProvider(ResourceProvider):
         return {**props, "digest": digest(files)}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = self._apply(props, None)
+        outs = self._apply(*self.prepare(props, None), None)
         return CreateResult(
             id_=f"{props['host']}:{props['remoteDir']}/{props['fileName']}", outs=outs
         )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in _REPLACE_ON if olds.get(k) != news.get(k)]
-        changed = olds.get("digest") != digest(files_of(news)) or any(
-            olds.get(k) != v for k, v in news.items() if k not in _OUTPUTS and k != "__provider"
+        try:
+            files = files_of(self.prepare(news, olds)[0])
+        except (KeyError, TypeError, ValueError):  # inputs still unknown in a preview
+            return DiffResult(changes=True, replaces=replaces, delete_before_replace=False)
+        changed = olds.get("digest") != digest(files) or any(
+            olds.get(k) != v for k, v in news.items() if k not in self.outputs and k != "__provider"
         )
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        if olds.get("digest") == digest(files_of(news)):
+        prepared, confirm = self.prepare(news, olds)
+        if olds.get("digest") == digest(files_of(prepared)):
             # Only how we reach the host changed (key, user, port, probe): nothing to switch.
-            return UpdateResult(outs={**news, "digest": olds["digest"]})
-        return UpdateResult(outs=self._apply(news, olds))
+            return UpdateResult(outs={**prepared, "digest": olds["digest"]})
+        return UpdateResult(outs=self._apply(prepared, confirm, olds))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_=id_, outs=props)
@@ -283,16 +309,61 @@ class HostProvider(ResourceProvider):
         deploy(props, {props["fileName"]: TOMBSTONE})
 
 
+def limits_until(spec: dict[str, Any], olds: dict[str, Any] | None, now: float) -> int | None:
+    """When the limits of bluegreen:limitWhen "hold" end, in whole epoch seconds: the hold
+    after the last change that moved traffic (new weights, or the first deploy). Until traffic
+    moves after "hold" is chosen, 0: they have ended. None: they always apply, or there are
+    none."""
+    b = render.backpressure_of(spec)
+    if not (b.enabled and b.when == "hold"):
+        return None
+    if olds is None or (olds.get("edge") or {}).get("weights") != spec["weights"]:
+        return math.ceil(now + b.hold_s)
+    return int(olds.get("limitsUntil") or 0)
+
+
+class EdgeHostProvider(HostProvider):
+    """The edge node: its file is rendered from the edge's settings (`render.edge_spec`, the
+    `edge` input), and the switch counts once the edge answers with the new generation."""
+
+    outputs = ("digest", "config", "generation", "limitsUntil")
+
+    def prepare(
+        self, props: dict[str, Any], olds: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        until = limits_until(props["edge"], olds, time.time())
+        rendered = render.edge_from_spec(props["edge"], until)
+        confirm = props.get("confirm")
+        if confirm:
+            headers = {
+                **confirm.get("headers", {}),
+                "x-bluegreen-edge-generation": rendered.generation,
+            }
+            confirm = {**confirm, "headers": headers}
+        outs = {
+            **props,
+            "config": rendered.text,
+            "generation": rendered.generation,
+            "limitsUntil": until,
+        }
+        return outs, confirm
+
+
 class NixosHost(Resource, module="nixos", name="Host"):
     """One NixOS host switched to a configuration that bluegreen rendered."""
 
     digest: pulumi.Output[str]
 
     def __init__(
-        self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        props: dict[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+        provider: HostProvider | None = None,
     ):
+        provider = provider or HostProvider()
         # The key must stay secret in the state as well as in the inputs.
         opts = pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["sshKey"])
         )
-        super().__init__(HostProvider(), name, {**props, **dict.fromkeys(_OUTPUTS)}, opts)
+        super().__init__(provider, name, {**props, **dict.fromkeys(provider.outputs)}, opts)

@@ -15,15 +15,24 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bluegreen import nginx
-from bluegreen.config import COLORS, Maintenance
+from bluegreen.config import COLORS, LIMIT_WHEN, Backpressure, Cache, Maintenance, Shadow
 from bluegreen.reader import BANNER, STACK, URL_PATH, VERSION
 from bluegreen.switch import maintenance_body
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# What the edge module makes nginx.conf of, besides the options: part of its fingerprint.
+EDGE_MODULE = (
+    "nixos/modules/edge-node.nix",
+    "nixos/modules/nginx/proxy.conf",
+    "nixos/modules/nginx/sticky-maps.conf",
+    "nixos/modules/nginx/switch.js",
+)
 
 # Files every host gets next to its rendered config, at the same relative paths as in the repo,
 # so that the modules' relative imports (../pkgs, ../../app) resolve on the host as they do here.
@@ -32,6 +41,7 @@ BUNDLE = (
     "nixos/modules/edge-node.nix",
     "nixos/modules/nginx/proxy.conf",
     "nixos/modules/nginx/sticky-maps.conf",
+    "nixos/modules/nginx/switch.js",
     "nixos/pkgs/bluegreen-app.nix",
     "app/server.py",
 )
@@ -133,7 +143,29 @@ class EdgeConfig:
     text: str
     """The Nix file."""
     generation: str
-    """Fingerprint of the file, sent by the edge as `X-Bluegreen-Edge-Generation`."""
+    """Fingerprint of the switch state, sent by the edge as `X-Bluegreen-Edge-Generation`."""
+    conf: str
+    """Fingerprint of the structural options (and the module they configure): nginx.conf."""
+    state: dict
+    """The switch state the module writes to /etc/bluegreen-edge/switch.json (`switch_state`)."""
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _by_color(values: Mapping[str, Any], render: Any) -> str:
+    """`{ blue = ...; green = ...; }`, each value rendered by `render`."""
+    items = [f"{checked('color', c)} = {render(v)};" for c, v in sorted(values.items())]
+    return "{ " + " ".join(items) + " }" if items else "{ }"
+
+
+def _edge_module(root: str = ROOT) -> str:
+    texts = []
+    for rel in EDGE_MODULE:
+        with open(os.path.join(root, rel), encoding="utf-8") as f:
+            texts.append(f.read())
+    return "".join(texts)
 
 
 def edge_node(
@@ -141,27 +173,45 @@ def edge_node(
     stack: str,
     app: str,
     active_color: str,
-    servers: Sequence[nginx.Server],
+    nodes: Mapping[str, Sequence[str]],
+    weights: Mapping[str, int],
+    versions: Mapping[str, str],
     port: int,
     maintenance: Maintenance,
+    cache: Cache,
+    shadow: Shadow,
+    backpressure: Backpressure,
     sticky: bool = False,
+    limits_until: int | None = None,
     prometheus_port: int | None = None,
 ) -> EdgeConfig:
-    """The edge node's configuration: nginx with `servers` (from `nginx.servers_for`) as the
-    upstream, the live arm weighted and the idle arm `backup`, exactly as `render_upstream`;
-    the same sticky canary and the same maintenance answer as the local edge. With
-    `prometheus_port`, the node also runs Prometheus there, scraping every server's metrics
-    (the hold reads it); None: the operator's own Prometheus does (bluegreen:prometheusUrl)."""
-    m = maintenance
+    """The edge node's configuration: nginx with one upstream group per colour of `nodes`
+    (`nginx.groups`), and the switch state (`nginx.switch_state`) that says which colour takes
+    the traffic. The options that make nginx.conf come first, those of the switch state after
+    them; a flip changes the second kind only, so nginx is not reloaded. `limits_until`: epoch
+    seconds (an integer: Nix writes large floats inexactly) when the limits of
+    bluegreen:limitWhen "hold" end. With `prometheus_port`, the node also runs Prometheus there,
+    scraping every node's metrics (the hold reads it); None: the operator's own Prometheus does
+    (bluegreen:prometheusUrl)."""
+    m, b = maintenance, backpressure
     if m.status not in (503, 423):
         raise ValueError(f"refusing to render maintenance status {m.status}: 503 or 423 expected")
-    if not any(s.weight > 0 for s in servers):
-        raise ValueError("refusing to render an edge whose upstream has no server with a weight")
-    lines = [
-        f"      {{ address = {_str('address', s.address)}; color = {_str('color', s.color)}; "
-        f"weight = {_int(s.weight, 0, 100)}; }}"
-        for s in servers
-    ]
+    if b.when not in LIMIT_WHEN:
+        raise ValueError(f"refusing to render limitWhen {b.when!r}: one of {LIMIT_WHEN} expected")
+    if (
+        set(weights) - set(nodes)
+        or sum(weights.values()) != 100
+        or weights.get(active_color, 0) <= 0
+    ):
+        raise ValueError(
+            f"refusing to render the weights {dict(weights)} with {active_color} active: one per "
+            f"arm of {sorted(nodes)}, adding up to 100, the active colour's above 0"
+        )
+    servers = "\n".join(
+        f"      {{ address = {_str('address', a)}; color = {_str('color', c)}; }}"
+        for c in sorted(nodes)
+        for a in nodes[c]
+    )
     failover = " ".join(
         f"{checked('parameter', k)} = "
         + (_int(v, 0, 1_000_000) if isinstance(v, int) else _str("word", v))
@@ -177,6 +227,37 @@ def edge_node(
             f"      port = {_int(prometheus_port, 1, 65535)};\n"
             "    };\n"
         )
+    # What nginx.conf is made of (and so its fingerprint). Shadow traffic is on or off there;
+    # its share is state.
+    structure = f"""\
+    upstreamPrefix = {nix_string(nginx.group_name(checked("name", app), "")[:-1])};
+    port = {_int(port, 1, 65535)};
+    servers = [
+{servers}
+    ];
+    # The same parameters and keep-alive as bluegreen.nginx.groups and render_group.
+    serverParameters = {{ {failover} }};
+    keepalive = {_int(nginx.KEEPALIVE, 1, 100_000)};
+    cache.enable = {_bool(cache.enabled)};
+    cache.maxSize = {_int(cache.max_size_mb, 1, 1_000_000)};
+    limits.rate = {_int(b.rate, 0, 1_000_000)};
+    limits.burst = {_int(b.burst, 0, 1_000_000)};
+    limits.connections = {_int(b.connections, 0, 1_000_000)};
+"""
+    shadowing = int(_int(shadow.percent, 0, 100)) > 0
+    conf = nginx.generation(f"{structure}shadowing = {_bool(shadowing)};\n{_edge_module()}")
+    state = nginx.switch_state(
+        conf_generation=conf,
+        active=active_color,
+        weights=weights,
+        sticky=sticky,
+        versions=versions,
+        maintenance=m,
+        shadow=shadow,
+        backpressure=b,
+        limits_until=limits_until,
+    )
+    until = (state["limits"] or {}).get("until")
     text = f"""\
 # Rendered by bluegreen for stack {checked("stack", stack)} from its bluegreen:activeColor.
 # `pulumi up -s {stack}` overwrites this file; a flip is a change of Pulumi.{stack}.yaml.
@@ -187,26 +268,118 @@ def edge_node(
 
   services.bluegreen-edge = {{
     enable = true;
-    upstreamName = {nix_string("bluegreen_" + checked("name", app).replace("-", "_"))};
+{structure}    configGeneration = "{conf}";
+{prometheus}
+    # The switch state (/etc/bluegreen-edge/switch.json), which nginx reads per request: what
+    # changes below changes no nginx config, and nginx is not reloaded.
     activeColor = {_str("color", active_color)};
-    port = {_int(port, 1, 65535)};
-    servers = [
-{chr(10).join(lines)}
-    ];
-    # The same parameters and keep-alive as bluegreen.nginx.render_upstream.
-    serverParameters = {{ {failover} }};
-    keepalive = {_int(nginx.KEEPALIVE, 1, 100_000)};
-    stickyCanary = {"true" if sticky else "false"};
+    weights = {_by_color(weights, lambda w: _int(w, 0, 100))};
+    stickyCanary = {_bool(sticky)};
+    versions = {_by_color(versions, lambda v: _str("version", v))};
     maintenance = {{
-      enable = {"true" if m.enabled else "false"};
+      enable = {_bool(m.enabled)};
       status = {_int(m.status, 423, 503)};
       retryAfter = {_int(m.retry_after_s, 1, 86400)};
       banner = {_str("banner", m.banner)};
       body = {_str("body", maintenance_body(m))};
     }};
-{prometheus}    generation = "@GENERATION@";
+    shadow = {{ percent = {_int(shadow.percent, 0, 100)}; writes = {_bool(shadow.writes)}; }};
+    limits.retryAfter = {_int(b.retry_after_s, 1, 3600)};
+    limits.until = {"null" if until is None else _int(until, 0, 2**62)};
+    generation = "{state["generation"]}";
   }};
 }}
 """
-    gen = nginx.generation(text)
-    return EdgeConfig(text=text.replace("@GENERATION@", gen), generation=gen)
+    return EdgeConfig(text=text, generation=state["generation"], conf=conf, state=state)
+
+
+def edge_spec(
+    *,
+    stack: str,
+    app: str,
+    active_color: str,
+    nodes: Mapping[str, Sequence[str]],
+    weights: Mapping[str, int],
+    versions: Mapping[str, str],
+    port: int,
+    maintenance: Maintenance,
+    cache: Cache,
+    shadow: Shadow,
+    backpressure: Backpressure,
+    sticky: bool,
+    prometheus_port: int | None,
+) -> dict[str, Any]:
+    """`edge_node`'s arguments as the edge host resource carries them (JSON): the host renders
+    the file itself, since with bluegreen:limitWhen "hold" the end of the limits depends on
+    when traffic last moved (`host.EdgeHostProvider`)."""
+    m, b = maintenance, backpressure
+    return {
+        "stack": stack,
+        "app": app,
+        "activeColor": active_color,
+        "nodes": {c: list(a) for c, a in nodes.items()},
+        "weights": dict(weights),
+        "versions": dict(versions),
+        "port": port,
+        "maintenance": {
+            "enabled": m.enabled,
+            "status": m.status,
+            "retryAfter": m.retry_after_s,
+            "banner": m.banner,
+        },
+        "cache": {
+            "enabled": cache.enabled,
+            "maxSizeMb": cache.max_size_mb,
+            "warmPaths": list(cache.warm_paths),
+        },
+        "shadow": {"percent": shadow.percent, "writes": shadow.writes},
+        "backpressure": {
+            "rate": b.rate,
+            "burst": b.burst,
+            "connections": b.connections,
+            "retryAfter": b.retry_after_s,
+            "when": b.when,
+            "holdSeconds": b.hold_s,
+        },
+        "sticky": sticky,
+        "prometheusPort": prometheus_port,
+    }
+
+
+def backpressure_of(spec: Mapping[str, Any]) -> Backpressure:
+    b = spec["backpressure"]
+    return Backpressure(
+        rate=int(b["rate"]),
+        burst=int(b["burst"]),
+        connections=int(b["connections"]),
+        retry_after_s=int(b["retryAfter"]),
+        when=b["when"],
+        hold_s=int(b["holdSeconds"]),
+    )
+
+
+def edge_from_spec(spec: Mapping[str, Any], limits_until: int | None) -> EdgeConfig:
+    """`edge_node` of an `edge_spec` (numbers may come back from the engine as floats)."""
+    m, c, sh = spec["maintenance"], spec["cache"], spec["shadow"]
+    port = spec.get("prometheusPort")
+    return edge_node(
+        stack=spec["stack"],
+        app=spec["app"],
+        active_color=spec["activeColor"],
+        nodes={color: list(a) for color, a in spec["nodes"].items()},
+        weights={color: int(w) for color, w in spec["weights"].items()},
+        versions=dict(spec["versions"]),
+        port=int(spec["port"]),
+        maintenance=Maintenance(
+            enabled=bool(m["enabled"]),
+            status=int(m["status"]),
+            retry_after_s=int(m["retryAfter"]),
+            banner=m["banner"],
+        ),
+        cache=Cache(bool(c["enabled"]), int(c["maxSizeMb"]), tuple(c["warmPaths"])),
+        shadow=Shadow(int(sh["percent"]), bool(sh["writes"])),
+        backpressure=backpressure_of(spec),
+        sticky=bool(spec["sticky"]),
+        limits_until=limits_until,
+        prometheus_port=None if port is None else int(port),
+    )

@@ -1,5 +1,5 @@
-"""The edge's nginx text and its switch state: what is structural, what moves traffic, and that
-nothing can be injected. tests/e2e/test_switch.py serves them with a real nginx."""
+"""The nginx text: one group per colour, the other colour as backup, the switch state, and that
+nothing can be injected."""
 
 import json
 
@@ -17,18 +17,75 @@ OFF = {
 }
 
 
-def conf(nodes=NODES, **features) -> str:
+def test_each_colour_group_has_its_nodes_and_the_other_colour_as_backup():
+    groups = nginx.groups(NODES)
+    assert groups["green"] == [
+        ("127.0.0.1:18082", nginx.FAILOVER),
+        ("127.0.0.1:18081", {"backup": True}),
+    ]
+    text = nginx.render_group(nginx.group_name("shop", "blue"), groups["blue"])
+    assert "upstream bluegreen_shop_blue {" in text
+    assert "server 127.0.0.1:18081 max_fails=1 fail_timeout=2s;" in text
+    assert "server 127.0.0.1:18082 backup;" in text
+
+
+def test_canary_weights_split_traffic():
+    assert weights_for("green", canary=5) == {"green": 5, "blue": 95}
+
+
+@pytest.mark.parametrize("evil", ["127.0.0.1:1; }", "host name:80", '127.0.0.1:80"', "a\nb"])
+def test_injection_is_refused(evil):
+    with pytest.raises(ValueError, match="refusing to render"):
+        nginx.render_group("bg", [(evil, {})])
+
+
+def local_conf(**features) -> str:
     return nginx.render_local(
         app="shop",
         run_dir="/r",
         listen="127.0.0.1:80",
-        nodes=nodes,
-        js_module="/usr/lib/nginx/modules/ngx_http_js_module.so",
+        nodes=NODES,
+        js_module="/m.so",
         **{**OFF, **features},
     )
 
 
-def state(active="blue", canary=None, **fields) -> dict:
+def test_nginx_conf_does_not_say_which_colour_is_live():
+    """Which colour takes a request is switch.js's (the state): the config has both groups."""
+    text = local_conf()
+    assert "proxy_pass http://bluegreen_shop_$bluegreen_color;" in text
+    assert text == local_conf()
+
+
+def test_a_rate_limit_without_burst_leaves_burst_out():
+    """nginx refuses `burst=0`."""
+    rate = Backpressure(10, 0, 0, 1, "always", 300)
+    assert "limit_req zone=bluegreen_rate nodelay;" in local_conf(backpressure=rate)
+    burst = Backpressure(10, 5, 0, 1, "always", 300)
+    assert "limit_req zone=bluegreen_rate burst=5 nodelay;" in local_conf(backpressure=burst)
+
+
+def state(active: str) -> dict:
+    return nginx.switch_state(
+        conf_generation="c0ffee",
+        active=active,
+        weights=weights_for(active),
+        sticky=False,
+        versions={"blue": "v1", "green": "v2"},
+        maintenance=maintenance(enabled=False),
+        shadow=OFF["shadow"],
+        backpressure=OFF["backpressure"],
+        limits_until=None,
+    )
+
+
+def test_generation_identifies_the_state():
+    a, b, flipped = state("blue"), state("blue"), state("green")
+    assert a == b and len(a["generation"]) == 12
+    assert flipped["generation"] != a["generation"]
+
+
+def _state(active="blue", canary=None, **fields) -> dict:
     return nginx.switch_state(
         **{
             "conf_generation": "c0ffee",
@@ -45,52 +102,30 @@ def state(active="blue", canary=None, **fields) -> dict:
     )
 
 
-def test_each_colour_has_a_group_with_the_other_as_backup():
-    groups = nginx.groups(NODES)
-    assert groups["green"] == [
-        ("127.0.0.1:18082", {"max_fails": 1, "fail_timeout": "2s"}),
-        ("127.0.0.1:18081", {"backup": True}),
-    ]
-    text = conf()
-    assert "upstream bluegreen_shop_green {" in text
-    assert "server 127.0.0.1:18082 max_fails=1 fail_timeout=2s;" in text
-    assert "server 127.0.0.1:18081 backup;" in text
-    assert "proxy_pass http://bluegreen_shop_$bluegreen_color;" in text
-
-
-def test_the_pointer_is_not_in_the_config():
-    """A flip, a canary step and maintenance change the state only (render_local is not even
-    told the pointer): nginx never reloads for them."""
-    flipped, canary = state("green"), state("green", canary=10)
-    assert flipped["weights"] == {"blue": 0, "green": 100}
-    assert canary["weights"] == {"blue": 90, "green": 10}
-    assert len({state()["generation"], flipped["generation"], canary["generation"]}) == 3
-
-
 def test_the_state_carries_maintenance_with_its_answer():
-    on = state(maintenance=maintenance(enabled=True, status=423, retry_after_s=7, banner="Back"))
+    on = _state(maintenance=maintenance(enabled=True, status=423, retry_after_s=7, banner="Back"))
     assert on["maintenance"]["status"] == 423 and on["maintenance"]["retryAfter"] == 7
     assert json.loads(on["maintenance"]["body"])["error"] == "maintenance"
     assert on["writes"] == ["POST", "PUT", "PATCH", "DELETE"]
-    assert state()["maintenance"] is None
+    assert _state()["maintenance"] is None
 
 
 def test_limits_always_or_until_the_hold_ends():
     always = Backpressure(100, 10, 0, 2, "always", 300)
     hold = Backpressure(100, 10, 0, 2, "hold", 300)
-    assert state(backpressure=always, limits_until=5.0)["limits"] == {
+    assert _state(backpressure=always, limits_until=5.0)["limits"] == {
         "retryAfter": 2,
         "until": None,
     }
-    assert state(backpressure=hold, limits_until=5.0)["limits"] == {"retryAfter": 2, "until": 5.0}
-    assert state(limits_until=5.0)["limits"] is None
+    assert _state(backpressure=hold, limits_until=5.0)["limits"] == {"retryAfter": 2, "until": 5.0}
+    assert _state(limits_until=5.0)["limits"] is None
 
 
 def test_features_render_only_when_on():
-    plain = conf()
+    plain = local_conf()
     for directive in ("proxy_cache ", "mirror ", "limit_req ", "limit_conn "):
         assert directive not in plain
-    text = conf(
+    text = local_conf(
         cache=Cache(True, 64, ("/",)),
         shadow=Shadow(10, False),
         backpressure=Backpressure(200, 20, 50, 1, "always", 300),
@@ -108,15 +143,3 @@ def test_every_js_variable_is_a_function_of_switch_js():
         assert f"function {function}(r)" in nginx.SWITCH_JS
     exported = nginx.SWITCH_JS.rsplit("export default {", 1)[1]
     assert all(f in exported for f in nginx.JS_VARIABLES.values())
-
-
-@pytest.mark.parametrize("evil", ["127.0.0.1:1; }", "host name:80", '127.0.0.1:80"', "a\nb"])
-def test_injection_is_refused(evil):
-    with pytest.raises(ValueError, match="refusing to render"):
-        conf(nodes={"blue": [evil], "green": ["127.0.0.1:2"]})
-
-
-def test_generation_identifies_the_config():
-    a, b = conf(), conf(shadow=Shadow(5, False))
-    gen = a.split('$bluegreen_conf { default "')[1].split('"')[0]
-    assert len(gen) == 12 and gen not in b

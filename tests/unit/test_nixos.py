@@ -3,32 +3,39 @@
 No nixpkgs is available offline, so `nix-instantiate` (Debian's nix-bin) evaluates the node
 configs with `nixos/tests/lib-stub.nix` in place of nixpkgs' lib. The nginx that the edge
 module describes is assembled the way nixpkgs' nginx module writes it and run for real on
-loopback, so maintenance mode is checked by requests, not by reading text. The SSH transport
-itself is proven in tests/e2e/test_nixos_ssh.py against a real sshd.
+loopback (Debian's njs module standing in for the one nixpkgs builds in), with the switch state
+the module puts in /etc, so maintenance mode and a flip without a reload are checked by
+requests, not by reading text. The SSH transport itself is proven in tests/e2e/test_nixos_ssh.py
+against a real sshd.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import glob
+import http.client
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tarfile
+import time
 
 import pulumi
 import pytest
 from pulumi.runtime import rpc
 
 from bluegreen import config, metrics, nginx, probe
-from bluegreen.config import ConfigError, weights_for
+from bluegreen.config import Backpressure, Cache, ConfigError, Shadow, weights_for
 from bluegreen.reader import BANNER, URL_PATH, VERSION
-from bluegreen.switch import maintenance_body
+from bluegreen.switch import WRITE_METHODS, maintenance_body
+from platforms.local.nginx_edge import js_module
 from platforms.nixos import host, render
 from tests.support.sandbox import free_ports
 from tests.unit.mocks import maintenance, stack
@@ -36,6 +43,9 @@ from tests.unit.mocks import maintenance, stack
 ROOT = render.ROOT
 EVAL = os.path.join(ROOT, "nixos", "tests", "eval-node.nix")
 NODES = {"blue": ["10.0.0.10:8000"], "green": ["10.0.0.11:8000"]}
+TWO_BLUE = {"blue": ["10.0.0.10:8000", "10.0.0.12:8000"], "green": ["10.0.0.11:8000"]}
+VERSIONS = {"blue": "v1", "green": "v2"}
+STATE = "bluegreen-edge/switch.json"
 
 
 # --- running nix-instantiate offline ---------------------------------------------------------
@@ -101,14 +111,38 @@ def node_file(tmp_path, module: str, body: str) -> str:
     return str(path)
 
 
+def live_defaults():
+    """The live stack's edge settings with Pulumi.yaml's defaults."""
+    return stack("live", role="edge", activeColor="blue").settings
+
+
 def edge_config(
     active: str = "blue", nodes=None, canary: int | None = None, **kw
 ) -> render.EdgeConfig:
-    servers = nginx.servers_for(nodes or NODES, weights_for(active, canary))
+    """The edge node's file as the live stack renders it; features off unless `kw` says."""
+    defaults = live_defaults()
     kw.setdefault("maintenance", maintenance(enabled=False))
+    kw.setdefault("versions", VERSIONS)
+    kw.setdefault("cache", defaults.cache)
+    kw.setdefault("shadow", defaults.shadow)
+    kw.setdefault("backpressure", defaults.backpressure)
     return render.edge_node(
-        stack="live", app="shop", active_color=active, servers=servers, port=18080, **kw
+        stack="live",
+        app="shop",
+        active_color=active,
+        nodes=nodes or NODES,
+        weights=weights_for(active, canary),
+        port=18080,
+        **kw,
     )
+
+
+CACHE = Cache(enabled=True, max_size_mb=64, warm_paths=())
+SHADOW = Shadow(percent=10, writes=True)
+ALWAYS = Backpressure(
+    rate=200, burst=20, connections=100, retry_after_s=2, when="always", hold_s=300
+)
+HOLD = dataclasses.replace(ALWAYS, when="hold", connections=0)
 
 
 def arm_config(node: str = "10.0.0.10", version: str = "v1", color: str = "blue") -> str:
@@ -142,6 +176,12 @@ def test_every_nix_file_the_project_ships_parses(nix_env):
         ("shop-edge.nix", edge_config("blue").text),
         ("shop-edge.nix", edge_config("green", maintenance=maintenance()).text),
         ("shop-edge.nix", edge_config("green", canary=25, sticky=True).text),
+        (
+            "shop-edge.nix",
+            edge_config(
+                "green", cache=CACHE, shadow=SHADOW, backpressure=HOLD, limits_until=1800000000
+            ).text,
+        ),
     ],
 )
 def test_every_config_the_adapter_renders_parses(nix_env, tmp_path, name, text):
@@ -151,7 +191,7 @@ def test_every_config_the_adapter_renders_parses(nix_env, tmp_path, name, text):
     assert done.returncode == 0, f"rendered {name} does not parse:\n{done.stderr}\n{text}"
 
 
-# --- the edge: the same upstream as the local platform ---------------------------------------
+# --- the edge: the same upstream groups as the local platform ---------------------------------
 
 
 def upstream_lines(nginx_cfg: dict) -> dict[str, dict[str, set[str]]]:
@@ -172,49 +212,49 @@ def upstream_lines(nginx_cfg: dict) -> dict[str, dict[str, set[str]]]:
     }
 
 
-def rendered_lines(text: str) -> tuple[str, dict[str, set[str]], list[str]]:
-    """render_upstream's text as (name, {address: parameters}, other directives)."""
-    lines = [line.split("#")[0].strip().rstrip(";") for line in text.splitlines()]
-    name = lines[0].split()[1]
-    servers = {w[1]: set(w[2:]) for w in (line.split() for line in lines) if w[:1] == ["server"]}
-    other = [line for line in lines[1:] if line and line != "}" and not line.startswith("server")]
-    return name, servers, other
-
-
-TWO_BLUE = {"blue": ["10.0.0.10:8000", "10.0.0.12:8000"], "green": ["10.0.0.11:8000"]}
+def group_lines(servers) -> dict[str, set[str]]:
+    """`nginx.groups`' (address, parameters) of one group, as upstream_lines has them."""
+    return {
+        address: {k if v is True else f"{k}={v}" for k, v in params.items()}
+        for address, params in servers
+    }
 
 
 @pytest.mark.parametrize(
-    ("active", "canary", "sticky", "nodes"),
+    ("active", "canary", "nodes", "shadow"),
     [
-        ("blue", None, False, NODES),
-        ("green", None, False, NODES),
-        ("blue", None, False, TWO_BLUE),
-        ("green", None, True, TWO_BLUE),  # sticky has no effect without a split
-        ("green", 25, False, NODES),
-        ("green", 5, True, TWO_BLUE),
+        ("blue", None, NODES, Shadow(0, False)),
+        ("green", None, NODES, Shadow(0, False)),
+        ("blue", None, TWO_BLUE, Shadow(0, False)),
+        ("green", 25, TWO_BLUE, Shadow(0, False)),
+        ("green", None, TWO_BLUE, SHADOW),
     ],
 )
-def test_edge_upstream_is_what_render_upstream_renders(
-    nix_env, tmp_path, active, canary, sticky, nodes
+def test_the_edge_upstreams_are_bluegreen_nginx_groups(
+    nix_env, tmp_path, active, canary, nodes, shadow
 ):
-    rendered = edge_config(active, nodes, canary, sticky=sticky)
-    servers = nginx.servers_for(nodes, weights_for(active, canary))
+    """One group per colour, its own nodes with FAILOVER and the other colour's as backup,
+    whichever colour is active (a flip changes no group); the shadow groups only while shadow
+    traffic is on, each colour's own nodes."""
+    rendered = edge_config(active, nodes, canary, shadow=shadow)
     result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
     assert result["failedAssertions"] == []
-
     nginx_cfg = result["config"]["services"]["nginx"]
-    name, want, other = rendered_lines(
-        nginx.render_upstream("bluegreen_shop", servers, sticky=sticky)
-    )
-    # Same servers with the same parameters (nginx does not care about their order), and the
-    # same other directives in the same order (hash before keepalive, or nginx ignores it).
-    assert upstream_lines(nginx_cfg) == {name: want}
-    extra = nginx_cfg["upstreams"][name]["extraConfig"]
-    assert [line.strip().rstrip(";") for line in extra.splitlines() if line.strip()] == other
-    for s in servers:
-        assert ("backup" in want[s.address]) == (s.weight == 0), s
-        assert (f"weight={s.weight}" in want[s.address]) == (s.weight > 0), s
+
+    want = {
+        nginx.group_name("shop", color): group_lines(servers)
+        for color, servers in nginx.groups(nodes).items()
+    }
+    if shadow.percent:
+        want |= {
+            nginx.group_name("shop", color, shadow=True): group_lines(
+                [(a, nginx.FAILOVER) for a in addresses]
+            )
+            for color, addresses in nodes.items()
+        }
+    assert upstream_lines(nginx_cfg) == want
+    for name, upstream in nginx_cfg["upstreams"].items():
+        assert directives(upstream["extraConfig"]) == [f"keepalive {nginx.KEEPALIVE};"], name
 
 
 # --- one source for what the modules share with the config and the local edge ----------------
@@ -226,6 +266,7 @@ def test_edge_upstream_is_what_render_upstream_renders(
         ("arm-node", VERSION.pattern),
         ("arm-node", URL_PATH.pattern),
         ("arm-node", render._PATTERNS["host"]),
+        ("edge-node", VERSION.pattern),
         ("edge-node", URL_PATH.pattern),
         ("edge-node", BANNER.pattern),
         ("edge-node", render._PATTERNS["address"]),
@@ -241,24 +282,213 @@ def directives(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")]
 
 
-def test_the_edge_module_says_what_the_local_edge_renders(nix_env, tmp_path):
-    """The sticky canary's maps, how the edge proxies, the writes maintenance refuses and its
-    answer, the upstream's parameters: the module's own text and defaults, pinned to
-    bluegreen/nginx.py and Pulumi.yaml, so that neither changes alone."""
+def block(text: str, opener: str) -> list[str]:
+    """The directives inside the block of `text` that `opener` opens, e.g. `location / {`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == opener)
+    depth = 0
+    for end in range(start, len(lines)):
+        depth += lines[end].count("{") - lines[end].count("}")
+        if depth == 0:
+            return directives("\n".join(lines[start + 1 : end]))
+    raise AssertionError(f"{opener} is not closed")
+
+
+def js_import(nginx_cfg: dict) -> str:
+    """The path the module has nginx import switch.js from."""
+    (line,) = [d for d in directives(nginx_cfg["commonHttpConfig"]) if d.startswith("js_import ")]
+    return line.split()[-1].rstrip(";")
+
+
+def state_of(result: dict) -> dict:
+    """The switch state the module puts in /etc."""
+    return json.loads(result["config"]["environment"]["etc"][STATE]["text"])
+
+
+FEATURES = [
+    pytest.param(None, None, None, id="no-features"),
+    pytest.param(CACHE, None, None, id="cache"),
+    pytest.param(None, SHADOW, None, id="shadow"),
+    pytest.param(None, None, ALWAYS, id="limits"),
+    pytest.param(None, None, dataclasses.replace(ALWAYS, rate=0), id="connection-cap"),
+    pytest.param(None, None, dataclasses.replace(ALWAYS, burst=0), id="rate-without-burst"),
+    pytest.param(CACHE, SHADOW, HOLD, id="everything"),
+]
+
+
+@pytest.mark.parametrize(("cache", "shadow", "backpressure"), FEATURES)
+def test_the_edge_module_says_what_render_local_says(
+    nix_env, tmp_path, cache, shadow, backpressure
+):
+    """render_local is the reference: the module's http-level switch (js_import, the js_set
+    variables, the maps, the limit zones, the cache path), its location `/` and the shadow
+    location are the local edge's, but for where the files are on NixOS."""
+    defaults = live_defaults()
+    features = {
+        "cache": cache or defaults.cache,
+        "shadow": shadow or defaults.shadow,
+        "backpressure": backpressure or defaults.backpressure,
+    }
+    rendered = edge_config("green", TWO_BLUE, **features)
+    result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
+    assert result["failedAssertions"] == []
+    nginx_cfg = result["config"]["services"]["nginx"]
+    local = nginx.render_local(
+        app="shop",
+        run_dir="/run/bluegreen",
+        listen="127.0.0.1:18080",
+        nodes=TWO_BLUE,
+        js_module="/modules/ngx_http_js_module.so",
+        **features,
+    )
+    local = re.sub(r'(\$bluegreen_conf \{ default )"[0-9a-f]+"', rf'\1"{rendered.conf}"', local)
+    for there, here in [
+        ("/run/bluegreen/switch.json", f"/etc/{STATE}"),
+        ("/run/bluegreen/switch.js", js_import(nginx_cfg)),
+        ("/run/bluegreen/cache", "/var/cache/nginx/bluegreen"),
+    ]:
+        local = local.replace(there, here)
+    lines = local.splitlines()
+
+    # The http-level switch: from js_import to the first upstream group. The module's js_set
+    # lines come in the order of a Nix attribute set, which nginx does not care about.
+    start = next(i for i, line in enumerate(lines) if "js_import" in line)
+    end = next(i for i, line in enumerate(lines) if line.strip().startswith("upstream "))
+    want = directives("\n".join(lines[start:end]))
+    got = directives(nginx_cfg["commonHttpConfig"])
+    assert sorted(got) == sorted(want)
+    assert [d for d in got if not d.startswith("js_set")] == [
+        d for d in want if not d.startswith("js_set")
+    ]
+
+    # The location every request takes: nixpkgs writes proxy_pass first, then extraConfig.
+    locations = nginx_cfg["virtualHosts"]["bluegreen-edge"]["locations"]
+    want = block(local, "location / {")
+    assert f"proxy_pass {locations['/']['proxyPass']};" in want
+    assert directives(locations["/"]["extraConfig"]) == [
+        d for d in want if not d.startswith("proxy_pass ")
+    ]
+
+    # Shadow traffic: the same location but the local edge's own access log.
+    shadow_location = f"location = {nginx.SHADOW_LOCATION} {{"
+    if features["shadow"].percent:
+        want = block(local, shadow_location)
+        mirror = locations[f"= {nginx.SHADOW_LOCATION}"]
+        assert f"proxy_pass {mirror['proxyPass']};" in want
+        assert directives(mirror["extraConfig"]) == [
+            d for d in want if not d.startswith(("proxy_pass ", "log_subrequest ", "access_log "))
+        ]
+    else:
+        assert shadow_location not in local
+        assert f"= {nginx.SHADOW_LOCATION}" not in locations
+
+    # The upstream groups, parameters and keep-alive included.
+    want = {}
+    for name in re.findall(r"^\s*upstream (\S+) \{", local, re.M):
+        body = block(local, f"upstream {name} {{")
+        want[name] = {
+            w[1]: set(w[2:]) for w in (d.rstrip(";").split() for d in body) if w[0] == "server"
+        }
+        assert body[-1] == f"keepalive {nginx.KEEPALIVE};"
+    assert upstream_lines(nginx_cfg) == want
+
+
+def test_the_js_variables_are_the_ones_bluegreen_nginx_names(nix_env, tmp_path):
+    """The Nix list of switch.js's variables is pinned to JS_VARIABLES, and every function it
+    names is one switch.js exports."""
+    result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", edge_config("blue").text))
+    common = directives(result["config"]["services"]["nginx"]["commonHttpConfig"])
+    js_sets = [d.rstrip(";").split() for d in common if d.startswith("js_set ")]
+    assert {var.lstrip("$"): fn.removeprefix("bluegreen.") for _, var, fn in js_sets} == (
+        nginx.JS_VARIABLES
+    )
+    assert len(js_sets) == len(nginx.JS_VARIABLES)
+    exported = nginx.SWITCH_JS.split("export default {", 1)[1].split("}", 1)[0]
+    assert set(nginx.JS_VARIABLES.values()) <= {n.strip() for n in exported.split(",")}
+
+
+def test_nginx_imports_the_switch_js_of_the_bundle(nix_env, tmp_path):
+    """js_import names the store path of the bundled nginx/switch.js (the same name and text
+    give the same path), which the deploy ships next to the module."""
+    assert "nixos/modules/nginx/switch.js" in render.BUNDLE
+    path = on_host(tmp_path, "shop-edge.nix", edge_config("blue").text)
+    result = evaluate(nix_env, path)
+    js = os.path.join(os.path.dirname(path), "nixos", "modules", "nginx", "switch.js")
+    done = nix(nix_env, "--eval", "--json", "-E", f'"${{{js}}}"')
+    assert done.returncode == 0, done.stderr
+    assert js_import(result["config"]["services"]["nginx"]) == json.loads(done.stdout)
+    assert result["config"]["services"]["nginx"]["additionalModules"] == [{"name": "njs"}]
+
+
+# --- the switch state: what moves traffic, in /etc -------------------------------------------
+
+STATES = [
+    pytest.param({}, id="blue"),
+    pytest.param({"active": "green"}, id="green"),
+    pytest.param({"active": "green", "canary": 25, "sticky": True}, id="sticky-canary"),
+    pytest.param(
+        {"maintenance": maintenance(status=423, retry_after_s=600, banner="Back at 14:00 UTC")},
+        id="maintenance",
+    ),
+    pytest.param({"shadow": SHADOW, "cache": CACHE}, id="shadow-cache"),
+    pytest.param({"backpressure": ALWAYS}, id="limits-always"),
+    pytest.param({"backpressure": HOLD, "limits_until": 1800000000}, id="limits-hold"),
+    pytest.param({"backpressure": dataclasses.replace(HOLD, rate=0)}, id="limits-off"),
+]
+
+
+@pytest.mark.parametrize("case", STATES)
+def test_the_state_file_is_what_switch_state_builds(nix_env, tmp_path, case):
+    """bluegreen.nginx.switch_state is the one home of the state's shape: the JSON the module
+    puts in /etc is the one it builds for the same inputs (the configuration's fingerprint and
+    the end of the limits passed in as the local edge passes them)."""
+    active, canary = case.get("active", "blue"), case.get("canary")
+    defaults = live_defaults()
+    inputs = {
+        "sticky": case.get("sticky", False),
+        "maintenance": case.get("maintenance", maintenance(enabled=False)),
+        "shadow": case.get("shadow", defaults.shadow),
+        "backpressure": case.get("backpressure", defaults.backpressure),
+    }
+    rendered = edge_config(
+        active,
+        TWO_BLUE,
+        canary,
+        cache=case.get("cache", defaults.cache),
+        limits_until=case.get("limits_until"),
+        **inputs,
+    )
+    result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
+    assert result["failedAssertions"] == []
+    want = nginx.switch_state(
+        conf_generation=rendered.conf,
+        active=active,
+        weights=weights_for(active, canary),
+        versions=VERSIONS,
+        limits_until=case.get("limits_until"),
+        **inputs,
+    )
+    assert state_of(result) == want
+    assert want["generation"] == rendered.generation and want["writes"] == list(WRITE_METHODS)
+    # The same fingerprint in nginx.conf: a worker of this configuration answers with the state's
+    # generation, one of another with `conf-<its own>`.
+    conf_map = f'map $pid $bluegreen_conf {{ default "{rendered.conf}"; }}'
+    assert conf_map in directives(result["config"]["services"]["nginx"]["commonHttpConfig"])
+
+
+def test_the_edge_module_defaults_are_the_projects(nix_env, tmp_path):
+    """The module's defaults, pinned to bluegreen/nginx.py and Pulumi.yaml, so that neither
+    changes alone; a hand-written node with weights left out sends everything to the pointer."""
     body = (
-        'services.bluegreen-edge = { enable = true; activeColor = "blue"; stickyCanary = true; '
-        "maintenance.enable = true; servers = [ "
-        '{ address = "10.0.0.10:8000"; color = "blue"; weight = 100; } ]; };'
+        'services.bluegreen-edge = { enable = true; activeColor = "blue"; '
+        'maintenance.enable = true; servers = [ { address = "10.0.0.10:8000"; color = "blue"; } '
+        '{ address = "10.0.0.11:8000"; color = "green"; } ]; };'
     )
     result = evaluate(nix_env, node_file(tmp_path, "edge-node", body))
+    assert result["failedAssertions"] == []
     options = result["options"]["services"]["bluegreen-edge"]
-    nginx_cfg = result["config"]["services"]["nginx"]
-    assert directives(nginx_cfg["commonHttpConfig"]) == directives(nginx.STICKY_MAPS)
-    location = nginx_cfg["virtualHosts"]["bluegreen-edge"]["locations"]["/"]["extraConfig"]
-    proxy = directives(nginx.PROXY)
-    assert directives(location)[: len(proxy)] == proxy
-    assert f"if ($request_method ~ {nginx.WRITES}" in location
     assert (options["serverParameters"], options["keepalive"]) == (nginx.FAILOVER, nginx.KEEPALIVE)
+    assert options["weights"] == {"blue": 100}
     m = maintenance()  # Pulumi.yaml's defaults
     module_m = options["maintenance"]
     assert (module_m["status"], module_m["retryAfter"], module_m["banner"]) == (
@@ -267,6 +497,20 @@ def test_the_edge_module_says_what_the_local_edge_renders(nix_env, tmp_path):
         m.banner,
     )
     assert json.loads(module_m["body"]) == json.loads(maintenance_body(m))
+    s = live_defaults()
+    assert (options["cache"], options["shadow"]) == (
+        {"enable": s.cache.enabled, "maxSize": s.cache.max_size_mb},
+        {"percent": s.shadow.percent, "writes": s.shadow.writes},
+    )
+    b = s.backpressure
+    assert options["limits"] == {
+        "rate": b.rate,
+        "burst": b.burst,
+        "connections": b.connections,
+        "retryAfter": b.retry_after_s,
+        "until": None,
+    }
+    assert state_of(result)["maintenance"]["body"] == module_m["body"]
 
 
 def test_the_arm_module_defaults_are_the_projects(nix_env, tmp_path):
@@ -277,8 +521,14 @@ def test_the_arm_module_defaults_are_the_projects(nix_env, tmp_path):
     assert (arm["port"], arm["healthPath"]) == (int(defaults["appPort"]), defaults["healthPath"])
 
 
-def test_a_flip_changes_the_pointer_weights_and_generation_only():
-    blue, green = edge_config("blue"), edge_config("green")
+def test_a_flip_changes_the_switch_state_only(nix_env, tmp_path):
+    """The rendered file changes in the pointer, the weights and the generation; evaluated, the
+    nginx configuration is the same, and only the state file in /etc changes: NixOS does not
+    reload nginx for it."""
+    blue, green = (
+        edge_config("blue", prometheus_port=19090),
+        edge_config("green", prometheus_port=19090),
+    )
     changed = [
         line[1:].strip()
         for line in difflib.unified_diff(blue.text.splitlines(), green.text.splitlines(), n=0)
@@ -286,12 +536,30 @@ def test_a_flip_changes_the_pointer_weights_and_generation_only():
     ]
     assert changed == [
         'activeColor = "green";',
-        '{ address = "10.0.0.10:8000"; color = "blue"; weight = 0; }',
-        '{ address = "10.0.0.11:8000"; color = "green"; weight = 100; }',
+        "weights = { blue = 0; green = 100; };",
         f'generation = "{green.generation}";',
     ]
-    assert blue.generation != green.generation
-    assert edge_config("blue") == blue  # rendering is deterministic: no diff, no deploy
+    assert blue.generation != green.generation and blue.conf == green.conf
+    assert edge_config("blue", prometheus_port=19090) == blue  # deterministic: no deploy
+
+    before = evaluate(nix_env, on_host(tmp_path / "blue", "shop-edge.nix", blue.text))
+    after = evaluate(nix_env, on_host(tmp_path / "green", "shop-edge.nix", green.text))
+    assert before["config"]["services"]["nginx"] == after["config"]["services"]["nginx"]
+    unchanged = {k: v for k, v in before["config"].items() if k != "environment"}
+    assert unchanged == {k: v for k, v in after["config"].items() if k != "environment"}
+    assert state_of(before)["active"] == "blue" and state_of(after)["active"] == "green"
+    # Prometheus is no part of nginx.conf, nor of its fingerprint.
+    assert edge_config("blue").conf == blue.conf
+
+    # A canary step, maintenance, the shadow share and the limits' end are state as well...
+    assert edge_config("green", canary=10, sticky=True).conf == blue.conf
+    assert edge_config("blue", maintenance=maintenance()).conf == blue.conf
+    shadowing = edge_config("blue", shadow=SHADOW)
+    assert edge_config("blue", shadow=Shadow(50, False)).conf == shadowing.conf
+    held = edge_config("blue", backpressure=HOLD, limits_until=1800000000)
+    assert held.conf == edge_config("blue", backpressure=HOLD, limits_until=1800000300).conf
+    # ...while switching a feature on is structural: nginx.conf and its fingerprint change.
+    assert len({blue.conf, shadowing.conf, held.conf, edge_config("blue", cache=CACHE).conf}) == 4
 
 
 def test_reference_nodes_evaluate_like_the_reference_guide(nix_env):
@@ -305,9 +573,11 @@ def test_reference_nodes_evaluate_like_the_reference_guide(nix_env):
         in (blue["config"]["systemd"]["services"]["bluegreen-arm"]["serviceConfig"]["ExecStart"])
     )
     assert green["options"]["services"]["bluegreen-arm"]["color"] == "green"
-    servers = edge["config"]["services"]["nginx"]["upstreams"]["bluegreen_shop"]["servers"]
-    assert servers["10.0.0.10:8000"]["weight"] == 100
-    assert servers["10.0.0.11:8000"] == {"backup": True}
+    upstreams = edge["config"]["services"]["nginx"]["upstreams"]
+    assert upstreams["bluegreen_shop_blue"]["servers"]["10.0.0.11:8000"] == {"backup": True}
+    assert upstreams["bluegreen_shop_green"]["servers"]["10.0.0.11:8000"] == nginx.FAILOVER
+    state = state_of(edge)
+    assert (state["active"], state["weights"]) == ("blue", {"blue": 100, "green": 0})
 
 
 def test_arm_node_runs_the_pinned_version_and_opens_its_port(nix_env, tmp_path):
@@ -376,7 +646,7 @@ def test_the_edge_modules_prometheus_defaults_are_the_projects(nix_env, tmp_path
     body = (
         'services.bluegreen-edge = { enable = true; activeColor = "blue"; '
         "prometheus.enable = true; servers = [ "
-        '{ address = "10.0.0.10:8000"; color = "blue"; weight = 100; } ]; };'
+        '{ address = "10.0.0.10:8000"; color = "blue"; } ]; };'
     )
     result = evaluate(nix_env, node_file(tmp_path, "edge-node", body))
     port = result["options"]["services"]["bluegreen-edge"]["prometheus"]["port"]
@@ -406,8 +676,9 @@ def test_the_app_package_runs_a_python_with_prometheus_client(nix_env):
 
 def servers_nix(blue: int, green: int, green_address: str = "10.0.0.11:8000") -> str:
     return (
-        f'servers = [ {{ address = "10.0.0.10:8000"; color = "blue"; weight = {blue}; }} '
-        f'{{ address = "{green_address}"; color = "green"; weight = {green}; }} ];'
+        f'servers = [ {{ address = "10.0.0.10:8000"; color = "blue"; }} '
+        f'{{ address = "{green_address}"; color = "green"; }} ]; '
+        f"weights = {{ blue = {blue}; green = {green}; }};"
     )
 
 
@@ -417,12 +688,13 @@ def servers_nix(blue: int, green: int, green_address: str = "10.0.0.11:8000") ->
         (
             "blue",
             servers_nix(0, 0),
-            "services.bluegreen-edge.servers: no server has a weight above 0",
+            "services.bluegreen-edge.weights: no arm of services.bluegreen-edge.servers has a\n"
+            "weight above 0",
         ),
         (
             "green",
             servers_nix(100, 0),
-            "services.bluegreen-edge.activeColor is green, but no green",
+            "services.bluegreen-edge.activeColor is green, but green has\nno weight above 0",
         ),
         (
             "blue",
@@ -433,6 +705,12 @@ def servers_nix(blue: int, green: int, green_address: str = "10.0.0.11:8000") ->
             "blue",
             servers_nix(100, 0, green_address="10.0.0.10:8000"),
             "services.bluegreen-edge.servers lists an address more than once",
+        ),
+        (
+            "blue",
+            'servers = [ { address = "10.0.0.10:8000"; color = "blue"; } ]; '
+            "weights = { blue = 75; green = 25; };",
+            "one weight per arm of services.bluegreen-edge.servers\n(blue), got one for\ngreen",
         ),
     ],
 )
@@ -455,8 +733,7 @@ def test_a_canary_split_passes_the_edge_assertions(nix_env, tmp_path):
     )
     result = evaluate(nix_env, node)
     assert result["failedAssertions"] == []
-    servers = result["config"]["services"]["nginx"]["upstreams"]["bluegreen"]["servers"]
-    assert servers["10.0.0.10:8000"]["weight"] == 75 and servers["10.0.0.11:8000"]["weight"] == 25
+    assert state_of(result)["weights"] == {"blue": 75, "green": 25}
 
 
 def test_arm_refuses_an_open_firewall_on_loopback(nix_env, tmp_path):
@@ -511,6 +788,8 @@ def test_the_renderer_refuses_what_could_break_out(value):
     with pytest.raises(ValueError, match="refusing to render"):
         edge_config(nodes={"blue": [value], "green": ["10.0.0.11:8000"]})
     with pytest.raises(ValueError, match="refusing to render"):
+        edge_config(versions={"blue": value, "green": "v2"})
+    with pytest.raises(ValueError, match="refusing to render"):
         render.file_name(value, "blue")
 
 
@@ -528,6 +807,9 @@ def test_an_upstream_address_must_be_exactly_host_and_port(address):
         ("arm-node", 'color = "blue"; version = "v1"; extraArgs = [ "--x=1 --y" ];'),
         ("edge-node", 'activeColor = "blue"; ' + servers_nix(100, 0, "10.0.0.11:8000 down")),
         ("edge-node", 'activeColor = "blue"; generation = "\\"; x"; ' + servers_nix(100, 0)),
+        ("edge-node", 'activeColor = "blue"; versions.blue = "v1 } x"; ' + servers_nix(100, 0)),
+        ("edge-node", 'activeColor = "blue"; upstreamPrefix = "a b"; ' + servers_nix(100, 0)),
+        ("edge-node", 'activeColor = "blue"; ' + servers_nix(101, 0)),
     ],
 )
 def test_modules_refuse_values_that_would_inject_into_nginx_or_systemd(
@@ -541,10 +823,21 @@ def test_modules_refuse_values_that_would_inject_into_nginx_or_systemd(
 # --- the edge for real: nginx as the module describes it -------------------------------------
 
 
-def nginx_conf(nginx_cfg: dict, prefix: str, listen: str) -> str:
-    """The http parts of nixpkgs' nginx module output for this config: commonHttpConfig, the
-    upstreams, then each virtual host with its locations (`proxy_pass`, then `extraConfig`)."""
-    out = [
+def nginx_conf(result: dict, prefix, listen: str) -> str:
+    """nginx.conf as nixpkgs' nginx module writes it for this node, in its order: upstreams,
+    commonHttpConfig, then each virtual host with its locations (`proxy_pass`, then
+    `extraConfig`). nixpkgs builds njs into nginx; Debian's nginx loads it as a module. What the
+    node has elsewhere is in `prefix` here: the state file the module puts in /etc, the cache
+    directory under /var/cache/nginx, and switch.js, imported from its store path."""
+    nginx_cfg = result["config"]["services"]["nginx"]
+    out = []
+    if {"name": "njs"} in nginx_cfg.get("additionalModules", []):
+        module = js_module()
+        assert module, "Debian's libnginx-mod-http-js is not installed: run scripts/bootstrap"
+        out.append(f"load_module {module};")
+    if os.geteuid() == 0:
+        out.append("user root;")  # workers as nobody could not read the test's files
+    out += [
         f"pid {prefix}/nginx.pid;",
         f"error_log {prefix}/error.log;",
         "events { worker_connections 64; }",
@@ -552,12 +845,12 @@ def nginx_conf(nginx_cfg: dict, prefix: str, listen: str) -> str:
         f"client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;",
         f"fastcgi_temp_path {prefix}/fastcgi; uwsgi_temp_path {prefix}/uwsgi;",
         f"scgi_temp_path {prefix}/scgi; access_log off;",
-        nginx_cfg.get("commonHttpConfig", ""),
     ]
     for name, servers in upstream_lines(nginx_cfg).items():
         out.append(f"upstream {name} {{")
         out += [f"server {a} {' '.join(sorted(p))};" for a, p in servers.items()]
         out += [nginx_cfg["upstreams"][name]["extraConfig"], "}"]
+    out.append(nginx_cfg.get("commonHttpConfig", ""))
     for vhost in nginx_cfg["virtualHosts"].values():
         out += ["server {", f"listen {listen};"]
         for location, body in sorted(vhost["locations"].items()):
@@ -567,23 +860,49 @@ def nginx_conf(nginx_cfg: dict, prefix: str, listen: str) -> str:
             out += [body.get("extraConfig", ""), "}"]
         out.append("}")
     out.append("}")
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    for there, here in [
+        (f"/etc/{STATE}", prefix / "switch.json"),
+        ("/var/cache/nginx/bluegreen", prefix / "cache"),
+        (js_import(nginx_cfg), prefix / "switch.js"),
+    ]:
+        text = text.replace(there, str(here))
+    return text
 
 
 def free_port() -> int:
     return free_ports(1)[0]
 
 
+ARM_VERSIONS = {"blue": "blue-v1", "green": "green-v1"}
+
+
 @pytest.fixture
 def live_edge(nix_env, tmp_path):
-    """Two reference arms and nginx on loopback, nginx configured from the evaluated edge node
-    the adapter renders; green is live."""
+    """Two reference arms and nginx on loopback, configured from the evaluated edge node the
+    adapter renders (green live unless told), with the switch state the module puts in /etc.
+    `live_edge.switch(...)` renders and evaluates the node again and, as `nixos-rebuild switch`
+    does when nginx.conf is unchanged, replaces the state file only (atomically)."""
     started: list[subprocess.Popen] = []
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
     prefix = tmp_path / "nginx"
     prefix.mkdir()
+    conf = prefix / "nginx.conf"
+    edge: dict = {}
 
-    def start(**kw) -> tuple[str, render.EdgeConfig]:
+    def evaluated(config: render.EdgeConfig) -> dict:
+        node = on_host(tmp_path / f"host-{config.generation}", "shop-edge.nix", config.text)
+        result = evaluate(nix_env, node)
+        assert result["failedAssertions"] == []
+        return result
+
+    def write_state(result: dict) -> None:
+        (prefix / "switch.json.next").write_text(
+            result["config"]["environment"]["etc"][STATE]["text"]
+        )
+        os.replace(prefix / "switch.json.next", prefix / "switch.json")
+
+    def start(active: str = "green", **kw) -> tuple[str, render.EdgeConfig]:
         ports = {"blue": free_port(), "green": free_port()}
         for color, port in ports.items():
             started.append(
@@ -592,7 +911,7 @@ def live_edge(nix_env, tmp_path):
                         sys.executable,
                         os.path.join(ROOT, "app", "server.py"),
                         f"--color={color}",
-                        f"--version={color}-v1",
+                        f"--version={ARM_VERSIONS[color]}",
                         "--host=127.0.0.1",
                         f"--port={port}",
                     ],
@@ -604,23 +923,32 @@ def live_edge(nix_env, tmp_path):
                 f"http://127.0.0.1:{port}/healthz/ready", lambda a: a.status == 200, 10
             )
             assert answer.status == 200, answer.describe()
-        nodes = {c: [f"127.0.0.1:{p}"] for c, p in ports.items()}
-        config = edge_config("green", nodes=nodes, **kw)
-        result = evaluate(nix_env, on_host(tmp_path / "host", "shop-edge.nix", config.text))
-        assert result["failedAssertions"] == []
-        listen = f"127.0.0.1:{free_port()}"
-        conf = prefix / "nginx.conf"
-        conf.write_text(nginx_conf(result["config"]["services"]["nginx"], str(prefix), listen))
+        edge["nodes"] = {c: [f"127.0.0.1:{p}"] for c, p in ports.items()}
+        edge["listen"] = f"127.0.0.1:{free_port()}"
+        config = edge_config(active, nodes=edge["nodes"], versions=ARM_VERSIONS, **kw)
+        result = evaluated(config)
+        conf.write_text(nginx_conf(result, prefix, edge["listen"]))
+        (prefix / "switch.js").write_text(nginx.SWITCH_JS)
+        write_state(result)
         check = subprocess.run(
             [nginx_bin, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True
         )
         assert check.returncode == 0, check.stderr + conf.read_text()
         subprocess.run([nginx_bin, "-p", str(prefix), "-c", str(conf)], check=True)
-        url = f"http://{listen}"
+        url = f"http://{edge['listen']}"
         answer, _ = probe.wait_until(url + "/", lambda a: a.status is not None, 10)
         assert answer.status is not None, answer.describe()
         return url, config
 
+    def switch(active: str, **kw) -> render.EdgeConfig:
+        config = edge_config(active, nodes=edge["nodes"], versions=ARM_VERSIONS, **kw)
+        result = evaluated(config)
+        assert nginx_conf(result, prefix, edge["listen"]) == conf.read_text(), "not a state change"
+        write_state(result)
+        return config
+
+    start.switch = switch
+    start.prefix = prefix
     yield start
     try:
         os.kill(int((prefix / "nginx.pid").read_text()), signal.SIGQUIT)
@@ -648,8 +976,14 @@ def test_maintenance_refuses_writes_and_serves_reads(live_edge):
         # Byte for byte the answer the local platform's edge gives.
         assert write.body.decode() == maintenance_body(maintenance()), method
     health = probe.request(url + "/healthz/edge")
-    assert health.status == 200
-    assert health.json() == {"activeColor": "green", "readOnly": True, "status": "ok"}
+    assert health.status == 200 and health.headers["x-bluegreen-edge"] == "green"
+    assert health.json() == {
+        "status": "ok",
+        "activeColor": "green",
+        "weights": {"blue": 0, "green": 100},
+        "readOnly": True,
+        "generation": config.generation,
+    }
 
 
 def test_maintenance_can_answer_423_locked(live_edge):
@@ -678,6 +1012,61 @@ def test_a_sticky_canary_keeps_each_client_on_one_arm(live_edge):
         assert again == {first.color}, f"{cookie} moved between arms: {again}"
         colors.add(first.color)
     assert colors == {"blue", "green"}, "a 50/50 canary sent every new client to one arm"
+
+
+def test_a_flip_moves_traffic_on_a_kept_alive_connection_without_a_reload(live_edge):
+    """What NixOS does on a flip (a new state file in /etc, the same nginx.conf) moves the next
+    request, even on a connection that was open before: nginx is not reloaded, so nothing closes
+    it. Back again, the same."""
+    url, blue = live_edge("blue")
+    master = (live_edge.prefix / "nginx.pid").read_text()
+    host_name, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host_name, int(port), timeout=10)
+
+    def get() -> tuple[str | None, str | None]:
+        connection.request("GET", "/")
+        answer = connection.getresponse()
+        answer.read()
+        return answer.getheader("x-bluegreen-color"), answer.getheader(
+            "x-bluegreen-edge-generation"
+        )
+
+    try:
+        assert get() == ("blue", blue.generation)
+        kept = connection.sock
+        green = live_edge.switch("green")
+        assert get() == ("green", green.generation)
+        assert live_edge.switch("blue") == blue
+        assert get() == ("blue", blue.generation)
+        assert connection.sock is kept, "the connection was closed: nginx reloaded"
+    finally:
+        connection.close()
+    assert (live_edge.prefix / "nginx.pid").read_text() == master
+
+
+def test_the_limits_of_a_hold_apply_until_it_ends(live_edge):
+    """With limitWhen "hold", the limits end at limits.until: the same nginx, a new state."""
+    hold = Backpressure(rate=1, burst=0, connections=0, retry_after_s=7, when="hold", hold_s=300)
+    url, _ = live_edge("green", backpressure=hold, limits_until=int(time.time()) + 300)
+    answers = [probe.request(url + "/") for _ in range(5)]
+    refused = [a for a in answers if a.status == 429]
+    assert refused and refused[0].headers["retry-after"] == "7", [a.status for a in answers]
+    assert refused[0].color is None
+    # bluegreen's own probes are never counted: a flip's confirmation gets through.
+    assert probe.request(url + "/", headers={probe.PROBE_HEADER: "confirm"}).status == 200
+    live_edge.switch("green", backpressure=hold, limits_until=int(time.time()) - 1)
+    assert [probe.request(url + "/").status for _ in range(5)] == [200] * 5
+
+
+def test_the_edge_serves_with_every_feature_on(live_edge):
+    """The edge cache, shadow traffic and both limits at once: nginx accepts what the module
+    says, and answers through the cache from the live arm."""
+    url, config = live_edge(cache=CACHE, shadow=SHADOW, backpressure=ALWAYS)
+    first, again = probe.request(url + "/"), probe.request(url + "/")
+    for answer in (first, again):
+        assert answer.status == 200 and answer.color == "green", answer.describe()
+        assert answer.headers["x-bluegreen-edge-generation"] == config.generation
+        assert answer.headers["x-bluegreen-cache"] in ("MISS", "HIT", "BYPASS", "EXPIRED")
 
 
 # --- the deploy ------------------------------------------------------------------------------
@@ -829,6 +1218,81 @@ def test_a_switch_that_does_not_serve_is_switched_back(ssh_calls):
     assert [c[0][-1] for c in ssh_calls].count("nixos-rebuild switch") == 3
 
 
+def edge_props(active: str = "blue", backpressure: Backpressure = HOLD) -> dict:
+    """The edge host's inputs: no file, the settings the host renders it from."""
+    spec = render.edge_spec(
+        stack="live",
+        app="shop",
+        active_color=active,
+        nodes=NODES,
+        weights=weights_for(active),
+        versions=VERSIONS,
+        port=18080,
+        maintenance=maintenance(enabled=False),
+        cache=live_defaults().cache,
+        shadow=live_defaults().shadow,
+        backpressure=backpressure,
+        sticky=False,
+        prometheus_port=19090,
+    )
+    base = {k: v for k, v in props("").items() if k != "config"}
+    return {**base, "fileName": "shop-edge.nix", "edge": spec}
+
+
+def deployed_file(call: tuple[list[str], bytes | None]) -> str:
+    with tarfile.open(fileobj=io.BytesIO(call[1])) as tar:
+        return tar.extractfile("shop-edge.nix").read().decode()
+
+
+def test_a_hold_limits_the_edge_for_its_seconds_after_traffic_moves(ssh_calls, monkeypatch):
+    """limitWhen "hold": the host sets limits.until to the time traffic moved plus
+    limitHoldSeconds, keeps it while traffic stays (no change, no deploy), and moves it with the
+    next flip, as the local edge does."""
+    provider = host.EdgeHostProvider()
+    monkeypatch.setattr(host.time, "time", lambda: 1_000.25)
+    created = provider.create(edge_props("blue")).outs
+    assert created["limitsUntil"] == 1_301  # 1000.25 + 300, whole seconds up
+    assert deployed_file(ssh_calls[0]) == created["config"]
+    assert "limits.until = 1301;" in created["config"]
+    want = edge_config("blue", backpressure=HOLD, limits_until=1_301, prometheus_port=19090)
+    assert (created["config"], created["generation"]) == (want.text, want.generation)
+
+    monkeypatch.setattr(host.time, "time", lambda: 2_000.0)
+    assert provider.diff("id", created, edge_props("blue")).changes is False
+    same = provider.update("id", created, edge_props("blue")).outs
+    assert len(ssh_calls) == 2  # nothing was deployed
+    assert (same["limitsUntil"], same["generation"]) == (1_301, created["generation"])
+
+    assert provider.diff("id", created, edge_props("green")).changes is True
+    flipped = provider.update("id", created, edge_props("green")).outs
+    assert flipped["limitsUntil"] == 2_300 and "limits.until = 2300;" in deployed_file(ssh_calls[2])
+    want = edge_config("green", backpressure=HOLD, limits_until=2_300, prometheus_port=19090)
+    assert flipped["generation"] == want.generation
+
+
+@pytest.mark.parametrize(
+    ("backpressure", "until"),
+    [
+        (ALWAYS, None),  # the limits always apply
+        (dataclasses.replace(HOLD, rate=0), None),  # there are none
+    ],
+)
+def test_without_a_hold_the_limits_have_no_end(ssh_calls, backpressure, until):
+    created = host.EdgeHostProvider().create(edge_props("blue", backpressure)).outs
+    assert created["limitsUntil"] is until and "limits.until = null;" in created["config"]
+
+
+def test_choosing_hold_without_moving_traffic_ends_the_limits(ssh_calls):
+    """From "always" to "hold" while the pointer stays: the limits have ended (until 0), and
+    the next change that moves traffic starts a hold."""
+    provider = host.EdgeHostProvider()
+    created = provider.create(edge_props("blue", ALWAYS)).outs
+    held = provider.update(
+        "id", created, edge_props("blue", dataclasses.replace(ALWAYS, when="hold"))
+    )
+    assert held.outs["limitsUntil"] == 0 and "limits.until = 0;" in held.outs["config"]
+
+
 # --- the adapter under Pulumi mocks ----------------------------------------------------------
 
 
@@ -838,7 +1302,10 @@ class Mocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.created[args.name] = args
-        return f"{args.name}-id", {**args.inputs, "digest": "d"}
+        state = {**args.inputs, "digest": "d"}
+        if args.inputs.get("edge"):  # what EdgeHostProvider computes on create
+            state = {**host.EdgeHostProvider().prepare(state, None)[0], "digest": "d"}
+        return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         return {}
@@ -899,18 +1366,25 @@ def test_the_live_stack_renders_the_edge_from_the_arms_nodes(mocks):
         for c, n in NODES.items()
     }
     edge = s.platform.edge("live", None, s.settings, arms)
-    want = edge_config("green", prometheus_port=19090)  # Pulumi.yaml's prometheusPort
+    # Pulumi.yaml's prometheusPort; both arms report v1.
+    want = edge_config("green", prometheus_port=19090, versions={"blue": "v1", "green": "v1"})
 
     def check(args):
         url, generation = args
         res = mocks.created["live-10.0.0.2"].inputs
         assert url == "http://10.0.0.2:18080/"
         assert res["fileName"] == "shop-edge.nix"
-        assert res["config"] == want.text and generation == want.generation
-        assert res["confirm"]["headers"] == {
+        # The host renders the file from the edge's settings (EdgeHostProvider)...
+        assert res["edge"]["nodes"] == NODES and res["edge"]["weights"] == {"green": 100, "blue": 0}
+        prepared, confirm = host.EdgeHostProvider().prepare(res, None)
+        assert prepared["config"] == want.text and generation == want.generation
+        # ...and counts the switch once the edge answers with its state's generation.
+        assert res["confirm"]["headers"] == {"x-bluegreen-color": "green"}
+        assert confirm["headers"] == {
             "x-bluegreen-edge-generation": want.generation,
             "x-bluegreen-color": "green",
         }
+        assert set(res["bundle"]) == set(render.BUNDLE)
 
     return pulumi.Output.all(edge.url, edge.generation).apply(check)
 
@@ -971,6 +1445,14 @@ def test_the_rebuild_command_may_be_an_absolute_path_but_nothing_the_shell_reads
         )
 
 
+V1 = {"blue": "v1", "green": "v1"}
+
+
+def edge_text(mocks) -> str:
+    """The edge node's file as the host renders it on create."""
+    return host.EdgeHostProvider().prepare(mocks.created["live-10.0.0.2"].inputs, None)[0]["config"]
+
+
 def nixos_arms():
     from platforms.base import ArmView
 
@@ -994,8 +1476,7 @@ def test_the_live_stack_points_the_hold_at_the_edge_nodes_prometheus(mocks):
             "queries": metrics.APP_QUERIES,
             "selectors": {"blue": 'color="blue"', "green": 'color="green"'},
         }
-        text = mocks.created["live-10.0.0.2"].inputs["config"]
-        assert text == edge_config("green", prometheus_port=19191).text
+        assert edge_text(mocks) == edge_config("green", prometheus_port=19191, versions=V1).text
 
     return pulumi.Output.from_input(edge.metrics).apply(check)
 
@@ -1016,9 +1497,9 @@ def test_a_prometheus_url_of_ones_own_replaces_the_edge_nodes(mocks):
         assert source["url"] == "https://prometheus.example.com"
         assert source["queries"]["p95"] == "max(my_p95_seconds{$selector}[$window])"
         assert source["queries"]["requests"] == metrics.APP_QUERIES["requests"]
-        text = mocks.created["live-10.0.0.2"].inputs["config"]
+        text = edge_text(mocks)
         assert "prometheus.enable = false;" in text
-        assert text == edge_config("blue", prometheus_port=None).text
+        assert text == edge_config("blue", prometheus_port=None, versions=V1).text
 
     return pulumi.Output.from_input(edge.metrics).apply(check)
 
@@ -1040,3 +1521,29 @@ def test_the_edge_refuses_a_metrics_source_it_cannot_serve(key, value, allowed):
         nixos_settings("live", role="edge", activeColor="blue", edgeNode="10.0.0.2", **{key: value})
     assert f"bluegreen:{key} must be {allowed}" in str(err.value)
     assert f'got "{value}"' in str(err.value)
+
+
+def test_the_nixos_edge_refuses_cache_warm_paths():
+    with pytest.raises(ConfigError) as err:
+        nixos_settings(
+            "live",
+            role="edge",
+            activeColor="blue",
+            edgeNode="10.0.0.2",
+            cache="true",
+            cacheWarmPaths='["/", "/assets/app.js"]',
+        )
+    assert "bluegreen:cacheWarmPaths must be unset on the nixos platform" in str(err.value)
+    assert 'got "/,/assets/app.js"' in str(err.value)
+    # The cache itself, shadow traffic and the limits, "hold" included, are the edge node's.
+    loaded = nixos_settings(
+        "live",
+        role="edge",
+        activeColor="blue",
+        edgeNode="10.0.0.2",
+        cache="true",
+        shadow="10",
+        rateLimit="100",
+        limitWhen="hold",
+    )
+    assert loaded.settings.backpressure.when == "hold"
