@@ -5,8 +5,8 @@ What is real: `pulumi up` and the nixos platform's deploy exactly as they run ag
 hosts (platforms/nixos/host.py: one `ssh` that unpacks the rendered file and the bundle into
 /etc/nixos/bluegreen, one `ssh ... nixos-rebuild switch`, then the probe), Debian's sshd and ssh,
 the reference app (app/server.py, from the bundle the deploy copied) on every arm node, and nginx
-on the edge node, configured with the same upstream (bluegreen.nginx.render_upstream, which the
-edge module reproduces; tests/unit/test_nixos.py checks that).
+on the edge node, configured as the edge module configures it (bluegreen.nginx.render_local and
+switch_state, which the module reproduces; tests/unit/test_nixos.py checks that).
 
 What stands in, and why:
 - One sshd on 127.0.0.1 serves every node: sshd listens on at most 16 addresses, so a forwarder
@@ -18,8 +18,9 @@ What stands in, and why:
   systemd do, without building anything: for an arm file, (re)start the app at the rendered
   colour, version, port and health path, bound to the node's address (not 0.0.0.0: the nodes
   share one machine), and only when those changed; for the edge file, write nginx's config from
-  the rendered servers and generation and start nginx or reload it (SIGHUP, as `systemctl reload
-  nginx` does); for the file `pulumi destroy` leaves, stop what the file ran.
+  the rendered servers (reloading it, SIGHUP, only when that changed, as NixOS does) and the
+  switch state from the pointer, weights and generation; for the file `pulumi destroy` leaves,
+  stop what the file ran.
 
 `LoopbackHosts` starts sshd and the forwarder and stops them, and every app and nginx the
 stand-in started, in `stop()`.
@@ -42,6 +43,8 @@ import sys
 import time
 
 from bluegreen import nginx
+from bluegreen.config import Backpressure, Cache, Maintenance, Shadow
+from platforms.local.nginx_edge import js_module, write_state
 
 SSHD = "/usr/sbin/sshd"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -267,9 +270,13 @@ _ARM = {
 }
 _EDGE = {
     k: re.compile(rf"\b{k} = \"?([^\";]+)\"?;")
-    for k in ("activeColor", "port", "generation", "upstreamName")
+    for k in ("activeColor", "port", "generation", "configGeneration", "upstreamPrefix")
 }
-_SERVER = re.compile(r'\{ address = "([^"]+)"; color = "([^"]+)"; weight = ([0-9]+); \}')
+_SERVER = re.compile(r'\{ address = "([^"]+)"; color = "([^"]+)"; \}')
+_BY_COLOR = {
+    k: re.compile(rf"\b{k} = \{{ blue = \"?([^\";]+)\"?; green = \"?([^\";]+)\"?; \}};")
+    for k in ("weights", "versions")
+}
 
 
 def _running(pid_file: str) -> tuple[int, list[str]] | None:
@@ -310,30 +317,67 @@ def _switch_arm(node: str, root: str, name: str, text: str) -> None:
 
 
 def _switch_edge(node: str, root: str, name: str, text: str) -> None:
+    """What the edge module makes NixOS do: nginx.conf from the structural options (reloaded only
+    when it changed), and the switch state /etc/bluegreen-edge/switch.json from the others (no
+    reload: nginx reads it per request). Only what the benches set is read: the nodes, the
+    pointer, the weights and versions; the cache, shadow traffic and limits stay off."""
     values = {k: p.search(text).group(1) for k, p in _EDGE.items()}
-    servers = [nginx.Server(a, c, int(w)) for a, c, w in _SERVER.findall(text)]
+    by_color = {
+        k: dict(zip(("blue", "green"), p.search(text).groups(), strict=True))
+        for k, p in _BY_COLOR.items()
+    }
+    nodes: dict[str, list[str]] = {}
+    for address, color in _SERVER.findall(text):
+        nodes.setdefault(color, []).append(address)
     run_dir = os.path.join(root, "run", "nginx")
     for sub in ("tmp", "logs"):
         os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
+    off = {
+        "cache": Cache(False, 1, ()),
+        "shadow": Shadow(0, False),
+        "backpressure": Backpressure(0, 0, 0, 1, "always", 1),
+    }
     conf = nginx.render_local(
-        app=values["upstreamName"].removeprefix("bluegreen_").replace("_", "-"),
+        app=values["upstreamPrefix"].removeprefix("bluegreen_").replace("_", "-"),
         run_dir=run_dir,
         listen=f"{node}:{values['port']}",
-        servers=servers,
-        active_color=values["activeColor"],
+        nodes=nodes,
+        js_module=js_module(),
+        as_root=os.geteuid() == 0,
+        **off,
     )
-    # The edge module sends the generation the platform rendered into the node file.
+    # The module's config fingerprint and state generation are the ones the platform rendered.
     conf = re.sub(
-        r'X-Bluegreen-Edge-Generation "[^"]*"',
-        f'X-Bluegreen-Edge-Generation "{values["generation"]}"',
+        r'(map \$pid \$bluegreen_conf \{ default ")[^"]*"',
+        rf'\g<1>{values["configGeneration"]}"',
         conf,
     )
+    state = nginx.switch_state(
+        conf_generation=values["configGeneration"],
+        active=values["activeColor"],
+        weights={c: int(w) for c, w in by_color["weights"].items()},
+        sticky=False,
+        versions=by_color["versions"],
+        maintenance=Maintenance(False, 503, 30, ""),
+        limits_until=None,
+        **off,
+    )
+    write_state(run_dir, {**state, "generation": values["generation"]})
+    with open(os.path.join(run_dir, "switch.js"), "w") as f:
+        f.write(nginx.SWITCH_JS)
     path = os.path.join(run_dir, "nginx.conf")
+    try:
+        with open(path) as f:
+            unchanged = f.read() == conf
+    except OSError:
+        unchanged = False
+    pid_file = os.path.join(root, "run", f"{name}.pid")
+    running = _running(pid_file)
+    if running and unchanged:
+        return  # the switch state alone changed: nginx is not reloaded
     with open(path + ".next", "w") as f:
         f.write(conf)
     os.replace(path + ".next", path)
-    pid_file = os.path.join(root, "run", f"{name}.pid")
-    running = _running(pid_file)
     if running:
         os.kill(running[0], signal.SIGHUP)
         return
