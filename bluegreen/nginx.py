@@ -97,6 +97,10 @@ JS_VARIABLES = {
     "bluegreen_health": "health",
 }
 SHADOW_LOCATION = "/_bluegreen_shadow"
+SAFE_RELOAD_SINCE = (1, 27, 4)
+"""The nginx that has `keepalive_min_timeout`: with it, a reload closes a kept-alive connection
+only after one more response on it, so even a structural change resets no client."""
+KEEPALIVE_MIN_TIMEOUT = "1s"
 
 
 def switch_state(
@@ -156,6 +160,7 @@ def render_local(
     shadow: Shadow,
     backpressure: Backpressure,
     as_root: bool = False,
+    safe_reload: bool = False,
 ) -> str:
     """The whole nginx.conf of the local edge; `run_dir` is the nginx prefix (-p). `as_root`:
     the master runs as root, whose workers would otherwise be `nobody`, who cannot read the
@@ -163,7 +168,8 @@ def render_local(
 
     Only what is structural is here: the listen address, the arms' nodes, the features that are
     on. Which colour takes traffic, maintenance, and whether the limits apply are in the switch
-    state (`switch_state`), so changing them needs no reload."""
+    state (`switch_state`), so changing them needs no reload. `safe_reload`: this nginx is at
+    least `SAFE_RELOAD_SINCE`, and the reloads structural changes need keep kept-alive clients."""
     run = _token(run_dir)
     js_sets = "".join(f"    js_set ${var} bluegreen.{fn};\n" for var, fn in JS_VARIABLES.items())
     upstreams = "".join(
@@ -260,7 +266,7 @@ http {{
         '"probe":"$http_x_bluegreen_probe"}}';
     access_log {run}/access.log bluegreen;
     keepalive_timeout 30s;
-
+{"    keepalive_min_timeout " + KEEPALIVE_MIN_TIMEOUT + ";" + chr(10) if safe_reload else ""}
     js_import bluegreen from {run}/switch.js;
 {js_sets}    map $pid $bluegreen_state {{ default "{run}/switch.json"; }}
     map $pid $bluegreen_conf {{ default "@GENERATION@"; }}

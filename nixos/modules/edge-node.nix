@@ -93,8 +93,15 @@ let
     })
     colors);
 
+  safeReload = lib.versionAtLeast (config.services.nginx.package.version or "0") "1.27.4";
+
   httpConfig = ''
     js_import bluegreen from ${./nginx/switch.js};
+  ''
+  # nginx 1.27.4 and later (NixOS ships them): a reload, which only a structural change needs,
+  # closes a kept-alive connection only after one more response on it, so no client is reset.
+  + lib.optionalString safeReload ''
+    keepalive_min_timeout 1s;
   ''
   + lib.concatStrings
     (lib.mapAttrsToList (var: fn: "js_set \$${var} bluegreen.${fn};\n") jsVariables)

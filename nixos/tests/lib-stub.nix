@@ -74,5 +74,6 @@ rec {
   unique = foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ];
   range = first: last: if first > last then [ ] else genList (n: first + n) (last - first + 1);
   getExe = p: "${p}/bin/${p.meta.mainProgram}";
+  versionAtLeast = v: least: builtins.compareVersions v least >= 0;
   isOption = x: isAttrs x && (x._type or null) == "option";
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -62,6 +63,13 @@ def _nginx() -> str:
             "nginx is not installed: run scripts/bootstrap (it installs Debian's nginx-light)"
         )
     return found
+
+
+def nginx_version() -> tuple[int, ...]:
+    """The version of the nginx on PATH, e.g. (1, 22, 1); () if it cannot tell."""
+    out = _run([_nginx(), "-v"]).stderr
+    found = re.search(r"nginx/([0-9]+(?:\.[0-9]+)*)", out)
+    return tuple(int(p) for p in found.group(1).split(".")) if found else ()
 
 
 def js_module() -> str | None:
@@ -212,6 +220,7 @@ class EdgeProvider(ResourceProvider):
             shadow=shadow,
             backpressure=backpressure,
             as_root=os.geteuid() == 0,
+            safe_reload=nginx_version() >= nginx.SAFE_RELOAD_SINCE,
         )
         moved = olds is None or olds.get("weights") != props["weights"]
         until = (olds or {}).get("limitsUntil")

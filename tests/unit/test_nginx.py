@@ -143,3 +143,22 @@ def test_every_js_variable_is_a_function_of_switch_js():
         assert f"function {function}(r)" in nginx.SWITCH_JS
     exported = nginx.SWITCH_JS.rsplit("export default {", 1)[1]
     assert all(f in exported for f in nginx.JS_VARIABLES.values())
+
+
+def test_a_reload_keeps_kept_alive_clients_where_nginx_can():
+    """nginx 1.27.4 and later close a kept-alive connection on reload only after one more
+    response; the NixOS module turns that on by the same version."""
+    assert "keepalive_min_timeout" not in local_conf()
+    assert "keepalive_min_timeout 1s;" in local_conf(safe_reload=True)
+    since = ".".join(map(str, nginx.SAFE_RELOAD_SINCE))
+    module = (nginx._SHARED.parent / "edge-node.nix").read_text()
+    assert (
+        f'"{since}"' in module and f"keepalive_min_timeout {nginx.KEEPALIVE_MIN_TIMEOUT};" in module
+    )
+
+
+def test_the_local_nginx_version_is_read():
+    from platforms.local.nginx_edge import nginx_version
+
+    version = nginx_version()
+    assert len(version) == 3 and version >= (1, 18, 0)
