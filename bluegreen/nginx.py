@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bluegreen.config import Backpressure, Cache, Maintenance, Shadow
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
@@ -101,6 +103,61 @@ SAFE_RELOAD_SINCE = (1, 27, 4)
 """The nginx that has `keepalive_min_timeout`: with it, a reload closes a kept-alive connection
 only after one more response on it, so even a structural change resets no client."""
 KEEPALIVE_MIN_TIMEOUT = "1s"
+
+
+@dataclass(frozen=True)
+class Features:
+    """What an nginx edge does besides switching, as its settings say. A dynamic resource keeps
+    them in its inputs as `props()` (the JSON the engine stores and diffs) and its provider reads
+    them back with `from_props`."""
+
+    maintenance: Maintenance
+    cache: Cache
+    shadow: Shadow
+    backpressure: Backpressure
+
+    def props(self) -> dict[str, Any]:
+        m, c, sh, b = self.maintenance, self.cache, self.shadow, self.backpressure
+        return {
+            "maintenance": {
+                "enabled": m.enabled,
+                "status": m.status,
+                "retryAfter": m.retry_after_s,
+                "banner": m.banner,
+            },
+            "cache": {
+                "enabled": c.enabled,
+                "maxSizeMb": c.max_size_mb,
+                "warmPaths": list(c.warm_paths),
+            },
+            "shadow": {"percent": sh.percent, "writes": sh.writes},
+            "backpressure": {
+                "rate": b.rate,
+                "burst": b.burst,
+                "connections": b.connections,
+                "retryAfter": b.retry_after_s,
+                "when": b.when,
+                "holdSeconds": b.hold_s,
+            },
+        }
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, Any]) -> Features:
+        """From `props()` as the engine gives them back (numbers may come back as floats)."""
+        m, c, sh, b = (props[k] for k in ("maintenance", "cache", "shadow", "backpressure"))
+        return cls(
+            Maintenance(bool(m["enabled"]), int(m["status"]), int(m["retryAfter"]), m["banner"]),
+            Cache(bool(c["enabled"]), int(c["maxSizeMb"]), tuple(c["warmPaths"])),
+            Shadow(int(sh["percent"]), bool(sh["writes"])),
+            Backpressure(
+                rate=int(b["rate"]),
+                burst=int(b["burst"]),
+                connections=int(b["connections"]),
+                retry_after_s=int(b["retryAfter"]),
+                when=b["when"],
+                hold_s=int(b["holdSeconds"]),
+            ),
+        )
 
 
 def switch_state(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from bluegreen import metrics, probe
+from bluegreen import metrics, nginx, probe
 from bluegreen.config import ArmSettings, ConfigError, Dns, EdgeSettings
 from bluegreen.reader import VERSION, Reader
 from platforms import metrics as metrics_keys
@@ -186,7 +186,6 @@ class LocalEdge(EdgePlatform):
         nodes = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
             lambda node_lists: dict(zip(arms, node_lists, strict=True))
         )
-        m, b = s.maintenance, s.backpressure
         switch = NginxEdge(
             f"{name}-nginx",
             {
@@ -202,26 +201,7 @@ class LocalEdge(EdgePlatform):
                 "healthPath": s.health_path,
                 "confirmTimeout": s.flip_timeout_s,
                 "sticky": s.sticky,
-                "maintenance": {
-                    "enabled": m.enabled,
-                    "status": m.status,
-                    "retryAfter": m.retry_after_s,
-                    "banner": m.banner,
-                },
-                "cache": {
-                    "enabled": s.cache.enabled,
-                    "maxSizeMb": s.cache.max_size_mb,
-                    "warmPaths": list(s.cache.warm_paths),
-                },
-                "shadow": {"percent": s.shadow.percent, "writes": s.shadow.writes},
-                "backpressure": {
-                    "rate": b.rate,
-                    "burst": b.burst,
-                    "connections": b.connections,
-                    "retryAfter": b.retry_after_s,
-                    "when": b.when,
-                    "holdSeconds": b.hold_s,
-                },
+                **nginx.Features(s.maintenance, s.cache, s.shadow, s.backpressure).props(),
             },
             pulumi.ResourceOptions(parent=parent),
         )

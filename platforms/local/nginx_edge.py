@@ -35,7 +35,6 @@ from pulumi.dynamic import (
 )
 
 from bluegreen import nginx, probe
-from bluegreen.config import Backpressure, Cache, Maintenance, Shadow
 from platforms.local.process import daemon_pid, port_in_use, start_ticks
 
 _OUTPUTS = ("generation", "confirmedAfterMs", "masterPid", "reloaded", "limitsUntil", "cacheWarm")
@@ -163,28 +162,6 @@ def _conf_generation(text: str) -> str:
     return text.split('map $pid $bluegreen_conf { default "', 1)[1].split('"', 1)[0]
 
 
-def _settings(props: dict[str, Any]) -> tuple[Maintenance, Cache, Shadow, Backpressure]:
-    m, c, sh, b = props["maintenance"], props["cache"], props["shadow"], props["backpressure"]
-    return (
-        Maintenance(
-            enabled=bool(m["enabled"]),
-            status=int(m["status"]),
-            retry_after_s=int(m["retryAfter"]),
-            banner=m["banner"],
-        ),
-        Cache(bool(c["enabled"]), int(c["maxSizeMb"]), tuple(c["warmPaths"])),
-        Shadow(int(sh["percent"]), bool(sh["writes"])),
-        Backpressure(
-            rate=int(b["rate"]),
-            burst=int(b["burst"]),
-            connections=int(b["connections"]),
-            retry_after_s=int(b["retryAfter"]),
-            when=b["when"],
-            hold_s=int(b["holdSeconds"]),
-        ),
-    )
-
-
 class EdgeProvider(ResourceProvider):
     serialize_as_secret_always = False
 
@@ -193,7 +170,8 @@ class EdgeProvider(ResourceProvider):
         paths = _paths(run_dir)
         weights = {c: int(w) for c, w in props["weights"].items()}
         target_colors = sorted(c for c, w in weights.items() if w > 0)
-        maintenance, cache, shadow, backpressure = _settings(props)
+        features = nginx.Features.from_props(props)
+        cache, shadow, backpressure = features.cache, features.shadow, features.backpressure
 
         # The arms about to take traffic must answer before nginx is touched.
         for color in target_colors:
@@ -232,7 +210,7 @@ class EdgeProvider(ResourceProvider):
             weights=weights,
             sticky=bool(props.get("sticky")),
             versions={c: a["version"] for c, a in props["arms"].items()},
-            maintenance=maintenance,
+            maintenance=features.maintenance,
             shadow=shadow,
             backpressure=backpressure,
             limits_until=until,

@@ -59,7 +59,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from bluegreen import probe
+from bluegreen import nginx, probe
 from platforms.nixos import render
 
 REMOTE_DIR = "/etc/nixos/bluegreen"
@@ -314,7 +314,7 @@ def limits_until(spec: dict[str, Any], olds: dict[str, Any] | None, now: float) 
     after the last change that moved traffic (new weights, or the first deploy). Until traffic
     moves after "hold" is chosen, 0: they have ended. None: they always apply, or there are
     none."""
-    b = render.backpressure_of(spec)
+    b = nginx.Features.from_props(spec).backpressure
     if not (b.enabled and b.when == "hold"):
         return None
     if olds is None or (olds.get("edge") or {}).get("weights") != spec["weights"]:

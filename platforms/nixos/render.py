@@ -312,7 +312,6 @@ def edge_spec(
     """`edge_node`'s arguments as the edge host resource carries them (JSON): the host renders
     the file itself, since with bluegreen:limitWhen "hold" the end of the limits depends on
     when traffic last moved (`host.EdgeHostProvider`)."""
-    m, b = maintenance, backpressure
     return {
         "stack": stack,
         "app": app,
@@ -321,46 +320,15 @@ def edge_spec(
         "weights": dict(weights),
         "versions": dict(versions),
         "port": port,
-        "maintenance": {
-            "enabled": m.enabled,
-            "status": m.status,
-            "retryAfter": m.retry_after_s,
-            "banner": m.banner,
-        },
-        "cache": {
-            "enabled": cache.enabled,
-            "maxSizeMb": cache.max_size_mb,
-            "warmPaths": list(cache.warm_paths),
-        },
-        "shadow": {"percent": shadow.percent, "writes": shadow.writes},
-        "backpressure": {
-            "rate": b.rate,
-            "burst": b.burst,
-            "connections": b.connections,
-            "retryAfter": b.retry_after_s,
-            "when": b.when,
-            "holdSeconds": b.hold_s,
-        },
+        **nginx.Features(maintenance, cache, shadow, backpressure).props(),
         "sticky": sticky,
         "prometheusPort": prometheus_port,
     }
 
 
-def backpressure_of(spec: Mapping[str, Any]) -> Backpressure:
-    b = spec["backpressure"]
-    return Backpressure(
-        rate=int(b["rate"]),
-        burst=int(b["burst"]),
-        connections=int(b["connections"]),
-        retry_after_s=int(b["retryAfter"]),
-        when=b["when"],
-        hold_s=int(b["holdSeconds"]),
-    )
-
-
 def edge_from_spec(spec: Mapping[str, Any], limits_until: int | None) -> EdgeConfig:
     """`edge_node` of an `edge_spec` (numbers may come back from the engine as floats)."""
-    m, c, sh = spec["maintenance"], spec["cache"], spec["shadow"]
+    features = nginx.Features.from_props(spec)
     port = spec.get("prometheusPort")
     return edge_node(
         stack=spec["stack"],
@@ -370,15 +338,10 @@ def edge_from_spec(spec: Mapping[str, Any], limits_until: int | None) -> EdgeCon
         weights={color: int(w) for color, w in spec["weights"].items()},
         versions=dict(spec["versions"]),
         port=int(spec["port"]),
-        maintenance=Maintenance(
-            enabled=bool(m["enabled"]),
-            status=int(m["status"]),
-            retry_after_s=int(m["retryAfter"]),
-            banner=m["banner"],
-        ),
-        cache=Cache(bool(c["enabled"]), int(c["maxSizeMb"]), tuple(c["warmPaths"])),
-        shadow=Shadow(int(sh["percent"]), bool(sh["writes"])),
-        backpressure=backpressure_of(spec),
+        maintenance=features.maintenance,
+        cache=features.cache,
+        shadow=features.shadow,
+        backpressure=features.backpressure,
         sticky=bool(spec["sticky"]),
         limits_until=limits_until,
         prometheus_port=None if port is None else int(port),
