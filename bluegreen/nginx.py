@@ -350,6 +350,12 @@ http {{
     return body.replace("@GENERATION@", generation(body))
 
 
+def conf_generation(text: str) -> str:
+    """The fingerprint `render_local` wrote into `text` (`$bluegreen_conf`), which the switch state
+    written for it must carry."""
+    return text.split('map $pid $bluegreen_conf { default "', 1)[1].split('"', 1)[0]
+
+
 def _indent(text: str, levels: int = 1) -> str:
     pad = "    " * levels
     return "".join(pad + line + "\n" if line else "\n" for line in text.splitlines())

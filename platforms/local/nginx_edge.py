@@ -133,17 +133,16 @@ def write_state(run_dir: str, state: dict) -> None:
     os.replace(path + ".next", path)
 
 
-def _write_if_changed(path: str, text: str) -> bool:
+def _write_if_changed(path: str, text: str) -> None:
     try:
         with open(path) as f:
             if f.read() == text:
-                return False
+                return
     except OSError:
         pass
     with open(path + ".next", "w") as f:
         f.write(text)
     os.replace(path + ".next", path)
-    return True
 
 
 def _tail(path: str, lines: int = 5) -> str:
@@ -156,10 +155,6 @@ def _tail(path: str, lines: int = 5) -> str:
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=30)
-
-
-def _conf_generation(text: str) -> str:
-    return text.split('map $pid $bluegreen_conf { default "', 1)[1].split('"', 1)[0]
 
 
 class EdgeProvider(ResourceProvider):
@@ -205,7 +200,7 @@ class EdgeProvider(ResourceProvider):
         if backpressure.enabled and backpressure.when == "hold" and moved:
             until = round(time.time() + backpressure.hold_s, 3)
         state = nginx.switch_state(
-            conf_generation=_conf_generation(text),
+            conf_generation=nginx.conf_generation(text),
             active=active,
             weights=weights,
             sticky=bool(props.get("sticky")),

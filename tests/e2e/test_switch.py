@@ -123,7 +123,7 @@ def start_edge(tmp_path, **features) -> tuple[Edge, list[subprocess.Popen]]:
         f.write(text)
     with open(os.path.join(run, "switch.js"), "w") as f:
         f.write(nginx.SWITCH_JS)
-    conf_gen = text.split('$bluegreen_conf { default "', 1)[1].split('"', 1)[0]
+    conf_gen = nginx.conf_generation(text)
     edge = Edge(run, edge_port, arms, conf_gen, features)
     edge.point("blue")
     subprocess.run(["nginx", "-p", run, "-c", os.path.join(run, "nginx.conf")], check=True)
