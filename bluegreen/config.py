@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import ClassVar, Literal, cast
 
 from bluegreen.reader import (
@@ -44,6 +45,7 @@ __all__ = [
     "EdgeSettings",
     "Hold",
     "Maintenance",
+    "Queue",
     "Shadow",
     "from_stack_config",
     "other",
@@ -76,6 +78,45 @@ def qualified(stack: str, organization: str, project: str) -> str:
     return stack if "/" in stack else f"{organization}/{project}/{stack}"
 
 
+QUEUE_STORES = ("sqlite", "postgresql")
+QUEUE_DSN = "maintenanceQueueDsn"
+"""The secret key of the PostgreSQL intent store's DSN; platforms read it with get_secret."""
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Write intents kept during maintenance: a write to one of `paths` that carries an
+    Idempotency-Key is stored durably and answered 202 with a receipt, then replayed to the active
+    arm once writes are open again, in arrival order, once each."""
+
+    paths: tuple[str, ...] = ()
+    """Path prefixes whose keyed writes are queued (() : none, every write is refused)."""
+    store: str = "sqlite"
+    """"sqlite" on the edge host, or "postgresql" for edges on several hosts (the DSN is the
+    secret bluegreen:maintenanceQueueDsn, read by the platform, never kept here)."""
+    max_body_kb: int = 64
+    soak_s: int = 5
+    """How long writes must stay open before the queued intents are replayed."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.paths)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A planned maintenance window, announced on the edge's status page and by the webhook."""
+
+    start: datetime | None
+    end: datetime | None
+    """While maintenance is on and the end is ahead, Retry-After counts down to it."""
+
+
+def utc_text(moment: datetime | None) -> str | None:
+    """The one spelling of a window's times: 2026-11-24T02:00:00Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
 @dataclass(frozen=True)
 class Maintenance:
     """Read-only mode at the edge: writes are refused with a retry hint, reads keep being served."""
@@ -84,9 +125,11 @@ class Maintenance:
     status: int
     """503 or 423 for refused writes."""
     retry_after_s: int
-    """The Retry-After the refused writes carry, in seconds."""
+    """The Retry-After the refused writes carry, in seconds (unless a planned end is ahead)."""
     banner: str
     """A message every response carries in X-Bluegreen-Banner ("" for none)."""
+    window: Window = field(default_factory=lambda: Window(None, None))
+    queue: Queue = field(default_factory=Queue)
 
 
 @dataclass(frozen=True)
@@ -218,6 +261,9 @@ class EdgeSettings(Common):
     cache: Cache
     shadow: Shadow
     backpressure: Backpressure
+    handover_s: int = 5
+    """How long the writer lease stays with nobody after the pointer moves, so that the old
+    colour's writers are gone before the new colour's start (`bluegreen writer`)."""
 
     @property
     def weights(self) -> dict[str, int]:
@@ -289,6 +335,56 @@ def _arm_stacks(read: Reader) -> dict[str, str]:
     return stacks
 
 
+_UTC = "a UTC time such as 2026-11-24T02:00:00Z"
+
+
+def _moment(read: Reader, key: str) -> datetime | None:
+    raw = read.declared(key).strip()
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.utcoffset() is None or moment.utcoffset().total_seconds() != 0:
+        read.problem(key, raw, _UTC)
+        return None
+    return moment
+
+
+def _window(read: Reader) -> Window:
+    start, end = _moment(read, "maintenanceStart"), _moment(read, "maintenanceEnd")
+    if start and end and end <= start:
+        read.problem(
+            "maintenanceEnd", utc_text(end), f"a time after maintenanceStart {utc_text(start)}"
+        )
+    return Window(start, end)
+
+
+def _queue(read: Reader) -> Queue:
+    paths = read.strings("maintenanceQueue")
+    for path in paths:
+        if not URL_PATH.fits(path):
+            read.problem("maintenanceQueue", path, URL_PATH.allowed + " (a write path to queue)")
+    store = read.choice("maintenanceQueueStore", QUEUE_STORES, '"sqlite" or "postgresql"')
+    dsn = read.optional(QUEUE_DSN) or ""
+    if paths and store == "postgresql" and not re.match(r"postgres(ql)?://[^\s]+$", dsn):
+        # The DSN holds a password: never shown, not even in an error.
+        read.problems.append(
+            f"{NAMESPACE}:{QUEUE_DSN} must be a postgresql:// URL when "
+            f'{NAMESPACE}:maintenanceQueueStore is "postgresql"; it is '
+            f"{'set to something else (not shown: it is a secret)' if dsn else 'not set'}. Set it "
+            f"with: pulumi config set --secret --stack {read.stack} {NAMESPACE}:{QUEUE_DSN} "
+            "postgresql://user:password@host:5432/db"
+        )
+    return Queue(
+        paths=paths,
+        store=store,
+        max_body_kb=read.integer("maintenanceQueueMaxBodyKb", 1, 10240),
+        soak_s=read.integer("maintenanceSoakSeconds", 0, 3600),
+    )
+
+
 def _maintenance(read: Reader) -> Maintenance:
     status = read.integer("maintenanceStatus", 100, 599)
     if status not in (503, 423):
@@ -298,6 +394,8 @@ def _maintenance(read: Reader) -> Maintenance:
         status=status,
         retry_after_s=read.integer("maintenanceRetryAfter", 1, 86400),
         banner=read.matching("maintenanceBanner", BANNER),
+        window=_window(read),
+        queue=_queue(read),
     )
 
 
@@ -395,6 +493,7 @@ def _edge(read: Reader, common: Common, project_dir: str) -> EdgeSettings:
         cache=_cache(read),
         shadow=_shadow(read),
         backpressure=_backpressure(read),
+        handover_s=read.integer("writerHandoverSeconds", 1, 600),
     )
 
 

@@ -14,10 +14,11 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bluegreen.config import Backpressure, Cache, Maintenance, Shadow
+from bluegreen.config import Backpressure, Cache, Maintenance, Queue, Shadow, Window, utc_text
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
 
 
@@ -99,6 +100,8 @@ JS_VARIABLES = {
     "bluegreen_health": "health",
 }
 SHADOW_LOCATION = "/_bluegreen_shadow"
+QUEUE_GROUP = "bluegreen_{app}_queue"
+"""The upstream of the maintenance queue's service."""
 SAFE_RELOAD_SINCE = (1, 27, 4)
 """The nginx that has `keepalive_min_timeout`: with it, a reload closes a kept-alive connection
 only after one more response on it, so even a structural change resets no client."""
@@ -124,6 +127,14 @@ class Features:
                 "status": m.status,
                 "retryAfter": m.retry_after_s,
                 "banner": m.banner,
+                "start": utc_text(m.window.start),
+                "end": utc_text(m.window.end),
+                "queue": {
+                    "paths": list(m.queue.paths),
+                    "store": m.queue.store,
+                    "maxBodyKb": m.queue.max_body_kb,
+                    "soakSeconds": m.queue.soak_s,
+                },
             },
             "cache": {
                 "enabled": c.enabled,
@@ -145,8 +156,16 @@ class Features:
     def from_props(cls, props: Mapping[str, Any]) -> Features:
         """From `props()` as the engine gives them back (numbers may come back as floats)."""
         m, c, sh, b = (props[k] for k in ("maintenance", "cache", "shadow", "backpressure"))
+        q = m["queue"]
         return cls(
-            Maintenance(bool(m["enabled"]), int(m["status"]), int(m["retryAfter"]), m["banner"]),
+            Maintenance(
+                bool(m["enabled"]),
+                int(m["status"]),
+                int(m["retryAfter"]),
+                m["banner"],
+                Window(*(_moment(m.get(k)) for k in ("start", "end"))),
+                Queue(tuple(q["paths"]), q["store"], int(q["maxBodyKb"]), int(q["soakSeconds"])),
+            ),
             Cache(bool(c["enabled"]), int(c["maxSizeMb"]), tuple(c["warmPaths"])),
             Shadow(int(sh["percent"]), bool(sh["writes"])),
             Backpressure(
@@ -160,6 +179,40 @@ class Features:
         )
 
 
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who may run background writers (`bluegreen writer`), as the edge serves it read-only at
+    `LEASE_PATH`: the active colour, unless writes are frozen. `fence` only grows with each change
+    of pointer, so a store can refuse a writer that lost the lease; a new holder's writers start
+    only `handover` seconds after `since`, when the old holder's have stopped."""
+
+    fence: int
+    since: float
+    """Epoch seconds of the last change of pointer."""
+    handover: int
+
+    @classmethod
+    def next(
+        cls, previous: Mapping[str, Any] | None, active: str, handover: int, now: float
+    ) -> Lease:
+        """The lease for `active` after `previous` (a switch state's `lease`, with its holder's
+        colour as `color`): the same one while the pointer stays, a higher fence when it moves."""
+        if previous and previous.get("color") == active:
+            return cls(int(previous["fence"]), float(previous["since"]), handover)
+        fence = int(previous["fence"]) + 1 if previous else 1
+        return cls(fence, round(now, 3), handover)
+
+
+STATUS_PATH = "/_bluegreen/status"
+"""The edge's status document (JSON); `STATUS_PATH + ".html"` is the same as a page."""
+LEASE_PATH = "/_bluegreen/lease"
+"""The writer lease, read-only."""
+
+
 def switch_state(
     *,
     conf_generation: str,
@@ -171,10 +224,15 @@ def switch_state(
     shadow: Shadow,
     backpressure: Backpressure,
     limits_until: float | None,
+    lease: Lease,
 ) -> dict:
     """What moves traffic, as switch.js reads it per request (its header lists the fields).
     `limits_until`: when the limits of `backpressure.when == "hold"` end (epoch seconds)."""
     m, b = maintenance, backpressure
+    window = {
+        "start": m.window.start.timestamp() if m.window.start else None,
+        "end": m.window.end.timestamp() if m.window.end else None,
+    }
     if m.status not in (423, 503):
         raise ValueError(f"maintenance status must be 423 or 503, got {m.status}")
     state = {
@@ -189,9 +247,19 @@ def switch_state(
             "retryAfter": m.retry_after_s,
             "banner": m.banner,
             "body": maintenance_body(m),
+            "queue": {"paths": list(m.queue.paths), "maxBody": m.queue.max_body_kb * 1024}
+            if m.queue.enabled
+            else None,
         }
         if m.enabled
         else None,
+        "window": window if m.window.start or m.window.end else None,
+        "lease": {
+            "color": active,
+            "fence": lease.fence,
+            "since": lease.since,
+            "handover": lease.handover,
+        },
         "shadow": {"percent": shadow.percent, "writes": shadow.writes} if shadow.percent else None,
         "limits": {
             "retryAfter": b.retry_after_s,
@@ -216,6 +284,8 @@ def render_local(
     cache: Cache,
     shadow: Shadow,
     backpressure: Backpressure,
+    queue: Queue | None = None,
+    queue_listen: str = "",
     as_root: bool = False,
     safe_reload: bool = False,
 ) -> str:
@@ -226,7 +296,8 @@ def render_local(
     Only what is structural is here: the listen address, the arms' nodes, the features that are
     on. Which colour takes traffic, maintenance, and whether the limits apply are in the switch
     state (`switch_state`), so changing them needs no reload. `safe_reload`: this nginx is at
-    least `SAFE_RELOAD_SINCE`, and the reloads structural changes need keep kept-alive clients."""
+    least `SAFE_RELOAD_SINCE`, and the reloads structural changes need keep kept-alive clients.
+    `queue`, `queue_listen`: the maintenance queue and its service's address, when one is on."""
     run = _token(run_dir)
     js_sets = "".join(f"    js_set ${var} bluegreen.{fn};\n" for var, fn in JS_VARIABLES.items())
     upstreams = "".join(
@@ -298,6 +369,58 @@ def render_local(
         if shadowing
         else ""
     )
+    queueing = queue is not None and queue.enabled
+    queue_group = (
+        _indent(
+            render_group(QUEUE_GROUP.format(app=app.replace("-", "_")), [(queue_listen, {})], 8)
+        )
+        if queueing
+        else ""
+    )
+    too_large = json.dumps(
+        {
+            "error": "too large",
+            "message": f"a write kept during maintenance has at most {queue.max_body_kb} KiB",
+        }
+        if queue
+        else {},
+        separators=(",", ":"),
+    )
+    queue_divert = (
+        f"""\
+            # Maintenance with a queue: a keyed write to a queued path is kept (202, a receipt)
+            # by the queue service instead of being refused.
+            error_page 418 = @bluegreen_queue;
+            recursive_error_pages on;
+            if ($bluegreen_refuse = queue) {{ return 418; }}
+            if ($bluegreen_refuse = 413) {{ return 413 '{too_large}'; }}
+"""
+        if queueing
+        else ""
+    )
+    queue_locations = (
+        f"""\
+        location @bluegreen_queue {{
+            # The queue service caps bodies too: switch.js refuses by Content-Length, and a
+            # chunked body is counted by the service.
+            client_max_body_size {int(queue.max_body_kb)}k;
+            proxy_pass http://{QUEUE_GROUP.format(app=app.replace("-", "_"))};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Bluegreen-Retry-After $bluegreen_retry_after;
+            add_header Retry-After $bluegreen_retry_after always;
+            add_header X-Bluegreen-Banner $bluegreen_banner always;
+            # The queue service is down: the write is refused, as without a queue, not lost.
+            error_page 502 504 = @bluegreen_unqueued;
+        }}
+        location @bluegreen_unqueued {{
+            add_header Retry-After $bluegreen_retry_after always;
+            return 503 $bluegreen_maintenance_body;
+        }}
+"""
+        if queueing and queue is not None
+        else ""
+    )
     body = f"""\
 # Rendered by bluegreen (components/edge.py); changes here are overwritten by `pulumi up -s live`.
 # Which colour takes traffic is not in this file: switch.js reads it per request from switch.json.
@@ -328,13 +451,33 @@ http {{
 {js_sets}    map $pid $bluegreen_state {{ default "{run}/switch.json"; }}
     map $pid $bluegreen_conf {{ default "@GENERATION@"; }}
 {_indent(STICKY_MAPS)}
-{limits_http}{cache_http}{upstreams}{shadow_groups}
+{limits_http}{cache_http}{upstreams}{shadow_groups}{queue_group}
     server {{
         listen {_token(listen)};
+        # The edge's own documents, read-only: nothing the edge serves changes state.
+        location = {LEASE_PATH} {{
+            default_type application/json;
+            if ($request_method !~ ^(GET|HEAD)$) {{ return 405; }}
+            add_header Cache-Control no-store always;
+            js_content bluegreen.lease;
+        }}
+        location = {STATUS_PATH} {{
+            default_type application/json;
+            if ($request_method !~ ^(GET|HEAD)$) {{ return 405; }}
+            add_header Cache-Control no-store always;
+            js_content bluegreen.status;
+        }}
+        location = {STATUS_PATH}.html {{
+            default_type "text/html; charset=utf-8";
+            if ($request_method !~ ^(GET|HEAD)$) {{ return 405; }}
+            add_header Cache-Control no-store always;
+            js_content bluegreen.statusPage;
+        }}
+        location ^~ /_bluegreen/ {{ return 404; }}
         location / {{
             default_type application/json;
             if ($bluegreen_color = "") {{ return 503; }}
-            # Maintenance (read-only) mode: writes are refused before they reach an arm.
+{queue_divert}            # Maintenance (read-only) mode: other writes are refused before any arm.
             if ($bluegreen_refuse = 503) {{ return 503 $bluegreen_maintenance_body; }}
             if ($bluegreen_refuse = 423) {{ return 423 $bluegreen_maintenance_body; }}
 {limits}{mirror}{cached}            proxy_pass http://{group_name(app, "")}$bluegreen_color;
@@ -344,7 +487,7 @@ http {{
             add_header Retry-After $bluegreen_retry_after always;
             add_header Set-Cookie $bluegreen_sticky_cookie;
         }}
-{shadow_location}    }}
+{shadow_location}{queue_locations}    }}
 }}
 """
     return body.replace("@GENERATION@", generation(body))

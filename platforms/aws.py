@@ -33,6 +33,7 @@ from platforms.base import (
     EdgeEndpoint,
     EdgePlatform,
     refused,
+    write_refusals,
 )
 from platforms.confirm import TrafficConfirmation
 
@@ -419,6 +420,7 @@ class AwsEdge(EdgePlatform):
                     f"set it to 0, {only}",
                 )
             )
+        found.extend(write_refusals(settings, alb, only))
         waf = "an AWS WAF rate-based rule on the ALB is the AWS way, outside bluegreen"
         b = settings.backpressure
         if b.rate > 0:

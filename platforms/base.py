@@ -14,7 +14,7 @@ from typing import Self
 
 import pulumi
 
-from bluegreen.config import ArmSettings, Dns, EdgeSettings
+from bluegreen.config import ArmSettings, Dns, EdgeSettings, utc_text
 from bluegreen.reader import NAMESPACE, Reader
 
 
@@ -92,6 +92,35 @@ class ArmPlatform(ABC):
     @abstractmethod
     def arm(self, name: str, parent: pulumi.Resource, s: ArmSettings) -> ArmEndpoint:
         """Declare one arm's compute as children of `parent`."""
+
+
+def write_refusals(settings: EdgeSettings, edge: str, only: str) -> list[str]:
+    """What only an nginx edge with njs (local, nixos) does for writes across a cutover: keep
+    write intents during maintenance (a queue service behind the edge), and serve a window's
+    times (a status page, Retry-After counting down). `edge` names the platform's edge."""
+    m = settings.maintenance
+    found = []
+    if m.queue.enabled:
+        found.append(
+            refused(
+                "maintenanceQueue",
+                ",".join(m.queue.paths),
+                f"{edge} cannot pass writes to a queue service during maintenance",
+                f'set it to "", {only}: writes are refused with 503/423 and Retry-After',
+            )
+        )
+    for key, moment in (("maintenanceStart", m.window.start), ("maintenanceEnd", m.window.end)):
+        if moment is not None:
+            found.append(
+                refused(
+                    key,
+                    utc_text(moment),
+                    f"{edge} cannot serve the window's status page or count Retry-After down "
+                    "to its end",
+                    f'set it to "", {only}, and announce the window on your status page',
+                )
+            )
+    return found
 
 
 class EdgePlatform(ABC):

@@ -45,6 +45,7 @@ from platforms.base import (
     EdgeEndpoint,
     EdgePlatform,
     refused,
+    write_refusals,
 )
 
 _ANNOTATION = "nginx.ingress.kubernetes.io"
@@ -374,6 +375,7 @@ class KubernetesEdge(EdgePlatform):
                     )
                 )
         found.extend(self._shadow_refusals(settings))
+        found.extend(write_refusals(settings, "ingress-nginx without configuration snippets", only))
         b = settings.backpressure
         for key, value, annotation in (
             ("rateLimit", b.rate, "limit-rps"),

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 import pulumi
 
 from bluegreen import metrics, nginx, probe
-from bluegreen.config import ArmSettings, ConfigError, Dns, EdgeSettings
-from bluegreen.reader import VERSION, Reader
+from bluegreen.config import QUEUE_DSN, ArmSettings, ConfigError, Dns, EdgeSettings
+from bluegreen.reader import NAMESPACE, VERSION, Reader
 from platforms import metrics as metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform
 from platforms.local.nginx_edge import NO_JS, NginxEdge, js_module, listens_on
 from platforms.local.process import Process, port_in_use, running_from
 
-APP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "app", "server.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+APP = os.path.join(ROOT, "app", "server.py")
 
 _SIMULATE = {
     "ready-status": r"[1-5][0-9][0-9]",
@@ -150,6 +151,8 @@ class LocalEdge(EdgePlatform):
     prometheus_port: int
     queries: Mapping[str, str]
     """PromQL templates over the arms' own metrics (bluegreen/metrics.py)."""
+    queue_port: int = 18095
+    """The port of the maintenance queue's service (bluegreen:maintenanceQueuePort)."""
 
     @classmethod
     def from_config(cls, read: Reader) -> LocalEdge:
@@ -159,11 +162,16 @@ class LocalEdge(EdgePlatform):
             metrics=metrics_keys.source(read, "local", ("accessLog", "prometheus")),
             prometheus_port=read.port("prometheusPort"),
             queries=metrics_keys.queries(read, metrics.APP_QUERIES),
+            queue_port=read.port("maintenanceQueuePort"),
         )
 
     @property
     def listen(self) -> str:
         return f"{self.bind_address}:{self.port}"
+
+    @property
+    def queue_listen(self) -> str:
+        return f"{self.bind_address}:{self.queue_port}"
 
     def preflight(self, s: EdgeSettings) -> None:
         ours = listens_on(s.run_dir) == self.listen
@@ -181,6 +189,9 @@ class LocalEdge(EdgePlatform):
                 )
             ours = running_from(os.path.join(s.run_dir, "prometheus.pid"))
             _refuse_taken(self.bind_address, self.prometheus_port, "prometheusPort", ours)
+        if s.maintenance.queue.enabled:
+            ours = running_from(os.path.join(s.run_dir, "queue.pid"))
+            _refuse_taken(self.bind_address, self.queue_port, "maintenanceQueuePort", ours)
 
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
         nodes = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
@@ -201,10 +212,14 @@ class LocalEdge(EdgePlatform):
                 "healthPath": s.health_path,
                 "confirmTimeout": s.flip_timeout_s,
                 "sticky": s.sticky,
+                "handover": s.handover_s,
+                "queueListen": self.queue_listen if s.maintenance.queue.enabled else "",
                 **nginx.Features(s.maintenance, s.cache, s.shadow, s.backpressure).props(),
             },
             pulumi.ResourceOptions(parent=parent),
         )
+        if s.maintenance.queue.enabled:
+            self.queue_service(name, parent, s)
         if self.metrics == "prometheus":
             source = self.prometheus(name, parent, s, arms)
         else:
@@ -255,6 +270,47 @@ class LocalEdge(EdgePlatform):
         selectors = {c: metrics.color_selector(c) for c in arms}
         return server.pid.apply(
             lambda _: metrics_keys.prometheus_output(f"http://{address}", self.queries, selectors)
+        )
+
+    def queue_service(self, name: str, parent: pulumi.Resource, s: EdgeSettings) -> Process:
+        """The maintenance queue's service on loopback: nginx passes it the keyed writes to
+        queued paths during maintenance; it replays them through the edge once writes are open.
+        Its store and key are owner-only files in the run directory (or PostgreSQL, whose DSN
+        goes to it in an owner-only file, never in its command line)."""
+        q = s.maintenance.queue
+        where = os.path.join(s.run_dir, "queue")
+        files: dict[str, pulumi.Input[str]] = {}
+        if q.store == "postgresql":
+            store = ["--store-file", os.path.join(where, "store")]
+            files[store[1]] = pulumi.Config(NAMESPACE).require_secret(QUEUE_DSN)
+        else:
+            store = ["--store", f"sqlite:///{os.path.join(where, 'intents.sqlite3')}"]
+        return Process(
+            f"{name}-queue",
+            {
+                "name": f"{s.app_name}-queue",
+                "argv": [
+                    sys.executable,
+                    "-m",
+                    "bluegreen.queue_service",
+                    f"--listen={self.queue_listen}",
+                    *store,
+                    f"--key-file={os.path.join(where, 'intents.key')}",
+                    f"--edge=http://{self.listen}",
+                    f"--max-body-kb={q.max_body_kb}",
+                    f"--soak={q.soak_s}",
+                ],
+                "cwd": s.run_dir,
+                "env": {"PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"},
+                "files": files,
+                "bind": self.bind_address,
+                "port": self.queue_port,
+                "portKey": "bluegreen:maintenanceQueuePort",
+                "healthUrl": f"http://{self.queue_listen}/_bluegreen/queue/health",
+                "logPath": os.path.join(s.run_dir, "queue.log"),
+                "pidPath": os.path.join(s.run_dir, "queue.pid"),
+            },
+            pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["files"]),
         )
 
     def dns_server(

@@ -37,7 +37,15 @@ from pulumi.dynamic import (
 from bluegreen import nginx, probe
 from platforms.local.process import daemon_pid, port_in_use, start_ticks
 
-_OUTPUTS = ("generation", "confirmedAfterMs", "masterPid", "reloaded", "limitsUntil", "cacheWarm")
+_OUTPUTS = (
+    "generation",
+    "confirmedAfterMs",
+    "masterPid",
+    "reloaded",
+    "limitsUntil",
+    "cacheWarm",
+    "lease",
+)
 
 # Debian's libnginx-mod-http-js puts the module here; other builds of nginx elsewhere.
 JS_MODULES = (
@@ -192,6 +200,8 @@ class EdgeProvider(ResourceProvider):
             cache=cache,
             shadow=shadow,
             backpressure=backpressure,
+            queue=features.maintenance.queue,
+            queue_listen=props.get("queueListen") or "",
             as_root=os.geteuid() == 0,
             safe_reload=nginx_version() >= nginx.SAFE_RELOAD_SINCE,
         )
@@ -199,6 +209,16 @@ class EdgeProvider(ResourceProvider):
         until = (olds or {}).get("limitsUntil")
         if backpressure.enabled and backpressure.when == "hold" and moved:
             until = round(time.time() + backpressure.hold_s, 3)
+        previous = read_state(run_dir)
+        # The fence only grows: from the state nginx serves, or this resource's own record of it
+        # when that file is gone.
+        known = [x for x in ((previous or {}).get("lease"), (olds or {}).get("lease")) if x]
+        lease = nginx.Lease.next(
+            max(known, key=lambda x: int(x["fence"])) if known else None,
+            active,
+            int(props["handover"]),
+            time.time(),
+        )
         state = nginx.switch_state(
             conf_generation=nginx.conf_generation(text),
             active=active,
@@ -209,12 +229,12 @@ class EdgeProvider(ResourceProvider):
             shadow=shadow,
             backpressure=backpressure,
             limits_until=until,
+            lease=lease,
         )
         gen = state["generation"]
         for sub in ("tmp", "logs"):
             os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
         _write_if_changed(paths["js"], nginx.SWITCH_JS)
-        previous = read_state(run_dir)
 
         pid = master_pid(run_dir)
         reloaded = False
@@ -286,6 +306,7 @@ class EdgeProvider(ResourceProvider):
             "reloaded": reloaded,
             "limitsUntil": until,
             "cacheWarm": warmed,
+            "lease": state["lease"],
         }
 
     def _check(self, text: str, run_dir: str) -> None:

@@ -104,11 +104,13 @@ def stop(pid: int, ticks: int, grace_s: float = 5.0) -> None:
 
 
 def _write_files(files: dict[str, str] | None) -> None:
+    # Owner-only: a file may hold a secret (the queue store's DSN), and only the process reads it.
     for path, text in (files or {}).items():
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, path)  # the process never reads half a file
 
 

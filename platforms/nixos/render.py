@@ -184,6 +184,7 @@ def edge_node(
     sticky: bool = False,
     limits_until: int | None = None,
     prometheus_port: int | None = None,
+    lease: nginx.Lease | None = None,
 ) -> EdgeConfig:
     """The edge node's configuration: nginx with one upstream group per colour of `nodes`
     (`nginx.groups`), and the switch state (`nginx.switch_state`) that says which colour takes
@@ -256,6 +257,7 @@ def edge_node(
         shadow=shadow,
         backpressure=b,
         limits_until=limits_until,
+        lease=lease or nginx.Lease(1, 0.0, 5),
     )
     until = (state["limits"] or {}).get("until")
     text = f"""\

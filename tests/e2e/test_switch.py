@@ -46,6 +46,7 @@ class Edge:
             "shadow": self.features["shadow"],
             "backpressure": self.features["backpressure"],
             "limits_until": None,
+            "lease": nginx.Lease(fence=1, since=0.0, handover=5),
         }
         return nginx.switch_state(**{**values, **fields})
 

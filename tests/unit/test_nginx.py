@@ -10,6 +10,8 @@ from bluegreen.config import Backpressure, Cache, Shadow, weights_for
 from tests.unit.mocks import maintenance
 
 NODES = {"blue": ["127.0.0.1:18081"], "green": ["127.0.0.1:18082"]}
+LEASE = nginx.Lease(fence=1, since=0.0, handover=5)
+
 OFF = {
     "cache": Cache(False, 256, ()),
     "shadow": Shadow(0, False),
@@ -76,6 +78,7 @@ def state(active: str) -> dict:
         shadow=OFF["shadow"],
         backpressure=OFF["backpressure"],
         limits_until=None,
+        lease=LEASE,
     )
 
 
@@ -97,6 +100,7 @@ def _state(active="blue", canary=None, **fields) -> dict:
             "shadow": OFF["shadow"],
             "backpressure": OFF["backpressure"],
             "limits_until": None,
+            "lease": LEASE,
             **fields,
         }
     )

@@ -12,7 +12,12 @@
 //   active       the pointer;  weights {colour: 0-100};  sticky (canary by client cookie)
 //   versions     {colour: version}, for the cache key
 //   writes       the methods maintenance refuses and shadow traffic leaves alone
-//   maintenance  null, or {status, retryAfter, banner, body}
+//   maintenance  null, or {status, retryAfter, banner, body, queue}: queue null, or {paths,
+//                maxBody}: the path prefixes whose writes carrying an Idempotency-Key the queue
+//                service keeps, and the largest body it takes (bytes)
+//   window       null, or {start, end}: the planned maintenance window, epoch seconds or null
+//   lease        {color, fence, since, handover}: the writer lease (bluegreen/nginx.py `Lease`);
+//                nobody holds it while writes are frozen
 //   shadow       null, or {percent, writes}
 //   limits       null, or {retryAfter, until}: until null means always, else epoch seconds
 //   warm         null, or {color, token}: requests carrying X-Bluegreen-Warm: token go to color
@@ -90,15 +95,54 @@ function isWrite(s, r) {
     return (s.writes || []).indexOf(r.method) >= 0;
 }
 
-// "503" or "423" for a write during maintenance, "" otherwise.
+function queued(s, r) {
+    var q = s.maintenance.queue;
+    if (!q || !r.headersIn['Idempotency-Key']) {
+        return false;
+    }
+    return q.paths.some(function (p) {
+        var base = p.replace(/\/+$/, '');
+        return r.uri === p || r.uri === base || r.uri.indexOf(base + '/') === 0;
+    });
+}
+
+// For a write during maintenance: "queue" when the queue service keeps it (a queued path, an
+// Idempotency-Key), else "503" or "423"; "" for everything else.
 function refuse(r) {
     var s = load(r);
-    return s.maintenance && isWrite(s, r) ? String(s.maintenance.status) : '';
+    if (!s.maintenance || !isWrite(s, r)) {
+        return '';
+    }
+    if (!queued(s, r)) {
+        return String(s.maintenance.status);
+    }
+    // nginx checks client_max_body_size when it picks a location, which a named one skips.
+    return Number(r.headersIn['Content-Length'] || 0) > s.maintenance.queue.maxBody ? '413' : 'queue';
+}
+
+// Seconds until writes may succeed: until the planned end while it is ahead, else the
+// configured Retry-After.
+function countdown(s) {
+    var end = s.window && s.window.end;
+    var left = end ? Math.ceil(end - Date.now() / 1000) : 0;
+    return left > 0 ? left : s.maintenance.retryAfter;
+}
+
+function iso(epoch) {
+    return epoch ? new Date(epoch * 1000).toISOString().replace(/\.[0-9]+Z$/, 'Z') : null;
 }
 
 function maintenanceBody(r) {
     var s = load(r);
-    return s.maintenance ? s.maintenance.body : '';
+    if (!s.maintenance) {
+        return '';
+    }
+    var body = JSON.parse(s.maintenance.body);
+    body.retryAfter = countdown(s);
+    if (s.window && s.window.end && s.window.end > Date.now() / 1000) {
+        body.until = iso(s.window.end);
+    }
+    return JSON.stringify(body);
 }
 
 function banner(r) {
@@ -122,7 +166,7 @@ function limitKey(r) {
 function retryAfter(r) {
     var s = load(r);
     if (refuse(r)) {
-        return String(s.maintenance.retryAfter);
+        return String(countdown(s));
     }
     if ((r.status === 429 || r.status === 503) && !r.variables.upstream_status && s.limits) {
         return String(s.limits.retryAfter);
@@ -173,7 +217,113 @@ function health(r) {
     });
 }
 
+// Where the planned window stands: "planned" (ahead), "due" (its start passed, maintenance not
+// on yet), "in-progress", "overrunning" (maintenance on past its end), "ended"; null without one.
+function phase(s, now) {
+    var w = s.window;
+    if (!w) {
+        return s.maintenance ? 'in-progress' : null;
+    }
+    if (s.maintenance) {
+        return w.end && now >= w.end ? 'overrunning' : 'in-progress';
+    }
+    if (w.start && now < w.start) {
+        return 'planned';
+    }
+    return w.end && now >= w.end ? 'ended' : 'due';
+}
+
+function statusDoc(r) {
+    var s = load(r);
+    var now = Date.now() / 1000;
+    var m = s.maintenance;
+    return {
+        status: s.active ? 'ok' : 'no switch state',
+        live: {
+            color: s.active || null,
+            version: (s.versions || {})[s.active] || null,
+            weights: s.weights || null,
+        },
+        readOnly: !!m,
+        maintenance: m ? {
+            status: m.status,
+            retryAfter: countdown(s),
+            banner: m.banner,
+            queued: m.queue ? m.queue.paths : [],
+        } : null,
+        window: s.window || m ? {
+            start: iso(s.window && s.window.start),
+            end: iso(s.window && s.window.end),
+            phase: phase(s, now),
+        } : null,
+        generation: generation(r),
+        now: iso(now),
+    };
+}
+
+function status(r) {
+    r.return(statusCode(r), JSON.stringify(statusDoc(r)) + '\n');
+}
+
+function statusCode(r) {
+    return load(r).active ? 200 : 503;
+}
+
+function escape(text) {
+    return String(text === null || text === undefined ? '' : text).replace(/[&<>"']/g,
+        function (c) {
+            return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c];
+        });
+}
+
+function row(name, value) {
+    return '<tr><th>' + escape(name) + '</th><td>' + escape(value) + '</td></tr>';
+}
+
+function statusPage(r) {
+    var d = statusDoc(r);
+    var w = d.window || {};
+    var title = d.readOnly ? 'Read-only for maintenance' :
+        (w.phase === 'planned' || w.phase === 'due' ? 'Maintenance planned' : 'Operating normally');
+    var rows = [
+        row('Live', d.live.color ? d.live.color + ' (' + d.live.version + ')' : 'none'),
+        row('Writes', d.readOnly ? 'refused, retry in ' + d.maintenance.retryAfter + ' s' : 'open'),
+    ];
+    if (d.window) {
+        rows.push(row('Window', (w.start || 'now') + ' to ' + (w.end || 'until further notice')));
+        rows.push(row('Phase', w.phase));
+    }
+    if (d.maintenance && d.maintenance.queued.length) {
+        rows.push(row('Kept for later', 'writes to ' + d.maintenance.queued.join(', ') +
+            ' with an Idempotency-Key (202, a receipt)'));
+    }
+    rows.push(row('As of', d.now));
+    var banner = d.maintenance && d.maintenance.banner ?
+        '<p class="banner">' + escape(d.maintenance.banner) + '</p>' : '';
+    r.return(statusCode(r), '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
+        '<title>' + escape(title) + '</title></head><body><h1>' + escape(title) + '</h1>' +
+        banner + '<table>' + rows.join('') + '</table></body></html>\n');
+}
+
+// The writer lease: who may run background writers, read-only. Nobody while writes are frozen.
+function lease(r) {
+    var s = load(r);
+    var l = s.lease;
+    if (!s.active || !l) {
+        r.return(503, JSON.stringify({error: 'no switch state'}) + '\n');
+        return;
+    }
+    r.return(200, JSON.stringify({
+        holder: s.maintenance ? null : l.color,
+        fence: l.fence,
+        since: l.since,
+        handover: l.handover,
+        now: Date.now() / 1000,
+        generation: generation(r),
+    }) + '\n');
+}
+
 export default {
     color, version, edge, generation, refuse, maintenanceBody, banner, limitKey, retryAfter,
-    setCookie, shadow, noCache, health,
+    setCookie, shadow, noCache, health, lease, status, statusPage,
 };
