@@ -9,9 +9,12 @@ from urllib.parse import urlsplit
 import pulumi
 
 from bluegreen import evidence
-from bluegreen.config import COLORS, EdgeSettings
+from bluegreen.announce import WEBHOOK_URL
+from bluegreen.config import COLORS, EdgeSettings, utc_text
+from bluegreen.reader import NAMESPACE
 from components.evidence import FlipRecord
 from components.naming import qualified
+from components.notice import WindowNotice
 from platforms import dns
 from platforms.base import Arms, ArmView, EdgePlatform
 
@@ -161,6 +164,21 @@ class Edge(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
         self.exports["evidence"] = record.records
+        # The window announced by whoever applies it (CI, a bare `pulumi up`, the command).
+        m = s.maintenance
+        WindowNotice(
+            f"{name}-window",
+            {
+                "stack": s.stack,
+                "enabled": m.enabled,
+                "start": utc_text(m.window.start),
+                "end": utc_text(m.window.end),
+                "banner": m.banner,
+                "live": s.active_color,
+                "url": pulumi.Config(NAMESPACE).get_secret(WEBHOOK_URL),
+            },
+            pulumi.ResourceOptions(parent=self, depends_on=[record]),
+        )
         self.register_outputs(
             {
                 "activeColor": self.active_color,

@@ -16,19 +16,17 @@ posts in flight get a bounded wait. A webhook that hangs cannot delay a rollback
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 
+from bluegreen import announce
 from bluegreen.config import NAMESPACE, weights_for
 
-KEY = f"{NAMESPACE}:webhookUrl"
-POST_TIMEOUT_S = 5.0
-"""How long one post may take before it is given up (connect, send and answer)."""
+KEY = f"{NAMESPACE}:{announce.WEBHOOK_URL}"
+POST_TIMEOUT_S = announce.POST_TIMEOUT_S
 WAIT_S = 5.0
 """How long the command waits at its end for posts still in flight."""
 
@@ -112,11 +110,6 @@ def _weights(
     return weights_for(to)
 
 
-def _slack(text: str) -> str:
-    """Text as Slack reads it literally: its three control characters escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def notice(command: str, phase: str, fields: Mapping, stack: str) -> dict:
     """The body posted for one event of `command` (flip, watch, rollback), `phase` as the flip log
     names it, `fields` as the flip log records them."""
@@ -154,7 +147,7 @@ def notice(command: str, phase: str, fields: Mapping, stack: str) -> dict:
     if seconds is not None:
         what += f" after {seconds:.1f} s"
     text = " ".join(
-        _slack(part)
+        announce.slack(part)
         for part in (
             f"bluegreen {stack}: {what}",
             f"— {reason}" if reason else "",
@@ -223,14 +216,7 @@ class Webhook:
                 )
 
     def _post(self, body: dict) -> None:
-        request = urllib.request.Request(
-            self.url,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "User-Agent": "bluegreen"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            response.read(64 * 1024)
+        announce.post(self.url, body, self.timeout)
 
     def close(self, timeout: float = WAIT_S) -> bool:
         """Wait at most `timeout` seconds for the posts in flight; True when none is left."""
