@@ -2,7 +2,9 @@
 
 `GET /` answers with the arm's colour and version (under /assets/ with `Cache-Control: public,
 max-age=300`, which an edge cache may keep), `GET <health path>` with JSON readiness, and
-POST/PUT/PATCH/DELETE are accepted so that maintenance mode has writes to block. Every response
+POST/PUT/PATCH/DELETE are accepted so that maintenance mode has writes to block; a write with an
+`Idempotency-Key` seen before is answered as the first time and not applied again, and
+`GET /_arm/writes` lists every write received, in order (the queue's tests read it). Every response
 carries `X-Bluegreen-Color` and `X-Bluegreen-Version`, which is how the edge, the probes and the
 access log know which arm served a request.
 
@@ -23,6 +25,7 @@ import json
 import random
 import signal
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -36,6 +39,11 @@ from prometheus_client import (
 
 # Fine buckets at the low end: a loopback arm answers in about a millisecond.
 BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0, 2.5)
+
+
+JOURNAL_PATH = "/_arm/writes"
+WRITES: dict = {"lock": threading.Lock(), "journal": [], "answers": {}}
+"""The writes this arm received, and the first answer to each Idempotency-Key."""
 
 
 class Metrics:
@@ -126,6 +134,11 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
             if path == "/metrics":
                 self._answer(200, metrics.exposition(), CONTENT_TYPE_LATEST)
                 return
+            if path == JOURNAL_PATH:  # every write received, in order, duplicates marked
+                with WRITES["lock"]:
+                    journal = json.dumps(WRITES["journal"]).encode()
+                self._answer(200, journal, "application/json")
+                return
             if self._delay_and_fail():
                 return
             # /assets/ is what an edge cache may keep: the same for everyone, for 5 minutes.
@@ -138,11 +151,29 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         def _write(self) -> None:
             self.started = time.perf_counter()
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
+            body = self.rfile.read(length) if length else b""
             if self._delay_and_fail():
                 return
-            self._send(200, {"accepted": self.command, "path": self.path, **identity})
+            key = self.headers.get("Idempotency-Key")
+            with WRITES["lock"]:
+                first = WRITES["answers"].get(key) if key else None
+                WRITES["journal"].append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "key": key,
+                        "bytes": len(body),
+                        "replay": self.headers.get("X-Bluegreen-Replay"),
+                        "duplicate": first is not None,
+                    }
+                )
+                if first is None:
+                    first = {"accepted": self.command, "path": self.path, **identity}
+                    if key:
+                        WRITES["answers"][key] = first
+            # A key seen before is answered as the first time and applied once (RFC draft
+            # "The Idempotency-Key HTTP Header Field"): a replayed intent never applies twice.
+            self._send(200, first)
 
         do_POST = do_PUT = do_PATCH = do_DELETE = _write
 

@@ -181,17 +181,29 @@ def make_project(tmp_path, policy: bool = False, root: str = ROOT) -> LocalProje
     env["PULUMI_BACKEND_URL"] = "file://" + state
     env["PULUMI_CONFIG_PASSPHRASE"] = "e2e"
     env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
-    blue, green, live, prometheus = free_ports(4)
+    blue, green, live, prometheus, queue = free_ports(5)
     lp = LocalProject(
         dir=project,
         ws=Workspace(project_dir=project, env=env, policy_pack="policy" if policy else None),
-        ports={"blue": blue, "green": green, "live": live, "prometheus": prometheus},
+        ports={
+            "blue": blue,
+            "green": green,
+            "live": live,
+            "prometheus": prometheus,
+            "queue": queue,
+        },
     )
     lp.write_stack("blue", {"role": "arm", "color": "blue", "version": "v1", "port": blue})
     lp.write_stack("green", {"role": "arm", "color": "green", "version": "v2", "port": green})
     lp.write_stack(
         "live",
-        {"role": "edge", "activeColor": "blue", "edgePort": live, "prometheusPort": prometheus},
+        {
+            "role": "edge",
+            "activeColor": "blue",
+            "edgePort": live,
+            "prometheusPort": prometheus,
+            "maintenanceQueuePort": queue,
+        },
     )
     for stack in ("blue", "green", "live"):
         lp.ws.ensure_stack(stack)
