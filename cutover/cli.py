@@ -22,7 +22,7 @@ import os
 import sys
 
 from bluegreen import config
-from cutover import ci, display, evidence, notify
+from cutover import ci, display, evidence, notify, queue
 from cutover.procedure import Operator
 from cutover.workspace import NoSuchStack, PulumiError, Workspace
 
@@ -183,6 +183,14 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the edge's colour, weights, maintenance and the arms' versions as JSON",
     )
+    q = sub.add_parser(
+        "queue",
+        parents=[stack],
+        help="the maintenance queue's intents: list them, retry or drop dead letters",
+    )
+    q.add_argument("action", nargs="?", default="list", choices=("list", "retry", "drop"))
+    q.add_argument("receipt", nargs="?", help="the intent's receipt id (r-...)")
+    q.add_argument("--all", action="store_true", help="retry every dead letter")
     w = sub.add_parser(
         "watch",
         parents=[stack, watching],
@@ -241,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     stack = args.stack or os.environ.get(STACK_ENV) or "live"
     if args.command == "commit-rollback":
         return commit_rollback(where, stack, args)
+    if args.command == "queue" and (args.action == "list") == bool(args.receipt or args.all):
+        cli.error(
+            "queue: list takes no receipt; retry takes a receipt or --all; drop takes a receipt"
+            f" (got: {args.action} {args.receipt or ''}{' --all' if args.all else ''})"
+        )
+    if args.command == "queue" and args.action == "drop" and (args.all or not args.receipt):
+        cli.error("queue drop: name the receipt of one dead letter (drop has no --all)")
     given = (
         "argument --stack" if args.stack else f"${STACK_ENV}" if os.environ.get(STACK_ENV) else ""
     )
@@ -282,6 +297,8 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
         return op.rollback()
     if args.command == "status":
         return status_json(op) if args.json else op.status()
+    if args.command == "queue":
+        return queue.run(op.edge, args.action, args.receipt, args.all, op.out)
     overrides = {"max_error_rate": args.max_error_rate, "p95_ratio": args.p95_ratio}
     rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
     if args.command == "watch":

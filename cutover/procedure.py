@@ -23,7 +23,7 @@ from functools import cached_property
 from bluegreen import config, probe
 from bluegreen import evidence as records
 from bluegreen.config import COLORS, other
-from cutover import evidence, sources
+from cutover import evidence, queue, sources
 from cutover.ci import CANARY, POINTER, traffic
 from cutover.metrics import MetricsSource, Unreachable
 from cutover.watch import Check, Verdict, hold
@@ -44,6 +44,10 @@ class Edge:
     arm_stacks: Mapping[str, str]
     health_path: str
     hold: config.Hold
+    run_dir: str = ""
+    queue: config.Queue = field(default_factory=config.Queue)
+    queue_dsn: str | None = field(default=None, repr=False)
+    """The PostgreSQL intent store's DSN (a secret), when the queue keeps intents there."""
 
 
 def read_edge(ws: Workspace, stack: str) -> Edge:
@@ -65,6 +69,9 @@ def read_edge(ws: Workspace, stack: str) -> Edge:
         arm_stacks=dict(settings.arm_stacks),
         health_path=settings.health_path,
         hold=settings.hold,
+        run_dir=settings.run_dir,
+        queue=settings.maintenance.queue,
+        queue_dsn=values.get(config.QUEUE_DSN),
     )
 
 
@@ -567,6 +574,8 @@ class Operator:
         )
         for r in changes:
             self.out("  " + describe_record(r))
+        for line in queue.status_lines(self.edge):
+            self.out(line)
         entries = self.log.last(5)
         self.out(
             "this machine's flip log:" if entries else "this machine's flip log: none recorded"
