@@ -127,6 +127,20 @@ class Writer:
                 wait = max(0.0, lease.since + lease.handover - lease.now)
                 holder = "null" if lease.holder is None else lease.holder
                 self.log("lease", holder=holder, fence=lease.fence, handover_left=f"{wait:.3f}")
+        if lease is None:
+            return  # a stop keeps the grace of the last lease read
+        # By the latest lease: after a move, the other colour starts after the new handover.
+        grace = grace_within(self.asked_grace, lease.handover, self.poll)
+        if grace != self.grace and grace < self.asked_grace:
+            self.log(
+                "grace",
+                why="--grace shortened so that the command is gone within the handover",
+                grace=f"{grace:.3f}",
+                asked=self.asked_grace,
+                handover=lease.handover,
+                poll=self.poll,
+            )
+        self.grace = grace
 
     def _reason_to_stop(self, lease: Lease | None) -> str | None:
         if lease is None:
@@ -140,17 +154,6 @@ class Writer:
         return None
 
     def start(self, lease: Lease) -> None:
-        grace = grace_within(self.asked_grace, lease.handover, self.poll)
-        if grace != self.grace and grace < self.asked_grace:
-            self.log(
-                "grace",
-                why="--grace shortened so that the command is gone within the handover",
-                grace=f"{grace:.3f}",
-                asked=self.asked_grace,
-                handover=lease.handover,
-                poll=self.poll,
-            )
-        self.grace = grace
         env = dict(os.environ)
         env.update(
             {FENCE_ENV: str(lease.fence), COLOR_ENV: self.color, LEASE_URL_ENV: self.reader.url}
@@ -182,7 +185,8 @@ class Writer:
             while not self._exited() and time.monotonic() < deadline:
                 time.sleep(0.01)
             if not self._exited():
-                self.log("killing", why=f"still running after {self.grace:.3f}s", pid=pid)
+                why = f"still running after {self.grace:.3f}s"
+                self.log("killing", why=why, pid=pid, fence=self.fence)
         self._finish("stopped", why)
 
     def _reap_exited(self, lease: Lease | None) -> None:

@@ -294,6 +294,18 @@ def test_a_command_ignoring_sigterm_is_killed_after_the_grace_the_handover_allow
     assert not alive(pid)
 
 
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_command_that_exits_by_itself_is_restarted_after_a_growing_wait(edge, writers, code):
+    edge.move("green")
+    green = writers("green", [sys.executable, "-c", f"import sys; sys.exit({code})"])
+    first = green.wait("exited")
+    assert (first["code"], first["why"]) == (str(code), "exited by itself; restart in 1.0s")
+    second = green.wait("exited", count=2)
+    assert (second["code"], second["why"]) == (str(code), "exited by itself; restart in 2.0s")
+    assert len(green.events("started")) == 2
+    assert float(green.events("started")[1]["at"]) > float(first["at"])
+
+
 def test_killing_the_wrapper_leaves_no_command_running(edge, writers, tmp_path):
     db = tmp_path / "queue.db"
     seed(db, 1000)
