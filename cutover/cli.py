@@ -5,11 +5,13 @@
     bluegreen status [--json]
     bluegreen watch [--hold 30s] [--if-moved-since before.json] [--verdict-file verdict.json]
     bluegreen commit-rollback --verdict-file verdict.json [--branch main]
+    bluegreen writer --color green [--edge URL] [--poll 0.2s] [--grace 10s] -- COMMAND [ARG...]
 
 Each runs against the edge stack (`--stack`, else $BLUEGREEN_LIVE_STACK, else live) of the
 project in the current directory or above, and shows every pulumi step as it would be typed.
 `commit-rollback` runs only git (and gh): it commits the pointer revert a watch wrote
-(cutover/ci.py).
+(cutover/ci.py). `writer` runs on an arm host, outside the project and without Pulumi: it runs
+a background writer while the edge's lease lets its colour write (cutover/writer.py).
 A bad argument exits 2 before anything is read or changed.
 """
 
@@ -19,12 +21,16 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
+from typing import TYPE_CHECKING
 
 from bluegreen import config
-from cutover import ci, display, evidence, notify, queue
-from cutover.procedure import Operator
-from cutover.workspace import NoSuchStack, PulumiError, Workspace
+from cutover import ci, display, evidence, lease, notify, writer
+
+if TYPE_CHECKING:
+    from cutover.procedure import Operator
+    from cutover.workspace import Workspace
 
 STACK_ENV = "BLUEGREEN_LIVE_STACK"
 UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -109,6 +115,13 @@ def verdict_out(text: str) -> str:
             f"must be a file to write the verdict to, in a directory that exists; got {text!r}"
         )
     return text
+
+
+def edge(text: str) -> str:
+    try:
+        return lease.edge_url(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def verdict_in(text: str) -> dict:
@@ -225,6 +238,33 @@ def parser() -> argparse.ArgumentParser:
         "--branch", help="push to this branch (default: the remote's default, else main)"
     )
     c.add_argument("--remote", default="origin", help="push to this remote (origin)")
+    wr = sub.add_parser(
+        "writer",
+        help="run a background writer only while the edge's lease lets this colour write",
+        description="Runs COMMAND while the edge's lease names COLOR and its handover has passed, "
+        "with BLUEGREEN_FENCE, BLUEGREEN_COLOR and BLUEGREEN_LEASE_URL in its environment; "
+        "stops it (SIGTERM, then SIGKILL after the grace) when the lease moves, freezes, changes "
+        "fence or cannot be read. A command that exits by itself while the lease holds, even "
+        "with code 0, is restarted after a wait of 1s doubling to 30s. SIGTERM stops the "
+        "command and exits 0; SIGINT exits 130.",
+    )
+    wr.set_defaults(writer_cli=wr)  # its errors show its own usage
+    wr.add_argument("--color", required=True, choices=config.COLORS, help="this arm's colour")
+    wr.add_argument(
+        "--edge",
+        type=edge,
+        help=f"the edge's URL, serving {lease.LEASE_PATH} (default: ${lease.EDGE_ENV})",
+    )
+    wr.add_argument("--poll", type=interval, default=0.2, help="read the lease this often (0.2s)")
+    wr.add_argument(
+        "--grace",
+        type=duration,
+        default=10.0,
+        help="from SIGTERM to SIGKILL (10s; shortened to end within the lease's handover)",
+    )
+    wr.add_argument(
+        "argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG ...]", help="the writer to run"
+    )
     return top
 
 
@@ -243,6 +283,12 @@ def project_dir(start: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
+    if args.command == "writer":
+        return run_writer(args.writer_cli, args)
+    # Imported here: `writer` runs on arm hosts, where there is no Pulumi to import.
+    from cutover.procedure import Operator
+    from cutover.workspace import NoSuchStack, PulumiError, Workspace
+
     where = project_dir(os.getcwd())
     if where is None:
         cli.error(f"no Pulumi.yaml in {os.getcwd()} or above: run bluegreen inside the project")
@@ -298,6 +344,8 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
     if args.command == "status":
         return status_json(op) if args.json else op.status()
     if args.command == "queue":
+        from cutover import queue  # the intent store's libraries, only where it is read
+
         return queue.run(op.edge, args.action, args.receipt, args.all, op.out)
     overrides = {"max_error_rate": args.max_error_rate, "p95_ratio": args.p95_ratio}
     rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
@@ -377,6 +425,25 @@ def commit_rollback(where: str, stack: str, args: argparse.Namespace) -> int:
         return 1
 
 
+def run_writer(cli: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    url = args.edge
+    if url is None:
+        given = os.environ.get(lease.EDGE_ENV)
+        if not given:
+            cli.error(f"the edge is unknown: give --edge URL or set ${lease.EDGE_ENV}")
+        try:
+            url = lease.edge_url(given)
+        except ValueError as err:
+            cli.error(f"${lease.EDGE_ENV} {err}")
+    if not command:
+        cli.error("no command to run: give it after --, e.g. -- ./run-consumer --db q.db")
+    if shutil.which(command[0]) is None:
+        cli.error(f"cannot run {command[0]!r}: not an executable file or on $PATH")
+    reader = lease.LeaseReader(url)
+    return writer.Writer(args.color, reader, command, args.poll, args.grace).run()
+
+
 def _webhook(ws: Workspace, stack: str) -> notify.Webhook | None:
     """The webhook the edge stack's secret bluegreen:webhookUrl names, checked; None if unset."""
     url = ws.config(stack).get(notify.KEY)
@@ -396,6 +463,8 @@ def _warn(line: str) -> None:
 
 
 def _stacks(ws: Workspace) -> str:
+    from cutover.workspace import PulumiError
+
     try:
         return ", ".join(ws.stacks()) or "none yet"
     except PulumiError:
