@@ -398,6 +398,20 @@ def test_a_target_group_arn_suffix_is_what_cloudwatch_names_it_by():
             "set it to 0",
             "has no connection cap",
         ),
+        (
+            {"maintenanceQueue": "/orders,/cart"},
+            "maintenanceQueue",
+            '"/orders,/cart"',
+            'set it to ""',
+            "cannot pass writes to a queue service during maintenance",
+        ),
+        (
+            {"maintenanceStart": "2026-11-24T01:00:00Z"},
+            "maintenanceStart",
+            '"2026-11-24T01:00:00Z"',
+            'set it to ""',
+            "cannot serve the window's status page",
+        ),
     ],
 )
 def test_what_an_alb_cannot_do_is_refused_before_anything_is_declared(

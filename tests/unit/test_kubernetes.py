@@ -432,6 +432,18 @@ def test_no_mirror_without_a_shadow(mocks):
             "100",
             "set it to 0 for the canary steps; the mirror needs an idle arm",
         ),
+        (
+            {"maintenanceQueue": "/orders"},
+            "maintenanceQueue",
+            '"/orders"',
+            'set it to "", the only value on kubernetes',
+        ),
+        (
+            {"maintenanceEnd": "2026-11-24T02:00:00Z"},
+            "maintenanceEnd",
+            '"2026-11-24T02:00:00Z"',
+            'set it to "", the only value on kubernetes',
+        ),
     ],
 )
 def test_what_ingress_nginx_cannot_do_is_refused_before_anything_is_declared(
