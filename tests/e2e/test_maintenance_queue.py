@@ -65,8 +65,8 @@ def test_intents_survive_the_queue_service_and_reach_the_arm_once_each_in_order(
     project.up_all(active="blue")
     project.ws.config_set("live", "bluegreen:maintenance", "true")
     project.ws.up("live")
-    started = [b["bluegreen"] for b in webhook.bodies]
-    assert [(b["event"], b["end"]) for b in started] == [("maintenance-started", end)]
+    told = [(b["bluegreen"]["event"], b["bluegreen"]["end"]) for b in webhook.bodies]
+    assert told == [("maintenance-planned", end), ("maintenance-started", end)]
 
     # A write without a key is refused as before; one to a path not queued too.
     refused = post(project, "/orders/x", None, {})
