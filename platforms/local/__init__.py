@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from bluegreen import metrics, nginx, probe
+from bluegreen import intents, metrics, nginx, probe
 from bluegreen.config import QUEUE_DSN, ArmSettings, ConfigError, Dns, EdgeSettings
 from bluegreen.reader import NAMESPACE, VERSION, Reader
 from platforms import metrics as metrics_keys
@@ -139,6 +139,28 @@ class LocalArm(ArmPlatform):
         )
 
 
+def _refuse_dropping_intents(run_dir: str) -> None:
+    """Turning the queue off stops the service that replays it: while the local store still holds
+    intents to replay, that would leave accepted writes behind, so it is refused."""
+    files = intents.local_files(run_dir)
+    if not os.path.exists(files.store_path) or not os.path.exists(files.key):
+        return
+    store = intents.open_store(files.store, intents.load_key(files.key))
+    try:
+        pending = store.counts()["pending"]
+    finally:
+        store.close()
+    if pending:
+        raise ConfigError(
+            [
+                f'bluegreen:maintenanceQueue is "", but {pending} write intent(s) kept during '
+                f"maintenance are still pending in {files.store_path}: keep it set until the "
+                "queue service has replayed them, which it does once writes are open (bluegreen "
+                "status shows the count) (nothing was changed)"
+            ]
+        )
+
+
 @dataclass(frozen=True)
 class LocalEdge(EdgePlatform):
     """The edge: nginx on loopback, and Knot DNS for RFC 2136 records."""
@@ -192,6 +214,8 @@ class LocalEdge(EdgePlatform):
         if s.maintenance.queue.enabled:
             ours = running_from(os.path.join(s.run_dir, "queue.pid"))
             _refuse_taken(self.bind_address, self.queue_port, "maintenanceQueuePort", ours)
+        else:
+            _refuse_dropping_intents(s.run_dir)
 
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
         nodes = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
@@ -278,13 +302,13 @@ class LocalEdge(EdgePlatform):
         Its store and key are owner-only files in the run directory (or PostgreSQL, whose DSN
         goes to it in an owner-only file, never in its command line)."""
         q = s.maintenance.queue
-        where = os.path.join(s.run_dir, "queue")
+        local = intents.local_files(s.run_dir)
         files: dict[str, pulumi.Input[str]] = {}
         if q.store == "postgresql":
-            store = ["--store-file", os.path.join(where, "store")]
-            files[store[1]] = pulumi.Config(NAMESPACE).require_secret(QUEUE_DSN)
+            store = ["--store-file", local.dsn_file]
+            files[local.dsn_file] = pulumi.Config(NAMESPACE).require_secret(QUEUE_DSN)
         else:
-            store = ["--store", f"sqlite:///{os.path.join(where, 'intents.sqlite3')}"]
+            store = ["--store", local.store]
         return Process(
             f"{name}-queue",
             {
@@ -295,7 +319,7 @@ class LocalEdge(EdgePlatform):
                     "bluegreen.queue_service",
                     f"--listen={self.queue_listen}",
                     *store,
-                    f"--key-file={os.path.join(where, 'intents.key')}",
+                    f"--key-file={local.key}",
                     f"--edge=http://{self.listen}",
                     f"--max-body-kb={q.max_body_kb}",
                     f"--soak={q.soak_s}",
