@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SEALED_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key")
@@ -181,7 +182,13 @@ class IntentStore:
         if not blob:
             return {}
         blob = bytes(blob)
-        plain = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], receipt.encode())
+        try:
+            plain = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], receipt.encode())
+        except InvalidTag:
+            raise StoreError(
+                f"the sealed headers of intent {receipt} do not open with this key: "
+                "is --key-file the one the store was written with?"
+            ) from None
         return json.loads(plain)
 
     def _intent(self, row: tuple) -> Intent:
@@ -395,7 +402,7 @@ class PostgresStore(IntentStore):
 
 def open_store(spec: str, key: bytes) -> IntentStore:
     """`sqlite:///abs/path/intents.sqlite3` (one host) or a `postgresql://` DSN (several)."""
-    if spec.startswith("sqlite:///"):
+    if spec.startswith("sqlite://"):
         path = spec[len("sqlite://") :]
         if not os.path.isabs(path):
             raise StoreError(f"the SQLite store needs an absolute path, got {spec!r}")
