@@ -1,0 +1,274 @@
+"""The intent store (bluegreen/intents.py) on a SQLite file and on a real PostgreSQL server:
+what a client and an operator notice: receipts, order, once-only, dead letters, sealed
+credentials, owner-only files."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from bluegreen import intents
+
+KEY = bytes(range(32))
+TOKEN = "Bearer tok-8c1e0f2d9a"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def spec(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/queue/intents.sqlite3"
+    return request.getfixturevalue("postgres_dsn")
+
+
+@pytest.fixture
+def store(spec):
+    s = intents.open_store(spec, KEY)
+    yield s
+    s.close()
+
+
+def put(store, key, body=b'{"qty": 1}', path="/orders", method="POST", headers=None):
+    return store.accept(key, method, path, headers or {}, body, now=1000.0)
+
+
+def test_a_key_seen_again_gets_the_first_receipt_and_a_reused_key_is_refused(store):
+    first = put(store, "k1")
+    again = put(store, "k1")
+    assert (again.receipt, again.seq, again.duplicate) == (first.receipt, first.seq, True)
+    assert not first.duplicate and first.receipt.startswith("r-") and len(first.receipt) == 18
+    with pytest.raises(intents.KeyReused, match="k1"):
+        put(store, "k1", body=b'{"qty": 2}')
+    with pytest.raises(intents.KeyReused):
+        put(store, "k1", path="/orders/7")
+    assert store.counts() == {"pending": 1, "delivered": 0, "dead": 0}
+
+
+def test_pending_come_in_arrival_order_with_their_headers_and_body(store):
+    for i in range(5):
+        put(
+            store,
+            f"k{i}",
+            body=b"%d" % i,
+            path=f"/orders?n={i}",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": TOKEN,
+                "X-Request-Id": f"req-{i}",
+                "X-Bluegreen-Retry-After": "30",
+                "Connection": "keep-alive",
+                "Host": "shop.example.com",
+                "Accept": "*/*",
+            },
+        )
+    got = store.pending()
+    assert [i.key for i in got] == [f"k{i}" for i in range(5)]
+    assert [i.seq for i in got] == sorted(i.seq for i in got)
+    assert got[3].body == b"3" and got[3].path == "/orders?n=3" and got[3].method == "POST"
+    assert got[3].headers == {
+        "content-type": "application/json",
+        "authorization": TOKEN,
+        "x-request-id": "req-3",
+    }
+    assert [i.key for i in store.pending(limit=2)] == ["k0", "k1"]
+
+
+def test_delivered_leave_the_queue_and_failures_count_until_dead(store):
+    a, b, c = (put(store, k) for k in "abc")
+    store.delivered(a.receipt, 201)
+    store.failed(b.receipt, 503, "edge answered 503", dead=False)
+    assert [(i.receipt, i.attempts, i.last_status) for i in store.pending()] == [
+        (b.receipt, 1, 503),
+        (c.receipt, 0, None),
+    ]
+    store.failed(b.receipt, 400, "bad request", dead=True)
+    [dead] = store.dead_letters()
+    assert (dead.receipt, dead.attempts, dead.last_error, dead.state) == (
+        b.receipt,
+        2,
+        "bad request",
+        "dead",
+    )
+    assert store.counts() == {"pending": 1, "delivered": 1, "dead": 1}
+    # A delivered write's key still answers with its receipt: a late client retry is not a
+    # second order.
+    assert put(store, "a").receipt == a.receipt
+
+
+def test_retry_puts_a_dead_letter_back_in_its_arrival_order_and_drop_only_takes_dead_ones(store):
+    a, b, c = (put(store, k) for k in "abc")
+    store.failed(a.receipt, 400, "bad", dead=True)
+    store.failed(b.receipt, 400, "bad", dead=True)
+    with pytest.raises(intents.StoreError, match="pending, not dead"):
+        store.drop(c.receipt)
+    assert store.retry(a.receipt) == 1
+    assert [i.receipt for i in store.pending()] == [a.receipt, c.receipt]
+    assert store.pending()[0].attempts == 0
+    assert store.drop(b.receipt) is True
+    assert store.drop(b.receipt) is False
+    assert store.dead_letters() == []
+    assert store.counts() == {"pending": 2, "delivered": 0, "dead": 0}
+    store.failed(a.receipt, 500, "x", dead=True)
+    store.failed(c.receipt, 500, "x", dead=True)
+    assert store.retry() == 2
+
+
+def test_pending_survive_closing_and_reopening(spec):
+    first = intents.open_store(spec, KEY)
+    accepted = [put(first, f"k{i}", headers={"Cookie": "sid=s3cr3t"}) for i in range(3)]
+    first.close()
+    again = intents.open_store(spec, KEY)
+    try:
+        got = again.pending()
+        assert [i.receipt for i in got] == [a.receipt for a in accepted]
+        assert got[0].headers == {"cookie": "sid=s3cr3t"}
+    finally:
+        again.close()
+
+
+def test_sealed_headers_do_not_open_with_another_key(spec):
+    s = intents.open_store(spec, KEY)
+    put(s, "k", headers={"X-Api-Key": "abc"})
+    s.close()
+    other = intents.open_store(spec, bytes(32))
+    try:
+        with pytest.raises(intents.StoreError, match="do not open with this key"):
+            other.pending()
+    finally:
+        other.close()
+
+
+class OrderWatch(threading.Thread):
+    """Reads the queue over and over on its own connection while others write, as the replay
+    does: a seq that shows up below one already seen is a write the replay would pass over."""
+
+    def __init__(self, spec: str) -> None:
+        super().__init__()
+        self.store = intents.open_store(spec, KEY)
+        self.done = threading.Event()
+        self.late: list[int] = []
+        self.reads = 0
+
+    def run(self) -> None:
+        known: set[int] = set()
+        top = 0
+        try:
+            while not self.done.is_set():
+                seen = {i.seq for i in self.store.pending(limit=100_000)}
+                self.late += sorted(s for s in seen - known if s < top)
+                known |= seen
+                top = max(seen, default=top)
+                self.reads += 1
+        finally:
+            self.store.close()
+
+
+def test_concurrent_accepts_get_strictly_increasing_seq_and_no_duplicates(spec):
+    s = intents.open_store(spec, KEY)
+    results: dict[int, list[intents.Accepted]] = {}
+
+    def worker(t: int) -> None:
+        results[t] = [put(s, f"t{t}-{i}", body=b"%d" % i) for i in range(200)]
+
+    # Every thread also races the others for one shared key: one wins, all get its receipt.
+    shared: list[intents.Accepted] = []
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    threads += [threading.Thread(target=lambda: shared.append(put(s, "same"))) for _ in range(8)]
+    watch = OrderWatch(spec)
+    watch.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    watch.done.set()
+    watch.join()
+    try:
+        assert watch.reads > 1 and watch.late == []
+        assert len({a.receipt for a in shared}) == 1
+        assert sum(not a.duplicate for a in shared) == 1
+        for got in results.values():
+            seqs = [a.seq for a in got]
+            assert seqs == sorted(seqs) and len(set(seqs)) == 200  # each thread's own order
+        pending = s.pending(limit=10_000)
+        assert len(pending) == 8 * 200 + 1
+        assert len({i.receipt for i in pending}) == len(pending)
+        seqs = [i.seq for i in pending]
+        assert seqs == sorted(set(seqs))
+    finally:
+        s.close()
+
+
+def test_two_edge_hosts_sharing_postgres_keep_one_receipt_per_key_and_arrival_order(postgres_dsn):
+    hosts = [intents.open_store(postgres_dsn, KEY) for _ in range(2)]
+    got: dict[int, list[intents.Accepted]] = {0: [], 1: []}
+
+    def edge(h: int) -> None:
+        for i in range(150):
+            # Both hosts get every client's retry of "shared-i"; each also has its own keys.
+            got[h].append(put(hosts[h], f"shared-{i}", body=b"%d" % i))
+            got[h].append(put(hosts[h], f"host{h}-{i}", body=b"%d" % i))
+
+    threads = [threading.Thread(target=edge, args=(h,)) for h in range(2)]
+    watch = OrderWatch(postgres_dsn)
+    watch.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    watch.done.set()
+    watch.join()
+    try:
+        assert watch.reads > 1 and watch.late == []
+        for i in range(150):
+            a, b = got[0][2 * i], got[1][2 * i]
+            assert a.receipt == b.receipt and a.duplicate != b.duplicate
+        pending = hosts[0].pending(limit=10_000)
+        assert len(pending) == 150 * 3
+        for h in range(2):
+            mine = [a.seq for a in got[h] if not a.duplicate]
+            assert mine == sorted(mine)  # what one host accepted replays in its order
+        assert [i.seq for i in pending] == sorted({i.seq for i in pending})
+    finally:
+        for s in hosts:
+            s.close()
+
+
+def test_the_sqlite_file_is_owner_only_and_holds_no_credential_in_clear(tmp_path):
+    path = tmp_path / "q" / "intents.sqlite3"
+    s = intents.open_store(f"sqlite:///{path}", KEY)
+    put(s, "k", headers={"Authorization": TOKEN, "X-Request-Id": "visible-id"})
+    try:
+        raw = b"".join(
+            p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name)
+        )
+        assert b"visible-id" in raw  # the search would find a clear value
+        assert TOKEN.encode() not in raw and b"tok-8c1e0f2d9a" not in raw
+        assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+        for p in path.parent.iterdir():
+            assert oct(p.stat().st_mode & 0o777) == "0o600", p
+        assert {p.name for p in path.parent.iterdir()} >= {path.name, path.name + "-wal"}
+    finally:
+        s.close()
+    os.chmod(path, 0o644)
+    with pytest.raises(intents.StoreError, match=rf"{path} is mode 0644"):
+        intents.open_store(f"sqlite:///{path}", KEY)
+
+
+def test_the_key_file_is_made_owner_only_and_a_readable_one_is_refused(tmp_path):
+    path = tmp_path / "keys" / "queue.key"
+    key = intents.load_key(str(path))
+    assert len(key) == 32 and intents.load_key(str(path)) == key
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    os.chmod(path, 0o640)
+    with pytest.raises(intents.StoreError, match="mode 0640"):
+        intents.load_key(str(path))
+
+
+def test_a_store_spec_that_is_neither_is_refused(tmp_path):
+    with pytest.raises(intents.StoreError, match="sqlite:///absolute/path or a postgresql"):
+        intents.open_store("mysql://x", KEY)
+    with pytest.raises(intents.StoreError, match="absolute path"):
+        intents.open_store("sqlite://relative.db", KEY)
+    with pytest.raises(intents.StoreError, match="32 bytes"):
+        intents.open_store(f"sqlite:///{tmp_path}/x.db", b"short")
