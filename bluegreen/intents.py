@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -110,7 +111,8 @@ def kept_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], dict[str, 
     return clear, sealed
 
 
-def _owner_only(path: str, what: str) -> None:
+def owner_only(path: str, what: str) -> None:
+    """Refuse a file others can read: it holds queued requests, keys or a password."""
     mode = stat.S_IMODE(os.stat(path).st_mode)
     if mode & 0o077:
         raise StoreError(
@@ -134,7 +136,7 @@ def load_key(path: str) -> bytes:
                 f.write(secrets.token_bytes(KEY_BYTES))
                 f.flush()
                 os.fsync(f.fileno())
-    _owner_only(path, "key file")
+    owner_only(path, "key file")
     with open(path, "rb") as f:
         key = f.read()
     if len(key) != KEY_BYTES:
@@ -313,7 +315,7 @@ class SqliteStore(IntentStore):
         if not os.path.isdir(directory):
             os.makedirs(directory, mode=0o700)
         if os.path.exists(path):
-            _owner_only(path, "intent store")
+            owner_only(path, "intent store")
         # The -wal and -shm files are created later, by SQLite: the umask keeps them owner-only.
         old = os.umask(0o077)
         try:
@@ -329,7 +331,7 @@ class SqliteStore(IntentStore):
             os.umask(old)
         for side in (path, path + "-wal", path + "-shm"):
             if os.path.exists(side):
-                _owner_only(side, "intent store")
+                owner_only(side, "intent store")
 
     @contextmanager
     def _write(self, arrival: bool = False) -> Iterator[Any]:
@@ -412,4 +414,45 @@ def open_store(spec: str, key: bytes) -> IntentStore:
     raise StoreError(
         "the intent store must be sqlite:///absolute/path or a postgresql:// DSN, "
         f"got {spec.split('://')[0]!r}"
+    )
+
+
+def describe(intent: Intent) -> dict:
+    """An intent as `bluegreen status` shows it: never the value of a sealed header."""
+    return {
+        "receipt": intent.receipt,
+        "seq": intent.seq,
+        "key": intent.key,
+        "method": intent.method,
+        "path": intent.path,
+        "state": intent.state,
+        "received_at": datetime.fromtimestamp(intent.received_at, UTC).isoformat(),
+        "attempts": intent.attempts,
+        "last_status": intent.last_status,
+        "last_error": intent.last_error,
+        "headers": sorted(intent.headers),
+    }
+
+
+@dataclass(frozen=True)
+class LocalFiles:
+    """Where the queue service on an edge host keeps its files, under the edge's run directory:
+    the SQLite store, the key that seals credentials, and the file a PostgreSQL DSN is handed
+    over in. The local platform, the operator's commands and the NixOS module agree on them."""
+
+    store_path: str
+    key: str
+    dsn_file: str
+
+    @property
+    def store(self) -> str:
+        return f"sqlite:///{self.store_path}"
+
+
+def local_files(run_dir: str) -> LocalFiles:
+    where = os.path.join(run_dir, "queue")
+    return LocalFiles(
+        store_path=os.path.join(where, "intents.sqlite3"),
+        key=os.path.join(where, "intents.key"),
+        dsn_file=os.path.join(where, "store"),
     )

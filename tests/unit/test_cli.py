@@ -96,7 +96,7 @@ def test_a_bad_value_exits_2_naming_the_argument_the_value_and_what_is_allowed(
         (
             ["flop"],
             "argument command: invalid choice: 'flop' (choose from 'flip', 'shadow', "
-            "'rollback', 'status', 'watch', 'commit-rollback', 'writer')",
+            "'rollback', 'status', 'queue', 'watch', 'commit-rollback', 'writer')",
         ),
         (["flip"], "the following arguments are required: color"),
         (["status", "--canary", "5,100"], "unrecognized arguments: --canary 5,100"),
