@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bluegreen.config import Backpressure, Cache, Maintenance, Queue, Shadow, Window, utc_text
-from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
+from bluegreen.switch import LEASE_PATH, STATUS_PATH, WRITE_METHODS, generation, maintenance_body
 
 
 def _refuse_unless(pattern: str, value: str, allowed: str) -> str:
@@ -205,12 +205,6 @@ class Lease:
             return cls(int(previous["fence"]), float(previous["since"]), handover)
         fence = int(previous["fence"]) + 1 if previous else 1
         return cls(fence, round(now, 3), handover)
-
-
-STATUS_PATH = "/_bluegreen/status"
-"""The edge's status document (JSON); `STATUS_PATH + ".html"` is the same as a page."""
-LEASE_PATH = "/_bluegreen/lease"
-"""The writer lease, read-only."""
 
 
 def switch_state(

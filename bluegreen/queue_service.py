@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bluegreen import intents, nginx, probe
-from bluegreen.switch import WRITE_METHODS
+from bluegreen import intents, probe
+from bluegreen.switch import STATUS_PATH, WRITE_METHODS
 
 HEALTH_PATH = "/_bluegreen/queue/health"
 RECEIPT_HEADER = "X-Bluegreen-Receipt"
@@ -169,7 +169,7 @@ def writes_open(edge_url: str, timeout: float = 2.0) -> bool:
     """True only when the edge says it takes writes: anything else (no answer, not JSON, no
     field) counts as closed, so a broken status page never starts a replay into maintenance."""
     answer = probe.request(
-        edge_url.rstrip("/") + nginx.STATUS_PATH,
+        edge_url.rstrip("/") + STATUS_PATH,
         timeout=timeout,
         headers={probe.PROBE_HEADER: "queue"},
     )

@@ -14,6 +14,13 @@ WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 """Requests that maintenance (read-only) mode refuses at every edge; reads keep being served."""
 
 
+STATUS_PATH = "/_bluegreen/status"
+"""The edge's status document (JSON): the live colour and version, maintenance and its window;
+`STATUS_PATH + ".html"` is the same as a page. Read-only, like everything under /_bluegreen/."""
+LEASE_PATH = "/_bluegreen/lease"
+"""The writer lease (`bluegreen writer`), read-only."""
+
+
 MAINTENANCE_MESSAGE = "The service is read-only for maintenance; retry later."
 
 

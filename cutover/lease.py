@@ -19,7 +19,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-LEASE_PATH = "/_bluegreen/lease"
+from bluegreen.switch import LEASE_PATH
+
 EDGE_ENV = "BLUEGREEN_EDGE_URL"
 READ_TIMEOUT = 1.0
 MAX_BODY = 64 * 1024  # a lease is a hundred bytes; more is not a lease
