@@ -204,7 +204,7 @@ class Lease:
         if previous and previous.get("color") == active:
             return cls(int(previous["fence"]), float(previous["since"]), handover)
         fence = int(previous["fence"]) + 1 if previous else 1
-        return cls(fence, round(now, 3), handover)
+        return cls(fence, round(float(now), 3), handover)
 
 
 def switch_state(

@@ -18,6 +18,80 @@ let
   flag = types.strMatching "--[a-z][a-z-]*=[A-Za-z0-9._+-]*";
 
   loopback = a: lib.hasPrefix "127." a || a == "::1" || a == "localhost";
+
+  # A writer's command words and settings end up on its unit's command line too.
+  word = types.strMatching "[A-Za-z0-9_./:=@%+,-]+";
+  edgeUrl = types.strMatching "https?://(\\[[0-9A-Fa-f:.]+]|[A-Za-z0-9][A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?";
+  duration = types.strMatching "[0-9]+(\\.[0-9]+)?(s|m)";
+
+  writer = types.submodule {
+    options = {
+      command = mkOption {
+        type = types.listOf word;
+        example = [ "/run/current-system/sw/bin/run-consumer" "--queue=orders" ];
+        description = ''
+          The background writer (a queue consumer, a job runner, an indexer) and its arguments.
+          It runs only while the edge's lease names this arm's colour, with the lease's fencing
+          token in `BLUEGREEN_FENCE`; a store that keeps the highest token it has seen can refuse
+          a writer that lost the lease.
+        '';
+      };
+      edgeUrl = mkOption {
+        type = edgeUrl;
+        example = "http://10.0.0.5:8080";
+        description = "The edge whose lease (`/_bluegreen/lease`) says which colour may write.";
+      };
+      grace = mkOption {
+        type = duration;
+        default = "10s";
+        description = ''
+          How long the writer may take to stop after SIGTERM before it is killed; shortened to
+          fit the edge's handover.
+        '';
+      };
+      poll = mkOption {
+        type = duration;
+        default = "0.2s";
+        description = "How often the lease is read.";
+      };
+      user = mkOption {
+        type = types.nullOr word;
+        default = null;
+        description = "The user the writer runs as; null: a dynamic user of its own.";
+      };
+      environment = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+        description = "Further environment of the writer.";
+      };
+    };
+  };
+
+  writerUnits = lib.listToAttrs (lib.mapAttrsToList
+    (name: w: lib.nameValuePair "bluegreen-writer-${name}" {
+      description = "bluegreen ${cfg.color} writer ${name}, while ${cfg.color} holds the lease";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" ];
+      inherit (w) environment;
+      serviceConfig = {
+        ExecStart = lib.concatStringsSep " " ([
+          "${cfg.toolsPackage}/bin/bluegreen"
+          "writer"
+          "--color=${cfg.color}"
+          "--edge=${w.edgeUrl}"
+          "--grace=${w.grace}"
+          "--poll=${w.poll}"
+          "--"
+        ] ++ w.command);
+        # The wrapper stops the writer itself; systemd stopping the unit takes the whole group.
+        KillMode = "control-group";
+        Restart = "always";
+        RestartSec = 1;
+        DynamicUser = w.user == null;
+        NoNewPrivileges = true;
+      } // lib.optionalAttrs (w.user != null) { User = w.user; };
+    })
+    cfg.writers);
 in
 {
   options.services.bluegreen-arm = {
@@ -76,6 +150,27 @@ in
       description = "Further `--name=value` arguments for the application.";
     };
 
+    writers = mkOption {
+      type = types.attrsOf writer;
+      default = { };
+      example = lib.literalExpression ''
+        { orders = { command = [ "/run/current-system/sw/bin/run-consumer" ]; edgeUrl = "http://10.0.0.5:8080"; }; }
+      '';
+      description = ''
+        Background writers of this arm, each a systemd unit `bluegreen-writer-<name>` that
+        runs its command under `bluegreen writer`: only while this arm's colour holds the
+        edge's lease, stopped when the pointer moves away, writes freeze or the lease cannot be
+        read, so that blue and green never write at once.
+      '';
+    };
+
+    toolsPackage = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ../pkgs/bluegreen-tools.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ../pkgs/bluegreen-tools.nix { }";
+      description = "The package whose `bluegreen` runs the writers.";
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = true;
@@ -97,6 +192,14 @@ in
         '';
       }
       {
+        assertion = lib.all (w: w.command != [ ]) (builtins.attrValues cfg.writers);
+        message = ''
+          services.bluegreen-arm.writers: every writer needs a command, and
+          ${lib.concatStringsSep ", " (lib.filter (n: cfg.writers.${n}.command == [ ]) (builtins.attrNames cfg.writers))}
+          has none.
+        '';
+      }
+      {
         assertion = cfg.healthPath != "/";
         message = ''
           services.bluegreen-arm.healthPath must not be "/": readiness must be a path of its own,
@@ -105,29 +208,31 @@ in
       }
     ];
 
-    systemd.services.bluegreen-arm = {
-      description = "bluegreen ${cfg.color} arm, version ${cfg.version}";
-      wantedBy = [ "multi-user.target" ];
-      after = [ "network.target" ];
-      serviceConfig = {
-        # The options' types admit no spaces or quotes, so plain joining is exact.
-        ExecStart = lib.concatStringsSep " " ([
-          (lib.getExe cfg.package)
-          "--color=${cfg.color}"
-          "--version=${cfg.version}"
-          "--host=${cfg.listenAddress}"
-          "--port=${toString cfg.port}"
-          "--health-path=${cfg.healthPath}"
-        ] ++ cfg.extraArgs);
-        # An arm that crashed must come back without an operator: the edge keeps it as the
-        # rollback target.
-        Restart = "always";
-        RestartSec = 1;
-        DynamicUser = true;
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
+    systemd.services = writerUnits // {
+      bluegreen-arm = {
+        description = "bluegreen ${cfg.color} arm, version ${cfg.version}";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "network.target" ];
+        serviceConfig = {
+          # The options' types admit no spaces or quotes, so plain joining is exact.
+          ExecStart = lib.concatStringsSep " " ([
+            (lib.getExe cfg.package)
+            "--color=${cfg.color}"
+            "--version=${cfg.version}"
+            "--host=${cfg.listenAddress}"
+            "--port=${toString cfg.port}"
+            "--health-path=${cfg.healthPath}"
+          ] ++ cfg.extraArgs);
+          # An arm that crashed must come back without an operator: the edge keeps it as the
+          # rollback target.
+          Restart = "always";
+          RestartSec = 1;
+          DynamicUser = true;
+          NoNewPrivileges = true;
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateTmp = true;
+        };
       };
     };
 

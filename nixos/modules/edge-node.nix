@@ -69,6 +69,15 @@ let
 
   shadowing = cfg.shadow.percent > 0;
   limited = cfg.limits.rate > 0 || cfg.limits.connections > 0;
+  q = cfg.maintenance.queue;
+  queueing = q.paths != [ ];
+  queueGroup = "${cfg.upstreamPrefix}_queue";
+  queueDir = "/var/lib/bluegreen-edge-queue";
+  # The 413 of a kept write over the cap (`render_local` in bluegreen/nginx.py has the same).
+  tooLarge = builtins.toJSON {
+    error = "too large";
+    message = "a write kept during maintenance has at most ${toString q.maxBodyKb} KiB";
+  };
   proxy = builtins.readFile ./nginx/proxy.conf;
 
   group = c: "${cfg.upstreamPrefix}_${c}";
@@ -127,7 +136,17 @@ let
   location = ''
     default_type application/json;
     if ($bluegreen_color = "") { return 503; }
-    # Maintenance (read-only) mode: writes are refused before they reach an arm.
+  ''
+  # Maintenance with a queue: a keyed write to a queued path is kept (202, a receipt) by the
+  # queue service instead of being refused.
+  + lib.optionalString queueing ''
+    error_page 418 = @bluegreen_queue;
+    recursive_error_pages on;
+    if ($bluegreen_refuse = queue) { return 418; }
+    if ($bluegreen_refuse = 413) { return 413 '${tooLarge}'; }
+  ''
+  + ''
+    # Maintenance (read-only) mode: other writes are refused before any arm.
     if ($bluegreen_refuse = 503) { return 503 $bluegreen_maintenance_body; }
     if ($bluegreen_refuse = 423) { return 423 $bluegreen_maintenance_body; }
   ''
@@ -170,12 +189,25 @@ let
     maintenance =
       if cfg.maintenance.enable then {
         inherit (cfg.maintenance) status retryAfter banner body;
+        queue = if queueing then { inherit (q) paths; maxBody = q.maxBodyKb * 1024; } else null;
       } else null;
+    window =
+      if cfg.maintenance.window.start != null || cfg.maintenance.window.end != null
+      then { inherit (cfg.maintenance.window) start end; } else null;
+    lease = { color = cfg.activeColor; inherit (cfg.lease) fence since handover; };
     shadow = if shadowing then { inherit (cfg.shadow) percent writes; } else null;
     limits = if limited then { inherit (cfg.limits) retryAfter until; } else null;
     warm = null;
     generation = cfg.generation;
   };
+
+  # A document the edge serves itself from the switch state (switch.js), read-only.
+  readOnly = fn: type: ''
+    default_type ${type};
+    if ($request_method !~ ^(GET|HEAD)$) { return 405; }
+    add_header Cache-Control no-store always;
+    js_content bluegreen.${fn};
+  '';
 
   # Said in the description of every option that is part of the switch state.
   stateOnly = ''
@@ -455,7 +487,105 @@ in
       };
     };
 
+    lease = {
+      fence = mkOption {
+        type = types.ints.positive;
+        default = 1;
+        description = ''
+          The writer lease's fencing token (`/_bluegreen/lease`): a number that only grows with
+          each change of {option}`services.bluegreen-edge.activeColor`, which `bluegreen writer`
+          hands to the writers it runs so that a store can refuse one that lost the lease.
+        '' + stateOnly;
+      };
+      since = mkOption {
+        type = types.ints.unsigned;
+        default = 0;
+        description = "When the pointer last moved, in seconds since the epoch." + stateOnly;
+      };
+      handover = mkOption {
+        type = types.ints.between 1 600;
+        default = 5;
+        description = ''
+          Seconds after {option}`services.bluegreen-edge.lease.since` during which nobody holds
+          the lease, so that the old colour's writers stop before the new colour's start.
+        '' + stateOnly;
+      };
+    };
+
     maintenance = {
+      window = {
+        start = mkOption {
+          type = types.nullOr types.ints.unsigned;
+          default = null;
+          example = 1795996800;
+          description = ''
+            Planned start of the maintenance window, seconds since the epoch (UTC), shown at
+            `/_bluegreen/status` and `/_bluegreen/status.html`.
+          '' + stateOnly;
+        };
+        end = mkOption {
+          type = types.nullOr types.ints.unsigned;
+          default = null;
+          description = ''
+            Planned end of the window; while maintenance is on and it is ahead, `Retry-After`
+            counts down to it.
+          '' + stateOnly;
+        };
+      };
+      queue = {
+        paths = mkOption {
+          type = types.listOf urlPath;
+          default = [ ];
+          example = [ "/orders" "/cart" ];
+          description = ''
+            Write path prefixes whose writes carrying an `Idempotency-Key` are kept during
+            maintenance by the queue service (answered 202 with a receipt) and replayed to the
+            active arm, in arrival order, once each, when writes are open again. Empty: none.
+          '';
+        };
+        maxBodyKb = mkOption {
+          type = types.ints.between 1 10240;
+          default = 64;
+          description = "Largest body of a kept write, in KiB; larger ones are answered 413.";
+        };
+        soakSeconds = mkOption {
+          type = types.ints.between 0 3600;
+          default = 5;
+          description = "How long writes must stay open before the kept ones are replayed.";
+        };
+        port = mkOption {
+          type = types.port;
+          default = 18095;
+          description = "Loopback port of the queue service, which nginx passes kept writes to.";
+        };
+        dsnFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "/run/secrets/bluegreen-queue-dsn";
+          description = ''
+            A file on the node holding the `postgresql://` DSN of a store shared by several edge
+            nodes, handed to the service as a systemd credential; null: SQLite in
+            {file}`${queueDir}`. Never put the DSN itself in the configuration: it would land
+            in the Nix store.
+          '';
+        };
+        keyFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          description = ''
+            The key that seals credentials in kept writes' headers (32 bytes); null: one the
+            service creates in {file}`${queueDir}`. Edge nodes that share a PostgreSQL store need
+            the same key: provision it as a file.
+          '';
+        };
+        package = mkOption {
+          type = types.package;
+          default = pkgs.callPackage ../pkgs/bluegreen-tools.nix { };
+          defaultText = lib.literalExpression "pkgs.callPackage ../pkgs/bluegreen-tools.nix { }";
+          description = "The package whose `bluegreen-queue` runs the queue service.";
+        };
+      };
+
       enable = mkOption {
         type = types.bool;
         default = false;
@@ -545,6 +675,21 @@ in
         '';
       }
       {
+        assertion = !(lib.hasPrefix "/_bluegreen/" cfg.healthPath);
+        message = ''
+          services.bluegreen-edge.healthPath must not be under /_bluegreen/, which the edge
+          serves itself (the lease and the status), got ${cfg.healthPath}.
+        '';
+      }
+      {
+        assertion = cfg.maintenance.window.start == null || cfg.maintenance.window.end == null
+          || cfg.maintenance.window.end > cfg.maintenance.window.start;
+        message = ''
+          services.bluegreen-edge.maintenance.window.end must be after
+          services.bluegreen-edge.maintenance.window.start.
+        '';
+      }
+      {
         assertion = cfg.healthPath != "/" && cfg.healthPath != shadowLocation;
         message = ''
           services.bluegreen-edge.healthPath must not be "/" (proxied to the arms) or
@@ -561,7 +706,13 @@ in
       # switch.js runs in nginx's own JavaScript (njs), built into the nginx package.
       additionalModules = [ pkgs.nginxModules.njs ];
 
-      upstreams = upstreams // lib.optionalAttrs shadowing shadowUpstreams;
+      upstreams = upstreams // lib.optionalAttrs shadowing shadowUpstreams
+        // lib.optionalAttrs queueing {
+          ${queueGroup} = {
+            servers."127.0.0.1:${toString q.port}" = { };
+            extraConfig = keepalive;
+          };
+        };
 
       commonHttpConfig = httpConfig;
 
@@ -586,6 +737,36 @@ in
           '';
         };
 
+        # The edge's own documents, read-only: nothing the edge serves changes state.
+        locations."= /_bluegreen/lease" = { extraConfig = readOnly "lease" "application/json"; };
+        locations."= /_bluegreen/status" = { extraConfig = readOnly "status" "application/json"; };
+        locations."= /_bluegreen/status.html" = {
+          extraConfig = readOnly "statusPage" "\"text/html; charset=utf-8\"";
+        };
+        locations."^~ /_bluegreen/" = { extraConfig = "return 404;"; };
+
+        locations."@bluegreen_queue" = mkIf queueing {
+          proxyPass = "http://${queueGroup}";
+          extraConfig = ''
+            # The queue service caps bodies too: switch.js refuses by Content-Length, and a
+            # chunked body is counted by the service.
+            client_max_body_size ${toString q.maxBodyKb}k;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Bluegreen-Retry-After $bluegreen_retry_after;
+            add_header Retry-After $bluegreen_retry_after always;
+            add_header X-Bluegreen-Banner $bluegreen_banner always;
+            # The queue service is down: the write is refused, as without a queue, not lost.
+            error_page 502 504 = @bluegreen_unqueued;
+          '';
+        };
+        locations."@bluegreen_unqueued" = mkIf queueing {
+          extraConfig = ''
+            add_header Retry-After $bluegreen_retry_after always;
+            return 503 $bluegreen_maintenance_body;
+          '';
+        };
+
         locations."= ${cfg.healthPath}" = {
           extraConfig = ''
             access_log off;
@@ -600,6 +781,34 @@ in
 
     # The switch state: a flip changes this file and nothing nginx reads at start.
     environment.etc.${stateName}.text = builtins.toJSON state;
+
+    # The maintenance queue's service: intake from nginx on loopback, its store and key
+    # readable by its own user only.
+    systemd.services.bluegreen-edge-queue = mkIf queueing {
+      description = "bluegreen maintenance queue: write intents kept during maintenance";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" "nginx.service" ];
+      serviceConfig = {
+        ExecStart = lib.concatStringsSep " " ([
+          "${q.package}/bin/bluegreen-queue"
+          "--listen=127.0.0.1:${toString q.port}"
+          (if q.dsnFile == null then "--store=sqlite://${queueDir}/intents.sqlite3"
+           else "--store-file=%d/dsn")
+          "--key-file=${if q.keyFile == null then "${queueDir}/intents.key" else "%d/key"}"
+          "--edge=http://127.0.0.1:${toString cfg.port}"
+          "--max-body-kb=${toString q.maxBodyKb}"
+          "--soak=${toString q.soakSeconds}"
+        ]);
+        LoadCredential = lib.optional (q.dsnFile != null) "dsn:${q.dsnFile}"
+          ++ lib.optional (q.keyFile != null) "key:${q.keyFile}";
+        DynamicUser = true;
+        StateDirectory = "bluegreen-edge-queue";
+        StateDirectoryMode = "0700";
+        UMask = "0077";
+        Restart = "always";
+        RestartSec = "1s";
+      };
+    };
 
     # The arms' own metrics for the hold after a flip, scraped where the traffic is switched.
     services.prometheus = mkIf cfg.prometheus.enable {

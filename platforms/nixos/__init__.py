@@ -25,7 +25,7 @@ from bluegreen import metrics
 from bluegreen.config import ArmSettings, EdgeSettings
 from bluegreen.reader import Alphabet, Reader, is_host
 from platforms import metrics as metrics_keys
-from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform
+from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform, refused
 from platforms.nixos import render
 from platforms.nixos.host import REMOTE_DIR, EdgeHostProvider, NixosHost
 
@@ -144,6 +144,8 @@ class NixosEdge(EdgePlatform):
     """A Prometheus of the operator's to query instead; the edge node then runs none."""
     queries: Mapping[str, str]
     """PromQL templates over the arms' own metrics (bluegreen/metrics.py)."""
+    queue_port: int = 18095
+    """The loopback port of the maintenance queue's service on the edge node."""
 
     @classmethod
     def from_config(cls, read: Reader) -> NixosEdge:
@@ -160,6 +162,7 @@ class NixosEdge(EdgePlatform):
             prometheus_port=read.port("prometheusPort"),
             prometheus_url=metrics_keys.prometheus_url(read),
             queries=metrics_keys.queries(read, metrics.APP_QUERIES),
+            queue_port=read.port("maintenanceQueuePort"),
         )
 
     @property
@@ -176,13 +179,27 @@ class NixosEdge(EdgePlatform):
     def refusals(self, s: EdgeSettings) -> list[str]:
         # Warming the cache takes a switch state that only the warming requests see, before the
         # one that moves traffic: two switches of the edge node for one flip.
+        found = []
         if s.cache.warm_paths:
-            return [
+            found.append(
                 "bluegreen:cacheWarmPaths must be unset on the nixos platform (the edge node "
                 "cannot warm its cache before a flip; bluegreen:cache works without it), "
                 f'got "{",".join(s.cache.warm_paths)}"'
-            ]
-        return []
+            )
+        q = s.maintenance.queue
+        if q.enabled and q.store == "postgresql":
+            # The DSN is a secret: it reaches the node as a file the operator provisions, never
+            # through the rendered configuration, which lands in the Nix store.
+            found.append(
+                refused(
+                    "maintenanceQueueStore",
+                    "postgresql",
+                    "the nixos edge's rendered configuration would put the DSN in the Nix store",
+                    'set it to "sqlite", or set services.bluegreen-edge.maintenance.queue.dsnFile '
+                    "in the edge node's own configuration",
+                )
+            )
+        return found
 
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
         url = f"http://{render.host_port(self.node, self.port)}/"
@@ -208,6 +225,8 @@ class NixosEdge(EdgePlatform):
                 backpressure=s.backpressure,
                 sticky=s.sticky,
                 prometheus_port=self.prometheus_port if self.runs_prometheus else None,
+                handover=s.handover_s,
+                queue_port=self.queue_port,
             )
         )
         host = NixosHost(

@@ -326,13 +326,20 @@ class EdgeHostProvider(HostProvider):
     """The edge node: its file is rendered from the edge's settings (`render.edge_spec`, the
     `edge` input), and the switch counts once the edge answers with the new generation."""
 
-    outputs = ("digest", "config", "generation", "limitsUntil")
+    outputs = ("digest", "config", "generation", "limitsUntil", "lease")
 
     def prepare(
         self, props: dict[str, Any], olds: dict[str, Any] | None
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        until = limits_until(props["edge"], olds, time.time())
-        rendered = render.edge_from_spec(props["edge"], until)
+        now = time.time()
+        until = limits_until(props["edge"], olds, now)
+        # The fence only grows: the next one is this resource's last, and the time of the change
+        # is the apply's, in whole seconds (Nix writes large floats inexactly).
+        spec = props["edge"]
+        lease = nginx.Lease.next(
+            (olds or {}).get("lease"), spec["activeColor"], int(spec.get("handover") or 5), int(now)
+        )
+        rendered = render.edge_from_spec(spec, until, lease)
         confirm = props.get("confirm")
         if confirm:
             headers = {
@@ -345,6 +352,7 @@ class EdgeHostProvider(HostProvider):
             "config": rendered.text,
             "generation": rendered.generation,
             "limitsUntil": until,
+            "lease": rendered.state["lease"],
         }
         return outs, confirm
 

@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bluegreen import nginx
@@ -43,7 +44,9 @@ BUNDLE = (
     "nixos/modules/nginx/sticky-maps.conf",
     "nixos/modules/nginx/switch.js",
     "nixos/pkgs/bluegreen-app.nix",
+    "nixos/pkgs/bluegreen-tools.nix",
     "app/server.py",
+    "app/consumer.py",
 )
 
 _PATTERNS = {
@@ -100,10 +103,22 @@ def file_name(app: str, role: str) -> str:
     return f"{checked('name', f'{app}-{role}')}.nix"
 
 
+# The Python packages nixos/pkgs/bluegreen-tools.nix builds the nodes' `bluegreen` (its writer)
+# and `bluegreen-queue` from.
+BUNDLE_PACKAGES = ("bluegreen", "cutover")
+
+
 def bundle(root: str = ROOT) -> dict[str, str]:
-    """The modules and the reference app, by their paths relative to the repo (and the host dir)."""
+    """The modules, the reference app and bluegreen's own programs' sources, by their paths
+    relative to the repo (and the host dir)."""
     files = {}
-    for rel in BUNDLE:
+    sources = sorted(
+        f"{package}/{name}"
+        for package in BUNDLE_PACKAGES
+        for name in os.listdir(os.path.join(root, package))
+        if name.endswith(".py")
+    )
+    for rel in (*BUNDLE, *sources):
         with open(os.path.join(root, rel), encoding="utf-8") as f:
             files[rel] = f.read()
     return files
@@ -184,7 +199,8 @@ def edge_node(
     sticky: bool = False,
     limits_until: int | None = None,
     prometheus_port: int | None = None,
-    lease: nginx.Lease | None = None,
+    lease: nginx.Lease,
+    queue_port: int = 18095,
 ) -> EdgeConfig:
     """The edge node's configuration: nginx with one upstream group per colour of `nodes`
     (`nginx.groups`), and the switch state (`nginx.switch_state`) that says which colour takes
@@ -244,6 +260,12 @@ def edge_node(
     limits.rate = {_int(b.rate, 0, 1_000_000)};
     limits.burst = {_int(b.burst, 0, 1_000_000)};
     limits.connections = {_int(b.connections, 0, 1_000_000)};
+    maintenance.queue = {{
+      paths = [ {" ".join(_str("path", p) for p in m.queue.paths)} ];
+      maxBodyKb = {_int(m.queue.max_body_kb, 1, 10240)};
+      soakSeconds = {_int(m.queue.soak_s, 0, 3600)};
+      port = {_int(queue_port, 1, 65535)};
+    }};
 """
     shadowing = int(_int(shadow.percent, 0, 100)) > 0
     conf = nginx.generation(f"{structure}shadowing = {_bool(shadowing)};\n{_edge_module()}")
@@ -257,7 +279,7 @@ def edge_node(
         shadow=shadow,
         backpressure=b,
         limits_until=limits_until,
-        lease=lease or nginx.Lease(1, 0.0, 5),
+        lease=lease,
     )
     until = (state["limits"] or {}).get("until")
     text = f"""\
@@ -284,6 +306,13 @@ def edge_node(
       retryAfter = {_int(m.retry_after_s, 1, 86400)};
       banner = {_str("banner", m.banner)};
       body = {_str("body", maintenance_body(m))};
+      window.start = {_epoch(m.window.start)};
+      window.end = {_epoch(m.window.end)};
+    }};
+    lease = {{
+      fence = {_int(lease.fence, 1, 2**62)};
+      since = {_int(int(lease.since), 0, 2**62)};
+      handover = {_int(lease.handover, 1, 600)};
     }};
     shadow = {{ percent = {_int(shadow.percent, 0, 100)}; writes = {_bool(shadow.writes)}; }};
     limits.retryAfter = {_int(b.retry_after_s, 1, 3600)};
@@ -293,6 +322,11 @@ def edge_node(
 }}
 """
     return EdgeConfig(text=text, generation=state["generation"], conf=conf, state=state)
+
+
+def _epoch(moment: datetime | None) -> str:
+    """A window's time as whole epoch seconds (Nix writes large floats inexactly), or null."""
+    return "null" if moment is None else _int(int(moment.timestamp()), 0, 2**62)
 
 
 def edge_spec(
@@ -310,6 +344,8 @@ def edge_spec(
     backpressure: Backpressure,
     sticky: bool,
     prometheus_port: int | None,
+    handover: int = 5,
+    queue_port: int = 18095,
 ) -> dict[str, Any]:
     """`edge_node`'s arguments as the edge host resource carries them (JSON): the host renders
     the file itself, since with bluegreen:limitWhen "hold" the end of the limits depends on
@@ -325,10 +361,14 @@ def edge_spec(
         **nginx.Features(maintenance, cache, shadow, backpressure).props(),
         "sticky": sticky,
         "prometheusPort": prometheus_port,
+        "handover": handover,
+        "queuePort": queue_port,
     }
 
 
-def edge_from_spec(spec: Mapping[str, Any], limits_until: int | None) -> EdgeConfig:
+def edge_from_spec(
+    spec: Mapping[str, Any], limits_until: int | None, lease: nginx.Lease
+) -> EdgeConfig:
     """`edge_node` of an `edge_spec` (numbers may come back from the engine as floats)."""
     features = nginx.Features.from_props(spec)
     port = spec.get("prometheusPort")
@@ -347,4 +387,6 @@ def edge_from_spec(spec: Mapping[str, Any], limits_until: int | None) -> EdgeCon
         sticky=bool(spec["sticky"]),
         limits_until=limits_until,
         prometheus_port=None if port is None else int(port),
+        lease=lease,
+        queue_port=int(spec.get("queuePort") or 18095),
     )

@@ -26,13 +26,15 @@ import subprocess
 import sys
 import tarfile
 import time
+import types
+from datetime import UTC, datetime
 
 import pulumi
 import pytest
 from pulumi.runtime import rpc
 
 from bluegreen import config, metrics, nginx, probe
-from bluegreen.config import Backpressure, Cache, ConfigError, Shadow, weights_for
+from bluegreen.config import Backpressure, Cache, ConfigError, Queue, Shadow, Window, weights_for
 from bluegreen.reader import BANNER, URL_PATH, VERSION
 from bluegreen.switch import WRITE_METHODS, maintenance_body
 from platforms.local.nginx_edge import js_module
@@ -111,6 +113,17 @@ def node_file(tmp_path, module: str, body: str) -> str:
     return str(path)
 
 
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch):
+    """The edge host provider's clock, fixed (only its own: the module's `time`), so that the
+    lease it stamps is the same in every render a test compares."""
+    clock = types.SimpleNamespace(
+        **{n: getattr(time, n) for n in dir(time) if not n.startswith("_")}
+    )
+    clock.time = lambda: NOW
+    monkeypatch.setattr(host, "time", clock)
+
+
 def live_defaults():
     """The live stack's edge settings with Pulumi.yaml's defaults."""
     return stack("live", role="edge", activeColor="blue").settings
@@ -126,6 +139,7 @@ def edge_config(
     kw.setdefault("cache", defaults.cache)
     kw.setdefault("shadow", defaults.shadow)
     kw.setdefault("backpressure", defaults.backpressure)
+    kw.setdefault("lease", LEASE)
     return render.edge_node(
         stack="live",
         app="shop",
@@ -137,6 +151,11 @@ def edge_config(
     )
 
 
+NOW = 1795000000.0
+"""The edge host's clock in these tests (`frozen_clock`): the writer lease is stamped with it."""
+LEASE = nginx.Lease(fence=1, since=NOW, handover=5)
+WINDOW = Window(datetime(2026, 11, 24, 1, 0, tzinfo=UTC), datetime(2026, 11, 24, 2, 30, tzinfo=UTC))
+QUEUE = Queue(paths=("/orders", "/cart"), max_body_kb=16)
 CACHE = Cache(enabled=True, max_size_mb=64, warm_paths=())
 SHADOW = Shadow(percent=10, writes=True)
 ALWAYS = Backpressure(
@@ -434,6 +453,17 @@ STATES = [
     pytest.param({"backpressure": ALWAYS}, id="limits-always"),
     pytest.param({"backpressure": HOLD, "limits_until": 1800000000}, id="limits-hold"),
     pytest.param({"backpressure": dataclasses.replace(HOLD, rate=0)}, id="limits-off"),
+    pytest.param(
+        {"maintenance": maintenance(window=WINDOW, queue=QUEUE), "lease": LEASE},
+        id="maintenance-window-queue",
+    ),
+    pytest.param(
+        {
+            "maintenance": maintenance(enabled=False, window=Window(None, WINDOW.end)),
+            "lease": nginx.Lease(fence=12, since=1795000100, handover=30),
+        },
+        id="window-planned-lease",
+    ),
 ]
 
 
@@ -456,6 +486,7 @@ def test_the_state_file_is_what_switch_state_builds(nix_env, tmp_path, case):
         canary,
         cache=case.get("cache", defaults.cache),
         limits_until=case.get("limits_until"),
+        lease=case.get("lease", LEASE),
         **inputs,
     )
     result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
@@ -466,6 +497,7 @@ def test_the_state_file_is_what_switch_state_builds(nix_env, tmp_path, case):
         weights=weights_for(active, canary),
         versions=VERSIONS,
         limits_until=case.get("limits_until"),
+        lease=case.get("lease", LEASE),
         **inputs,
     )
     assert state_of(result) == want
@@ -1254,7 +1286,10 @@ def test_a_hold_limits_the_edge_for_its_seconds_after_traffic_moves(ssh_calls, m
     assert created["limitsUntil"] == 1_301  # 1000.25 + 300, whole seconds up
     assert deployed_file(ssh_calls[0]) == created["config"]
     assert "limits.until = 1301;" in created["config"]
-    want = edge_config("blue", backpressure=HOLD, limits_until=1_301, prometheus_port=19090)
+    lease = nginx.Lease(fence=1, since=1_000.0, handover=5)
+    want = edge_config(
+        "blue", backpressure=HOLD, limits_until=1_301, prometheus_port=19090, lease=lease
+    )
     assert (created["config"], created["generation"]) == (want.text, want.generation)
 
     monkeypatch.setattr(host.time, "time", lambda: 2_000.0)
@@ -1266,7 +1301,12 @@ def test_a_hold_limits_the_edge_for_its_seconds_after_traffic_moves(ssh_calls, m
     assert provider.diff("id", created, edge_props("green")).changes is True
     flipped = provider.update("id", created, edge_props("green")).outs
     assert flipped["limitsUntil"] == 2_300 and "limits.until = 2300;" in deployed_file(ssh_calls[2])
-    want = edge_config("green", backpressure=HOLD, limits_until=2_300, prometheus_port=19090)
+    # The pointer moved: the writer lease's fence grows, from the time of this apply.
+    assert flipped["lease"] == {"color": "green", "fence": 2, "since": 2_000, "handover": 5}
+    lease = nginx.Lease(fence=2, since=2_000.0, handover=5)
+    want = edge_config(
+        "green", backpressure=HOLD, limits_until=2_300, prometheus_port=19090, lease=lease
+    )
     assert flipped["generation"] == want.generation
 
 
@@ -1351,7 +1391,7 @@ def test_an_arm_stack_deploys_one_host_per_node(mocks):
             ), res.name
             key = res.inputs["sshKey"]  # sent to the engine marked secret, never in clear
             assert rpc.is_rpc_secret(key) and rpc.unwrap_rpc_secret(key) == "PRIVATE", res.name
-            assert set(res.inputs["bundle"]) == set(render.BUNDLE)
+            assert set(res.inputs["bundle"]) == set(render.bundle())
 
     return pulumi.Output.all(arm.endpoint, arm.nodes).apply(check)
 
@@ -1384,7 +1424,7 @@ def test_the_live_stack_renders_the_edge_from_the_arms_nodes(mocks):
             "x-bluegreen-edge-generation": want.generation,
             "x-bluegreen-color": "green",
         }
-        assert set(res["bundle"]) == set(render.BUNDLE)
+        assert set(res["bundle"]) == set(render.bundle())
 
     return pulumi.Output.all(edge.url, edge.generation).apply(check)
 
