@@ -122,6 +122,11 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self.started = time.perf_counter()
+            # A body sent with a GET is read and ignored: left unread on a kept-alive connection
+            # (the edge keeps them), it would be taken for the start of the next request.
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
             path = self.path.split("?", 1)[0]
             if path == args.health_path:
                 ready = args.ready_status == 200

@@ -65,8 +65,8 @@ def test_two_writers_do_each_job_once_through_ten_flips_and_a_rollback(bare_proj
 
     def users() -> None:
         while not stop.is_set():
-            for method in ("GET", "POST"):
-                answer = probe.request(project.edge_url, method=method, body=b"{}", timeout=5)
+            for method, body in (("GET", None), ("POST", b"{}")):
+                answer = probe.request(project.edge_url, method=method, body=body, timeout=5)
                 served[0] += 1
                 if answer.status is None or answer.status >= 500:
                     failures.append((method, answer.status, answer.error))
