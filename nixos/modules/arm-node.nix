@@ -193,11 +193,10 @@ in
       }
       {
         assertion = lib.all (w: w.command != [ ]) (builtins.attrValues cfg.writers);
-        message = ''
-          services.bluegreen-arm.writers: every writer needs a command, and
-          ${lib.concatStringsSep ", " (lib.filter (n: cfg.writers.${n}.command == [ ]) (builtins.attrNames cfg.writers))}
-          has none.
-        '';
+        message = "services.bluegreen-arm.writers: every writer needs a command, and "
+          + lib.concatStringsSep ", "
+            (lib.filter (n: cfg.writers.${n}.command == [ ]) (builtins.attrNames cfg.writers))
+          + " has none.";
       }
       {
         assertion = cfg.healthPath != "/";

@@ -27,7 +27,7 @@ import sys
 import tarfile
 import time
 import types
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pulumi
 import pytest
@@ -1587,3 +1587,194 @@ def test_the_nixos_edge_refuses_cache_warm_paths():
         limitWhen="hold",
     )
     assert loaded.settings.backpressure.when == "hold"
+
+
+# --- writes across a cutover: the lease, the window, the queue, the writers ---------------------
+
+
+def test_the_edge_module_serves_the_lease_status_and_queue_as_render_local(nix_env, tmp_path):
+    """The read-only documents, the divert of keyed writes and the queue's named locations are
+    render_local's, and so is the queue service's upstream."""
+    defaults = live_defaults()
+    on = maintenance(queue=QUEUE, window=WINDOW)
+    rendered = edge_config("green", TWO_BLUE, maintenance=on)
+    result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
+    assert result["failedAssertions"] == []
+    nginx_cfg = result["config"]["services"]["nginx"]
+    locations = nginx_cfg["virtualHosts"]["bluegreen-edge"]["locations"]
+    local = nginx.render_local(
+        app="shop",
+        run_dir="/run/bluegreen",
+        listen="127.0.0.1:18080",
+        nodes=TWO_BLUE,
+        js_module="/modules/ngx_http_js_module.so",
+        cache=defaults.cache,
+        shadow=defaults.shadow,
+        backpressure=defaults.backpressure,
+        queue=QUEUE,
+        queue_listen="127.0.0.1:18095",
+    )
+    want = block(local, "location / {")
+    assert directives(locations["/"]["extraConfig"]) == [
+        d for d in want if not d.startswith("proxy_pass ")
+    ]
+    for path in (nginx.LEASE_PATH, nginx.STATUS_PATH, nginx.STATUS_PATH + ".html"):
+        assert directives(locations[f"= {path}"]["extraConfig"]) == block(
+            local, f"location = {path} {{"
+        ), path
+    assert locations["^~ /_bluegreen/"]["extraConfig"] == "return 404;"
+    assert block(local, "location ^~ /_bluegreen/ { return 404; }") == []
+    queue = locations["@bluegreen_queue"]
+    want = block(local, "location @bluegreen_queue {")
+    assert f"proxy_pass {queue['proxyPass']};" in want
+    assert directives(queue["extraConfig"]) == [d for d in want if not d.startswith("proxy_pass")]
+    assert directives(locations["@bluegreen_unqueued"]["extraConfig"]) == block(
+        local, "location @bluegreen_unqueued {"
+    )
+    assert upstream_lines(nginx_cfg)["bluegreen_shop_queue"] == {"127.0.0.1:18095": set()}
+
+
+def test_without_a_queue_there_is_no_queue_service_nor_its_locations(nix_env, tmp_path):
+    result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", edge_config("blue").text))
+    locations = result["config"]["services"]["nginx"]["virtualHosts"]["bluegreen-edge"]["locations"]
+    assert "@bluegreen_queue" not in locations
+    assert "bluegreen-edge-queue" not in result["config"]["systemd"]["services"]
+    assert "= /_bluegreen/lease" in locations, "the lease is served with or without a queue"
+
+
+def queue_unit(nix_env, tmp_path, extra: str = "") -> dict:
+    node = node_file(
+        tmp_path,
+        "edge-node",
+        'services.bluegreen-edge = { enable = true; activeColor = "blue"; '
+        + servers_nix(100, 0)
+        + f' maintenance.queue.paths = [ "/orders" ]; {extra} }};',
+    )
+    result = evaluate(nix_env, node)
+    assert result["failedAssertions"] == []
+    return result["config"]["systemd"]["services"]["bluegreen-edge-queue"]["serviceConfig"]
+
+
+def test_the_queue_service_keeps_its_store_to_itself(nix_env, tmp_path):
+    unit = queue_unit(nix_env, tmp_path)
+    assert (unit["DynamicUser"], unit["StateDirectoryMode"], unit["UMask"]) == (
+        True,
+        "0700",
+        "0077",
+    )
+    assert unit["Restart"] == "always"
+    argv = unit["ExecStart"].split()
+    assert argv[0].endswith("/bin/bluegreen-queue")
+    assert "--store=sqlite:///var/lib/bluegreen-edge-queue/intents.sqlite3" in argv
+    assert "--key-file=/var/lib/bluegreen-edge-queue/intents.key" in argv
+    assert "--listen=127.0.0.1:18095" in argv
+    assert any(a.startswith("--edge=http://127.0.0.1:") for a in argv), argv
+    assert unit["LoadCredential"] == []
+
+
+def test_a_postgresql_dsn_reaches_the_queue_service_only_as_a_credential(nix_env, tmp_path):
+    unit = queue_unit(
+        nix_env,
+        tmp_path,
+        'maintenance.queue.dsnFile = "/run/secrets/queue-dsn"; '
+        'maintenance.queue.keyFile = "/run/secrets/queue-key";',
+    )
+    assert unit["LoadCredential"] == ["dsn:/run/secrets/queue-dsn", "key:/run/secrets/queue-key"]
+    argv = unit["ExecStart"].split()
+    assert "--store-file=%d/dsn" in argv and "--key-file=%d/key" in argv
+
+
+def test_the_nixos_platform_refuses_a_dsn_it_would_put_in_the_nix_store():
+    with pytest.raises(ConfigError) as err:
+        nixos_settings(
+            "live",
+            role="edge",
+            activeColor="blue",
+            edgeNode="10.0.0.2",
+            maintenanceQueue="/orders",
+            maintenanceQueueStore="postgresql",
+            maintenanceQueueDsn="postgresql://app:hunter2@db/shop",
+        )
+    (problem,) = err.value.problems
+    assert problem.startswith('bluegreen:maintenanceQueueStore is "postgresql", but ')
+    assert "services.bluegreen-edge.maintenance.queue.dsnFile" in problem
+    assert "hunter2" not in problem
+
+
+def test_an_arm_writer_runs_under_bluegreen_writer(nix_env, tmp_path):
+    node = node_file(
+        tmp_path,
+        "arm-node",
+        'services.bluegreen-arm = { enable = true; color = "green"; version = "v2"; '
+        "writers.orders = { command = [ "
+        '"/run/current-system/sw/bin/run-consumer" "--queue=orders" ]; '
+        'edgeUrl = "http://10.0.0.5:8080"; grace = "3s"; }; };',
+    )
+    result = evaluate(nix_env, node)
+    assert result["failedAssertions"] == []
+    unit = result["config"]["systemd"]["services"]["bluegreen-writer-orders"]["serviceConfig"]
+    argv = unit["ExecStart"].split()
+    assert argv[0].endswith("/bin/bluegreen") and argv[1:] == [
+        "writer",
+        "--color=green",
+        "--edge=http://10.0.0.5:8080",
+        "--grace=3s",
+        "--poll=0.2s",
+        "--",
+        "/run/current-system/sw/bin/run-consumer",
+        "--queue=orders",
+    ]
+    assert (unit["KillMode"], unit["Restart"], unit["DynamicUser"]) == (
+        "control-group",
+        "always",
+        True,
+    )
+    assert "bluegreen-arm" in result["config"]["systemd"]["services"]
+
+
+@pytest.mark.parametrize(
+    "writer",
+    [
+        'command = [ "run; rm -rf /" ]; edgeUrl = "http://10.0.0.5:8080";',
+        'command = [ "run" ]; edgeUrl = "ftp://10.0.0.5";',
+        'command = [ "run" ]; edgeUrl = "http://10.0.0.5:8080"; grace = "10 s";',
+    ],
+)
+def test_a_writer_refuses_what_would_inject_into_its_unit(nix_env, tmp_path, writer):
+    node = node_file(
+        tmp_path,
+        "arm-node",
+        'services.bluegreen-arm = { enable = true; color = "blue"; version = "v1"; '
+        f"writers.w = {{ {writer} }}; }};",
+    )
+    assert "is not of type" in evaluation_error(nix_env, node)
+
+
+def test_a_writer_without_a_command_is_named(nix_env, tmp_path):
+    node = node_file(
+        tmp_path,
+        "arm-node",
+        'services.bluegreen-arm = { enable = true; color = "blue"; version = "v1"; '
+        'writers.idle = { command = [ ]; edgeUrl = "http://10.0.0.5:8080"; }; };',
+    )
+    failed = evaluate(nix_env, node)["failedAssertions"]
+    assert any("every writer needs a command, and idle has none" in m for m in failed), failed
+
+
+def test_the_nixos_edge_serves_the_lease_and_the_window_for_real(live_edge):
+    # The queue is structural (nginx.conf); maintenance and its window are state.
+    url, _ = live_edge("green", maintenance=maintenance(enabled=False, queue=QUEUE))
+    lease = probe.request(url + nginx.LEASE_PATH).json()
+    assert (lease["holder"], lease["fence"], lease["since"]) == ("green", 1, NOW)
+    assert probe.request(url + nginx.LEASE_PATH, method="POST").status == 405
+    on = maintenance(queue=QUEUE, window=Window(None, datetime.now(UTC) + timedelta(minutes=5)))
+    live_edge.switch("green", maintenance=on, lease=nginx.Lease(2, NOW + 60, 5))
+    lease = probe.request(url + nginx.LEASE_PATH).json()
+    assert (lease["holder"], lease["fence"]) == (None, 2), "frozen: nobody writes"
+    status = probe.request(url + nginx.STATUS_PATH).json()
+    assert status["readOnly"] is True and status["window"]["phase"] == "in-progress"
+    # A keyed write to a queued path, with no queue service running here: refused, not lost.
+    kept = probe.request(
+        url + "/orders/1", method="POST", body=b"{}", headers={"Idempotency-Key": "k"}
+    )
+    assert kept.status == 503 and 200 < int(kept.headers["retry-after"]) <= 300
