@@ -346,7 +346,7 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
     if args.command == "queue":
         from cutover import queue  # the intent store's libraries, only where it is read
 
-        return queue.run(op.edge, args.action, args.receipt, args.all, op.out)
+        return queue.run(op.edge.queue, args.action, args.receipt, args.all, op.out)
     overrides = {"max_error_rate": args.max_error_rate, "p95_ratio": args.p95_ratio}
     rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
     if args.command == "watch":

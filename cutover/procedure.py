@@ -44,10 +44,8 @@ class Edge:
     arm_stacks: Mapping[str, str]
     health_path: str
     hold: config.Hold
-    run_dir: str = ""
-    queue: config.Queue = field(default_factory=config.Queue)
-    queue_dsn: str | None = field(default=None, repr=False)
-    """The PostgreSQL intent store's DSN (a secret), when the queue keeps intents there."""
+    queue: queue.Where
+    """Where the edge keeps write intents during maintenance (`bluegreen queue`)."""
 
 
 def read_edge(ws: Workspace, stack: str) -> Edge:
@@ -69,9 +67,9 @@ def read_edge(ws: Workspace, stack: str) -> Edge:
         arm_stacks=dict(settings.arm_stacks),
         health_path=settings.health_path,
         hold=settings.hold,
-        run_dir=settings.run_dir,
-        queue=settings.maintenance.queue,
-        queue_dsn=values.get(config.QUEUE_DSN),
+        queue=queue.Where(
+            stack, settings.run_dir, settings.maintenance.queue, values.get(config.QUEUE_DSN)
+        ),
     )
 
 
@@ -574,7 +572,7 @@ class Operator:
         )
         for r in changes:
             self.out("  " + describe_record(r))
-        for line in queue.status_lines(self.edge):
+        for line in queue.status_lines(self.edge.queue):
             self.out(line)
         entries = self.log.last(5)
         self.out(

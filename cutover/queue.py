@@ -13,12 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from contextlib import closing
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
-from bluegreen import intents
-
-if TYPE_CHECKING:
-    from cutover.procedure import Edge
+from bluegreen import config, intents
 
 SHOWN = 10
 """Dead letters `bluegreen status` lists; `bluegreen queue` lists them all."""
@@ -28,7 +25,18 @@ class NoStore(RuntimeError):
     """The edge has no maintenance queue, or its store is not reachable from here."""
 
 
-def open_for(edge: Edge) -> intents.IntentStore:
+@dataclass(frozen=True)
+class Where:
+    """Where the edge stack keeps its write intents, from its config."""
+
+    stack: str
+    run_dir: str = ""
+    queue: config.Queue = field(default_factory=config.Queue)
+    dsn: str | None = field(default=None, repr=False)
+    """The PostgreSQL store's DSN (a secret), when the queue keeps intents there."""
+
+
+def open_for(edge: Where) -> intents.IntentStore:
     """The edge's intent store, as the queue service opens it."""
     if not edge.queue.enabled:
         raise NoStore(
@@ -37,7 +45,7 @@ def open_for(edge: Edge) -> intents.IntentStore:
         )
     files = intents.local_files(edge.run_dir)
     if edge.queue.store == "postgresql":
-        spec = edge.queue_dsn or ""
+        spec = edge.dsn or ""
     else:
         spec = files.store
         if not os.path.exists(files.store_path):
@@ -58,7 +66,7 @@ def _line(i: intents.Intent) -> str:
     )
 
 
-def status_lines(edge: Edge) -> list[str]:
+def status_lines(edge: Where) -> list[str]:
     """What `bluegreen status` says of the queue: counts, and the dead letters to act on."""
     if not edge.queue.enabled:
         return []
@@ -81,7 +89,7 @@ def status_lines(edge: Edge) -> list[str]:
     return lines
 
 
-def run(edge: Edge, action: str, receipt: str | None, every: bool, out: Callable) -> int:
+def run(edge: Where, action: str, receipt: str | None, every: bool, out: Callable) -> int:
     """`bluegreen queue ACTION`: list, retry RECEIPT|--all, drop RECEIPT."""
     try:
         store = open_for(edge)

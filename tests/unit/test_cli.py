@@ -100,6 +100,24 @@ def test_a_bad_value_exits_2_naming_the_argument_the_value_and_what_is_allowed(
         ),
         (["flip"], "the following arguments are required: color"),
         (["status", "--canary", "5,100"], "unrecognized arguments: --canary 5,100"),
+        (
+            ["queue", "purge"],
+            "argument action: invalid choice: 'purge' (choose from 'list', 'retry', 'drop')",
+        ),
+        (
+            ["queue", "drop"],
+            "queue: list takes no receipt; retry takes a receipt or --all; drop takes a "
+            "receipt (got: drop )",
+        ),
+        (
+            ["queue", "drop", "--all"],
+            "queue drop: name the receipt of one dead letter (drop has no --all)",
+        ),
+        (
+            ["queue", "list", "r-1"],
+            "queue: list takes no receipt; retry takes a receipt or --all; drop takes a "
+            "receipt (got: list r-1)",
+        ),
     ],
 )
 def test_a_bad_choice_exits_2_naming_what_is_allowed(
