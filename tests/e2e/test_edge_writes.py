@@ -17,7 +17,7 @@ import pytest
 
 from bluegreen import nginx
 from bluegreen.config import Queue, Window
-from tests.e2e.test_switch import start_edge
+from tests.e2e.test_switch import start  # noqa: F401 (the fixture: real nginx and two arms)
 from tests.support.sandbox import free_ports
 from tests.unit.mocks import maintenance
 
@@ -64,25 +64,8 @@ class Intake:
 
 
 @pytest.fixture
-def edge_with(tmp_path):
-    started = []
-
-    def make(**features):
-        edge, procs = start_edge(tmp_path, **features)
-        started.append((edge, procs))
-        return edge
-
-    yield make
-    for edge, procs in started:
-        pid_file = os.path.join(edge.run, "nginx.pid")
-        if os.path.exists(pid_file):
-            os.kill(int(open(pid_file).read()), 3)  # SIGQUIT
-        for p in procs:
-            p.terminate()
-            p.wait(10)
-        deadline = time.monotonic() + 10
-        while os.path.exists(pid_file) and time.monotonic() < deadline:
-            time.sleep(0.05)
+def edge_with(start):  # noqa: F811 (test_switch's fixture, under a name of this file's)
+    return start
 
 
 def doc(edge, path: str, method: str = "GET"):
@@ -129,19 +112,19 @@ def _utc(seconds: float) -> datetime:
 
 def test_a_planned_window_is_announced_before_it_starts(edge_with):
     edge = edge_with()
-    start, end = _utc(3600), _utc(5400)
-    edge.point("blue", maintenance=maintenance(enabled=False, window=Window(start, end)))
+    begin, end = _utc(3600), _utc(5400)
+    edge.point("blue", maintenance=maintenance(enabled=False, window=Window(begin, end)))
     status, _, body = doc(edge, nginx.STATUS_PATH)
     assert status == 200 and body["readOnly"] is False and body["maintenance"] is None
     assert body["window"] == {
-        "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "start": begin.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "phase": "planned",
     }
     assert body["live"] == {"color": "blue", "version": "v1", "weights": {"blue": 100, "green": 0}}
     assert edge.get("/orders", method="POST")[0] == 200, "writes stay open until it starts"
     page = edge.get(nginx.STATUS_PATH + ".html")[2].decode()
-    assert "Maintenance planned" in page and start.strftime("%Y-%m-%dT%H:%M:%SZ") in page
+    assert "Maintenance planned" in page and begin.strftime("%Y-%m-%dT%H:%M:%SZ") in page
 
 
 def test_retry_after_counts_down_to_the_planned_end(edge_with):
