@@ -79,8 +79,12 @@ def qualified(stack: str, organization: str, project: str) -> str:
 
 
 QUEUE_STORES = ("sqlite", "postgresql")
+POSTGRES_URL = r"postgres(ql)?://[^\s]+$"
 QUEUE_DSN = "maintenanceQueueDsn"
 """The secret key of the PostgreSQL intent store's DSN; platforms read it with get_secret."""
+SECRET = "[secret]"
+"""A value the stack's file keeps encrypted, read outside the engine without decrypting it (as
+`pulumi config` shows it): set, but not for the operator's command to check."""
 
 
 @dataclass(frozen=True)
@@ -368,7 +372,8 @@ def _queue(read: Reader) -> Queue:
             read.problem("maintenanceQueue", path, URL_PATH.allowed + " (a write path to queue)")
     store = read.choice("maintenanceQueueStore", QUEUE_STORES, '"sqlite" or "postgresql"')
     dsn = read.optional(QUEUE_DSN) or ""
-    if paths and store == "postgresql" and not re.match(r"postgres(ql)?://[^\s]+$", dsn):
+    checkable = dsn != SECRET  # the engine checks the decrypted value on every update
+    if paths and store == "postgresql" and checkable and not re.match(POSTGRES_URL, dsn):
         # The DSN holds a password: never shown, not even in an error.
         read.problems.append(
             f"{NAMESPACE}:{QUEUE_DSN} must be a postgresql:// URL when "

@@ -10,8 +10,8 @@ CI, or a bare `pulumi up -s live`) appends one record to the edge stack's `evide
 `who` and `where` come from the environment of the update (GitHub Actions' actor and run URL in
 CI; user@host otherwise). The gate's smoke figures are read from the file $BLUEGREEN_SMOKE_REPORT
 names, when set (the command and the deploy workflow set it). The hold's verdict comes after the
-update: the command writes it into the record with one more update of the edge stack that carries
-$BLUEGREEN_EVIDENCE (JSON), which moves no traffic.
+update: a rollback's update carries it in $BLUEGREEN_EVIDENCE (JSON), and a hold that held is
+written into the record in the stack's state by the command (cutover/evidence.py `amend_last`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ the pack stands alone, so the name is pinned by tests/unit/test_layers.py, not i
 NOTE_ENV = "BLUEGREEN_EVIDENCE"
 """JSON the command passes to an update of the edge stack: {"amend": {...}} merges into the last
 record (the hold's verdict), {"record": {...}} into the record this update appends."""
+RECORD_TYPE = "pulumi-python:dynamic/bluegreen:FlipRecord"
+"""The type of the edge's evidence resource in the stack's state (components/evidence.py)."""
 KEEP = 50
 """How many records the state keeps; the optional JSON-lines file keeps all."""
 
@@ -97,3 +99,13 @@ def smoke(env: Mapping[str, str]) -> dict | None:
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def append_to_file(path: str | None, records: list[dict]) -> None:
+    """Append records to the JSON-lines evidence file (bluegreen:evidenceFile), if there is one."""
+    if not path or not records:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as f:
+        for r in records:
+            f.write(json.dumps(r, sort_keys=True) + "\n")

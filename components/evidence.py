@@ -11,7 +11,6 @@ file.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -40,21 +39,12 @@ def _record(before: dict | None, props: dict[str, Any], note: dict) -> dict:
     return {k: v for k, v in record.items() if v is not None}
 
 
-def _write(path: str | None, records: list[dict]) -> None:
-    if not path or not records:
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as f:
-        for r in records:
-            f.write(json.dumps(r, sort_keys=True) + "\n")
-
-
 class EvidenceProvider(ResourceProvider):
     serialize_as_secret_always = False
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         record = _record(None, props, props.get("note") or {})
-        _write(props.get("file"), [record])
+        evidence.append_to_file(props.get("file"), [record])
         return CreateResult(id_="evidence", outs={**props, "records": [record]})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -72,7 +62,7 @@ class EvidenceProvider(ResourceProvider):
         if olds.get("traffic") != news.get("traffic"):
             records.append(_record(olds.get("traffic"), news, note))
             written.append(records[-1])
-        _write(news.get("file"), written)
+        evidence.append_to_file(news.get("file"), written)
         return UpdateResult(outs={**news, "records": records[-evidence.KEEP :]})
 
 

@@ -312,17 +312,18 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     op = Operator(ws, stack=stack, out=say, display=display.for_hold(say))
+    told = Told(ws, stack)
     try:
         edge = op.edge  # read and validated before anything changes
-        webhook = _webhook(ws, stack) if args.command != "status" else None
+        if args.command in ("flip", "watch", "shadow"):
+            told.load()  # a bad webhook URL refuses the command before anything changes
     except NoSuchStack:
         cli.error(f'{named}no stack "{stack}" in this project; its stacks: {_stacks(ws)}')
     except config.ConfigError as err:
         cli.error(f"{named}the config of stack {stack} is not valid:\n{err}")
     except notify.BadUrl as err:
         cli.error(f"{named}{err}")
-    if webhook:
-        op.notify = webhook
+    op.notify = told
     op.keep_holding = bool(getattr(args, "keep_holding", False))
     try:
         return run(op, args, edge.hold)
@@ -333,8 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bluegreen: interrupted", file=sys.stderr)
         return 130
     finally:
-        if webhook:
-            webhook.close(notify.WAIT_S)  # bounded: a hung webhook does not keep the command
+        told.close()
 
 
 def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
@@ -346,7 +346,7 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
     if args.command == "queue":
         from cutover import queue  # the intent store's libraries, only where it is read
 
-        return queue.run(op.edge.queue, args.action, args.receipt, args.all, op.out)
+        return queue.run(op.queue_where(), args.action, args.receipt, args.all, op.out)
     overrides = {"max_error_rate": args.max_error_rate, "p95_ratio": args.p95_ratio}
     rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
     if args.command == "watch":
@@ -386,9 +386,6 @@ def watch(op: Operator, args: argparse.Namespace, rules: config.Hold) -> int:
     code = op.watch(args.hold, args.interval, rules, live=live)
     verdict = op.verdict
     if args.verdict_file and verdict is not None:
-        rolled_back = False
-        if verdict.outcome != "held":
-            rolled_back = op.live().get("activeColor") not in (None, watched)
         record = ci.verdict_record(
             op.stack,
             watched,
@@ -396,7 +393,7 @@ def watch(op: Operator, args: argparse.Namespace, rules: config.Hold) -> int:
             verdict.reason,
             evidence.seen(verdict.stats),
             verdict.seconds,
-            rolled_back,
+            op.rolled_back,
         )
         ci.write_verdict(args.verdict_file, record)
         op.out(f"verdict {verdict.outcome} written to {args.verdict_file}")
@@ -444,18 +441,45 @@ def run_writer(cli: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return writer.Writer(args.color, reader, command, args.poll, args.grace).run()
 
 
-def _webhook(ws: Workspace, stack: str) -> notify.Webhook | None:
-    """The webhook the edge stack's secret bluegreen:webhookUrl names, checked; None if unset."""
-    url = ws.config(stack).get(notify.KEY)
-    if not url:
-        return None
-    url = notify.checked(url, stack)
-    if notify.KEY in ws.file_config(stack):  # there in plain text, not as a secret
-        _warn(
-            f"bluegreen: warning: {notify.KEY} is in Pulumi.{stack}.yaml in plain text; keep it "
-            f"a secret: pulumi config set --secret --stack {stack} {notify.KEY} <url>"
-        )
-    return notify.Webhook(url, stack, warn=_warn)
+class Told:
+    """The webhook the edge stack's secret bluegreen:webhookUrl names, as the procedure's
+    `notify`: read (that secret alone decrypted) by `load`, or else when there is first news to
+    tell, so a rollback moves the traffic before it decrypts anything. Nothing when unset."""
+
+    def __init__(self, ws: Workspace, stack: str) -> None:
+        self.ws, self.stack = ws, stack
+        self.hook: notify.Webhook | None = None
+        self.loaded = False
+
+    def load(self) -> None:
+        """Read and check the URL; `notify.BadUrl` says what is wrong with it."""
+        if self.loaded:
+            return
+        self.loaded = True
+        values = self.ws.file_config(self.stack)
+        if notify.KEY not in values:
+            return
+        if values[notify.KEY] != config.SECRET:
+            _warn(
+                f"bluegreen: warning: {notify.KEY} is in Pulumi.{self.stack}.yaml in plain "
+                f"text; keep it a secret: pulumi config set --secret --stack {self.stack} "
+                f"{notify.KEY} <url>"
+            )
+        url = self.ws.config_get(self.stack, notify.KEY)
+        if url:
+            self.hook = notify.Webhook(notify.checked(url, self.stack), self.stack, warn=_warn)
+
+    def __call__(self, command: str, phase: str, fields: dict) -> None:
+        try:
+            self.load()
+        except notify.BadUrl as err:
+            _warn(f"bluegreen: warning: nobody was told: {err}")
+        if self.hook:
+            self.hook(command, phase, fields)
+
+    def close(self) -> None:
+        if self.hook:
+            self.hook.close(notify.WAIT_S)  # bounded: a hung webhook does not keep the command
 
 
 def _warn(line: str) -> None:

@@ -5,10 +5,23 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bluegreen.config import RUN_ROOT
-from bluegreen.evidence import SMOKE_REPORT_ENV, git_commit, now, read_report, user_at_host
+from bluegreen.evidence import (
+    RECORD_TYPE,
+    SMOKE_REPORT_ENV,
+    append_to_file,
+    git_commit,
+    now,
+    read_report,
+    user_at_host,
+)
 from cutover.metrics import ColorStats
+
+if TYPE_CHECKING:
+    from cutover.workspace import Workspace
 
 # The policy pack writes the figures of its smoke sample to the file this names (its smoke.py):
 # the flip's evidence carries the gate's own figures and nobody samples the arms twice.
@@ -68,3 +81,41 @@ def seen(stats: dict[str, ColorStats]) -> dict:
         }
         for c, s in stats.items()
     }
+
+
+class NotAmended(RuntimeError):
+    """The newest evidence record was not amended; the message says why."""
+
+
+def amend_last(ws: Workspace, stack: str, amend: dict, belongs: Callable[[dict], bool]) -> dict:
+    """Merge `amend` (a hold's verdict) into the newest record of the stack's evidence, in its
+    state, and return the record; `NotAmended` says why not.
+
+    Not an update: an update of the edge stack runs the program, its providers and StackReference
+    reads again, as long as the flip's own update, to change one output. This takes the state
+    (`pulumi stack export`), changes that record where the state keeps it (the evidence
+    resource's `records` and every output that is the same list, the stack's `evidence`) and puts
+    it back (`pulumi stack import`, which locks the stack). Only outputs change, never an input,
+    so the next preview still says "no changes". `belongs` must recognise the record as the
+    change the hold watched: if the traffic moved again since, that newer record is left alone.
+    """
+    deployment = ws.export(stack)
+    body = deployment.get("deployment") or {}
+    if body.get("pending_operations"):
+        raise NotAmended(f"an update of stack {stack} is in progress")
+    resources = body.get("resources") or []
+    found = [r for r in resources if r.get("type") == RECORD_TYPE]
+    records = (found[0].get("outputs") or {}).get("records") if len(found) == 1 else None
+    if not isinstance(records, list) or not records or not isinstance(records[-1], dict):
+        raise NotAmended(f"stack {stack} has no evidence record to amend")
+    if not belongs(records[-1]):
+        raise NotAmended("the traffic moved again since: the newest record is another change's")
+    amended = [*records[:-1], {**records[-1], **amend}]
+    for resource in resources:
+        outputs = resource.get("outputs") or {}
+        for key, value in outputs.items():
+            if value == records:
+                outputs[key] = amended
+    ws.import_deployment(stack, deployment)
+    append_to_file(found[0]["outputs"].get("file"), [{**amended[-1], "amended": True}])
+    return amended[-1]

@@ -9,6 +9,7 @@ moving the same pointer back, and keep evidence in the flip log.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -49,7 +50,8 @@ class Edge:
 
 
 def read_edge(ws: Workspace, stack: str) -> Edge:
-    """The edge stack's config, validated; `config.ConfigError` names what is wrong."""
+    """The edge stack's config, validated; `config.ConfigError` names what is wrong. Read from
+    its files, decrypting nothing: a secret is read where it is used (`Operator.queue_where`)."""
     prefix = config.NAMESPACE + ":"
     values = {
         k.removeprefix(prefix): v for k, v in ws.config(stack).items() if k.startswith(prefix)
@@ -67,9 +69,7 @@ def read_edge(ws: Workspace, stack: str) -> Edge:
         arm_stacks=dict(settings.arm_stacks),
         health_path=settings.health_path,
         hold=settings.hold,
-        queue=queue.Where(
-            stack, settings.run_dir, settings.maintenance.queue, values.get(config.QUEUE_DSN)
-        ),
+        queue=queue.Where(stack, settings.run_dir, settings.maintenance.queue),
     )
 
 
@@ -121,17 +121,39 @@ class Operator:
     def edge(self) -> Edge:
         return read_edge(self.ws, self.stack)
 
+    rolled_back: bool = False
+    """Whether the last watch or flip put the traffic back."""
+    _served: tuple[dict, dict[str, dict]] | None = field(default=None, repr=False)
+
     @cached_property
     def log(self) -> evidence.FlipLog:
         return evidence.FlipLog(self.ws.project_dir)
 
     # --- what is there -------------------------------------------------------------------
 
+    def served(self) -> tuple[dict, dict[str, dict]]:
+        """The edge's outputs and each arm's (by colour): read once per command, all three
+        stacks at once. What a command changes after this, it knows without reading again."""
+        if self._served is None:
+            arm_stacks = self.edge.arm_stacks
+            found = self.ws.outputs_of([self.stack, *(arm_stacks[c] for c in COLORS)])
+            self._served = (found[self.stack], {c: found[arm_stacks[c]] for c in COLORS})
+        return self._served
+
     def live(self) -> dict:
-        return self.ws.outputs(self.stack)
+        return self.served()[0]
 
     def arms(self) -> dict[str, dict]:
-        return {c: self.ws.outputs(self.edge.arm_stacks[c]) for c in COLORS}
+        return self.served()[1]
+
+    def queue_where(self) -> queue.Where:
+        """Where the edge keeps its write intents, with the PostgreSQL store's DSN decrypted
+        (that secret alone) when the queue keeps them there."""
+        where = self.edge.queue
+        if not where.queue.enabled or where.queue.store != "postgresql":
+            return where
+        dsn = self.ws.config_get(self.stack, f"{config.NAMESPACE}:{config.QUEUE_DSN}")
+        return dataclasses.replace(where, dsn=dsn)
 
     def _file(self, *keys: str) -> dict[str, str | None]:
         """These keys as the edge stack's file has them (None: not there)."""
@@ -139,12 +161,8 @@ class Operator:
         return {k: values.get(k) for k in keys}
 
     def _set(self, changes: Mapping[str, str | None]) -> None:
-        """Write keys of the edge stack's config; None removes one."""
-        for key, value in changes.items():
-            if value is None:
-                self.ws.config_rm(self.stack, key)
-            else:
-                self.ws.config_set(self.stack, key, value)
+        """Write keys of the edge stack's config, in one command; None removes one."""
+        self.ws.set_config(self.stack, changes)
 
     @staticmethod
     def _pointer(color: str, weight: int | None) -> dict[str, str | None]:
@@ -183,8 +201,9 @@ class Operator:
         return self.verdict
 
     def _match_edge(self) -> None:
-        """Write the pointer the edge last applied back into its config, after a failed update."""
-        live = self.live()
+        """Write the pointer the edge last applied back into its config, after a failed update
+        (read again: the failed update may have applied part of it)."""
+        live = self.ws.outputs(self.stack)
         color = live.get("activeColor")
         if color in COLORS:
             self._set(self._pointer(color, (live.get("weights") or {}).get(color)))
@@ -316,7 +335,8 @@ class Operator:
             amend = _hold_note(verdict, "held")
             if step != run.steps[-1]:  # the last step's is the whole flip's (phase done)
                 self.notify("flip", "held", {**run.fields, "step": step, "seen": seen})
-        self._annotate(amend)
+        flip_id = run.fields["id"]
+        self._annotate(amend, lambda record: record.get("flip") == flip_id)
         return {"phase": "done", "outcome": "ok", "seen": seen}
 
     def _put_back(self, run: _Flip, end: dict) -> dict:
@@ -331,9 +351,13 @@ class Operator:
             return {}
         try:
             self._set(restore)
-            served = self.live()
+            if done:  # the flip finished: only the writes it froze are let through again
+                self.ws.up(self.stack)
+                return {}
+            # It did not finish: what the edge serves now says whether any step was applied.
+            served = self.ws.outputs(self.stack)
             moved = traffic(served) != traffic(run.served)
-            if not done and moved:
+            if moved:
                 what = "was interrupted" if end["phase"] == "interrupted" else "failed"
                 reason = end.get("breach") or f"the flip to {run.target} {what}"
                 reason += f" {_during(run.step)}"
@@ -341,23 +365,24 @@ class Operator:
                 amend = _hold_note(self.verdict, "rolled-back") if "verdict" in end else None
                 if self._update_back(run.target, back, reason, served.get("url"), amend=amend):
                     return {"cleanup": "the rollback failed: see the rollback record"}
-            elif served.get("maintenance") != run.served.get("maintenance"):
+                return {}
+            if served.get("maintenance") != run.served.get("maintenance"):
                 self.ws.up(self.stack)
-            if not done and not moved:
-                self.out(f"the pointer stays at {run.current}: nothing was applied")
+            self.out(f"the pointer stays at {run.current}: nothing was applied")
         except PulumiError as err:
             self.out(f"could not put the edge back as it was:\n{err}")
             return {"cleanup": err.summary}
         return {}
 
-    def _annotate(self, amend: dict | None) -> None:
+    def _annotate(self, amend: dict | None, belongs: Callable[[dict], bool]) -> None:
         """Write a hold's verdict into the record of the traffic change it watched, in the live
-        stack's state: one update that moves no traffic. A failure costs the note, not the flip."""
+        stack's state (cutover/evidence.py `amend_last`: no update). A failure costs the note,
+        not the flip."""
         if not amend:
             return
         try:
-            _noting(self.ws, amend, None).up(self.stack)
-        except PulumiError as err:
+            evidence.amend_last(self.ws, self.stack, amend, belongs)
+        except (PulumiError, evidence.NotAmended) as err:
             self.out(f"warning: the hold's verdict is not in the live stack's evidence: {err}")
 
     @staticmethod
@@ -371,19 +396,20 @@ class Operator:
     # --- rollback ------------------------------------------------------------------------
 
     def rollback(self, reason: str = "operator request") -> int:
-        """Flip back to the other colour as fast as safely possible and report time to recover."""
+        """Flip back to the other colour as fast as safely possible and report time to recover.
+
+        The shortest path to traffic back: the pointer the edge stack's file names (nothing read
+        from the state first), one config write and one update, its gate only checking that the
+        colour going back into service is ready. Everything else comes after."""
         start = time.perf_counter()
-        live = self.live()
-        current = live.get("activeColor")
+        current = self._file(POINTER)[POINTER]
         if current not in COLORS:
             self.out("rollback: the live stack has no active colour yet; nothing to roll back")
             return 1
         # Mid-canary too: the other colour is the one that had all the traffic before.
         target = other(current)
         self._set(self._pointer(target, None))
-        code = self._update_back(
-            current, target, reason, live.get("url"), start, command="rollback"
-        )
+        code = self._update_back(current, target, reason, None, start, command="rollback")
         phase = "rolled-back" if code == 0 else "failed"
         self.notify("rollback", phase, {"from": current, "to": target, "reason": reason})
         return code
@@ -401,17 +427,17 @@ class Operator:
         """The update that moves traffic back to `target`, its config already written. The arm
         going back into service must still be ready, but the side-by-side comparison is skipped:
         the other arm is the one being escaped. On failure the config matches the edge again.
-        Time to recover counts from `start` (default: now) until `target` answers at `url`.
-        The record of the change it undoes gets `amend` (the hold that broke); its own, the
-        reason."""
+        Time to recover counts from `start` (default: now) until `target` answers at `url` (when
+        known; else until the update, which confirms that it answers, returns). The record of
+        the change it undoes gets `amend` (the hold that broke); its own, the reason. The flip
+        log is written once the traffic is back."""
         fields = {"from": current, "to": target, "reason": reason}
-        self.log.record(event="rollback", phase="started", **fields)
         start = start or time.perf_counter()
         done = False
         try:
             with _FirstAnswer(url, target, start) as first, _rollback_gate(self.ws) as gate:
                 noted = {"command": f"bluegreen {command}", "reason": reason}
-                _noting(self.ws, amend, noted).up(self.stack, policy_config=gate)
+                result = _noting(self.ws, amend, noted).up(self.stack, policy_config=gate)
                 wall = time.perf_counter() - start
                 ttr = first.wait(10) or wall
             done = True
@@ -428,14 +454,20 @@ class Operator:
         finally:
             if not done:
                 self._match_edge()
+        self.rolled_back = True
+        before, after = result.outcome.stack_outputs
+        moved = traffic(before) != traffic(after)
         self.log.record(
             event="rollback",
             phase="done",
-            outcome="ok",
+            outcome="ok" if moved else "unmoved",
             **fields,
             seconds=round(wall, 2),
             timeToRecover=round(ttr, 2),
         )
+        if not moved:
+            self.out(f"the edge already served {target}: nothing moved (update {wall:.2f} s)")
+            return 0
         self.out(
             f"rolled back {current} -> {target}: {target} answering after {ttr:.2f} s "
             f"(update {wall:.2f} s)"
@@ -542,7 +574,11 @@ class Operator:
             self.notify("watch", "rolled-back" if code == 0 else "failed", back)
             return 1
         self.out(f"held {verdict.seconds:.1f} s: {json.dumps(seen)}")
-        self._annotate(_hold_note(verdict, "held"))
+        watched = traffic(live)
+        self._annotate(
+            _hold_note(verdict, "held"),
+            lambda record: traffic(record.get("to") or {}) == watched,
+        )
         self.notify("watch", "held", {"to": color, "step": weight, "seen": seen})
         return 0
 
@@ -572,7 +608,7 @@ class Operator:
         )
         for r in changes:
             self.out("  " + describe_record(r))
-        for line in queue.status_lines(self.edge.queue):
+        for line in queue.status_lines(self.queue_where()):
             self.out(line)
         entries = self.log.last(5)
         self.out(

@@ -1,27 +1,39 @@
-"""The project's stacks through Pulumi's Automation API, for the `bluegreen` command, the demo, the
+"""The project's stacks through the `pulumi` CLI, for the `bluegreen` command, the demo, the
 benches and the end-to-end tests.
 
 Every step is shown before it runs as the `pulumi` command a person would type for it (with
-`echo`). Steps and policy violations of a preview or an update come from the engine's events,
-never from its text output.
+`echo`), and runs as exactly that command. Steps and policy violations of a preview or an update
+come from the engine's event log, never from its text output.
+
+Why not the Automation API: it pays for more than a step needs, and in an incident the operator
+pays it too. Each of its stacks starts with `pulumi stack select` (which also changes the stack
+the user has selected), its `up` reads the outputs and the history once more after every update,
+and its config and outputs come with `--show-secrets`, a passphrase key derivation each. Here each
+command names its stack (`--stack`), config is read from the files it lives in (Pulumi.yaml's
+defaults under Pulumi.<stack>.yaml) and a secret is decrypted only when asked for, by itself;
+outputs are read without secrets, several stacks at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from pulumi import automation as auto
+import yaml
+
+from bluegreen.config import SECRET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,21 +52,21 @@ class Violation:
 
 @dataclass
 class Outcome:
-    """The engine events of one preview, update or destroy."""
+    """The engine events of one preview, update or destroy, as its event log has them (JSON)."""
 
-    events: list[auto.EngineEvent] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
 
     @property
     def violations(self) -> list[Violation]:
         return [
             Violation(
-                policy=e.policy_name,
-                level=e.enforcement_level,
+                policy=e.get("policyName", ""),
+                level=e.get("enforcementLevel", ""),
                 # The engine puts the policy's description before the violation itself.
-                message=e.message.strip().split("\n", 1)[-1],
-                resource=e.resource_urn or "",
+                message=(e.get("message") or "").strip().split("\n", 1)[-1],
+                resource=e.get("resourceUrn") or "",
             )
-            for e in (ev.policy_event for ev in self.events)
+            for e in (ev.get("policyEvent") for ev in self.events)
             if e
         ]
 
@@ -65,15 +77,25 @@ class Outcome:
         ]
 
     @property
+    def stack_outputs(self) -> tuple[dict, dict]:
+        """The stack's outputs before and after the run (both empty if it reported none)."""
+        for ev in reversed(self.events):
+            meta = (ev.get("resOutputsEvent") or {}).get("metadata") or {}
+            if meta.get("type") == "pulumi:pulumi:Stack":
+                states = (meta.get("old") or {}, meta.get("new") or {})
+                return tuple(state.get("outputs") or {} for state in states)
+        return {}, {}
+
+    @property
     def steps(self) -> set[tuple[str, str]]:
         """(operation, URN) of every resource the run changes (or, in a preview, would change);
         unchanged and read-only resources are left out."""
         found = set()
         for ev in self.events:
-            meta = ev.resource_pre_event.metadata if ev.resource_pre_event else None
-            op = meta.op.value if meta else None
+            meta = (ev.get("resourcePreEvent") or {}).get("metadata") or {}
+            op = meta.get("op")
             if op not in (None, "same", "read", "refresh"):
-                found.add((op, meta.urn))
+                found.add((op, meta.get("urn", "")))
         return found
 
 
@@ -135,8 +157,8 @@ def toolchain_env(base: dict[str, str] | None = None) -> dict[str, str]:
 def _interrupt_after() -> Iterator[None]:
     """Hold a Ctrl-C until the running pulumi command has exited, then raise it.
 
-    A terminal's Ctrl-C reaches pulumi too (one process group), which cancels cleanly; raised
-    here at once, it would leave the Automation API's output readers failing on closed pipes."""
+    A terminal's Ctrl-C reaches pulumi too (one process group), which cancels cleanly and
+    releases the stack's lock; raised here at once, it would leave pulumi's output unread."""
     main = threading.current_thread() is threading.main_thread()
     if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield  # Ctrl-C is not Python's to raise here (another thread, or ignored, or handled)
@@ -151,15 +173,30 @@ def _interrupt_after() -> Iterator[None]:
             raise KeyboardInterrupt  # in place of the cancelled command's error
 
 
-def _exit_code(err: auto.CommandError) -> int:
-    """The CLI's exit code, which the Automation API keeps only in the error's text."""
-    found = re.match(r"\s*code: (-?\d+)", str(err))
-    return int(found.group(1)) if found else 1
-
-
 def _value(value: str) -> list[str]:
     """A config value as typed: after `--` when it would read as a flag."""
     return ["--", value] if value.startswith("-") else [value]
+
+
+def _plain(value: object) -> str:
+    """A config value as `pulumi config` prints it: booleans in lowercase, objects as JSON."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _read_events(path: str) -> list[dict]:
+    events = []
+    try:
+        with open(path) as f:
+            for line in f:
+                with contextlib.suppress(ValueError):
+                    events.append(json.loads(line))
+    except OSError:
+        pass
+    return events
 
 
 @dataclass
@@ -173,104 +210,79 @@ class Workspace:
     """Print each step to stderr, as the command a person would type, before running it."""
     policy_pack: str | None = None
     """Directory of the policy pack to pass to every preview and up (its config.json too)."""
-    _cli: auto.PulumiCommand | None = field(default=None, repr=False, compare=False)
-    _stacks: dict[str, auto.Stack] = field(default_factory=dict, repr=False, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _binary: str | None = field(default=None, repr=False, compare=False)
 
     def with_env(self, extra: dict[str, str]) -> Workspace:
         """The same project with more environment, e.g. for the policy pack of one flip."""
         return Workspace(
-            self.project_dir, {**self.env, **extra}, self.echo, self.policy_pack, self._command()
+            self.project_dir, {**self.env, **extra}, self.echo, self.policy_pack, self._binary
         )
 
-    # --- the Automation API's objects ------------------------------------------------------
+    # --- running pulumi ---------------------------------------------------------------------
 
-    def _command(self) -> auto.PulumiCommand:
-        """The `pulumi` on this environment's PATH (the Automation API checks its version)."""
-        with self._lock:
-            if self._cli is None:
-                found = shutil.which("pulumi", path=self.env.get("PATH"))
-                if not found:
-                    raise FileNotFoundError("no `pulumi` on PATH: run scripts/bootstrap")
-                bin_dir = os.path.dirname(os.path.realpath(found))
-                if os.path.basename(bin_dir) == "bin":  # the Automation API runs <root>/bin/pulumi
-                    self._cli = auto.PulumiCommand(root=os.path.dirname(bin_dir))
-                else:
-                    self._cli = auto.PulumiCommand()
-            return self._cli
+    def _pulumi(self) -> str:
+        if self._binary is None:
+            found = shutil.which("pulumi", path=self.env.get("PATH"))
+            if not found:
+                raise FileNotFoundError("no `pulumi` on PATH: run scripts/bootstrap")
+            self._binary = found
+        return self._binary
 
-    def _workspace(self) -> auto.LocalWorkspace:
-        return auto.LocalWorkspace(
-            work_dir=self.project_dir, env_vars=self.env, pulumi_command=self._command()
-        )
-
-    def _stack(self, name: str, create: bool = False) -> auto.Stack:
-        with self._lock:
-            found = self._stacks.get(name)
-        if found is None:
-            typed = self._say("stack", "select", *(["--create"] if create else []), "--stack", name)
-            init = auto.Stack.create_or_select if create else auto.Stack.select
-            try:
-                found = self._call(typed, init, name, self._workspace())
-            except PulumiError as err:
-                if isinstance(err.__cause__, auto.StackNotFoundError):
-                    raise NoSuchStack(name) from None
-                raise
-            with self._lock:
-                self._stacks[name] = found
-        return found
-
-    def _say(self, *args: str) -> str:
+    def _say(self, args: list[str]) -> str:
         typed = shlex.join(["pulumi", *args])
         if self.echo:
             print("$ " + typed, file=sys.stderr, flush=True)
         return typed
 
-    def _call(self, typed: str, fn: Callable, *args, **kwargs):
-        try:
-            with _interrupt_after():
-                return fn(*args, **kwargs)
-        except auto.CommandError as err:
-            raise PulumiError(Result(typed, "", str(err).strip(), _exit_code(err))) from err
+    def run(
+        self,
+        args: list[str],
+        shown: list[str] | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> Result:
+        """`pulumi ARGS` in the project (`shown`: the same as a person would type it, when the
+        real arguments hold a temporary file or a secret)."""
+        typed = self._say(shown if shown is not None else args)
+        with _interrupt_after():
+            done = subprocess.run(
+                [self._pulumi(), *args],
+                cwd=self.project_dir,
+                env={**os.environ, **self.env, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+            )
+        result = Result(typed, done.stdout, done.stderr, done.returncode)
+        if check and done.returncode != 0:
+            raise PulumiError(result)
+        return result
 
     # --- previews and updates --------------------------------------------------------------
 
-    def _policy(self, config: str | None) -> tuple[list[str], dict[str, list[str]]]:
-        """The policy pack flags as typed, and as the Automation API takes them."""
+    def _policy(self, config: str | None) -> list[str]:
+        """The policy pack flags: the pack, and its config.json or `config`."""
         if not self.policy_pack:
-            return [], {}
+            return []
         if config is None:
             default = os.path.join(self.policy_pack, "config.json")
             config = default if os.path.exists(os.path.join(self.project_dir, default)) else None
-        typed = ["--policy-pack", self.policy_pack]
-        kwargs = {"policy_packs": [self.policy_pack]}
-        if config:
-            typed += ["--policy-pack-config", config]
-            kwargs["policy_pack_configs"] = [config]
-        return typed, kwargs
+        given = ["--policy-pack-config", config] if config else []
+        return ["--policy-pack", self.policy_pack, *given]
 
-    def _run(self, verb: str, stack: str, check: bool, policy_config: str | None, **flags):
-        typed_flags = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
-        policy, packs = self._policy(policy_config) if verb != "destroy" else ([], {})
-        yes = ["--yes"] if verb != "preview" else []
-        run = getattr(self._stack(stack), verb)
-        typed = self._say(verb, "--stack", stack, *yes, *typed_flags, *policy)
-        outcome, out, err = Outcome(), [], []
-        try:
-            with _interrupt_after():
-                run(
-                    color="never",
-                    on_output=out.append,
-                    on_error=err.append,
-                    on_event=outcome.events.append,
-                    **{k: v for k, v in flags.items() if v},
-                    **packs,
-                )
-            code = 0
-        except auto.CommandError as error:
-            code = _exit_code(error)
-        result = Result(typed, "\n".join(out), "\n".join(err), code, outcome)
-        if check and code != 0:
+    def _engine(
+        self, verb: str, stack: str, check: bool, flags: list[str], policy: list[str]
+    ) -> Result:
+        # The event log is where the steps and the policy violations are, as structured data.
+        with tempfile.TemporaryDirectory(prefix="bluegreen-events-") as tmp:
+            log = os.path.join(tmp, "events.jsonl")
+            args = [verb, "--stack", stack, *flags, *policy]
+            hidden = ["--color", "never", "--non-interactive", "--event-log", log]
+            # --event-log is one of the CLI's debug flags (the Automation API's way in too).
+            debug = {"PULUMI_DEBUG_COMMANDS": "true"}
+            result = self.run([*args, *hidden], shown=args, check=False, env=debug)
+            result.outcome = Outcome(_read_events(log))
+        if check and result.returncode != 0:
             raise PulumiError(result)
         return result
 
@@ -281,12 +293,14 @@ class Workspace:
         diff: bool = False,
         expect_no_changes: bool = False,
         policy_config: str | None = None,
+        target: Iterable[str] = (),
         check: bool = True,
     ) -> Result:
-        """`pulumi up`, with the policy pack (its config.json, or `policy_config`)."""
-        return self._run(
-            "up", stack, check, policy_config, diff=diff, expect_no_changes=expect_no_changes
-        )
+        """`pulumi up --skip-preview`, with the policy pack (its config.json, or
+        `policy_config`); `target`: only these URNs."""
+        flags = ["--yes", "--skip-preview", *_flags(diff, expect_no_changes)]
+        flags += [f"--target={urn}" for urn in target]
+        return self._engine("up", stack, check, flags, self._policy(policy_config))
 
     def preview(
         self,
@@ -297,73 +311,129 @@ class Workspace:
         policy_config: str | None = None,
         check: bool = True,
     ) -> Result:
-        return self._run(
-            "preview", stack, check, policy_config, diff=diff, expect_no_changes=expect_no_changes
-        )
+        flags = _flags(diff, expect_no_changes)
+        return self._engine("preview", stack, check, flags, self._policy(policy_config))
 
     def destroy(self, stack: str, check: bool = True) -> Result:
-        return self._run("destroy", stack, check, None)
+        return self._engine("destroy", stack, check, ["--yes", "--skip-preview"], [])
 
-    # --- stacks, config and outputs --------------------------------------------------------
+    # --- stacks ----------------------------------------------------------------------------
 
     def ensure_stack(self, stack: str) -> None:
-        self._stack(stack, create=True)
+        """Create the stack unless it is there; the user's selected stack stays as it was."""
+        result = self.run(["stack", "init", "--no-select", "--stack", stack], check=False)
+        if result.returncode != 0 and "already exists" not in result.stderr:
+            raise PulumiError(result)
 
     def stacks(self) -> list[str]:
-        typed = self._say("stack", "ls", "--json")
-        return sorted(s.name for s in self._call(typed, self._workspace().list_stacks))
+        out = self.run(["stack", "ls", "--json"]).stdout
+        return sorted(s["name"] for s in json.loads(out or "[]"))
 
-    def config_set(self, stack: str, key: str, value: str) -> None:
-        s = self._stack(stack)
-        typed = self._say("config", "set", "--stack", stack, key, *_value(value))
-        self._call(typed, s.set_config, key, auto.ConfigValue(value))
-
-    def config_set_secret(self, stack: str, key: str, value: str) -> None:
-        s = self._stack(stack)
-        typed = self._say("config", "set", "--secret", "--stack", stack, key, "[secret]")
-        self._call(typed, s.set_config, key, auto.ConfigValue(value, True))
-
-    def config_rm(self, stack: str, key: str) -> None:
-        s = self._stack(stack)
-        typed = self._say("config", "rm", "--stack", stack, key)
-        self._call(typed, s.remove_config, key)
-
-    def config_get(self, stack: str, key: str) -> str | None:
-        """The value, or None when the key (or the stack) is not there."""
-        try:
-            s = self._stack(stack)
-            typed = self._say("config", "get", "--stack", stack, key)
-            return self._call(typed, s.get_config, key).value
-        except (PulumiError, NoSuchStack):
-            return None
-
-    def config(self, stack: str) -> dict[str, str]:
-        """All of a stack's config, secrets decrypted, keyed with their namespace."""
-        s = self._stack(stack)
-        typed = self._say("config", "--stack", stack, "--json", "--show-secrets")
-        return {key: value.value for key, value in self._call(typed, s.get_all_config).items()}
+    # --- config: read from the files, written by pulumi --------------------------------------
 
     def file_config(self, stack: str) -> dict[str, str]:
-        """What the stack's own file (Pulumi.<stack>.yaml) sets in plain text, without the
-        defaults Pulumi.yaml declares (which `config` includes)."""
+        """What the stack's own file (Pulumi.<stack>.yaml) sets, keyed with their namespace,
+        without the defaults Pulumi.yaml declares; a secret reads as `SECRET`. Raises
+        `NoSuchStack` when the project has no file for the stack."""
+        path = os.path.join(self.project_dir, f"Pulumi.{stack}.yaml")
         try:
-            settings = self._workspace().stack_settings(stack)
+            with open(path) as f:
+                values = (yaml.safe_load(f) or {}).get("config") or {}
         except FileNotFoundError:
-            return {}
+            raise NoSuchStack(stack) from None
         return {
-            key: str(value).lower() if isinstance(value, bool) else str(value)
-            for key, value in (settings.config or {}).items()
-            if isinstance(value, str | int | float | bool)
+            key: SECRET if isinstance(v, dict) and set(v) == {"secure"} else _plain(v)
+            for key, v in values.items()
         }
 
-    def outputs(self, stack: str) -> dict:
-        """The stack's last outputs; empty when it was never deployed (or does not exist)."""
+    def config(self, stack: str) -> dict[str, str]:
+        """The stack's config as the engine gets it: Pulumi.yaml's defaults under what the
+        stack's file sets, keyed with their namespace; a secret reads as `SECRET`."""
         try:
-            s = self._stack(stack)
-            typed = self._say("stack", "output", "--stack", stack, "--json", "--show-secrets")
-            return {k: v.value for k, v in self._call(typed, s.outputs).items()}
-        except (PulumiError, NoSuchStack):
+            with open(os.path.join(self.project_dir, "Pulumi.yaml")) as f:
+                declared = (yaml.safe_load(f) or {}).get("config") or {}
+        except FileNotFoundError:
+            declared = {}
+        defaults = {
+            k: _plain(spec["default"])
+            for k, spec in declared.items()
+            if isinstance(spec, dict) and "default" in spec
+        }
+        return {**defaults, **self.file_config(stack)}
+
+    def config_get(self, stack: str, key: str) -> str | None:
+        """The value, decrypted if it is a secret (by pulumi, that value alone); None when the
+        key (or the stack) is not there."""
+        try:
+            value = self.config(stack).get(key)
+        except NoSuchStack:
+            return None
+        if value != SECRET:
+            return value
+        result = self.run(["config", "get", "--stack", stack, key], check=False)
+        return result.stdout.rstrip("\n") if result.returncode == 0 else None
+
+    def set_config(self, stack: str, changes: Mapping[str, str | None]) -> None:
+        """Write keys of the stack's config in one `pulumi config set-all` (plain text); None
+        removes a key, in one `pulumi config rm-all` of the keys the file has."""
+        have = self.file_config(stack)
+        gone = [k for k, v in changes.items() if v is None and k in have]
+        kept = {k: v for k, v in changes.items() if v is not None and have.get(k) != v}
+        if kept:
+            pairs = [a for k, v in kept.items() for a in ("--plaintext", f"{k}={v}")]
+            self.run(["config", "set-all", "--stack", stack, *pairs])
+        if gone:
+            self.run(["config", "rm-all", "--stack", stack, *gone])
+
+    def config_set(self, stack: str, key: str, value: str) -> None:
+        self.run(["config", "set", "--stack", stack, key, *_value(value)])
+
+    def config_set_secret(self, stack: str, key: str, value: str) -> None:
+        args = ["config", "set", "--secret", "--stack", stack, key]
+        self.run([*args, *_value(value)], shown=[*args, "[secret]"])
+
+    def config_rm(self, stack: str, key: str) -> None:
+        self.run(["config", "rm", "--stack", stack, key])
+
+    # --- state ---------------------------------------------------------------------------
+
+    def export(self, stack: str) -> dict:
+        """The stack's deployment (`pulumi stack export`), secrets left encrypted."""
+        return json.loads(self.run(["stack", "export", "--stack", stack]).stdout)
+
+    def import_deployment(self, stack: str, deployment: dict) -> None:
+        """`pulumi stack import` of a deployment `export` gave (the backend locks the stack for
+        it: an update in progress makes it fail rather than be overwritten)."""
+        with tempfile.TemporaryDirectory(prefix="bluegreen-state-") as tmp:
+            path = os.path.join(tmp, "deployment.json")
+            with open(path, "w") as f:
+                json.dump(deployment, f)
+            args = ["stack", "import", "--stack", stack, "--file"]
+            self.run([*args, path], shown=[*args, "deployment.json"])
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def outputs(self, stack: str) -> dict:
+        """The stack's last outputs, secrets left encrypted (shown as "[secret]"); empty when it
+        was never deployed (or does not exist)."""
+        result = self.run(["stack", "output", "--stack", stack, "--json"], check=False)
+        if result.returncode != 0:
             return {}
+        try:
+            found = json.loads(result.stdout or "{}")
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def outputs_of(self, stacks: Iterable[str]) -> dict[str, dict]:
+        """Several stacks' outputs, read at once: one `pulumi stack output` each, in parallel."""
+        names = list(dict.fromkeys(stacks))
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            return dict(zip(names, pool.map(self.outputs, names), strict=True))
+
+
+def _flags(diff: bool, expect_no_changes: bool) -> list[str]:
+    return ["--diff"] * diff + ["--expect-no-changes"] * expect_no_changes
 
 
 def timed(fn, *args, **kwargs):

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from bluegreen.config import SECRET as SECRET_SHOWN
 from cutover import display, notify
 from cutover.metrics import ColorStats
 from cutover.procedure import Operator
-from cutover.workspace import ROOT, PulumiError, Result
+from cutover.workspace import ROOT, Outcome, PulumiError, Result
 from tests.support.receiver import SECRET, Receiver
 
 
@@ -218,16 +219,19 @@ class Edge:
         self.set: dict[str, str | None] = {}
 
     def config(self, stack: str) -> dict[str, str]:
-        return {"bluegreen:role": "edge", "bluegreen:activeColor": "green"}
+        return {"bluegreen:role": "edge", **self.file_config(stack)}
+
+    def file_config(self, stack: str) -> dict[str, str]:
+        return {"bluegreen:activeColor": self.served["activeColor"]}
 
     def outputs(self, stack: str) -> dict:
         return dict(self.served) if stack == "live" else {}
 
-    def config_set(self, stack: str, key: str, value: str) -> None:
-        self.set[key] = value
+    def outputs_of(self, stacks) -> dict[str, dict]:
+        return {stack: self.outputs(stack) for stack in stacks}
 
-    def config_rm(self, stack: str, key: str) -> None:
-        self.set[key] = None
+    def set_config(self, stack: str, changes: dict[str, str | None]) -> None:
+        self.set.update(changes)
 
     def with_env(self, extra: dict[str, str]) -> Edge:
         self.env = extra  # the evidence note of the next update
@@ -236,8 +240,11 @@ class Edge:
     def up(self, stack: str, **kwargs) -> Result:
         if self.fail:
             raise PulumiError(Result("pulumi up --stack live", "", "error: boom", 1))
+        before = self.served
         self.served = {"activeColor": "blue", "weights": {"blue": 100, "green": 0}}
-        return Result("pulumi up --stack live", "", "", 0)
+        moved = {"metadata": {"type": "pulumi:pulumi:Stack", "old": {"outputs": before}}}
+        moved["metadata"]["new"] = {"outputs": self.served}
+        return Result("pulumi up --stack live", "", "", 0, Outcome([{"resOutputsEvent": moved}]))
 
 
 def test_a_rollback_is_told_and_a_hanging_webhook_does_not_delay_it(tmp_path, hanging, hooks):
@@ -329,8 +336,9 @@ def test_watch_shows_the_hold_and_tells_the_rollback_with_its_figures(
 # --- the command -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("argv", [["flip", "green"], ["watch"]])
 def test_the_command_refuses_a_bad_webhook_url_before_anything_changes(
-    tmp_path, monkeypatch, capsys
+    argv, tmp_path, monkeypatch, capsys
 ):
     from cutover.cli import main
     from cutover.workspace import Workspace, toolchain_env
@@ -352,7 +360,7 @@ def test_the_command_refuses_a_bad_webhook_url_before_anything_changes(
     monkeypatch.chdir(project)
     before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     with pytest.raises(SystemExit) as exited:
-        main(["rollback"])
+        main(argv)
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert (
@@ -363,3 +371,27 @@ def test_the_command_refuses_a_bad_webhook_url_before_anything_changes(
     assert SECRET not in err
     after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     assert after == before, "nothing was written"
+
+
+def test_a_rollback_is_not_held_back_by_a_bad_webhook_url_and_says_nobody_was_told(
+    tmp_path, capsys
+):
+    """A rollback moves the traffic first: the webhook is read when there is news, and a bad URL
+    then costs the message, not the rollback."""
+    from cutover.cli import Told
+
+    class Secret(Edge):
+        def file_config(self, stack: str) -> dict[str, str]:
+            return {**super().file_config(stack), notify.KEY: SECRET_SHOWN}
+
+        def config_get(self, stack: str, key: str) -> str | None:
+            return f"ftp://hooks.example.com/{SECRET}" if key == notify.KEY else None
+
+    edge = Secret(tmp_path)
+    said: list[str] = []
+    op = Operator(edge, out=said.append, notify=Told(edge, "live"))
+    assert op.rollback() == 0
+    assert edge.served["activeColor"] == "blue"
+    err = capsys.readouterr().err
+    assert "bluegreen: warning: nobody was told: bluegreen:webhookUrl" in err
+    assert SECRET not in err
