@@ -1,8 +1,8 @@
 """Time from a breach starting to traffic back on the old colour, with the hold checking every
 second: green is flipped to, takes all traffic, then starts answering 500 (SIGUSR1 to its
 service); the clock runs from that signal until every request through the edge is answered by
-blue again. Per metrics source (nginx's access log, the local Prometheus). Target: under 10 s at
-a 1 s check interval (the reference allows 2 minutes).
+blue again. Per metrics source (nginx's access log, the local Prometheus). Target: at most 5 s
+median at a 1 s check interval (the reference allows 2 minutes).
 
     .venv/bin/python -m bench.breach_rollback [--runs 3]
 """
@@ -64,7 +64,9 @@ def one_run(project, op: Operator) -> float:
     started: list[float] = []
 
     def fail_green() -> None:
-        while (project.ws.outputs("live").get("weights") or {}).get("green") != 100:
+        # Green has taken the traffic once the edge's answers are green's (asked of the edge, not
+        # of the state: a `pulumi stack output` every few ms would slow the flip it waits for).
+        while set(project.colors(5)) != {"green"}:
             time.sleep(0.05)
         time.sleep(2)  # green serving well for a moment first
         started.append(time.monotonic())
@@ -106,8 +108,8 @@ def main() -> int:
             f"  {source:<11} median {statistics.median(seconds):5.2f} s   max {max(seconds):5.2f} s"
             f"   ({', '.join(f'{s:.2f}' for s in seconds)})"
         )
-    worst = max(max(s) for s in figures.values())
-    print(f"target under 10 s: {'meets' if worst < 10 else 'MISSES'} (worst {worst:.2f} s)")
+    worst = max(statistics.median(s) for s in figures.values())
+    print(f"target at most 5 s median: {'meets' if worst <= 5 else 'MISSES'} ({worst:.2f} s)")
     if left:
         print(f"warning: teardown left {left}", file=sys.stderr)
     return 0

@@ -354,9 +354,10 @@ class Operator:
             if done:  # the flip finished: only the writes it froze are let through again
                 self.ws.up(self.stack)
                 return {}
-            # It did not finish: what the edge serves now says whether any step was applied.
-            served = self.ws.outputs(self.stack)
-            moved = traffic(served) != traffic(run.served)
+            # It did not finish. A hold ran only after its step was applied: back at once, with
+            # nothing read. Else what the edge serves now says whether any step was applied.
+            served = run.served if "verdict" in end else self.ws.outputs(self.stack)
+            moved = "verdict" in end or traffic(served) != traffic(run.served)
             if moved:
                 what = "was interrupted" if end["phase"] == "interrupted" else "failed"
                 reason = end.get("breach") or f"the flip to {run.target} {what}"

@@ -1,7 +1,18 @@
-"""Shared fixtures. `set_mocks` is process-global, so unit tests set it per test (tests/unit)."""
+"""Shared fixtures and the suite's tiers. `set_mocks` is process-global, so unit tests set it per
+test (tests/unit).
+
+Tiers, as pytest markers (`scripts/test --fast` runs the first alone):
+- unit: no process, no port; Pulumi's mocks at most. Held to it: a unit test that starts a
+  process or opens a connection fails, naming what it did.
+- integration: real parts without stacks (nginx, PostgreSQL, nix-instantiate, git, sshd, the
+  queue service and the writer as processes), marked `pytest.mark.integration` in its module.
+- e2e: real stacks under the real `pulumi` CLI (tests/e2e, unless marked integration).
+"""
 
 import os
 import signal
+import socket
+import subprocess
 import sys
 import uuid
 
@@ -12,6 +23,52 @@ if ROOT not in sys.path:
 import pytest  # noqa: E402
 
 from tests import leaks  # noqa: E402
+
+TIERS = {
+    "unit": "no process, no port (scripts/test --fast)",
+    "integration": "real nginx, PostgreSQL, nix-instantiate, git and processes; no stacks",
+    "e2e": "real stacks under the real pulumi CLI",
+}
+
+
+def pytest_configure(config):
+    for tier, what in TIERS.items():
+        config.addinivalue_line("markers", f"{tier}: {what}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test gets its tier: integration where its module says so, else e2e under
+    tests/e2e and unit elsewhere."""
+    for item in items:
+        if item.get_closest_marker("integration"):
+            continue
+        e2e = os.sep + "e2e" + os.sep in str(item.path)
+        item.add_marker(pytest.mark.e2e if e2e else pytest.mark.unit)
+
+
+class _NotUnit(AssertionError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _unit_stays_in_process(request, monkeypatch):
+    """A unit test starts no process and opens no connection: doing so fails it."""
+    if not request.node.get_closest_marker("unit"):
+        return
+
+    def refuse(what):
+        def refused(*args, **kwargs):
+            raise _NotUnit(
+                f"a unit test {what} ({args[1:2] or ''}): mark its module "
+                "pytest.mark.integration (tests/conftest.py)"
+            )
+
+        return refused
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("started a process"))
+    monkeypatch.setattr(socket.socket, "connect", refuse("opened a connection"))
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse("opened a connection"))
+    monkeypatch.setattr(socket.socket, "bind", refuse("bound a port"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -128,3 +128,17 @@ def test_no_cookie_unless_the_sticky_canary_is_on(project):
     jar = {"Cookie": cookie.split(";", 1)[0]}
     colors = {probe.request(project.edge_url, headers=jar).color for _ in range(30)}
     assert len(colors) == 1, colors
+
+
+def test_destroy_stops_every_process_the_stacks_started_and_frees_every_port(dns_project):
+    """`pulumi destroy` of each stack stops exactly what it started: the arms' services, nginx,
+    Knot, Prometheus and the queue service. (Other tests end by stopping their processes without
+    Pulumi, tests/support/sandbox.py `stop`; this one holds destroy to it.)"""
+    project = dns_project
+    project.ws.config_set("live", "bluegreen:metrics", "prometheus")
+    project.ws.config_set("live", "bluegreen:maintenanceQueue", "/orders")
+    project.up_all(active="blue")
+    assert len(project.pids()) >= 6, project.pids()  # 2 arms, nginx, Knot, Prometheus, queue
+    assert project.teardown() == [], "destroy left processes or ports behind"
+    for stack in ("live", "green", "blue"):
+        assert project.ws.outputs(stack) == {}, f"stack {stack} still has outputs"

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bluegreen import probe
@@ -46,10 +47,19 @@ def free_ports(n: int) -> list[int]:
             ephemeral_low = int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         ephemeral_low = 32768
+    # Each pytest-xdist worker picks from a range of its own: two workers' tests never pick the
+    # same port in the moment between picking it and binding it.
+    low, high = 20000, ephemeral_low
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if worker.startswith("gw") and count > 1:
+        share = (high - low) // count
+        low += int(worker[2:]) * share
+        high = low + share
     rng = random.Random()
     picked: list[int] = []
     while len(picked) < n:
-        port = rng.randrange(20000, ephemeral_low)
+        port = rng.randrange(low, high)
         if port not in picked and not port_in_use("127.0.0.1", port):
             picked.append(port)
     return picked
@@ -107,15 +117,18 @@ class LocalProject:
         return [probe.request(url or self.edge_url).color for _ in range(n)]
 
     def up_all(self, active: str = "blue") -> None:
-        self.ws.up("blue")
-        self.ws.up("green")
+        """Deploy both arms (at once: they are independent stacks), then the edge."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for done in [pool.submit(self.ws.up, color) for color in ("blue", "green")]:
+                done.result()
         self.ws.config_set("live", "bluegreen:activeColor", active)
         self.ws.up("live")
 
     def pids(self) -> list[tuple[int, int | None]]:
-        """Every process our run directories know about: arm pid files and nginx masters."""
+        """Every process our run directories know about: the arms' services, nginx, Knot,
+        Prometheus and the queue service, by their pid files."""
         found = []
-        for path in glob.glob(os.path.join(self.dir, ".bluegreen", "*", "*.pid")):
+        for path in glob.glob(os.path.join(self.dir, ".bluegreen", "**", "*.pid"), recursive=True):
             try:
                 parts = open(path).read().split()
             except OSError:
@@ -124,25 +137,53 @@ class LocalProject:
                 found.append((int(parts[0]), int(parts[1]) if len(parts) > 1 else None))
         return found
 
+    def stop(self) -> list[str]:
+        """Stop every process the stacks started, without Pulumi, and return what was left
+        behind (processes, ports): the end of a test that is not about destroy (that one is
+        `teardown`'s, and tests/e2e/test_flip.py holds it to leaving nothing behind)."""
+        for pid, ticks in self.pids():
+            if self._ours(pid, ticks):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGTERM)  # each runs in a session of its own
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+        return self._gone()
+
     def teardown(self) -> list[str]:
         """Destroy every stack; return what was left behind (processes, ports) after that."""
         for stack in ("live", "green", "blue"):
             if os.path.exists(os.path.join(self.dir, f"Pulumi.{stack}.yaml")):
                 self.ws.destroy(stack, check=False)
+        return self._gone()
+
+    def _ours(self, pid: int, ticks: int | None) -> bool:
+        """Alive and ours: a pid file with a start time must match it; a daemon's (nginx, Knot)
+        names a process whose command line holds this project's directory."""
+        if ticks is not None:
+            return _alive(pid, ticks)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return self.dir.encode() in f.read() and _alive(pid, None)
+        except OSError:
+            return False
+
+    def _gone(self) -> list[str]:
+        """Wait for our processes to end and our ports to close; what is left after 5 s is
+        reported, and its processes killed, so the next test never meets them."""
         deadline = time.monotonic() + 5
         left: list[str] = []
         while time.monotonic() < deadline:
-            left = [f"process {pid}" for pid, ticks in self.pids() if _alive(pid, ticks)]
+            left = [f"process {pid}" for pid, ticks in self.pids() if self._ours(pid, ticks)]
             left += [f"port {p}" for p in self.ports.values() if port_in_use("127.0.0.1", p)]
             if not left:
                 break
-            time.sleep(0.1)
-        for (
-            pid,
-            ticks,
-        ) in self.pids():  # never leave a stray process behind for the next test
-            if _alive(pid, ticks):
-                os.kill(pid, 9)
+            time.sleep(0.05)
+        for pid, ticks in self.pids():
+            if self._ours(pid, ticks):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         return left
 
 

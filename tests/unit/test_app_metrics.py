@@ -11,6 +11,8 @@ import pytest
 from bluegreen import metrics, probe
 from tests.support.sandbox import ROOT, free_ports
 
+pytestmark = pytest.mark.integration  # real processes and ports
+
 
 @pytest.fixture
 def arm():

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from scripts.changed_stacks import stacks_for
 
 STACKS = ["blue", "green", "live"]
@@ -35,6 +37,7 @@ def test_a_deleted_stack_file_is_not_deployed():
     assert stacks_for(["Pulumi.staging.yaml"], STACKS) == []
 
 
+@pytest.mark.integration
 def test_the_command_reads_a_real_git_diff(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]

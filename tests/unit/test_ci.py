@@ -120,6 +120,7 @@ def fake_gh(tmp_path: Path, env: dict[str, str]) -> Path:
     return record
 
 
+@pytest.mark.integration
 def test_the_revert_is_one_commit_of_the_stack_file_pushed_to_main(repo, verdict_file):
     work, origin, env = repo
     before = git(work, "rev-parse", "HEAD", env=env)
@@ -147,6 +148,7 @@ def test_the_revert_is_one_commit_of_the_stack_file_pushed_to_main(repo, verdict
     assert git(work, "status", "--porcelain", env=env) == ""
 
 
+@pytest.mark.integration
 def test_a_refused_push_opens_a_pull_request_and_fails_loudly(repo, verdict_file, tmp_path):
     """Branch protection is a pre-receive hook refusing main; `gh` is the recording stand-in."""
     work, origin, env = repo
@@ -180,6 +182,7 @@ def test_a_refused_push_opens_a_pull_request_and_fails_loudly(repo, verdict_file
     assert len(args) == 10
 
 
+@pytest.mark.integration
 def test_no_gh_still_leaves_the_branch_and_says_what_to_do(repo, verdict_file, tmp_path):
     """PATH holds git alone, so no `gh` of the machine's is found either."""
     work, origin, env = repo
@@ -218,6 +221,7 @@ def test_no_gh_still_leaves_the_branch_and_says_what_to_do(repo, verdict_file, t
     ],
     ids=["another-file", "untracked-file", "another-key", "no-revert"],
 )
+@pytest.mark.integration
 def test_anything_but_the_pointer_revert_is_refused_and_nothing_committed(
     change, named, repo, verdict_file
 ):
@@ -236,6 +240,7 @@ def test_anything_but_the_pointer_revert_is_refused_and_nothing_committed(
     assert git(origin, "rev-parse", "main", env=env) == head
 
 
+@pytest.mark.integration
 def test_a_revert_the_other_way_than_the_verdict_is_refused(repo, tmp_path):
     work, origin, env = repo
     path = tmp_path / "other-way.json"
@@ -270,6 +275,7 @@ def test_a_revert_the_other_way_than_the_verdict_is_refused(repo, tmp_path):
     ],
     ids=["missing", "not-json", "not-an-object", "held", "bad-colour"],
 )
+@pytest.mark.integration
 def test_a_bad_verdict_file_exits_2_naming_the_option_and_the_file(content, why, repo, tmp_path):
     work, origin, env = repo
     path = tmp_path / "verdict.json"

@@ -138,6 +138,7 @@ def refused(argv, edge_project, monkeypatch, capsys) -> str:
     return capsys.readouterr().err.strip().splitlines()[-1].split(" error: ", 1)[1]
 
 
+@pytest.mark.integration
 def test_the_installed_command_refuses_a_bad_canary_before_it_reads_a_stack(edge_project):
     project, env = edge_project
     before = files(project.parent)
@@ -148,6 +149,7 @@ def test_the_installed_command_refuses_a_bad_canary_before_it_reads_a_stack(edge
     assert files(project.parent) == before
 
 
+@pytest.mark.integration
 def test_a_stack_that_does_not_exist_is_named_with_the_ones_that_do(edge_project):
     project, env = edge_project
     before = files(project.parent)
@@ -163,6 +165,7 @@ def test_a_stack_that_does_not_exist_is_named_with_the_ones_that_do(edge_project
     assert files(project.parent) == before, "no stack was created, no file was written"
 
 
+@pytest.mark.integration
 def test_an_arm_stack_is_not_taken_for_the_edge(edge_project):
     project, env = edge_project
     before = files(project.parent)
@@ -211,6 +214,7 @@ def test_a_verdict_file_in_a_missing_directory_exits_2(edge_project, tmp_path, m
     )
 
 
+@pytest.mark.integration
 def test_status_json_is_the_record_watch_compares_with(edge_project, tmp_path):
     """On an edge never deployed: `status --json` prints JSON alone on stdout (pulumi's steps go
     to stderr); `watch --if-moved-since` that record finds nothing moved and exits 0 without

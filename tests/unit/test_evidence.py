@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bluegreen import evidence
 from components.evidence import EvidenceProvider
 
@@ -34,6 +36,7 @@ def test_only_moving_traffic_or_a_note_is_a_change(tmp_path):
     assert p.diff("evidence", olds, props(BLUE, tmp_path, {"amend": {"outcome": "held"}})).changes
 
 
+@pytest.mark.integration
 def test_a_move_appends_a_record_and_a_note_amends_the_last(tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_ACTOR", "merge-bot")
@@ -58,6 +61,7 @@ def test_a_move_appends_a_record_and_a_note_amends_the_last(tmp_path, monkeypatc
     assert [json.loads(line)["outcome"] for line in lines] == ["applied", "applied", "held"]
 
 
+@pytest.mark.integration
 def test_the_state_keeps_the_last_records(tmp_path):
     p = EvidenceProvider()
     outs = p.create(props(BLUE, tmp_path)).outs

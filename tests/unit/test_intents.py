@@ -33,6 +33,7 @@ def put(store, key, body=b'{"qty": 1}', path="/orders", method="POST", headers=N
     return store.accept(key, method, path, headers or {}, body, now=1000.0)
 
 
+@pytest.mark.integration
 def test_a_key_seen_again_gets_the_first_receipt_and_a_reused_key_is_refused(store):
     first = put(store, "k1")
     again = put(store, "k1")
@@ -45,6 +46,7 @@ def test_a_key_seen_again_gets_the_first_receipt_and_a_reused_key_is_refused(sto
     assert store.counts() == {"pending": 1, "delivered": 0, "dead": 0}
 
 
+@pytest.mark.integration
 def test_pending_come_in_arrival_order_with_their_headers_and_body(store):
     for i in range(5):
         put(
@@ -74,6 +76,7 @@ def test_pending_come_in_arrival_order_with_their_headers_and_body(store):
     assert [i.key for i in store.pending(limit=2)] == ["k0", "k1"]
 
 
+@pytest.mark.integration
 def test_delivered_leave_the_queue_and_failures_count_until_dead(store):
     a, b, c = (put(store, k) for k in "abc")
     store.delivered(a.receipt, 201)
@@ -96,6 +99,7 @@ def test_delivered_leave_the_queue_and_failures_count_until_dead(store):
     assert put(store, "a").receipt == a.receipt
 
 
+@pytest.mark.integration
 def test_retry_puts_a_dead_letter_back_in_its_arrival_order_and_drop_only_takes_dead_ones(store):
     a, b, c = (put(store, k) for k in "abc")
     store.failed(a.receipt, 400, "bad", dead=True)
@@ -114,6 +118,7 @@ def test_retry_puts_a_dead_letter_back_in_its_arrival_order_and_drop_only_takes_
     assert store.retry() == 2
 
 
+@pytest.mark.integration
 def test_pending_survive_closing_and_reopening(spec):
     first = intents.open_store(spec, KEY)
     accepted = [put(first, f"k{i}", headers={"Cookie": "sid=s3cr3t"}) for i in range(3)]
@@ -127,6 +132,7 @@ def test_pending_survive_closing_and_reopening(spec):
         again.close()
 
 
+@pytest.mark.integration
 def test_sealed_headers_do_not_open_with_another_key(spec):
     s = intents.open_store(spec, KEY)
     put(s, "k", headers={"X-Api-Key": "abc"})
@@ -164,6 +170,7 @@ class OrderWatch(threading.Thread):
             self.store.close()
 
 
+@pytest.mark.integration
 def test_concurrent_accepts_get_strictly_increasing_seq_and_no_duplicates(spec):
     s = intents.open_store(spec, KEY)
     results: dict[int, list[intents.Accepted]] = {}
@@ -199,6 +206,7 @@ def test_concurrent_accepts_get_strictly_increasing_seq_and_no_duplicates(spec):
         s.close()
 
 
+@pytest.mark.integration
 def test_two_edge_hosts_sharing_postgres_keep_one_receipt_per_key_and_arrival_order(postgres_dsn):
     hosts = [intents.open_store(postgres_dsn, KEY) for _ in range(2)]
     got: dict[int, list[intents.Accepted]] = {0: [], 1: []}

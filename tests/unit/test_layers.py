@@ -17,6 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.sandbox import ROOT
 
 ROOT_PATH = Path(ROOT)
@@ -107,6 +109,7 @@ def test_a_wrong_way_import_is_caught(tmp_path):
     ]
 
 
+@pytest.mark.integration
 def test_no_sys_path_edits():
     """Modules import by their package, never by editing the import path at run time."""
     edits = []

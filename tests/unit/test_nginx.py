@@ -161,6 +161,7 @@ def test_a_reload_keeps_kept_alive_clients_where_nginx_can():
     )
 
 
+@pytest.mark.integration
 def test_the_local_nginx_version_is_read():
     from platforms.local.nginx_edge import nginx_version
 

@@ -178,6 +178,7 @@ def arm_config(node: str = "10.0.0.10", version: str = "v1", color: str = "blue"
 # --- everything parses -----------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_every_nix_file_the_project_ships_parses(nix_env):
     files = sorted(glob.glob(os.path.join(ROOT, "nixos", "**", "*.nix"), recursive=True))
     assert len(files) >= 8, files
@@ -203,6 +204,7 @@ def test_every_nix_file_the_project_ships_parses(nix_env):
         ),
     ],
 )
+@pytest.mark.integration
 def test_every_config_the_adapter_renders_parses(nix_env, tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
@@ -239,6 +241,7 @@ def group_lines(servers) -> dict[str, set[str]]:
     }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("active", "canary", "nodes", "shadow"),
     [
@@ -335,6 +338,7 @@ FEATURES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("cache", "shadow", "backpressure"), FEATURES)
 def test_the_edge_module_says_what_render_local_says(
     nix_env, tmp_path, cache, shadow, backpressure
@@ -412,6 +416,7 @@ def test_the_edge_module_says_what_render_local_says(
     assert upstream_lines(nginx_cfg) == want
 
 
+@pytest.mark.integration
 def test_the_js_variables_are_the_ones_bluegreen_nginx_names(nix_env, tmp_path):
     """The Nix list of switch.js's variables is pinned to JS_VARIABLES, and every function it
     names is one switch.js exports."""
@@ -426,6 +431,7 @@ def test_the_js_variables_are_the_ones_bluegreen_nginx_names(nix_env, tmp_path):
     assert set(nginx.JS_VARIABLES.values()) <= {n.strip() for n in exported.split(",")}
 
 
+@pytest.mark.integration
 def test_nginx_imports_the_switch_js_of_the_bundle(nix_env, tmp_path):
     """js_import names the store path of the bundled nginx/switch.js (the same name and text
     give the same path), which the deploy ships next to the module."""
@@ -467,6 +473,7 @@ STATES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", STATES)
 def test_the_state_file_is_what_switch_state_builds(nix_env, tmp_path, case):
     """bluegreen.nginx.switch_state is the one home of the state's shape: the JSON the module
@@ -508,6 +515,7 @@ def test_the_state_file_is_what_switch_state_builds(nix_env, tmp_path, case):
     assert conf_map in directives(result["config"]["services"]["nginx"]["commonHttpConfig"])
 
 
+@pytest.mark.integration
 def test_the_edge_module_defaults_are_the_projects(nix_env, tmp_path):
     """The module's defaults, pinned to bluegreen/nginx.py and Pulumi.yaml, so that neither
     changes alone; a hand-written node with weights left out sends everything to the pointer."""
@@ -545,6 +553,7 @@ def test_the_edge_module_defaults_are_the_projects(nix_env, tmp_path):
     assert state_of(result)["maintenance"]["body"] == module_m["body"]
 
 
+@pytest.mark.integration
 def test_the_arm_module_defaults_are_the_projects(nix_env, tmp_path):
     body = 'services.bluegreen-arm = { enable = true; color = "blue"; version = "v1"; };'
     options = evaluate(nix_env, node_file(tmp_path, "arm-node", body))["options"]
@@ -553,6 +562,7 @@ def test_the_arm_module_defaults_are_the_projects(nix_env, tmp_path):
     assert (arm["port"], arm["healthPath"]) == (int(defaults["appPort"]), defaults["healthPath"])
 
 
+@pytest.mark.integration
 def test_a_flip_changes_the_switch_state_only(nix_env, tmp_path):
     """The rendered file changes in the pointer, the weights and the generation; evaluated, the
     nginx configuration is the same, and only the state file in /etc changes: NixOS does not
@@ -594,6 +604,7 @@ def test_a_flip_changes_the_switch_state_only(nix_env, tmp_path):
     assert len({blue.conf, shadowing.conf, held.conf, edge_config("blue", cache=CACHE).conf}) == 4
 
 
+@pytest.mark.integration
 def test_reference_nodes_evaluate_like_the_reference_guide(nix_env):
     blue = evaluate(nix_env, os.path.join(ROOT, "nixos", "nodes", "blue.nix"))
     green = evaluate(nix_env, os.path.join(ROOT, "nixos", "nodes", "green.nix"))
@@ -612,6 +623,7 @@ def test_reference_nodes_evaluate_like_the_reference_guide(nix_env):
     assert (state["active"], state["weights"]) == ("blue", {"blue": 100, "green": 0})
 
 
+@pytest.mark.integration
 def test_arm_node_runs_the_pinned_version_and_opens_its_port(nix_env, tmp_path):
     result = evaluate(nix_env, on_host(tmp_path, "shop-green.nix", arm_config(version="v2.1")))
     assert result["failedAssertions"] == []
@@ -637,6 +649,7 @@ def prometheus_yml(tmp_path, scrape_configs: list) -> str:
     return str(path)
 
 
+@pytest.mark.integration
 def test_the_edge_node_scrapes_both_arms_every_second(nix_env, tmp_path):
     nodes = {"blue": ["10.0.0.10:8000", "10.0.0.12:8000"], "green": ["10.0.0.11:8000"]}
     rendered = edge_config("green", nodes=nodes, prometheus_port=19191)
@@ -666,6 +679,7 @@ def test_the_edge_node_scrapes_both_arms_every_second(nix_env, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+@pytest.mark.integration
 def test_with_a_prometheus_of_ones_own_the_edge_node_runs_none(nix_env, tmp_path):
     rendered = edge_config("blue", prometheus_port=None)
     result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
@@ -674,6 +688,7 @@ def test_with_a_prometheus_of_ones_own_the_edge_node_runs_none(nix_env, tmp_path
     assert result["config"]["networking"]["firewall"]["allowedTCPPorts"] == [18080]
 
 
+@pytest.mark.integration
 def test_the_edge_modules_prometheus_defaults_are_the_projects(nix_env, tmp_path):
     body = (
         'services.bluegreen-edge = { enable = true; activeColor = "blue"; '
@@ -686,6 +701,7 @@ def test_the_edge_modules_prometheus_defaults_are_the_projects(nix_env, tmp_path
     assert result["config"]["services"]["prometheus"]["port"] == port
 
 
+@pytest.mark.integration
 def test_the_app_package_runs_a_python_with_prometheus_client(nix_env):
     """The app imports prometheus_client (its /metrics): the script must exec a Python built
     with it. The stand-in python3 names in its path the packages it was built with."""
@@ -746,6 +762,7 @@ def servers_nix(blue: int, green: int, green_address: str = "10.0.0.11:8000") ->
         ),
     ],
 )
+@pytest.mark.integration
 def test_edge_refuses_bad_combinations(nix_env, tmp_path, active, servers, message):
     node = node_file(
         tmp_path,
@@ -756,6 +773,7 @@ def test_edge_refuses_bad_combinations(nix_env, tmp_path, active, servers, messa
     assert any(message in m for m in failed), failed
 
 
+@pytest.mark.integration
 def test_a_canary_split_passes_the_edge_assertions(nix_env, tmp_path):
     node = node_file(
         tmp_path,
@@ -768,6 +786,7 @@ def test_a_canary_split_passes_the_edge_assertions(nix_env, tmp_path):
     assert state_of(result)["weights"] == {"blue": 75, "green": 25}
 
 
+@pytest.mark.integration
 def test_arm_refuses_an_open_firewall_on_loopback(nix_env, tmp_path):
     node = node_file(
         tmp_path,
@@ -782,6 +801,7 @@ def test_arm_refuses_an_open_firewall_on_loopback(nix_env, tmp_path):
     ), failed
 
 
+@pytest.mark.integration
 def test_a_required_option_left_out_is_named(nix_env, tmp_path):
     node = node_file(
         tmp_path, "arm-node", 'services.bluegreen-arm = { enable = true; color = "blue"; };'
@@ -804,6 +824,7 @@ EVIL = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("value", EVIL)
 def test_a_nix_string_evaluates_to_exactly_its_value(nix_env, value):
     done = nix(nix_env, "--eval", "--json", "-E", render.nix_string(value))
@@ -831,6 +852,7 @@ def test_an_upstream_address_must_be_exactly_host_and_port(address):
         edge_config(nodes={"blue": [address], "green": ["10.0.0.11:8000"]})
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("module", "body"),
     [
@@ -991,6 +1013,7 @@ def live_edge(nix_env, tmp_path):
         proc.wait(timeout=10)
 
 
+@pytest.mark.integration
 def test_maintenance_refuses_writes_and_serves_reads(live_edge):
     banner = "Read-only until 14:00 UTC (database upgrade)"
     url, config = live_edge(maintenance=maintenance(banner=banner))
@@ -1018,6 +1041,7 @@ def test_maintenance_refuses_writes_and_serves_reads(live_edge):
     }
 
 
+@pytest.mark.integration
 def test_maintenance_can_answer_423_locked(live_edge):
     url, _ = live_edge(maintenance=maintenance(status=423, retry_after_s=600))
     write = probe.request(url + "/orders", method="POST", body=b"{}")
@@ -1026,6 +1050,7 @@ def test_maintenance_can_answer_423_locked(live_edge):
     assert probe.request(url + "/").status == 200
 
 
+@pytest.mark.integration
 def test_without_maintenance_writes_reach_the_live_arm(live_edge):
     url, _ = live_edge()
     write = probe.request(url + "/orders", method="POST", body=b"{}")
@@ -1033,6 +1058,7 @@ def test_without_maintenance_writes_reach_the_live_arm(live_edge):
     assert "retry-after" not in write.headers and "x-bluegreen-banner" not in write.headers
 
 
+@pytest.mark.integration
 def test_a_sticky_canary_keeps_each_client_on_one_arm(live_edge):
     url, _ = live_edge(canary=50, sticky=True)
     colors = set()
@@ -1046,6 +1072,7 @@ def test_a_sticky_canary_keeps_each_client_on_one_arm(live_edge):
     assert colors == {"blue", "green"}, "a 50/50 canary sent every new client to one arm"
 
 
+@pytest.mark.integration
 def test_a_flip_moves_traffic_on_a_kept_alive_connection_without_a_reload(live_edge):
     """What NixOS does on a flip (a new state file in /etc, the same nginx.conf) moves the next
     request, even on a connection that was open before: nginx is not reloaded, so nothing closes
@@ -1076,6 +1103,7 @@ def test_a_flip_moves_traffic_on_a_kept_alive_connection_without_a_reload(live_e
     assert (live_edge.prefix / "nginx.pid").read_text() == master
 
 
+@pytest.mark.integration
 def test_the_limits_of_a_hold_apply_until_it_ends(live_edge):
     """With limitWhen "hold", the limits end at limits.until: the same nginx, a new state."""
     hold = Backpressure(rate=1, burst=0, connections=0, retry_after_s=7, when="hold", hold_s=300)
@@ -1090,6 +1118,7 @@ def test_the_limits_of_a_hold_apply_until_it_ends(live_edge):
     assert [probe.request(url + "/").status for _ in range(5)] == [200] * 5
 
 
+@pytest.mark.integration
 def test_the_edge_serves_with_every_feature_on(live_edge):
     """The edge cache, shadow traffic and both limits at once: nginx accepts what the module
     says, and answers through the cache from the live arm."""
@@ -1222,6 +1251,7 @@ def test_another_host_is_a_replacement(ssh_calls):
     ]
 
 
+@pytest.mark.integration
 def test_destroy_leaves_an_empty_module_the_host_can_still_import(ssh_calls, nix_env, tmp_path):
     provider = host.HostProvider()
     provider.delete("id", props(arm_config()))
@@ -1232,6 +1262,7 @@ def test_destroy_leaves_an_empty_module_the_host_can_still_import(ssh_calls, nix
     assert nix(nix_env, "--parse", str(tmp_path / "tombstone.nix")).returncode == 0
 
 
+@pytest.mark.integration
 def test_a_switch_that_does_not_serve_is_switched_back(ssh_calls):
     provider = host.HostProvider()
     created = provider.create(props(arm_config(version="v1")))
@@ -1429,6 +1460,7 @@ def test_the_live_stack_renders_the_edge_from_the_arms_nodes(mocks):
     return pulumi.Output.all(edge.url, edge.generation).apply(check)
 
 
+@pytest.mark.integration
 def test_a_switch_counts_once_the_node_answers_as_expected(tmp_path):
     port = free_port()
     app = subprocess.Popen(
@@ -1592,6 +1624,7 @@ def test_the_nixos_edge_refuses_cache_warm_paths():
 # --- writes across a cutover: the lease, the window, the queue, the writers ---------------------
 
 
+@pytest.mark.integration
 def test_the_edge_module_serves_the_lease_status_and_queue_as_render_local(nix_env, tmp_path):
     """The read-only documents, the divert of keyed writes and the queue's named locations are
     render_local's, and so is the queue service's upstream."""
@@ -1634,6 +1667,7 @@ def test_the_edge_module_serves_the_lease_status_and_queue_as_render_local(nix_e
     assert upstream_lines(nginx_cfg)["bluegreen_shop_queue"] == {"127.0.0.1:18095": set()}
 
 
+@pytest.mark.integration
 def test_without_a_queue_there_is_no_queue_service_nor_its_locations(nix_env, tmp_path):
     result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", edge_config("blue").text))
     locations = result["config"]["services"]["nginx"]["virtualHosts"]["bluegreen-edge"]["locations"]
@@ -1655,6 +1689,7 @@ def queue_unit(nix_env, tmp_path, extra: str = "") -> dict:
     return result["config"]["systemd"]["services"]["bluegreen-edge-queue"]["serviceConfig"]
 
 
+@pytest.mark.integration
 def test_the_queue_service_keeps_its_store_to_itself(nix_env, tmp_path):
     unit = queue_unit(nix_env, tmp_path)
     assert (unit["DynamicUser"], unit["StateDirectoryMode"], unit["UMask"]) == (
@@ -1672,6 +1707,7 @@ def test_the_queue_service_keeps_its_store_to_itself(nix_env, tmp_path):
     assert unit["LoadCredential"] == []
 
 
+@pytest.mark.integration
 def test_a_postgresql_dsn_reaches_the_queue_service_only_as_a_credential(nix_env, tmp_path):
     unit = queue_unit(
         nix_env,
@@ -1701,6 +1737,7 @@ def test_the_nixos_platform_refuses_a_dsn_it_would_put_in_the_nix_store():
     assert "hunter2" not in problem
 
 
+@pytest.mark.integration
 def test_an_arm_writer_runs_under_bluegreen_writer(nix_env, tmp_path):
     node = node_file(
         tmp_path,
@@ -1732,6 +1769,7 @@ def test_an_arm_writer_runs_under_bluegreen_writer(nix_env, tmp_path):
     assert "bluegreen-arm" in result["config"]["systemd"]["services"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "writer",
     [
@@ -1750,6 +1788,7 @@ def test_a_writer_refuses_what_would_inject_into_its_unit(nix_env, tmp_path, wri
     assert "is not of type" in evaluation_error(nix_env, node)
 
 
+@pytest.mark.integration
 def test_a_writer_without_a_command_is_named(nix_env, tmp_path):
     node = node_file(
         tmp_path,
@@ -1761,6 +1800,7 @@ def test_a_writer_without_a_command_is_named(nix_env, tmp_path):
     assert any("every writer needs a command, and idle has none" in m for m in failed), failed
 
 
+@pytest.mark.integration
 def test_the_nixos_edge_serves_the_lease_and_the_window_for_real(live_edge):
     # The queue is structural (nginx.conf); maintenance and its window are state.
     url, _ = live_edge("green", maintenance=maintenance(enabled=False, queue=QUEUE))

@@ -68,6 +68,7 @@ FLIP = {
 BREACH = "green answered 9 of 80 requests with 5xx or not at all (11.2% > 1.0%)"
 
 
+@pytest.mark.integration
 def test_each_event_reads_in_a_channel_and_carries_its_facts(receiver, hooks):
     warned: list[str] = []
     hook = hooks(receiver.url, warn=warned.append)
@@ -135,6 +136,7 @@ def test_each_event_reads_in_a_channel_and_carries_its_facts(receiver, hooks):
     assert all(h["Content-Type"] == "application/json" for h in receiver.headers)
 
 
+@pytest.mark.integration
 def test_a_hanging_webhook_does_not_hold_up_the_caller(hanging, hooks):
     warned: list[str] = []
     hook = hooks(hanging.url, warn=warned.append, timeout=1.0)
@@ -147,6 +149,7 @@ def test_a_hanging_webhook_does_not_hold_up_the_caller(hanging, hooks):
     assert SECRET not in warned[0]
 
 
+@pytest.mark.integration
 def test_an_unreachable_webhook_warns_in_one_line_and_never_raises(hooks):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -163,6 +166,7 @@ def test_an_unreachable_webhook_warns_in_one_line_and_never_raises(hooks):
     assert SECRET not in warned[0]
 
 
+@pytest.mark.integration
 def test_a_webhook_that_answers_an_error_is_named_with_its_status(hooks):
     broken = Receiver(status=500)
     try:
@@ -247,6 +251,7 @@ class Edge:
         return Result("pulumi up --stack live", "", "", 0, Outcome([{"resOutputsEvent": moved}]))
 
 
+@pytest.mark.integration
 def test_a_rollback_is_told_and_a_hanging_webhook_does_not_delay_it(tmp_path, hanging, hooks):
     said: list[str] = []
     hook = hooks(hanging.url, warn=said.append, timeout=1.0)
@@ -263,6 +268,7 @@ def test_a_rollback_is_told_and_a_hanging_webhook_does_not_delay_it(tmp_path, ha
     )
 
 
+@pytest.mark.integration
 def test_a_failed_rollback_is_told_as_failed(tmp_path, receiver, hooks):
     hook = hooks(receiver.url, warn=print)
     op = Operator(Edge(tmp_path, fail=True), out=lambda line: None, notify=hook)
@@ -274,6 +280,7 @@ def test_a_failed_rollback_is_told_as_failed(tmp_path, receiver, hooks):
     )
 
 
+@pytest.mark.integration
 def test_a_flip_refused_before_the_pointer_moves_is_told(tmp_path, receiver, hooks):
     hook = hooks(receiver.url, warn=print)
     edge = Edge(tmp_path)
@@ -304,6 +311,7 @@ class Failing:
         return ColorStats()
 
 
+@pytest.mark.integration
 def test_watch_shows_the_hold_and_tells_the_rollback_with_its_figures(
     tmp_path, receiver, hooks, monkeypatch
 ):
@@ -336,6 +344,7 @@ def test_watch_shows_the_hold_and_tells_the_rollback_with_its_figures(
 # --- the command -------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("argv", [["flip", "green"], ["watch"]])
 def test_the_command_refuses_a_bad_webhook_url_before_anything_changes(
     argv, tmp_path, monkeypatch, capsys
@@ -373,6 +382,7 @@ def test_the_command_refuses_a_bad_webhook_url_before_anything_changes(
     assert after == before, "nothing was written"
 
 
+@pytest.mark.integration
 def test_a_rollback_is_not_held_back_by_a_bad_webhook_url_and_says_nobody_was_told(
     tmp_path, capsys
 ):

@@ -150,11 +150,13 @@ SAMPLE = {"samples": 300, "concurrency": 2}  # the shipped defaults: a stable p9
 # --- smoke test ---------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_healthy_green_passes_the_smoke_test(services):
     blue, green = services("blue", "v1"), services("green", "v2")
     assert run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE) == []
 
 
+@pytest.mark.integration
 def test_unready_green_is_refused(services):
     blue, green = services("blue", "v1"), services("green", "v2", ready_status=500)
     [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
@@ -162,12 +164,14 @@ def test_unready_green_is_refused(services):
     assert f"{green.url}/healthz/ready answered HTTP 500" in message
 
 
+@pytest.mark.integration
 def test_green_on_the_wrong_version_is_refused(services):
     blue, green = services("blue", "v1"), services("green", "v9")
     [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
     assert "green serves version v9" in message and "its stack pins v2" in message
 
 
+@pytest.mark.integration
 def test_slow_green_is_refused_with_both_p95s(services):
     blue, green = services("blue", "v1", delay_ms=5), services("green", "v2", delay_ms=15)
     messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
@@ -176,18 +180,21 @@ def test_slow_green_is_refused_with_both_p95s(services):
     assert "exceeds 1.15 x blue p95" in message and "Fix green or keep blue live." in message
 
 
+@pytest.mark.integration
 def test_erroring_green_is_refused(services):
     blue, green = services("blue", "v1"), services("green", "v2", error_rate=0.3)
     messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
     assert any("green error rate" in m and "exceeds 0.5%" in m for m in messages), messages
 
 
+@pytest.mark.integration
 def test_unreachable_green_is_a_violation_naming_the_address(services):
     blue = services("blue", "v1")
     [message] = run(rules.smoke_test, EDGE, edge(blue.url, "http://127.0.0.1:9"), SAMPLE)
     assert "http://127.0.0.1:9/healthz/ready did not answer (connection refused)" in message
 
 
+@pytest.mark.integration
 def test_gold_requests_are_checked(services):
     blue, green = services("blue", "v1"), services("green", "v2")
     config = {**SAMPLE, "goldRequests": [{"path": "/", "bodyContains": "hello from blue"}]}
@@ -269,6 +276,7 @@ def test_a_state_that_cannot_be_read_refuses_rather_than_guesses(monkeypatch):
 # --- rollback target ----------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_moving_traffic_away_from_a_broken_arm_is_allowed(services):
     # A rollback escapes an arm that crashed: it must not be held hostage by that arm's health.
     blue = services("blue", "v1")

@@ -144,6 +144,7 @@ def wait_for(check, timeout=15.0):
     return False
 
 
+@pytest.mark.integration
 def test_a_keyed_write_gets_a_receipt_and_the_same_key_the_same_receipt(queue):
     first = queue.post("/orders/1", "k-1", headers={"X-Bluegreen-Retry-After": "42"})
     assert first.status == 202
@@ -159,6 +160,7 @@ def test_a_keyed_write_gets_a_receipt_and_the_same_key_the_same_receipt(queue):
         assert store.counts()["pending"] == 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("key", "body", "status", "says"),
     [
@@ -177,12 +179,14 @@ def test_what_the_queue_does_not_keep_is_refused_and_nothing_is_stored(
         assert store.counts() == {"pending": 0, "delivered": 0, "dead": 0}
 
 
+@pytest.mark.integration
 def test_nothing_over_http_but_intake_and_health(queue):
     assert probe.request(queue.url + "/_bluegreen/queue/retry", method="POST").status == 404
     assert probe.request(queue.url + "/anything").status == 404
     assert probe.request(queue.url + "/orders", method="HEAD").status == 405
 
 
+@pytest.mark.integration
 def test_accepted_intents_survive_a_kill_and_keep_their_order(queue):
     receipts = [queue.post(f"/orders/{i}", f"k-{i}").json()["receipt"] for i in range(20)]
     queue.proc.send_signal(signal.SIGKILL)
@@ -195,6 +199,7 @@ def test_accepted_intents_survive_a_kill_and_keep_their_order(queue):
     assert [i.key for i in pending] == [f"k-{i}" for i in range(30)]
 
 
+@pytest.mark.integration
 def test_once_writes_open_the_intents_are_replayed_in_order_once_each(queue):
     secret = "Bearer s3cret-t0ken"
     for i in range(10):
@@ -213,6 +218,7 @@ def test_once_writes_open_the_intents_are_replayed_in_order_once_each(queue):
         assert store.counts() == {"pending": 0, "delivered": 10, "dead": 0}
 
 
+@pytest.mark.integration
 def test_a_refused_replay_is_a_dead_letter_the_operator_retries_or_drops(queue):
     queue.edge.answers = {"/orders/bad": 400, "/orders/gone": 404}
     for path, key in (("/orders/1", "a"), ("/orders/bad", "b"), ("/orders/gone", "c")):
@@ -232,6 +238,7 @@ def test_a_refused_replay_is_a_dead_letter_the_operator_retries_or_drops(queue):
     assert [s["key"] for s in queue.edge.seen] == ["a", "b", "c", "d", "b"]
 
 
+@pytest.mark.integration
 def test_a_transient_failure_is_retried_and_holds_back_the_later_ones(queue):
     queue.edge.answers = {"/orders/1": 503}
     queue.post("/orders/1", "first")

@@ -203,6 +203,7 @@ def rows(db: Path, sql: str, *params: object) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
+@pytest.mark.integration
 def test_starts_only_for_its_colour_once_the_handover_has_passed(edge, writers, tmp_path):
     db = tmp_path / "queue.db"
     seed(db, 1000)
@@ -224,6 +225,7 @@ def test_starts_only_for_its_colour_once_the_handover_has_passed(edge, writers, 
     assert done == [("green", 2)]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("change", "why"),
     [
@@ -257,6 +259,7 @@ def test_stops_its_command_when_the_lease_is_not_its_own(edge, writers, tmp_path
     assert len(green.events("started")) == 1  # and not started again
 
 
+@pytest.mark.integration
 def test_restarts_with_the_new_fence_when_the_pointer_moved_between_polls(edge, writers, tmp_path):
     db = tmp_path / "queue.db"
     seed(db, 1000)
@@ -274,6 +277,7 @@ def test_restarts_with_the_new_fence_when_the_pointer_moved_between_polls(edge, 
     assert environ(int(second["pid"]))["BLUEGREEN_FENCE"] == "4"
 
 
+@pytest.mark.integration
 def test_a_command_ignoring_sigterm_is_killed_after_the_grace_the_handover_allows(
     edge, writers, tmp_path
 ):
@@ -294,6 +298,7 @@ def test_a_command_ignoring_sigterm_is_killed_after_the_grace_the_handover_allow
     assert not alive(pid)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("code", [0, 3])
 def test_a_command_that_exits_by_itself_is_restarted_after_a_growing_wait(edge, writers, code):
     edge.move("green")
@@ -306,6 +311,7 @@ def test_a_command_that_exits_by_itself_is_restarted_after_a_growing_wait(edge, 
     assert float(green.events("started")[1]["at"]) > float(first["at"])
 
 
+@pytest.mark.integration
 def test_killing_the_wrapper_leaves_no_command_running(edge, writers, tmp_path):
     db = tmp_path / "queue.db"
     seed(db, 1000)
@@ -319,6 +325,7 @@ def test_killing_the_wrapper_leaves_no_command_running(edge, writers, tmp_path):
     assert "consumer green fence=2 stopped after" in green.text()  # SIGTERM, not SIGKILL
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_a_signal_to_the_wrapper_stops_its_command_first(edge, writers, tmp_path, sig, code):
     db = tmp_path / "queue.db"
@@ -341,6 +348,7 @@ def intervals(w: Wrapper) -> list[tuple[float, float]]:
     return sorted((began[e["pid"]], float(e["at"])) for e in ends)
 
 
+@pytest.mark.integration
 def test_two_writers_never_overlap_and_do_every_job_once(edge, writers, tmp_path):
     db = tmp_path / "queue.db"
     jobs = 300
@@ -374,6 +382,7 @@ def test_two_writers_never_overlap_and_do_every_job_once(edge, writers, tmp_path
     assert "fenced out" not in blue.text() + green.text()  # the lease alone kept them apart
 
 
+@pytest.mark.integration
 def test_the_fence_refuses_a_writer_whose_wrapper_cannot_stop_it(edge, writers, tmp_path):
     db = tmp_path / "queue.db"
     seed(db, 5000)
