@@ -21,6 +21,8 @@ from tests.e2e.test_switch import start  # noqa: F401 (the fixture: real nginx a
 from tests.support.sandbox import free_ports
 from tests.unit.mocks import maintenance
 
+pytestmark = pytest.mark.integration  # real nginx (or sshd) and processes; no stacks
+
 
 class Intake:
     """A stand-in queue service: answers 202 with a receipt and records each request."""

@@ -22,6 +22,8 @@ import pytest
 from platforms.nixos import host, render
 from tests.support.sandbox import free_ports
 
+pytestmark = pytest.mark.integration  # real nginx (or sshd) and processes; no stacks
+
 SSHD = "/usr/sbin/sshd"
 
 

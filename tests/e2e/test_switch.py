@@ -23,6 +23,8 @@ from platforms.local.nginx_edge import js_module, write_state
 from tests.support.sandbox import free_ports
 from tests.unit.mocks import maintenance
 
+pytestmark = pytest.mark.integration  # real nginx (or sshd) and processes; no stacks
+
 APP = os.path.join(os.path.dirname(__file__), "..", "..", "app", "server.py")
 VERSIONS = {"blue": "v1", "green": "v2"}
 
