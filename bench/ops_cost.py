@@ -67,10 +67,11 @@ class Figures:
         return statistics.median(self.seconds[name])
 
 
-def _timed(argv: list[str], project: LocalProject) -> float:
+def _timed(argv: list[str], project: LocalProject, root: str | None = None) -> float:
+    env = {**project.ws.env, **({"PYTHONPATH": root} if root else {})}
     start = time.perf_counter()
     done = subprocess.run(
-        argv, cwd=project.dir, env=project.ws.env, capture_output=True, text=True, timeout=600
+        argv, cwd=project.dir, env=env, capture_output=True, text=True, timeout=600
     )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
@@ -89,13 +90,7 @@ def _set(color: str) -> list[str]:
 
 def measure(root: str, rounds: int, hold: float) -> Figures:
     """Every command `rounds` times on a sandbox copied from `root`, run by `root`'s command."""
-    command = [
-        sys.executable,
-        "-c",
-        "import sys; sys.path.insert(0, sys.argv.pop(1)); from cutover.cli import main; "
-        "sys.exit(main())",
-        root,
-    ]
+    command = [sys.executable, "-m", "cutover.cli"]  # root's, by PYTHONPATH
     figures = Figures()
     with tempfile.TemporaryDirectory(prefix="bluegreen-ops-") as tmp:
         project = make_project(tmp, policy=True, root=root)
@@ -105,17 +100,19 @@ def measure(root: str, rounds: int, hold: float) -> Figures:
                 time.sleep(1)
                 for n in range(rounds):
                     print(f"  round {n + 1} of {rounds}", file=sys.stderr, flush=True)
-                    flip = _timed([*command, "flip", "green", "--hold", f"{hold:g}s"], project)
+                    flip = _timed(
+                        [*command, "flip", "green", "--hold", f"{hold:g}s"], project, root
+                    )
                     figures.add("bluegreen flip - hold", flip - hold)
                     figures.add("plain rollback", _plain(project, _set("blue"), up(GATE)))
                     figures.add(
                         "plain flip",
                         _plain(project, _set("green"), preview(GATE), up(GATE)),
                     )
-                    figures.add("bluegreen rollback", _timed([*command, "rollback"], project))
+                    figures.add("bluegreen rollback", _timed([*command, "rollback"], project, root))
                     stack_output = ["stack", "output", "-s", "live", "--json"]
                     figures.add("plain status", _plain(project, stack_output))
-                    figures.add("bluegreen status", _timed([*command, "status"], project))
+                    figures.add("bluegreen status", _timed([*command, "status"], project, root))
         finally:
             left = project.teardown()
             if left:
