@@ -36,6 +36,7 @@ import yaml
 from bluegreen.config import SECRET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ECHO = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,9 @@ class Workspace:
     def _say(self, args: list[str]) -> str:
         typed = shlex.join(["pulumi", *args])
         if self.echo:
-            print("$ " + typed, file=sys.stderr, flush=True)
+            with _ECHO:  # one write per line: steps run at once must not mix their lines
+                sys.stderr.write(f"$ {typed}\n")
+                sys.stderr.flush()
         return typed
 
     def run(

@@ -25,6 +25,36 @@ def bare_project(tmp_path) -> LocalProject:
     yield from _project(tmp_path, policy=False)
 
 
+@pytest.fixture(scope="session")
+def _shared(tmp_path_factory):
+    lp = make_project(tmp_path_factory.mktemp("shared"), policy=True)
+    lp.up_all(active="blue")
+    yield lp
+    left = lp.stop()
+    assert not left, f"left behind: {', '.join(left)}"
+
+
+@pytest.fixture
+def deployed(_shared) -> LocalProject:
+    """Stacks deployed once per worker, blue live, for tests that only read or whose change is
+    refused: each such test costs no deploy. The stack files and the policy pack's config are
+    put back after each test, and
+    what runs must be as the test found it (blue answering through the edge), or the test
+    fails. A test that changes what runs takes `project` and stacks of its own."""
+    lp = _shared
+    paths = [f"Pulumi.{stack}.yaml" for stack in ("blue", "green", "live")]
+    paths = [os.path.join(lp.dir, p) for p in [*paths, os.path.join("policy", "config.json")]]
+    files = {}
+    for path in paths:
+        with open(path) as f:
+            files[path] = f.read()
+    yield lp
+    for path, text in files.items():
+        with open(path, "w") as f:
+            f.write(text)
+    assert lp.colors(5) == ["blue"] * 5, "a test on the shared stacks changed what they serve"
+
+
 @pytest.fixture
 def dns_project(project):
     """Blue on 127.0.0.10 and green on 127.0.0.11, as the reference guide's two nodes."""

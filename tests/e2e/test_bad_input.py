@@ -126,8 +126,8 @@ def test_flip_to_an_unready_arm_is_refused(bare_project):
         ("simulate", "delay=5", "bluegreen:simulate must be comma-separated"),
     ],
 )
-def test_malformed_arm_value_is_refused_and_the_arm_keeps_running(project, key, value, expected):
-    project.up_all(active="blue")
+def test_malformed_arm_value_is_refused_and_the_arm_keeps_running(deployed, key, value, expected):
+    project = deployed
     project.ws.config_set("green", f"bluegreen:{key}", value)
     out = failed_up(project, "green")
     assert expected in out
@@ -135,7 +135,9 @@ def test_malformed_arm_value_is_refused_and_the_arm_keeps_running(project, key, 
     assert_still_serving(project, "blue")
 
 
-def test_active_colour_on_an_arm_stack_is_refused(project):
+def test_active_colour_on_an_arm_stack_is_refused(deployed):
+    project = deployed
     project.ws.config_set("blue", "bluegreen:activeColor", "green")
     out = failed_up(project, "blue")
     assert "bluegreen:activeColor belongs only in the edge stack (Pulumi.live.yaml)" in out
+    assert_still_serving(project, "blue")

@@ -87,8 +87,8 @@ def test_preview_of_a_flip_changes_the_edge_only(project):
     assert set(project.colors(10)) == {"blue"}, "a preview must not move traffic"
 
 
-def test_arm_direct_endpoints_answer_alone(project):
-    project.up_all(active="blue")
+def test_arm_direct_endpoints_answer_alone(deployed):
+    project = deployed
     for color, version in (("blue", "v1"), ("green", "v2")):
         answer = probe.readiness(project.arm_url(color), "/healthz/ready")
         assert answer.status == 200

@@ -106,8 +106,8 @@ def test_a_freeze_window_refuses_the_flip_and_an_override_passes(project):
     assert project.colors(10) == ["green"] * 10
 
 
-def test_a_bad_policy_config_is_rejected_naming_the_key(project):
-    project.up_all(active="blue")
+def test_a_bad_policy_config_is_rejected_naming_the_key(deployed):
+    project = deployed
     with open(os.path.join(project.dir, "policy", "config.json"), "w") as f:
         json.dump({"bluegreen-smoke-test": {"p95Ratio": 0.9}}, f)
     project.ws.config_set("live", "bluegreen:activeColor", "green")
