@@ -150,6 +150,12 @@ class Edge(pulumi.ComponentResource):
         self.versions = pulumi.Output.all(*[args.arms[c].version for c in COLORS]).apply(
             lambda vs: dict(zip(COLORS, vs, strict=True))
         )
+        # What the edge read of each arm: `bluegreen status` reads this stack alone and asks
+        # each arm itself how it is, rather than paying a `pulumi` process per arm stack.
+        self.exports["arms"] = {
+            c: {"stack": s.arm_stacks[c], "endpoint": a.endpoint, "version": a.version}
+            for c, a in args.arms.items()
+        }
         # The evidence of this update, if it moves traffic: written once the switch applied it.
         record = FlipRecord(
             f"{name}-evidence",

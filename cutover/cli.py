@@ -26,7 +26,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from bluegreen import config
-from cutover import ci, display, evidence, lease, notify, writer
+from cutover import ci, evidence, lease, notify, writer
 
 if TYPE_CHECKING:
     from cutover.procedure import Operator
@@ -311,7 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
-    op = Operator(ws, stack=stack, out=say, display=display.for_hold(say))
+    op = Operator(ws, stack=stack, out=say)
+    if args.command in ("flip", "watch", "shadow"):
+        from cutover import display  # rich, for the commands that hold
+
+        op.display = display.for_hold(say)
     told = Told(ws, stack)
     try:
         edge = op.edge  # read and validated before anything changes

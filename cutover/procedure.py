@@ -584,7 +584,11 @@ class Operator:
         return 0
 
     def status(self) -> int:
-        live = self.live()
+        """What the edge serves and how each arm answers now, from the live stack's outputs
+        alone (one `pulumi` process): the arms it names are asked directly (readiness, and the
+        version each serves). Arm stacks are read only when the live stack names none."""
+        live = self.ws.outputs(self.stack)
+        arms = live.get("arms") if isinstance(live.get("arms"), dict) else None
         if not live:
             self.out(f"{self.stack}: not deployed (pulumi up --stack {self.stack})")
         else:
@@ -594,13 +598,11 @@ class Operator:
                 f"weights blue {w.get('blue')} / green {w.get('green')}  "
                 f"maintenance {'ON' if live.get('maintenance') else 'off'}  edge {live.get('url')}"
             )
-        for color, out in self.arms().items():
-            if not out:
-                self.out(f"  {color:<5} not deployed (stack {self.edge.arm_stacks[color]})")
-                continue
-            ready = probe.readiness(out["endpoint"], self.edge.health_path)
-            health = "ready" if ready.status == 200 else ready.describe()
-            self.out(f"  {color:<5} {out.get('version'):<10} {health:<8} {out.get('endpoint')}")
+        if arms is None or set(arms) != set(COLORS):
+            found = self.ws.outputs_of(self.edge.arm_stacks[c] for c in COLORS)
+            arms = {c: found[self.edge.arm_stacks[c]] for c in COLORS}
+        for color in COLORS:
+            self.out(self._arm_line(color, arms[color]))
         changes = (live.get("evidence") or [])[-5:]
         self.out(
             f"traffic changes ({self.stack} stack's evidence):"
@@ -621,6 +623,19 @@ class Operator:
                 f"{'  ' + e['breach'] if e.get('breach') else ''}  by {e['who']}"
             )
         return 0
+
+    def _arm_line(self, color: str, arm: dict) -> str:
+        """An arm as status shows it: the version it serves (else the one its stack pins), its
+        readiness, its endpoint."""
+        endpoint = arm.get("endpoint")
+        if not endpoint:
+            return f"  {color:<5} not deployed (stack {self.edge.arm_stacks[color]})"
+        ready = probe.readiness(endpoint, self.edge.health_path)
+        serving = ready.json().get("version") if ready.status == 200 else None
+        health = "ready" if ready.status == 200 else ready.describe()
+        pinned = arm.get("version")
+        moved = f"  (the edge last read {pinned})" if serving and serving != pinned else ""
+        return f"  {color:<5} {serving or pinned:<10} {health:<8} {endpoint}{moved}"
 
 
 def _traffic_text(t: dict | None) -> str:

@@ -143,6 +143,8 @@ def toolchain_env(base: dict[str, str] | None = None) -> dict[str, str]:
     scripts/env is the one home of these facts (where the CLI build is cached, the backend, the
     passphrase); this asks it rather than repeating them."""
     env = dict(os.environ if base is None else base)
+    if env.get("BLUEGREEN_ROOT") == ROOT and env.get("PULUMI_BIN") in env.get("PATH", ""):
+        return env  # scripts/env was sourced for this checkout already: nothing to add
     result = subprocess.run(
         ["bash", "-c", 'source "$1" && env -0', "bash", os.path.join(ROOT, "scripts", "env")],
         env=env,
