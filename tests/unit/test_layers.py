@@ -6,7 +6,7 @@
     policy    policy/                              pulumi-policy, the standard library, itself
 
 The program and the tooling never import each other: the tooling drives the program through the
-Automation API, as a person drives it through the CLI. Tests, benches and scripts sit on top and
+pulumi CLI, as a person does. Tests, benches and scripts sit on top and
 may import anything; nothing imports them.
 """
 
