@@ -26,8 +26,8 @@ from tests.support.sandbox import make_project
 class Load:
     """Requests through the edge on one thread, each noted with when it was answered and by whom."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, every: float = 0.005) -> None:
+        self.url, self.every = url, every
         self.answers: list[tuple[float, str | None, int | None]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -36,7 +36,7 @@ class Load:
         while not self._stop.is_set():
             a = probe.request(self.url, timeout=2)
             self.answers.append((time.monotonic(), a.color, a.status))
-            time.sleep(0.005)
+            time.sleep(self.every)
 
     def __enter__(self) -> Load:
         self._thread.start()

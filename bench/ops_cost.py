@@ -22,38 +22,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 
 from bench import baseline
-from bluegreen import probe
+from bench.breach_rollback import Load
 from tests.support.sandbox import LocalProject, make_project
 
 GATE = ["--policy-pack", "policy", "--policy-pack-config", "policy/config.json"]
 TARGETS = {"rollback": 1.15, "flip": 1.3, "status": 3.0}
-
-
-class Traffic:
-    """Light traffic through the edge on one thread, so a hold has requests to judge."""
-
-    def __init__(self, url: str, every: float = 0.02) -> None:
-        self.url, self.every = url, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            probe.request(self.url, timeout=2)
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @dataclass
@@ -96,7 +73,7 @@ def measure(root: str, rounds: int, hold: float) -> Figures:
         project = make_project(tmp, policy=True, root=root)
         try:
             project.up_all(active="blue")
-            with Traffic(project.edge_url):
+            with Load(project.edge_url, every=0.02):  # light traffic, for the hold to judge
                 time.sleep(1)
                 for n in range(rounds):
                     print(f"  round {n + 1} of {rounds}", file=sys.stderr, flush=True)
