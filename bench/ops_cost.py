@@ -57,7 +57,7 @@ def _timed(argv: list[str], project: LocalProject, root: str | None = None) -> f
 
 
 def _plain(project: LocalProject, *argvs: list[str]) -> float:
-    pulumi = project.ws._pulumi()
+    pulumi = project.ws.binary()
     return sum(_timed([pulumi, *argv], project) for argv in argvs)
 
 

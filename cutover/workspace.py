@@ -223,7 +223,8 @@ class Workspace:
 
     # --- running pulumi ---------------------------------------------------------------------
 
-    def _pulumi(self) -> str:
+    def binary(self) -> str:
+        """The `pulumi` this environment's PATH finds."""
         if self._binary is None:
             found = shutil.which("pulumi", path=self.env.get("PATH"))
             if not found:
@@ -251,7 +252,7 @@ class Workspace:
         typed = self._say(shown if shown is not None else args)
         with _interrupt_after():
             done = subprocess.run(
-                [self._pulumi(), *args],
+                [self.binary(), *args],
                 cwd=self.project_dir,
                 env={**os.environ, **self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
