@@ -312,15 +312,16 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     op = Operator(ws, stack=stack, out=say)
-    if args.command in ("flip", "watch", "shadow"):
+    holds = args.command in ("flip", "watch", "shadow")
+    if holds:
         from cutover import display  # rich, for the commands that hold
 
         op.display = display.for_hold(say)
     told = Told(ws, stack)
     try:
         edge = op.edge  # read and validated before anything changes
-        if args.command in ("flip", "watch", "shadow"):
-            told.load()  # a bad webhook URL refuses the command before anything changes
+        if holds:  # a bad webhook URL refuses them before anything changes; see Told
+            told.load()
     except NoSuchStack:
         cli.error(f'{named}no stack "{stack}" in this project; its stacks: {_stacks(ws)}')
     except config.ConfigError as err:
