@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from bluegreen.config import SECRET
+from bluegreen.config import NAMESPACE, SECRET, project_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ECHO = threading.Lock()
@@ -355,16 +355,8 @@ class Workspace:
     def config(self, stack: str) -> dict[str, str]:
         """The stack's config as the engine gets it: Pulumi.yaml's defaults under what the
         stack's file sets, keyed with their namespace; a secret reads as `SECRET`."""
-        try:
-            with open(os.path.join(self.project_dir, "Pulumi.yaml")) as f:
-                declared = (yaml.safe_load(f) or {}).get("config") or {}
-        except FileNotFoundError:
-            declared = {}
-        defaults = {
-            k: _plain(spec["default"])
-            for k, spec in declared.items()
-            if isinstance(spec, dict) and "default" in spec
-        }
+        declared = project_defaults(self.project_dir)
+        defaults = {f"{NAMESPACE}:{key}": value for key, value in declared.items()}
         return {**defaults, **self.file_config(stack)}
 
     def config_get(self, stack: str, key: str) -> str | None:

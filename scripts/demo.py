@@ -34,7 +34,7 @@ def dns_answers() -> str:
     zone = ws.config_get("live", "bluegreen:dnsZone")
     if not zone or ws.config_get("live", "bluegreen:dnsProvider") in (None, "none"):
         return ""
-    # `pulumi config get` answers a key the stack leaves out with Pulumi.yaml's default.
+    # A key the stack leaves out reads as Pulumi.yaml's default, as the engine gives it.
     server = ws.config_get("live", "bluegreen:dnsServer")
     app = ws.config_get("live", "bluegreen:appName")
     parts = []
