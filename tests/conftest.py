@@ -5,7 +5,8 @@ Tiers, as pytest markers (`scripts/test --fast` runs the first alone):
 - unit: no process, no port; Pulumi's mocks at most. Held to it: a unit test that starts a
   process or opens a connection fails, naming what it did.
 - integration: real parts without stacks (nginx, PostgreSQL, nix-instantiate, git, sshd, the
-  queue service and the writer as processes), marked `pytest.mark.integration` in its module.
+  queue service and the writer as processes), marked `pytest.mark.integration` (its module's
+  `pytestmark`, or the test's own mark).
 - e2e: real stacks under the real `pulumi` CLI (tests/e2e, unless marked integration).
 """
 
@@ -59,7 +60,7 @@ def _unit_stays_in_process(request, monkeypatch):
     def refuse(what):
         def refused(*args, **kwargs):
             raise _NotUnit(
-                f"a unit test {what} ({args[1:2] or ''}): mark its module "
+                f"a unit test {what} ({args[1:2] or ''}): mark it (or its module) "
                 "pytest.mark.integration (tests/conftest.py)"
             )
 
