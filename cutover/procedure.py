@@ -24,6 +24,7 @@ from functools import cached_property
 from bluegreen import config, probe
 from bluegreen import evidence as records
 from bluegreen.config import COLORS, other
+from bluegreen.reader import VERSION
 from cutover import evidence, queue, sources
 from cutover.ci import CANARY, POINTER, traffic
 from cutover.metrics import MetricsSource, Unreachable
@@ -631,11 +632,16 @@ class Operator:
         if not endpoint:
             return f"  {color:<5} not deployed (stack {self.edge.arm_stacks[color]})"
         ready = probe.readiness(endpoint, self.edge.health_path)
-        serving = ready.json().get("version") if ready.status == 200 else None
+        said = ready.json().get("version") if ready.status == 200 else None
+        # What an arm answers is printed to a terminal: only a version the config could hold.
+        serving = said if VERSION.fits(said) else None
         health = "ready" if ready.status == 200 else ready.describe()
         pinned = arm.get("version")
-        moved = f"  (the edge last read {pinned})" if serving and serving != pinned else ""
-        return f"  {color:<5} {serving or pinned:<10} {health:<8} {endpoint}{moved}"
+        if said is not None and serving is None:
+            note = "  (answers a version that is not one: not shown)"
+        else:
+            note = f"  (the edge last read {pinned})" if serving and serving != pinned else ""
+        return f"  {color:<5} {serving or pinned:<10} {health:<8} {endpoint}{note}"
 
 
 def _traffic_text(t: dict | None) -> str:

@@ -4,9 +4,11 @@ reads for each event, and that a webhook that fails or hangs never holds up the 
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -405,3 +407,43 @@ def test_a_rollback_is_not_held_back_by_a_bad_webhook_url_and_says_nobody_was_to
     err = capsys.readouterr().err
     assert "bluegreen: warning: nobody was told: bluegreen:webhookUrl" in err
     assert SECRET not in err
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("version", "shown", "note"),
+    [
+        ("v3", "v3", "(the edge last read v2)"),
+        ("\x1b]0;owned\x07v3", "v2", "(answers a version that is not one: not shown)"),
+    ],
+)
+def test_status_shows_the_version_an_arm_serves_only_when_it_is_one(tmp_path, version, shown, note):
+    """`status` asks each arm how it is: what it answers reaches a terminal, so a version that
+    does not fit the config's alphabet (escape sequences, say) is not printed."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = json.dumps({"status": "ready", "color": "green", "version": version}).encode()
+
+    class Arm(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Arm)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        op = Operator(Edge(tmp_path), out=lambda line: None)
+        endpoint = f"http://127.0.0.1:{server.server_port}"
+        line = op._arm_line("green", {"endpoint": endpoint, "version": "v2"})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert line.split()[:3] == ["green", shown, "ready"], line
+    assert line.endswith(note) and "\x1b" not in line, repr(line)
