@@ -38,9 +38,9 @@ def _shared(tmp_path_factory):
 def deployed(_shared) -> LocalProject:
     """Stacks deployed once per worker, blue live, for tests that only read or whose change is
     refused: each such test costs no deploy. The stack files and the policy pack's config are
-    put back after each test, and
-    what runs must be as the test found it (blue answering through the edge), or the test
-    fails. A test that changes what runs takes `project` and stacks of its own."""
+    put back after each test, and what runs must be as the test found it (blue answering
+    through the edge), or the test fails. A test that changes what runs takes `project` and
+    stacks of its own."""
     lp = _shared
     paths = [f"Pulumi.{stack}.yaml" for stack in ("blue", "green", "live")]
     paths = [os.path.join(lp.dir, p) for p in [*paths, os.path.join("policy", "config.json")]]

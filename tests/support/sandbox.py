@@ -142,13 +142,17 @@ class LocalProject:
         """Stop every process the stacks started, without Pulumi, and return what was left
         behind (processes, ports): the end of a test that is not about destroy (that one is
         `teardown`'s, and tests/e2e/test_flip.py holds it to leaving nothing behind)."""
+        self._signal(signal.SIGTERM)
+        return self._gone()
+
+    def _signal(self, signum: int) -> None:
+        """Signal each of our processes and its group (each runs in a session of its own)."""
         for pid, ticks in self.pids():
             if self._ours(pid, ticks):
                 with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGTERM)  # each runs in a session of its own
+                    os.killpg(pid, signum)
                 with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGTERM)
-        return self._gone()
+                    os.kill(pid, signum)
 
     def teardown(self) -> list[str]:
         """Destroy every stack; return what was left behind (processes, ports) after that."""
@@ -179,12 +183,7 @@ class LocalProject:
             if not left:
                 break
             time.sleep(0.05)
-        for pid, ticks in self.pids():
-            if self._ours(pid, ticks):
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+        self._signal(signal.SIGKILL)
         return left
 
 
