@@ -4,9 +4,11 @@ The reference service (app/server.py) counts each request it serves by status co
 in a histogram, labelled with the arm's colour and version; the health path and /metrics are not
 counted. The local and NixOS edges run a Prometheus that scrapes both arms; the hold reads it with
 these templates: requests and errors are a colour's counters as they stand, over $selector (the
-colour's label matchers), and p95 is its latency in seconds over $window (a range such as 30s).
-A stack may replace any of them (bluegreen:promqlRequests, bluegreen:promqlErrors,
-bluegreen:promqlP95); a unit test pins the names here to the ones the service exposes.
+colour's label matchers), p95 is its latency in seconds over $window (a range such as 30s), and
+buckets is its latency histogram over $window, one value per `le` bound (the hold's judge ranks
+the requests in it). A stack may replace any of them (bluegreen:promqlRequests,
+bluegreen:promqlErrors, bluegreen:promqlP95, bluegreen:promqlBuckets); a unit test pins the names
+here to the ones the service exposes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ APP_QUERIES = {
     "p95": (
         f"histogram_quantile(0.95, sum by (le) (increase({DURATION}_bucket{{$selector}}[$window])))"
     ),
+    "buckets": f"sum by (le) (increase({DURATION}_bucket{{$selector}}[$window]))",
 }
 
 

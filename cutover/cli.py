@@ -84,10 +84,11 @@ def ratio(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = 0.0
-    if value < 1:
+        value = -1.0
+    if not 0 <= value <= 10:
         raise argparse.ArgumentTypeError(
-            f"must be a number of 1 or more, such as 1.15; got {text!r}"
+            f"must be a share of the compared median from 0 to 10, such as 0.15 for 15%; "
+            f"got {text!r}"
         )
     return value
 
@@ -149,14 +150,16 @@ def parser() -> argparse.ArgumentParser:
         "--interval", type=interval, default=1.0, help="check the stop rules this often (1s)"
     )
     watching.add_argument(
-        "--max-error-rate",
+        "--error-tolerance",
         type=error_rate,
-        help="roll back above this share of 5xx (default: bluegreen:holdMaxErrorRate)",
+        help="roll back when the 5xx share exceeds the compared colour's by more than this "
+        "(default: bluegreen:holdErrorTolerance)",
     )
     watching.add_argument(
-        "--p95-ratio",
+        "--latency-tolerance",
         type=ratio,
-        help="roll back above this multiple of the old p95 (default: bluegreen:holdP95Ratio)",
+        help="roll back when slower than the compared colour by more than this share of its "
+        "median (default: bluegreen:holdLatencyTolerance)",
     )
     watching.add_argument(
         "--keep-holding",
@@ -352,7 +355,10 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
         from cutover import queue  # the intent store's libraries, only where it is read
 
         return queue.run(op.queue_where(), args.action, args.receipt, args.all, op.out)
-    overrides = {"max_error_rate": args.max_error_rate, "p95_ratio": args.p95_ratio}
+    overrides = {
+        "error_tolerance": args.error_tolerance,
+        "latency_tolerance": args.latency_tolerance,
+    }
     rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
     if args.command == "watch":
         return watch(op, args, rules)

@@ -24,8 +24,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from bluegreen_policy import judge
 
 from bluegreen.probe import percentile
 
@@ -39,6 +41,9 @@ class ColorStats:
     """Requests answered 5xx (or not at all) by this colour, including ones nginx retried."""
     p95_ms: float | None = None
     """None: the source has no latency for this colour in the window."""
+    latencies: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
+    """Every request's latency in ms (an access log), or values standing for them (a histogram's
+    buckets); None when the source gives no distribution (the judge then has the p95 alone)."""
 
     @property
     def error_rate(self) -> float:
@@ -118,6 +123,7 @@ class AccessLogSource:
                 requests=n,
                 errors=e,
                 p95_ms=percentile(latencies[c], 95) if latencies.get(c) else None,
+                latencies=tuple(latencies.get(c, ())),
             )
             for c, (n, e) in counts.items()
         }
@@ -167,11 +173,14 @@ class AccessLogSource:
 
 
 QUERIES = ("requests", "errors", "p95")
+OPTIONAL = ("buckets",)
 """The PromQL templates a Prometheus source needs, each a string.Template. requests and errors
 are a colour's counters as they stand (over $selector, the colour's label matchers): the source
 takes their growth since the hold began, which counts every request exactly, also on series that
 first appear during the hold (increase() over a window misses a new series' first requests).
-p95 is the colour's latency in seconds over $window, a range such as 30s."""
+p95 is the colour's latency in seconds over $window, a range such as 30s. buckets (optional: an
+older stack's output has none) is the colour's latency histogram over $window, one series per
+`le`: with it, the hold's judge ranks the requests, without it, it has the p95 alone."""
 
 
 class PrometheusSource:
@@ -193,7 +202,9 @@ class PrometheusSource:
         missing = [q for q in QUERIES if not queries.get(q)]
         if missing:
             raise ValueError(f"PrometheusSource needs the {', '.join(missing)} queries")
-        self.templates = {q: string.Template(queries[q]) for q in QUERIES}
+        self.templates = {
+            q: string.Template(queries[q]) for q in QUERIES + OPTIONAL if queries.get(q)
+        }
         self.selectors = dict(selectors)
         self.timeout = timeout
         self.clock = clock
@@ -202,6 +213,11 @@ class PrometheusSource:
 
     def query(self, promql: str) -> float | None:
         """The instant query's value (summed over series), or None when it has no series."""
+        values = [v for _, v in self.series(promql)]
+        return sum(values) if values else None
+
+    def series(self, promql: str) -> list[tuple[dict, float]]:
+        """The instant query's series: (labels, value) each, without NaN."""
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as resp:
@@ -213,9 +229,10 @@ class PrometheusSource:
             raise Unreachable(f"{self.describe} did not answer: {err}") from None
         if body.get("status") != "success":
             raise Unreachable(f"{self.describe} failed the query {promql!r}: {body.get('error')}")
-        values = [float(r["value"][1]) for r in body["data"].get("result", [])]
-        values = [v for v in values if not math.isnan(v)]
-        return sum(values) if values else None
+        found = [
+            (r.get("metric") or {}, float(r["value"][1])) for r in body["data"].get("result", [])
+        ]
+        return [(labels, v) for labels, v in found if not math.isnan(v)]
 
     def _figure(self, name: str, color: str, window: str = "") -> float | None:
         promql = self.templates[name].substitute(selector=self.selectors[color], window=window)
@@ -228,10 +245,20 @@ class PrometheusSource:
         p95 = self._figure("p95", color, window)
         return p95 * 1000 if p95 is not None else None
 
+    def _latencies(self, color: str, window: str) -> tuple[float, ...] | None:
+        """Values standing for the colour's requests in the window, from its histogram (ms)."""
+        if "buckets" not in self.templates:
+            return None
+        promql = self.templates["buckets"].substitute(selector=self.selectors[color], window=window)
+        cumulative = [(float(labels.get("le", "nan")), v) for labels, v in self.series(promql)]
+        cumulative = [(le, v) for le, v in cumulative if not math.isnan(le)]
+        return tuple(ms * 1000 for ms in judge.from_histogram(cumulative))
+
     def check(self) -> None:
         for color in self.selectors:
             self._totals(color)
             self._p95_ms(color, "1m")
+            self._latencies(color, "1m")
 
     def start(self) -> None:
         self.since = self.clock()
@@ -251,9 +278,15 @@ class PrometheusSource:
                 requests=round(requests - base_requests),
                 errors=round(max(0.0, errors - base_errors)),
                 p95_ms=self._p95_ms(color, window),
+                latencies=self._latencies(color, window),
             )
         return stats
 
     def recent(self, color: str) -> ColorStats:
         requests, errors = self._totals(color)
-        return ColorStats(round(requests), round(errors), self._p95_ms(color, self.RECENT))
+        return ColorStats(
+            round(requests),
+            round(errors),
+            self._p95_ms(color, self.RECENT),
+            self._latencies(color, self.RECENT),
+        )

@@ -21,13 +21,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from bluegreen_policy.judge import Finding
+
 from bluegreen import config, probe
 from bluegreen import evidence as records
 from bluegreen.config import COLORS, other
 from bluegreen.reader import VERSION
 from cutover import evidence, queue, sources
 from cutover.ci import CANARY, POINTER, traffic
-from cutover.metrics import MetricsSource, Unreachable
+from cutover.metrics import ColorStats, MetricsSource, Unreachable
 from cutover.watch import Check, Verdict, hold
 from cutover.workspace import PulumiError, Workspace
 
@@ -182,7 +184,7 @@ class Operator:
         source: MetricsSource,
         target: str,
         weight: int,
-        baseline: float | None,
+        baseline: ColorStats | None,
         hold_s: float,
         interval: float,
         rules: config.Hold,
@@ -297,7 +299,7 @@ class Operator:
         run: _Flip,
         report: evidence.SmokeReport,
         source: MetricsSource,
-        baseline: float | None,
+        baseline: ColorStats | None,
         hold_s: float,
         interval: float,
         rules: config.Hold,
@@ -318,10 +320,14 @@ class Operator:
             noted = {"command": "bluegreen flip", "flip": run.fields["id"], "step": step}
             _noting(gated, amend, noted).up(self.stack)
             run.fields["smoke"] = report.figures() or run.fields.get("smoke", {})
+            for line in judged(run.fields["smoke"], run.target, run.current):
+                self.out(f"gate {line}")
             self.out(f"{run.target} now takes {step}% of traffic; holding {hold_s:g} s")
             # Only requests after this step took effect count toward its verdict.
             verdict = self._hold(source, run.target, step, baseline, hold_s, interval, rules)
             seen = evidence.seen(verdict.stats)
+            for line in judged(_hold_note(verdict, "")["hold"], run.target, run.current):
+                self.out(f"hold {line}")
             if verdict.outcome != "held":
                 what = "stop rule broken" if verdict.outcome == "breach" else "inconclusive"
                 self.out(f"{what} during the {step}% step: {verdict.reason}; rolling back")
@@ -388,12 +394,12 @@ class Operator:
             self.out(f"warning: the hold's verdict is not in the live stack's evidence: {err}")
 
     @staticmethod
-    def _baseline(source: MetricsSource, color: str | None) -> float | None:
-        """p95 of `color` over its recent traffic (before a flip), if it served enough to say."""
+    def _baseline(source: MetricsSource, color: str | None) -> ColorStats | None:
+        """What `color` served recently (before a flip), if it served enough to compare with."""
         if color is None:
             return None
         s = source.recent(color)
-        return s.p95_ms if s.requests >= 50 else None
+        return s if s.requests >= 50 else None
 
     # --- rollback ------------------------------------------------------------------------
 
@@ -612,6 +618,13 @@ class Operator:
         )
         for r in changes:
             self.out("  " + describe_record(r))
+        if changes:  # the last change's judged figures, before it and after it
+            last = changes[-1]
+            to = (last.get("to") or {}).get("activeColor") or ""
+            was = (last.get("from") or {}).get("activeColor")
+            for what, figures in (("gate", last.get("smoke")), ("hold", last.get("hold"))):
+                for line in judged(figures, to, was if was != to else other(to)):
+                    self.out(f"    {what} {line}")
         for line in queue.status_lines(self.queue_where()):
             self.out(line)
         entries = self.log.last(5)
@@ -644,6 +657,13 @@ class Operator:
         return f"  {color:<5} {serving or pinned:<10} {health:<8} {endpoint}{note}"
 
 
+def judged(figures: Mapping | None, target: str, live: str | None) -> list[str]:
+    """The judge's findings in a gate's figures or a hold's note, one sentence each."""
+    decision = (figures or {}).get("judge") or {}
+    found = [Finding.from_record(f) for f in decision.get("findings") or []]
+    return [f.sentence(target, live or other(target)) for f in found]
+
+
 def _traffic_text(t: dict | None) -> str:
     if not t:
         return "nothing"
@@ -674,6 +694,7 @@ def _hold_note(verdict: Verdict | None, outcome: str) -> dict | None:
             "reason": verdict.reason,
             "seconds": round(verdict.seconds, 1),
             "seen": evidence.seen(verdict.stats),
+            **({"judge": verdict.decision.record()} if verdict.decision else {}),
         },
         "outcome": outcome,
     }

@@ -1,9 +1,15 @@
-"""Hold and watch: live traffic per colour after a flip or canary step, against stop rules.
+"""Hold and watch: live traffic per colour after a flip or canary step, judged by the gate's judge.
 
-The numbers come from the edge stack's metrics source (cutover/metrics.py). The stop rules are
-the edge stack's (`bluegreen:hold*`, read into `config.Hold`). A hold ends in one of three
-verdicts: held (enough traffic, no rule broken), breach (a rule broken: roll back) or inconclusive
-(the colour taking traffic served too few requests to judge). Seeing nothing is never a pass.
+The numbers come from the edge stack's metrics source (cutover/metrics.py); the judge is the
+policy pack's (policy/bluegreen_policy/judge.py), the one the gate before the flip uses, with the
+edge stack's settings (`bluegreen:hold*`, read into `config.Hold`). The colour taking traffic is
+compared with the other colour over the same seconds when that one still serves (a canary step),
+else with the other colour's traffic before the flip (the baseline).
+
+A hold ends in one of three verdicts: held (its time is up and the judge passes), breach (a
+metric failed, or the edge routes around the colour: roll back at once) or inconclusive (too few
+requests, or the judge still undecided when the hold has gone on to `bluegreen:holdMaxSeconds`).
+Seeing nothing is never a pass.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from bluegreen.config import Hold
+from bluegreen_policy import judge as judging
+
+from bluegreen.config import Hold, other
 from cutover.metrics import ColorStats, MetricsSource, Stats
 
 Outcome = Literal["held", "breach", "inconclusive"]
@@ -26,35 +34,72 @@ class Verdict:
     """Why, for a breach or an inconclusive hold, as a sentence."""
     stats: Stats
     seconds: float
+    decision: judging.Decision | None = None
+    """The judge's last decision, with every metric's finding (None: too little to judge)."""
 
     @property
     def breach(self) -> str | None:
         return self.reason if self.outcome == "breach" else None
 
 
+def tolerance(rules: Hold) -> judging.Tolerance:
+    return judging.Tolerance(
+        confidence=rules.confidence,
+        latency_ratio=rules.latency_tolerance,
+        latency_floor_ms=rules.latency_floor_ms,
+        error_points=rules.error_tolerance,
+    )
+
+
+def scoring(rules: Hold) -> judging.Scoring:
+    return judging.Scoring(
+        rules=tuple(
+            judging.Rule(m, m, 1.0, m in rules.critical, m in rules.dry_run)
+            for m in judging.METRICS
+        ),
+        groups=dict(rules.weights),
+        pass_score=rules.pass_score,
+        marginal_score=rules.marginal_score,
+    )
+
+
+def compared(stats: Stats, target: str, weight: int, baseline: ColorStats | None, rules: Hold):
+    """What `target` is judged against: the other colour over the same seconds while it still
+    takes traffic and has served enough, else the baseline (its traffic before the flip)."""
+    now = stats.get(other(target), ColorStats())
+    if weight < 100 and now.requests >= rules.min_requests:
+        return now, "the same seconds"
+    return baseline or ColorStats(), "before the flip"
+
+
 def judge(
-    stats: Stats, target: str, weight: int, baseline_p95: float | None, rules: Hold
-) -> str | None:
-    """The first stop rule `target` breaks with these numbers, as a sentence, or None."""
+    stats: Stats, target: str, weight: int, baseline: ColorStats | None, rules: Hold
+) -> judging.Decision:
+    """The judge's decision on `target` with these numbers."""
+    s = stats.get(target, ColorStats())
+    live, _ = compared(stats, target, weight, baseline, rules)
+    tol, score = tolerance(rules), scoring(rules)
+    flags = {m: score.rule(m).flags for m in judging.METRICS}
+    if s.latencies is not None and live.latencies is not None:
+        latency = judging.latency(s.latencies, live.latencies, tol, **flags["latency"])
+    else:  # a source without a distribution (CloudWatch): the p95 alone, said as such
+        latency = judging.p95_only(s.p95_ms, s.requests, live.p95_ms, tol, **flags["latency"])
+    errors = judging.errors(
+        s.errors, s.requests, live.errors, live.requests, tol, **flags["errors"]
+    )
+    return judging.decide([latency, errors], score, target, other(target))
+
+
+def routed_around(stats: Stats, target: str, weight: int, rules: Hold) -> str | None:
+    """A colour the edge sends far less than its weight is failing: nginx retries its requests on
+    the other colour (they count as its errors only when the source sees the attempts)."""
     s = stats.get(target, ColorStats())
     total = sum(x.requests for x in stats.values())
-    if s.requests >= rules.min_requests and s.error_rate > rules.max_error_rate:
-        return (
-            f"{target} answered {s.errors} of {s.requests} requests with 5xx or not at all "
-            f"({s.error_rate:.1%} > {rules.max_error_rate:.1%})"
-        )
     if total >= rules.min_requests * 2 and weight > 0 and s.requests < total * weight / 100 / 3:
         return (
             f"{target} took {s.requests} of {total} requests while weighted {weight}%: "
             "the edge is routing around it (crashed or failing)"
         )
-    if baseline_p95 and s.p95_ms is not None and s.requests >= rules.min_requests:
-        limit = max(baseline_p95 * rules.p95_ratio, baseline_p95 + rules.p95_allowance_ms)
-        if s.p95_ms > limit:
-            return (
-                f"{target} p95 {s.p95_ms:.1f} ms exceeds {rules.p95_ratio:g} x the pre-flip "
-                f"baseline ({baseline_p95:.1f} ms)"
-            )
     return None
 
 
@@ -78,31 +123,44 @@ def hold(
     source: MetricsSource,
     target: str,
     weight: int,
-    baseline_p95: float | None,
+    baseline: ColorStats | None,
     seconds: float,
     interval: float,
     rules: Hold,
     keep_holding: bool = False,
     on_check: Check | None = None,
 ) -> Verdict:
-    """Watch for `seconds`, checking every `interval`; stop at the first breach. Too little traffic
-    by the end is inconclusive, or with `keep_holding` the hold goes on until it can judge.
-    The source counts from when `hold` starts."""
+    """Watch for `seconds`, checking every `interval`; stop at the first failed metric. When the
+    time is up, a pass holds; a judge still undecided goes on checking up to `rules.max_s` in all,
+    then the hold is inconclusive (with `keep_holding`, it goes on until it decides). Too little
+    traffic by the end is inconclusive too. The source counts from when `hold` starts."""
     source.start()
     start = time.monotonic()
+    cap = max(seconds, float(rules.max_s))
+    decision: judging.Decision | None = None
     while True:
         left = seconds - (time.monotonic() - start)
         time.sleep(min(interval, left) if left > 0 else interval)
         stats = source.read()
         elapsed = time.monotonic() - start
-        breach = judge(stats, target, weight, baseline_p95, rules)
         if on_check:
             on_check(stats, elapsed, max(0.0, seconds - elapsed))
-        if breach:
-            return Verdict("breach", breach, stats, elapsed)
-        if elapsed >= seconds:
-            why = too_little(stats, target, rules)
-            if why is None:
-                return Verdict("held", None, stats, elapsed)
-            if not keep_holding:
-                return Verdict("inconclusive", why, stats, elapsed)
+        routed = routed_around(stats, target, weight, rules)
+        if routed:
+            return Verdict("breach", routed, stats, elapsed, decision)
+        few = too_little(stats, target, rules)
+        if few is None:
+            decision = judge(stats, target, weight, baseline, rules)
+            if decision.outcome == "fail":
+                return Verdict("breach", decision.reason, stats, elapsed, decision)
+        if elapsed < seconds:
+            continue
+        if decision is not None and few is None and decision.outcome == "pass":
+            return Verdict("held", None, stats, elapsed, decision)
+        if keep_holding or elapsed < cap and few is None:
+            continue
+        why = few or (
+            f"still undecided after {elapsed:.0f} s (bluegreen:holdMaxSeconds {rules.max_s}): "
+            f"{decision.reason if decision else 'nothing judged'}; not decided is not a pass"
+        )
+        return Verdict("inconclusive", why, stats, elapsed, decision)

@@ -68,6 +68,7 @@ INGRESS_QUERIES = {
         "histogram_quantile(0.95, sum by (le) "
         f"(increase({INGRESS_DURATION}_bucket{{$selector}}[$window])))"
     ),
+    "buckets": f"sum by (le) (increase({INGRESS_DURATION}_bucket{{$selector}}[$window]))",
 }
 """The hold's PromQL over ingress-nginx's metrics, the defaults with an Ingress."""
 

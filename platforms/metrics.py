@@ -1,6 +1,7 @@
 """The edge's metrics keys, which every platform reads the same way: which source the hold after a
 flip reads (bluegreen:metrics, one of the platform's own, the first being its default), and the
-PromQL templates of a Prometheus source (bluegreen:promqlRequests, promqlErrors, promqlP95, over
+PromQL templates of a Prometheus source (bluegreen:promqlRequests, promqlErrors, promqlP95,
+promqlBuckets, over
 the platform's conventional metrics by default). The adapter writes what it read into the edge
 stack's `metrics` output, which the `bluegreen` command reads (cutover/metrics.py)."""
 
@@ -12,7 +13,12 @@ from collections.abc import Mapping, Sequence
 
 from bluegreen.reader import Reader
 
-QUERY_KEYS = {"requests": "promqlRequests", "errors": "promqlErrors", "p95": "promqlP95"}
+QUERY_KEYS = {
+    "requests": "promqlRequests",
+    "errors": "promqlErrors",
+    "p95": "promqlP95",
+    "buckets": "promqlBuckets",
+}
 
 
 def source(read: Reader, platform: str, offered: Sequence[str]) -> str:
@@ -24,11 +30,17 @@ def source(read: Reader, platform: str, offered: Sequence[str]) -> str:
     return read.choice("metrics", offered, f"{names} on the {platform} platform", value)
 
 
-USES = {"requests": {"selector"}, "errors": {"selector"}, "p95": {"selector", "window"}}
+USES = {
+    "requests": {"selector"},
+    "errors": {"selector"},
+    "p95": {"selector", "window"},
+    "buckets": {"selector", "window"},
+}
 EXAMPLES = {
     "requests": "sum(http_requests_total{$selector})",
     "errors": 'sum(http_requests_total{$selector,code=~"5.."})',
     "p95": "histogram_quantile(0.95, sum by (le) (rate(h_bucket{$selector}[$window])))",
+    "buckets": "sum by (le) (increase(h_bucket{$selector}[$window]))",
 }
 
 

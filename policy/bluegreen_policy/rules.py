@@ -143,28 +143,33 @@ def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
             continue
         if not arms.get(live, {}).get("endpoint"):
             continue
-        got, base, spent = smoke.side_by_side(
+        c = smoke.compare(
             endpoint,
             arms[live]["endpoint"],
             cfg.sample_path,
-            cfg.samples,
+            cfg.looks,
             cfg.concurrency,
             cfg.timeout_seconds,
+            cfg.tolerance,
+            cfg.scoring,
+            (target, live),
         )
-        smoke.write_report(target, got, live, base, spent)
-        if got.error_rate > cfg.max_error_rate:
+        smoke.write_report(target, live, c)
+        if c.decision.outcome == "pass":
+            continue
+        measured = "; ".join(c.decision.lines(target, live))
+        if c.inconclusive:
             report(
-                f"{verb} denied: {target} error rate {got.error_rate:.1%} ({got.errors} of "
-                f"{got.count}) exceeds {cfg.max_error_rate:.1%} "
-                f"({live} had {base.error_rate:.1%}); "
-                f"first failure: {got.first_error}. Fix {target} or keep {live} live."
+                f"{verb} denied: the comparison with {live} is still undecided after "
+                f"{c.target.count} requests each ({settings.SMOKE} maxSamples): "
+                f"{c.decision.reason}. Not decided is not a pass. Measured: {measured}. "
+                f"Fix {target}, sample more, or keep {live} live."
             )
-        limit = max(base.p95_ms * cfg.p95_ratio, base.p95_ms + cfg.p95_allowance_ms)
-        if got.p95_ms > limit:
+        else:
+            first = f"; first failure: {c.target.first_error}" if c.target.first_error else ""
             report(
-                f"{verb} denied: {target} p95 {got.p95_ms:.1f} ms exceeds {cfg.p95_ratio:g} x "
-                f"{live} p95 ({base.p95_ms:.1f} ms) over {got.count} requests each to "
-                f"{cfg.sample_path}. Fix {target} or keep {live} live."
+                f"{verb} denied: {target} is worse than {live}: {c.decision.reason}{first}. "
+                f"Measured: {measured}. Fix {target} or keep {live} live."
             )
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bluegreen_policy import judge
+
 SMOKE = "bluegreen-smoke-test"
 WEIGHTS = "bluegreen-weights"
 DNS = "bluegreen-dns-ttl"
@@ -53,14 +55,14 @@ class GoldRequest:
 
 @dataclass(frozen=True)
 class Smoke:
-    # p95 within +15% of the live arm, error rate at most 0.5% (blue_green_switchovers).
-    p95_ratio: float = 1.15
-    max_error_rate: float = 0.005
-    # Loopback latencies are around a millisecond, where scheduling noise alone exceeds 15%:
-    # a target p95 within this many ms of the live arm's passes whatever the ratio. Above
-    # ~13 ms the ratio is the stricter bound.
-    p95_allowance_ms: float = 2.0
-    samples: int = 300
+    tolerance: judge.Tolerance = judge.Tolerance()
+    """Confidence, latency shift allowed (a share of the live median, at least a floor in ms) and
+    error-rate increase allowed (blue_green_switchovers: p95 within +15%, errors at most 0.5%)."""
+    scoring: judge.Scoring = judge.Scoring()
+    samples: int = 800
+    """Requests to each arm before the first look (about what a pass on errors needs at 95%)."""
+    max_samples: int = 6400
+    """Requests to each arm at most: still undecided there, the flip is refused (inconclusive)."""
     concurrency: int = 2
     sample_path: str = "/"
     timeout_seconds: float = 2.0
@@ -68,6 +70,10 @@ class Smoke:
     compare_arms: bool = True
     """False for a rollback: the arm going back must be ready, but is not compared with the one
     being escaped."""
+
+    @property
+    def looks(self) -> list[int]:
+        return judge.schedule(self.samples, self.max_samples)
 
 
 @dataclass(frozen=True)
@@ -99,12 +105,23 @@ class Freeze:
         return next((w for w in self.windows if w.start <= now < w.end), None)
 
 
+RENAMED = {
+    "p95Ratio": "latencyTolerance (a share of the live arm's median, 0.15 for +15%)",
+    "p95AllowanceMs": "latencyFloorMs",
+    "maxErrorRate": "errorTolerance (the increase over the live arm allowed)",
+}
+"""Keys of the p95 gate the statistical judge replaced, and what replaced them."""
+
+
 class _Reader:
     """Reads one policy's section, recording every problem with its `policy.key` name."""
 
     def __init__(self, policy: str, raw: Mapping[str, Any], allowed: set[str]) -> None:
         self.policy, self.raw, self.problems = policy, plain(raw), []
         for key in sorted(set(self.raw) - allowed - _ENGINE_KEYS):
+            if key in RENAMED and policy == SMOKE:
+                self.problems.append(f"{policy}.{key} is no longer a setting: use {RENAMED[key]}")
+                continue
             self.problems.append(
                 f"{policy}.{key} is not a known setting (allowed: {', '.join(sorted(allowed))})"
             )
@@ -142,23 +159,7 @@ class _Reader:
             raise PolicyConfigError(self.problems)
 
 
-def smoke(raw: Mapping[str, Any]) -> Smoke:
-    r = _Reader(
-        SMOKE,
-        raw,
-        {
-            "p95Ratio",
-            "maxErrorRate",
-            "p95AllowanceMs",
-            "samples",
-            "concurrency",
-            "samplePath",
-            "timeoutSeconds",
-            "goldRequests",
-            "compareArms",
-        },
-    )
-    d = Smoke()
+def _gold(r: _Reader) -> tuple[GoldRequest, ...]:
     gold: list[GoldRequest] = []
     raw_gold = r.raw.get("goldRequests", [])
     if not isinstance(raw_gold, list):
@@ -182,15 +183,116 @@ def smoke(raw: Mapping[str, Any]) -> Smoke:
             r.bad(f"{key}.bodyContains", body, "a string")
         else:
             gold.append(GoldRequest(path, method, status, body))
+    return tuple(gold)
+
+
+RULE_KEYS = {"group", "weight", "critical", "dryRun"}
+
+
+def scoring(r: _Reader) -> judge.Scoring:
+    """`metrics` ({name: {group, weight, critical, dryRun}}), `groups` ({name: weight}),
+    `passScore` and `marginalScore`: how the findings of one run make its verdict."""
+    default = judge.Scoring()
+    groups = r.raw.get("groups", dict(default.groups))
+    if (
+        not isinstance(groups, Mapping)
+        or not groups
+        or not all(
+            isinstance(k, str)
+            and k
+            and isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and v > 0
+            for k, v in groups.items()
+        )
+    ):
+        r.bad("groups", groups, "an object of group names to weights above 0")
+        groups = dict(default.groups)
+    metrics = r.raw.get("metrics", {})
+    rules = []
+    if not isinstance(metrics, Mapping):
+        r.bad("metrics", metrics, f"an object keyed by metric ({', '.join(judge.METRICS)})")
+        metrics = {}
+    for name in metrics:
+        if name not in judge.METRICS:
+            r.bad(f"metrics.{name}", metrics[name], f"under a metric: {', '.join(judge.METRICS)}")
+    for name in judge.METRICS:
+        item = metrics.get(name, {})
+        base = default.rule(name)
+        key = f"metrics.{name}"
+        if not isinstance(item, Mapping) or set(item) - RULE_KEYS:
+            r.bad(key, item, "an object with group, weight, critical, dryRun")
+            rules.append(base)
+            continue
+        group, weight = item.get("group", base.group or name), item.get("weight", base.weight)
+        critical, dry = item.get("critical", base.critical), item.get("dryRun", base.dry_run)
+        if group not in groups:
+            r.bad(f"{key}.group", group, f"one of the groups ({', '.join(sorted(groups))})")
+        elif isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            r.bad(f"{key}.weight", weight, "a number above 0")
+        elif not isinstance(critical, bool):
+            r.bad(f"{key}.critical", critical, "true or false")
+        elif not isinstance(dry, bool):
+            r.bad(f"{key}.dryRun", dry, "true or false")
+        else:
+            rules.append(judge.Rule(name, group, float(weight), critical, dry))
+            continue
+        rules.append(base)
+    if all(rule.dry_run for rule in rules):
+        r.bad("metrics", metrics, "at least one metric that is not a dry run")
+    pass_score = r.number("passScore", default.pass_score, 1, 100)
+    marginal = r.number("marginalScore", default.marginal_score, 0, 100)
+    if marginal > pass_score:
+        r.bad("marginalScore", marginal, f"at most passScore ({pass_score:g})")
+    return judge.Scoring(tuple(rules), dict(groups), pass_score, marginal)
+
+
+def tolerance(r: _Reader) -> judge.Tolerance:
+    default = judge.Tolerance()
+    return judge.Tolerance(
+        confidence=r.number("confidence", default.confidence, 0.8, 0.999),
+        latency_ratio=r.number("latencyTolerance", default.latency_ratio, 0.0, 10.0),
+        latency_floor_ms=r.number("latencyFloorMs", default.latency_floor_ms, 0.0, 10000.0),
+        error_points=r.number("errorTolerance", default.error_points, 0.0, 0.5),
+    )
+
+
+def smoke(raw: Mapping[str, Any]) -> Smoke:
+    r = _Reader(
+        SMOKE,
+        raw,
+        {
+            "confidence",
+            "latencyTolerance",
+            "latencyFloorMs",
+            "errorTolerance",
+            "metrics",
+            "groups",
+            "passScore",
+            "marginalScore",
+            "samples",
+            "maxSamples",
+            "concurrency",
+            "samplePath",
+            "timeoutSeconds",
+            "goldRequests",
+            "compareArms",
+        },
+    )
+    d = Smoke()
+    samples = r.number("samples", d.samples, 20, 100_000, integer=True)
+    cap = r.number("maxSamples", d.max_samples, 20, 100_000, integer=True)
+    if cap < samples:
+        r.bad("maxSamples", cap, f"at least samples ({samples})")
     result = Smoke(
-        p95_ratio=r.number("p95Ratio", d.p95_ratio, 1.0, 10.0),
-        max_error_rate=r.number("maxErrorRate", d.max_error_rate, 0.0, 0.5),
-        p95_allowance_ms=r.number("p95AllowanceMs", d.p95_allowance_ms, 0.0, 1000.0),
-        samples=r.number("samples", d.samples, 20, 10000, integer=True),
+        tolerance=tolerance(r),
+        scoring=scoring(r),
+        samples=samples,
+        max_samples=max(cap, samples),
         concurrency=r.number("concurrency", d.concurrency, 1, 64, integer=True),
         sample_path=r.string("samplePath", d.sample_path),
         timeout_seconds=r.number("timeoutSeconds", d.timeout_seconds, 0.1, 60.0),
-        gold_requests=tuple(gold),
+        gold_requests=_gold(r),
         compare_arms=r.flag("compareArms", True),
     )
     r.done()

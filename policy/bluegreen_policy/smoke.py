@@ -1,5 +1,8 @@
 """The side-by-side smoke sample: the arm about to take traffic against the arm that has it.
 
+The judge (judge.py) looks after each batch: a clear verdict either way ends the sample, an
+undecided one doubles it, up to the cap, where it stays undecided (inconclusive).
+
 Requests to the two arms are interleaved (target, live, live, target, ...) by the same few
 workers, each on kept-alive connections, so both arms see the same machine load: a slow moment
 costs both equally instead of condemning whichever arm happened to be sampled during it.
@@ -15,6 +18,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from bluegreen_policy import judge
 
 # Marks the pack's own requests: the arms do not count them in the metrics the hold after a flip
 # reads (the core's bluegreen/probe.py PROBE_HEADER; pinned equal by tests/unit/test_layers.py).
@@ -122,8 +127,8 @@ def fetch(url: str, method: str = "GET", timeout: float = 2.0) -> Answer:
 
 def side_by_side(
     target: str, live: str, path: str, samples: int, concurrency: int, timeout: float
-) -> tuple[Sample, Sample, float]:
-    """Sample both endpoints `samples` times each; return both summaries and the seconds spent."""
+) -> tuple[list[Answer], list[Answer]]:
+    """Sample both endpoints `samples` times each, interleaved; every answer of each."""
     per_worker = [samples // concurrency + (i < samples % concurrency) for i in range(concurrency)]
 
     def work(n: int) -> tuple[list[Answer], list[Answer]]:
@@ -138,13 +143,82 @@ def side_by_side(
             b.close()
         return got
 
-    start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(work, per_worker))
-    spent = time.perf_counter() - start
-    target_answers = [x for r in results for x in r[0]]
-    live_answers = [x for r in results for x in r[1]]
-    return _summarise(target, target_answers), _summarise(live, live_answers), spent
+        results = list(pool.map(work, [n for n in per_worker if n]))
+    return [x for r in results for x in r[0]], [x for r in results for x in r[1]]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The arms side by side until the judge decided, or the sample cap was reached."""
+
+    decision: judge.Decision
+    target: Sample
+    live: Sample
+    seconds: float
+    looks: int
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.decision.outcome == "undecided"
+
+
+def findings(
+    target: list[Answer], live: list[Answer], tol: judge.Tolerance, scoring: judge.Scoring
+) -> list[judge.Finding]:
+    """The judge's findings on two arms' answers: latency of every answer, 5xx or none an error."""
+
+    def ms(answers: list[Answer]) -> list[float]:
+        return [a.seconds * 1000 for a in answers if a.status is not None]
+
+    def errors(answers: list[Answer]) -> int:
+        return sum(a.status is None or a.status >= 500 for a in answers)
+
+    return [
+        judge.latency(ms(target), ms(live), tol, **scoring.rule("latency").flags),
+        judge.errors(
+            errors(target),
+            len(target),
+            errors(live),
+            len(live),
+            tol,
+            **scoring.rule("errors").flags,
+        ),
+    ]
+
+
+def compare(
+    target: str,
+    live: str,
+    path: str,
+    looks: list[int],
+    concurrency: int,
+    timeout: float,
+    tol: judge.Tolerance,
+    scoring: judge.Scoring,
+    names: tuple[str, str] = ("target", "live"),
+) -> Comparison:
+    """Sample both arms, judging at each look (requests per arm so far), until decided."""
+    got: tuple[list[Answer], list[Answer]] = ([], [])
+    start = time.perf_counter()
+    decision = None
+    look = 0
+    for n in looks:
+        look += 1
+        more = side_by_side(target, live, path, n - len(got[0]), concurrency, timeout)
+        got[0].extend(more[0])
+        got[1].extend(more[1])
+        decision = judge.decide(findings(*got, tol, scoring), scoring, *names)
+        if decision.outcome != "undecided":
+            break
+    assert decision is not None, "no looks"
+    return Comparison(
+        decision,
+        _summarise(target, got[0]),
+        _summarise(live, got[1]),
+        time.perf_counter() - start,
+        look,
+    )
 
 
 # The operator's command asks for the figures of the sample the gate took (its evidence), so that
@@ -152,13 +226,22 @@ def side_by_side(
 REPORT_ENV = "BLUEGREEN_SMOKE_REPORT"
 
 
-def write_report(target: str, got: Sample, live: str, base: Sample, seconds: float) -> None:
+def write_report(target: str, live: str, c: Comparison) -> None:
     path = os.environ.get(REPORT_ENV)
     if not path:
         return
     figures = {
         color: {"p50Ms": round(s.p50_ms, 2), "p95Ms": round(s.p95_ms, 2), "errorRate": s.error_rate}
-        for color, s in ((target, got), (live, base))
+        for color, s in ((target, c.target), (live, c.live))
     }
     with open(path, "w") as f:
-        json.dump({**figures, "samples": got.count, "seconds": round(seconds, 2)}, f)
+        json.dump(
+            {
+                **figures,
+                "samples": c.target.count,
+                "seconds": round(c.seconds, 2),
+                "looks": c.looks,
+                "judge": c.decision.record(),
+            },
+            f,
+        )

@@ -73,8 +73,11 @@ def test_durations(text, seconds):
             "a duration of 0 or more seconds such as 30s, 2m or 1h",
         ),
         (["watch", "--interval", "0"], "a duration of more than 0 seconds such as 30s, 2m or 1h"),
-        (["flip", "green", "--max-error-rate", "2"], "a share from 0 to 1, such as 0.01 for 1%"),
-        (["watch", "--p95-ratio", "0.9"], "a number of 1 or more, such as 1.15"),
+        (["flip", "green", "--error-tolerance", "2"], "a share from 0 to 1, such as 0.01 for 1%"),
+        (
+            ["watch", "--latency-tolerance", "-1"],
+            "a share of the compared median from 0 to 10, such as 0.15 for 15%",
+        ),
     ],
 )
 def test_a_bad_value_exits_2_naming_the_argument_the_value_and_what_is_allowed(

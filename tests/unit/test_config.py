@@ -225,7 +225,17 @@ def test_the_tooling_reads_the_shared_keys_of_a_stack_file():
     )
     assert edge.arm_stacks == {"blue": "blue", "green": "g2"}
     assert edge.hold == Hold(
-        max_error_rate=0.01, p95_ratio=1.15, p95_allowance_ms=2.0, min_requests=20
+        confidence=0.95,
+        latency_tolerance=0.15,
+        latency_floor_ms=0.1,
+        error_tolerance=0.01,
+        min_requests=20,
+        max_s=120,
+        critical=("latency", "errors"),
+        dry_run=(),
+        weights=(("latency", 50.0), ("errors", 50.0)),
+        pass_score=95,
+        marginal_score=75,
     )
     # The platform's keys are not the tooling's business: a missing VPC does not stop it.
     assert from_stack_config({**EDGE, "platform": "aws"}, "live", ROOT).active_color == "blue"

@@ -2,7 +2,8 @@
 
     core      bluegreen/                           config, probes, renderers, shared facts
     program   __main__.py, components/, platforms/ the Pulumi program: imports the core
-    tooling   cutover/                             the `bluegreen` command: imports the core
+    tooling   cutover/                             the `bluegreen` command: imports the core,
+                                                   and the pack's judge (one judge, gate and hold)
     policy    policy/                              pulumi-policy, the standard library, itself
 
 The program and the tooling never import each other: the tooling drives the program through the
@@ -27,7 +28,7 @@ OWN = {"bluegreen", "components", "platforms", "cutover", "bluegreen_policy", "t
 ALLOWED = {
     "core": {"bluegreen"},
     "program": {"bluegreen", "components", "platforms"},
-    "tooling": {"bluegreen", "cutover"},
+    "tooling": {"bluegreen", "cutover", "bluegreen_policy"},
     "policy": {"bluegreen_policy"},
     "app": set(),
 }
@@ -88,6 +89,22 @@ def violations(root: Path) -> list[str]:
 
 def test_imports_point_one_way():
     assert violations(ROOT_PATH) == []
+
+
+def test_the_tooling_takes_only_the_judge_from_the_pack():
+    """The hold judges with the gate's judge; the rest of the pack is the engine's business."""
+    taken = set()
+    for path in sorted((ROOT_PATH / "cutover").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "bluegreen_policy"
+            ):
+                taken.add(f"{node.module}:{','.join(a.name for a in node.names)}")
+            elif isinstance(node, ast.Import):
+                taken.update(a.name for a in node.names if a.name.startswith("bluegreen_policy"))
+    assert taken and all(
+        t.startswith(("bluegreen_policy.judge", "bluegreen_policy:judge")) for t in taken
+    ), taken
 
 
 def test_a_wrong_way_import_is_caught(tmp_path):

@@ -6,6 +6,7 @@ mocked.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from bluegreen_policy import rules, settings, state
+from bluegreen_policy import rules, settings, smoke, state
 from pulumi_policy import PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.proxy import unknown_checking_proxy
 
@@ -144,7 +145,16 @@ def edge(blue: str, green: str, active="green", previous="blue", **extra) -> dic
     }
 
 
-SAMPLE = {"samples": 300, "concurrency": 2}  # the shipped defaults: a stable p95
+SAMPLE = {"concurrency": 2}  # the shipped sample sizes: 800 requests each, up to 6400
+QUICK = {"samples": 200, "maxSamples": 800, "concurrency": 4}
+"""For arms slowed on purpose: fewer requests, more at once."""
+
+
+def report_of(monkeypatch, tmp_path) -> callable:
+    """The gate's figures (its report file), as the `bluegreen` command reads them."""
+    path = tmp_path / "smoke.json"
+    monkeypatch.setenv(smoke.REPORT_ENV, str(path))
+    return lambda: json.loads(path.read_text())
 
 
 # --- smoke test ---------------------------------------------------------------------------------
@@ -172,19 +182,69 @@ def test_green_on_the_wrong_version_is_refused(services):
 
 
 @pytest.mark.integration
-def test_slow_green_is_refused_with_both_p95s(services):
-    blue, green = services("blue", "v1", delay_ms=5), services("green", "v2", delay_ms=15)
-    messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
-    [message] = [m for m in messages if "p95" in m]
-    assert message.startswith("Flip to green denied: green p95")
-    assert "exceeds 1.15 x blue p95" in message and "Fix green or keep blue live." in message
+def test_slow_green_is_refused_with_the_shift_its_interval_and_the_tolerance(services):
+    blue, green = services("blue", "v1", delay_ms=2), services("green", "v2", delay_ms=6)
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), QUICK)
+    assert message.startswith(
+        "Flip to green denied: green is worse than blue: latency: green is slower than blue by "
+    ), message
+    assert " ms at the median (95% CI " in message and "over 200 requests each: FAIL" in message
+    assert message.endswith("Fix green or keep blue live."), message
 
 
 @pytest.mark.integration
-def test_erroring_green_is_refused(services):
+def test_erroring_green_is_refused(services, monkeypatch, tmp_path):
+    report = report_of(monkeypatch, tmp_path)
     blue, green = services("blue", "v1"), services("green", "v2", error_rate=0.3)
-    messages = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
-    assert any("green error rate" in m and "exceeds 0.5%" in m for m in messages), messages
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), SAMPLE)
+    assert "green is worse than blue: errors: green " in message, message
+    assert "first failure: http://127.0.0.1:" in message and "answered HTTP 500" in message
+    figures = report()["judge"]
+    assert figures["outcome"] == "fail" and figures["findings"][1]["verdict"] == "fail"
+
+
+@pytest.mark.integration
+def test_a_comparison_still_undecided_at_the_cap_is_refused_as_inconclusive(services):
+    # 50 requests each cannot show an error rate within half a point at 95%: not a pass.
+    blue, green = services("blue", "v1"), services("green", "v2")
+    config = {"samples": 50, "maxSamples": 50}
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), config)
+    assert message.startswith(
+        "Flip to green denied: the comparison with blue is still undecided after 50 requests "
+        "each (bluegreen-smoke-test maxSamples): errors: green 0.00% against blue 0.00%"
+    ), message
+    assert "Not decided is not a pass." in message
+
+
+@pytest.mark.integration
+def test_a_dry_run_metric_is_measured_and_recorded_but_refuses_nothing(
+    services, monkeypatch, tmp_path
+):
+    report = report_of(monkeypatch, tmp_path)
+    blue, green = services("blue", "v1"), services("green", "v2", error_rate=0.3)
+    config = {**SAMPLE, "metrics": {"errors": {"dryRun": True}}}
+    assert run(rules.smoke_test, EDGE, edge(blue.url, green.url), config) == []
+    judged = report()["judge"]
+    assert judged["outcome"] == "pass"
+    [errors] = [f for f in judged["findings"] if f["metric"] == "errors"]
+    assert (errors["verdict"], errors["dryRun"]) == ("fail", True)
+    assert errors["targetValue"] > 0.2
+
+
+@pytest.mark.integration
+def test_an_unweighted_metric_fails_through_the_score_not_alone(services):
+    blue, green = services("blue", "v1"), services("green", "v2", error_rate=0.3)
+    lenient = {
+        **SAMPLE,
+        "metrics": {"errors": {"critical": False}},
+        "groups": {"latency": 60, "errors": 40},
+        "passScore": 60,
+        "marginalScore": 50,
+    }
+    assert run(rules.smoke_test, EDGE, edge(blue.url, green.url), lenient) == []
+    strict = {**lenient, "passScore": 95, "marginalScore": 75}
+    [message] = run(rules.smoke_test, EDGE, edge(blue.url, green.url), strict)
+    assert "green is worse than blue: score 60 below 75: errors: green" in message, message
 
 
 @pytest.mark.integration
@@ -394,12 +454,44 @@ def test_maintenance_while_traffic_moves_warns():
         ({"p95Ratoi": 1.2}, "bluegreen-smoke-test.p95Ratoi is not a known setting"),
         (
             {"samples": "many"},
-            'bluegreen-smoke-test.samples must be an integer from 20 to 10000, got "many"',
+            'bluegreen-smoke-test.samples must be an integer from 20 to 100000, got "many"',
         ),
-        ({"p95Ratio": 0.5}, "bluegreen-smoke-test.p95Ratio must be a number from 1 to 10, got 0.5"),
         (
-            {"maxErrorRate": 2},
-            "bluegreen-smoke-test.maxErrorRate must be a number from 0 to 0.5, got 2",
+            {"samples": 900, "maxSamples": 800},
+            "bluegreen-smoke-test.maxSamples must be at least samples (900), got 800",
+        ),
+        (
+            {"p95Ratio": 1.2},
+            "bluegreen-smoke-test.p95Ratio is no longer a setting: use latencyTolerance",
+        ),
+        (
+            {"errorTolerance": 2},
+            "bluegreen-smoke-test.errorTolerance must be a number from 0 to 0.5, got 2",
+        ),
+        (
+            {"confidence": 0.5},
+            "bluegreen-smoke-test.confidence must be a number from 0.8 to 0.999, got 0.5",
+        ),
+        (
+            {"metrics": {"latency": {"group": "speed"}}},
+            "bluegreen-smoke-test.metrics.latency.group must be one of the groups (errors, "
+            'latency), got "speed"',
+        ),
+        (
+            {"metrics": {"cpu": {}}},
+            "bluegreen-smoke-test.metrics.cpu must be under a metric: latency, errors, got {}",
+        ),
+        (
+            {"metrics": {"latency": {"dryRun": True}, "errors": {"dryRun": True}}},
+            "bluegreen-smoke-test.metrics must be at least one metric that is not a dry run",
+        ),
+        (
+            {"groups": {"latency": 0, "errors": 50}},
+            "bluegreen-smoke-test.groups must be an object of group names to weights above 0",
+        ),
+        (
+            {"passScore": 60, "marginalScore": 70},
+            "bluegreen-smoke-test.marginalScore must be at most passScore (60), got 70",
         ),
         ({"goldRequests": [{"path": "no-slash"}]}, "goldRequests[0].path must be a URL path"),
     ],
