@@ -13,9 +13,12 @@ health path and /metrics itself is counted by method and status code and timed i
 labelled with the arm's colour and version (the names are pinned in bluegreen/metrics.py).
 
 The `--ready-status`, `--delay-ms` and `--error-rate` flags make an arm unhealthy, slow or
-erroring on purpose; the tests and the demo use them to show the policy pack refusing a flip.
+erroring on purpose (a delay in ms added to every request, a share of requests answered 500 at
+random); the tests, the benches and the demo use them to show the judge refusing a flip.
 SIGUSR1 makes a running arm answer every request but its health path with 500, as a release
-that passed its checks and then fails under real traffic; SIGUSR2 makes it well again.
+that passed its checks and then fails under real traffic; SIGHUP makes its delay --slow-factor
+times longer (1.2 by default: a release that slows down under real traffic); SIGUSR2 makes it
+well again.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-# Fine buckets at the low end: a loopback arm answers in about a millisecond.
-BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0, 2.5)
+# Eight buckets per doubling from a quarter of a millisecond to about 5 s (each bound 9% above the
+# last, as Prometheus's native histograms at schema 3): the hold's judge ranks the requests in
+# them, and a 20% slower release must move them by more than a bucket.
+BUCKETS = tuple(float(f"{0.00025 * 2 ** (k / 8):.6g}") for k in range(115))
 
 
 JOURNAL_PATH = "/_arm/writes"
@@ -74,8 +79,9 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-FAILING = {"on": False}
-"""Set by SIGUSR1, cleared by SIGUSR2: answer 500 to everything but the health path."""
+FAILING = {"on": False, "slow": False}
+"""Set by SIGUSR1, cleared by SIGUSR2: answer 500 to everything but the health path. `slow`, set
+by SIGHUP and cleared by SIGUSR2: --delay-ms times --slow-factor."""
 
 
 def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
@@ -114,7 +120,8 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
 
         def _delay_and_fail(self) -> bool:
             if args.delay_ms:
-                time.sleep(args.delay_ms / 1000)
+                factor = args.slow_factor if FAILING["slow"] else 1.0
+                time.sleep(args.delay_ms * factor / 1000)
             if FAILING["on"] or (args.error_rate and random.random() < args.error_rate):
                 self._send(500, {"error": "injected failure", **identity})
                 return True
@@ -195,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ready-status", type=int, default=200)
     p.add_argument("--delay-ms", type=float, default=0.0)
     p.add_argument("--error-rate", type=float, default=0.0)
+    p.add_argument("--slow-factor", type=float, default=1.2)
     args = p.parse_args(argv)
 
     ThreadingHTTPServer.daemon_threads = True
@@ -202,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     server = ThreadingHTTPServer((args.host, args.port), make_handler(args))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGUSR1, lambda *_: FAILING.update(on=True))
-    signal.signal(signal.SIGUSR2, lambda *_: FAILING.update(on=False))
+    signal.signal(signal.SIGHUP, lambda *_: FAILING.update(slow=True))
+    signal.signal(signal.SIGUSR2, lambda *_: FAILING.update(on=False, slow=False))
     print(f"{args.color} {args.version} listening on {args.host}:{args.port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

@@ -132,8 +132,8 @@ def hold(
 ) -> Verdict:
     """Watch for `seconds`, checking every `interval`; stop at the first failed metric. When the
     time is up, a pass holds; a judge still undecided goes on checking up to `rules.max_s` in all,
-    then the hold is inconclusive (with `keep_holding`, it goes on until it decides). Too little
-    traffic by the end is inconclusive too. The source counts from when `hold` starts."""
+    then the hold is inconclusive. Too little traffic by the end is inconclusive too, or with
+    `keep_holding` the hold waits for it. The source counts from when `hold` starts."""
     source.start()
     start = time.monotonic()
     cap = max(seconds, float(rules.max_s))
@@ -157,7 +157,7 @@ def hold(
             continue
         if decision is not None and few is None and decision.outcome == "pass":
             return Verdict("held", None, stats, elapsed, decision)
-        if keep_holding or elapsed < cap and few is None:
+        if few is not None and keep_holding or few is None and elapsed < cap:
             continue
         why = few or (
             f"still undecided after {elapsed:.0f} s (bluegreen:holdMaxSeconds {rules.max_s}): "

@@ -129,6 +129,12 @@ class Finding:
             )
         t, lv = self.target_value or 0.0, self.live_value or 0.0
         e, lo, hi = (x * 100 for x in (self.estimate or 0.0, self.low or 0.0, self.high or 0.0))
+        if self.basis == "against zero":
+            return (
+                f"{self.metric}: {target} {t:.2%} ({level} CI {max(lo, 0):.2f}% to {hi:.2f}%; "
+                f"tolerance {(self.tolerance or 0) * 100:.2f}%) over {self.target_n} requests, "
+                f"with nothing of {live}'s to compare: {_word(self.verdict)}{mark}"
+            )
         return (
             f"{self.metric}: {target} {t:.2%} against {live} {lv:.2%}, a difference of "
             f"{e:+.2f} points ({level} CI {lo:+.2f} to {hi:+.2f}; tolerance "

@@ -4,9 +4,12 @@ and a metrics source that is down refuses the flip before the pointer moves."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -69,7 +72,7 @@ def test_a_green_that_starts_failing_during_the_hold_is_rolled_back_through_prom
     assert rc == 1, said
     last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
     assert (last["phase"], last["verdict"]) == ("rolled-back", "breach"), last
-    assert last["breach"].startswith("green answered"), last["breach"]
+    assert last["breach"].startswith("errors: green 100.00% against blue"), last["breach"]
     assert last["seen"]["green"]["errors"] >= 20, last["seen"]
     assert "bluegreen:activeColor: blue" in project.stack_file("live")
     assert project.colors(20) == ["blue"] * 20
@@ -99,8 +102,8 @@ def test_keep_holding_judges_once_traffic_comes(watched):
         while not any("holding" in line for line in said):
             time.sleep(0.05)
         time.sleep(4)  # past the 2 s hold: only holding on lets this traffic count
-        with Watcher(project.edge_url):
-            time.sleep(3)
+        with Watcher(project.edge_url):  # enough for the judge to show errors under one point
+            time.sleep(8)
 
     sender = threading.Thread(target=traffic_after_the_hold_time, daemon=True)
     sender.start()
@@ -129,3 +132,88 @@ def test_a_metrics_source_that_is_down_refuses_the_flip_with_the_pointer_unmoved
     # `pulumi up` brings the edge's Prometheus back, as it does a crashed arm.
     project.ws.up("live")
     _scraping(url)
+
+
+# --- the judge on live traffic: a slightly slower green, and an identical one on a busy machine --
+
+
+@contextlib.contextmanager
+def busy_loops(n: int = 4):
+    """`n` processes spinning on the CPU, stopped on leaving, also when the test fails."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+
+
+@pytest.fixture
+def working(project):
+    """watched, with both arms doing 10 ms of work a request (a 20% slowdown is then 2 ms, which
+    the arms' histogram buckets, 9% apart, resolve), and a gate sampling 8 at a time."""
+    for arm in ("blue", "green"):
+        project.ws.config_set(arm, "bluegreen:simulate", "delay-ms=10")
+    path = os.path.join(project.dir, "policy", "config.json")
+    with open(path) as f:
+        policy = json.load(f)
+    policy["bluegreen-smoke-test"]["concurrency"] = 8
+    with open(path, "w") as f:
+        json.dump(policy, f)
+    return project
+
+
+def _judged(said: list[str]) -> list[str]:
+    return [line for line in said if line.startswith("hold latency:")]
+
+
+def test_a_green_slowed_by_a_fifth_during_the_hold_is_rolled_back_through_prometheus(working):
+    project = working
+    project.ws.config_set("live", "bluegreen:metrics", "prometheus")
+    project.up_all(active="blue")
+    _scraping(project.ws.outputs("live")["metrics"]["url"])
+    op, said = operator(project)
+    green = _pid(project, "green", "green")
+
+    def slow_green_once_it_takes_traffic() -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if any("holding" in line for line in said):
+                time.sleep(2)  # well into the hold: it starts healthy
+                os.kill(green, signal.SIGHUP)  # 10 ms of work becomes 12
+                return
+            time.sleep(0.05)
+
+    slower = threading.Thread(target=slow_green_once_it_takes_traffic, daemon=True)
+    with Watcher(project.edge_url):
+        time.sleep(5)  # blue's traffic before the flip: the baseline
+        slower.start()
+        rc = op.flip("green", hold_s=30, interval=1)
+        slower.join()
+    assert rc == 1, said
+    last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
+    assert (last["phase"], last["verdict"]) == ("rolled-back", "breach"), last
+    assert last["breach"].startswith("latency: green is slower than blue by "), last["breach"]
+    assert last["breach"].endswith(": FAIL"), last["breach"]
+    assert "bluegreen:activeColor: blue" in project.stack_file("live")
+    [note] = [r for r in project.ws.outputs("live")["evidence"] if r.get("hold")][-1:]
+    latency = note["hold"]["judge"]["findings"][0]
+    assert latency["metric"] == "latency" and latency["verdict"] == "fail"
+    assert latency["low"] > latency["tolerance"] > 0
+
+
+def test_an_identical_green_is_held_on_a_busy_machine(working):
+    project = working
+    project.ws.config_set("live", "bluegreen:metrics", "prometheus")
+    project.up_all(active="blue")
+    _scraping(project.ws.outputs("live")["metrics"]["url"])
+    op, said = operator(project)
+    with busy_loops(4), Watcher(project.edge_url):
+        time.sleep(5)
+        rc = op.flip("green", hold_s=10, interval=1)
+    assert rc == 0, said
+    assert op.verdict is not None and op.verdict.outcome == "held", op.verdict
+    [latency] = _judged(said)[-1:]
+    assert latency.endswith(": pass") and "at the median (95% CI" in latency, latency
+    assert "bluegreen:activeColor: green" in project.stack_file("live")

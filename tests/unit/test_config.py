@@ -227,7 +227,7 @@ def test_the_tooling_reads_the_shared_keys_of_a_stack_file():
     assert edge.hold == Hold(
         confidence=0.95,
         latency_tolerance=0.15,
-        latency_floor_ms=0.1,
+        latency_floor_ms=1.0,
         error_tolerance=0.01,
         min_requests=20,
         max_s=120,

@@ -339,7 +339,7 @@ def test_watch_shows_the_hold_and_tells_the_rollback_with_its_figures(
     )
     assert facts["figures"]["green"] == {"requests": 100, "errors": 50, "p95Ms": 12.0}
     assert body["text"].startswith(
-        "bluegreen live: watch: rolled green back to blue — green answered 50 of 100 requests"
+        "bluegreen live: watch: rolled green back to blue — errors: green 50.00% (95% CI "
     )
 
 
