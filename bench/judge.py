@@ -1,4 +1,4 @@
-"""How often the gate refuses a green, by how much worse it really is, on an idle and a busy machine.
+"""How often the gate refuses a green, by how much worse it really is, on an idle and a busy box.
 
 Many trials of the real gate: the policy pack's own `smoke_test`, called as the engine calls it,
 with the pack's shipped config (policy/config.json), against two real reference services on
@@ -148,7 +148,7 @@ def drive(blue: str, green: str, trials: int, config_path: str) -> None:
                 config,
             )
             start = time.perf_counter()
-            rules.smoke_test(args, lambda message, *_: said.append(message))
+            rules.smoke_test(args, lambda message, *_, said=said: said.append(message))
             seconds = time.perf_counter() - start
             with open(report_path) as f:
                 report = json.load(f)
