@@ -11,8 +11,9 @@ loopback (app/server.py, each its own process). Four greens against one blue:
 
 "20% slower" is measured, not assumed: before its trials, blue's median is taken on the machine
 as it is then (idle or busy), and green gets that much more work (--delay-ms), so that its median
-is 1.2 x blue's; the medians the trials saw are printed beside it. Every arm does 0.5 ms of work
-a request. "busy" is four processes spinning on the CPU for the whole condition.
+is 1.2 x blue's; the medians the trials saw are printed beside it. Every arm does 3 ms of work a
+request (--delay-ms), so that a fifth of its median is above the gate's 0.5 ms floor. "busy" is
+four processes spinning on the CPU for the whole condition.
 
 Printed per condition and scenario: trials refused, the median requests per arm the gate took
 and the median seconds it needed to decide, with the targets of issue 20 (identical refused at
@@ -43,7 +44,7 @@ from cutover.workspace import ROOT
 from tests.support.sandbox import free_ports
 
 APP = os.path.join(ROOT, "app", "server.py")
-WORK_MS = 0.5
+WORK_MS = 3.0
 SCENARIOS = {
     "identical": {},
     "slower": None,  # calibrated: 20% more at the median than blue

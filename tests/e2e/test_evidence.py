@@ -75,6 +75,17 @@ def test_the_commands_flip_records_the_gates_figures_and_the_holds_verdict(proje
     last = project.ws.outputs("live")["evidence"][-1]
     assert last["to"]["activeColor"] == "green"
     assert last["command"] == "bluegreen flip" and last["step"] == 100
-    assert last["smoke"]["samples"] == 300 and last["smoke"]["green"]["p95Ms"] > 0
+    assert last["smoke"]["samples"] >= 800 and last["smoke"]["green"]["p95Ms"] > 0
+    latency, errors = last["smoke"]["judge"]["findings"]
+    assert (latency["metric"], latency["verdict"], errors["verdict"]) == ("latency", "pass", "pass")
+    assert latency["low"] <= latency["estimate"] <= latency["high"] <= latency["tolerance"]
     assert last["outcome"] == "held"
     assert last["hold"]["verdict"] == "held" and last["hold"]["seen"]["green"]["requests"] >= 20
+    assert last["hold"]["judge"]["outcome"] == "pass"
+    # The operator saw the same findings as they came, and `status` shows them again.
+    assert any(line.startswith("gate latency: green is ") for line in said), said
+    assert any(line.startswith("hold errors: green ") for line in said), said
+    shown: list[str] = []
+    Operator(project.ws, out=shown.append).status()
+    assert any(line.startswith("    gate latency: green is ") for line in shown), shown
+    assert any(line.startswith("    hold errors: green ") for line in shown), shown

@@ -41,7 +41,7 @@ def test_a_failing_idle_arm_is_caught_on_shadow_traffic_and_the_flip_is_refused(
     with Watcher(project.edge_url) as load:
         rc = op.flip("green", hold_s=4, interval=0.5)
     assert rc == 1, said
-    assert any("green is not ready for users: green answered" in line for line in said), said
+    assert any("green is not ready for users: errors: green " in line for line in said), said
     assert any("flip to green refused, the pointer stays at blue" in line for line in said), said
     assert not load.failures and set(load.seen) == {"blue"}, "a user saw green or an error"
     assert "bluegreen:activeColor: blue" in project.stack_file("live")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from bluegreen_policy import judge
 
-TOL = judge.Tolerance()  # 95%, latency within 15% of the live median (0.1 ms at least), +0.5 pt
+TOL = judge.Tolerance()  # 95%, latency within 15% of the live median (0.5 ms at least), +0.5 pt
 
 
 def latencies(n: int, median_ms: float, seed: int) -> np.ndarray:
@@ -39,8 +39,9 @@ def test_a_small_sample_of_an_arm_near_the_tolerance_is_not_yet_decided():
 
 
 def test_the_floor_keeps_a_sub_millisecond_service_from_failing_on_timer_noise():
-    f = judge.latency(latencies(800, 0.3, 7) + 0.08, latencies(800, 0.3, 8), TOL)
-    assert f.tolerance == pytest.approx(0.1) and f.verdict == "pass"
+    f = judge.latency(latencies(800, 0.6, 7) + 0.15, latencies(800, 0.6, 8), TOL)
+    assert f.tolerance == pytest.approx(0.5) and f.verdict == "pass"
+    assert f.low > 0  # really slower, by a quarter: a measured difference, not a refusal
 
 
 def test_the_message_gives_the_shift_its_interval_the_tolerance_and_the_sample():
