@@ -45,8 +45,8 @@ def test_flip_to_green_serving_the_wrong_version_is_refused(project):
 
 
 def test_flip_to_a_slow_green_is_refused(project):
-    project.ws.config_set("blue", "bluegreen:simulate", "delay-ms=10")
-    project.ws.config_set("green", "bluegreen:simulate", "delay-ms=40")  # 30 ms more
+    project.ws.config_set("blue", "bluegreen:simulate", "delay-ms=2")
+    project.ws.config_set("green", "bluegreen:simulate", "delay-ms=12")  # 10 ms more
     project.up_all(active="blue")
     flip_is_refused(
         project,
