@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from bench import baseline
 from bluegreen import probe
 from cutover.workspace import ROOT
+from tests.support.busy import busy_loops
 from tests.support.sandbox import free_ports
 
 APP = os.path.join(ROOT, "app", "server.py")
@@ -74,17 +75,6 @@ def arm(color: str, version: str, **flags) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def busy(n: int) -> Iterator[None]:
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        yield
-    finally:
-        for p in spinners:
-            p.kill()
-            p.wait()
 
 
 def median_ms(url: str, n: int = 1000) -> float:
@@ -186,7 +176,7 @@ def run_side(root: str, trials: int, conditions: list[str], scenarios: list[str]
     rows = []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(root, "policy"), ROOT])}
     for condition in conditions:
-        with busy(4 if condition == "busy" else 0):
+        with busy_loops(4 if condition == "busy" else 0):
             time.sleep(1)
             for name in scenarios:
                 with arm("blue", "v1") as blue:

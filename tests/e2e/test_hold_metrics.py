@@ -4,12 +4,9 @@ and a metrics source that is down refuses the flip before the pointer moves."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -20,6 +17,7 @@ import pytest
 from cutover.procedure import Operator
 from tests.e2e.test_cutover import flip_log, operator
 from tests.e2e.test_flip import Watcher
+from tests.support.busy import busy_loops
 
 
 def _pid(project, stack: str, name: str) -> int:
@@ -136,18 +134,6 @@ def test_a_metrics_source_that_is_down_refuses_the_flip_with_the_pointer_unmoved
 
 
 # --- the judge on live traffic: a slightly slower green, and an identical one on a busy machine --
-
-
-@contextlib.contextmanager
-def busy_loops(n: int = 4):
-    """`n` processes spinning on the CPU, stopped on leaving, also when the test fails."""
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        yield
-    finally:
-        for p in spinners:
-            p.kill()
-            p.wait()
 
 
 @pytest.fixture
