@@ -493,7 +493,7 @@ class Operator:
         arms: dict[str, dict] | None = None,
     ) -> int:
         """Before anyone is moved: judge the idle arm on the live requests the edge mirrors to it
-        (bluegreen:shadow), by the hold's stop rules against the live arm's recent p95. The
+        (bluegreen:shadow), by the hold's judge against the live arm over the same seconds. The
         answer is 0 when it held; a breach, or too little shadow traffic to judge, is 1."""
         rules = rules or self.edge.hold
         live = live if live is not None else self.live()

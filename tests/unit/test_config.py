@@ -431,3 +431,67 @@ def test_edge_features_parse():
     assert (s.shadow.percent, s.shadow.writes) == (10, False)
     assert s.backpressure.enabled and s.backpressure.when == "hold"
     assert not load("live", **EDGE).settings.backpressure.enabled
+
+
+# --- the hold's judge --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "holdConfidence",
+            "0.5",
+            'bluegreen:holdConfidence must be a number from 0.8 to 0.999, got "0.5"',
+        ),
+        (
+            "holdLatencyTolerance",
+            "fast",
+            "bluegreen:holdLatencyTolerance must be a number from 0 to 10",
+        ),
+        (
+            "holdErrorTolerance",
+            "0.9",
+            'bluegreen:holdErrorTolerance must be a number from 0 to 0.5, got "0.9"',
+        ),
+        ("holdMaxSeconds", "0", "bluegreen:holdMaxSeconds must be an integer from 1 to 86400"),
+        (
+            "holdCritical",
+            "latency,cpu",
+            "bluegreen:holdCritical must be metric names separated by commas, of latency, errors, "
+            'got "latency,cpu"',
+        ),
+        (
+            "holdDryRun",
+            "errors,errors",
+            "bluegreen:holdDryRun must be metric names separated by commas",
+        ),
+        ("holdDryRun", "latency,errors", "a hold where every metric is a dry run decides nothing"),
+        (
+            "holdWeights",
+            "latency=50,errors=0",
+            "bluegreen:holdWeights must be each metric once with a weight above 0, e.g. "
+            '"latency=50,errors=50", got "latency=50,errors=0"',
+        ),
+        (
+            "holdMarginalScore",
+            "99",
+            'bluegreen:holdMarginalScore must be at most bluegreen:holdPassScore (95), got "99"',
+        ),
+    ],
+)
+def test_a_bad_hold_setting_names_the_key_the_value_and_what_is_allowed(key, value, expected):
+    assert expected in problems("live", **EDGE, **{key: value})
+
+
+def test_hold_settings_a_team_grows_into_parse():
+    hold = load(
+        "live",
+        **EDGE,
+        holdDryRun="latency",
+        holdCritical="errors",
+        holdWeights="latency=20,errors=80",
+        holdMaxSeconds="300",
+    ).settings.hold
+    assert (hold.dry_run, hold.critical, hold.max_s) == (("latency",), ("errors",), 300)
+    assert dict(hold.weights) == {"latency": 20.0, "errors": 80.0}
