@@ -472,7 +472,19 @@ def _metric_weights(read: Reader) -> tuple[tuple[str, float], ...]:
     return tuple(found.items())
 
 
+REPLACED = {
+    "holdMaxErrorRate": "holdErrorTolerance",
+    "holdP95Ratio": "holdLatencyTolerance",
+    "holdP95AllowanceMs": "holdLatencyFloorMs",
+}
+"""The p95 hold's keys, and the judge's that replaced them: a stack still setting one is told."""
+
+
 def _hold(read: Reader) -> Hold:
+    for old, new in REPLACED.items():
+        value = read.optional(old)
+        if value is not None:
+            read.problem(old, value, f"unset: the hold's judge replaced it with bluegreen:{new}")
     dry = _metric_names(read, "holdDryRun")
     if set(dry) == set(HOLD_METRICS):
         read.problem(

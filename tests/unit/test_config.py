@@ -474,6 +474,12 @@ def test_edge_features_parse():
             '"latency=50,errors=50", got "latency=50,errors=0"',
         ),
         (
+            "holdP95Ratio",
+            "1.15",
+            "bluegreen:holdP95Ratio must be unset: the hold's judge replaced it with "
+            'bluegreen:holdLatencyTolerance, got "1.15"',
+        ),
+        (
             "holdMarginalScore",
             "99",
             'bluegreen:holdMarginalScore must be at most bluegreen:holdPassScore (95), got "99"',
