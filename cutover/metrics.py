@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -134,9 +135,7 @@ class AccessLogSource:
         0.4 ms request logs as 0 or 1): each logged value stands for the millisecond around it,
         its requests spread evenly across it, which keeps a loopback service's thousands of
         ties from hiding a shift smaller than a millisecond."""
-        counts: dict[float, int] = {}
-        for ms in logged:
-            counts[round(ms)] = counts.get(round(ms), 0) + 1
+        counts = Counter(round(ms) for ms in logged)
         cumulative, total = [], 0
         for ms in sorted(counts):
             total += counts[ms]

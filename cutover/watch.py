@@ -63,13 +63,15 @@ def scoring(rules: Hold) -> judging.Scoring:
     )
 
 
-def compared(stats: Stats, target: str, weight: int, baseline: ColorStats | None, rules: Hold):
+def compared(
+    stats: Stats, target: str, weight: int, baseline: ColorStats | None, rules: Hold
+) -> ColorStats:
     """What `target` is judged against: the other colour over the same seconds while it still
     takes traffic and has served enough, else the baseline (its traffic before the flip)."""
     now = stats.get(other(target), ColorStats())
     if weight < 100 and now.requests >= rules.min_requests:
-        return now, "the same seconds"
-    return baseline or ColorStats(), "before the flip"
+        return now
+    return baseline or ColorStats()
 
 
 def judge(
@@ -77,7 +79,7 @@ def judge(
 ) -> judging.Decision:
     """The judge's decision on `target` with these numbers."""
     s = stats.get(target, ColorStats())
-    live, _ = compared(stats, target, weight, baseline, rules)
+    live = compared(stats, target, weight, baseline, rules)
     tol, score = tolerance(rules), scoring(rules)
     flags = {m: score.rule(m).flags for m in judging.METRICS}
     if s.latencies is not None and live.latencies is not None:
