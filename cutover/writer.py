@@ -101,12 +101,16 @@ class Writer:
         return 130 if self.signal == signal.SIGINT else 0
 
     def step(self) -> None:
+        # An exit is seen before the lease is read, so that whether to restart is judged by a
+        # lease read after the exit: a command fenced out by the store exits only after the lease
+        # moved, and a wrapper paused between a read and its decision must not restart it.
+        exited = self.child is not None and self._exited()
         try:
             lease, why = self.reader.read(), None
         except Unreadable as err:
             lease, why = None, f"lease unreadable: {err}"
         self._note(lease, why)
-        if self.child is not None and self._exited():
+        if exited:
             self._reap_exited(lease)
         if self.child is not None:
             reason = why or self._reason_to_stop(lease)
@@ -185,7 +189,7 @@ class Writer:
             while not self._exited() and time.monotonic() < deadline:
                 time.sleep(0.01)
             if not self._exited():
-                why = f"still running after {self.grace:.3f}s"
+                why = f"{why}; still running after {self.grace:.3f}s"
                 self.log("killing", why=why, pid=pid, fence=self.fence)
         self._finish("stopped", why)
 

@@ -239,7 +239,9 @@ def test_starts_only_for_its_colour_once_the_handover_has_passed(edge, writers, 
 def test_stops_its_command_when_the_lease_is_not_its_own(edge, writers, tmp_path, change, why):
     db = tmp_path / "queue.db"
     seed(db, 1000)
-    edge.move("green")
+    # A handover of 1 s gives the stop a grace of 0.8 s: time for the consumer to finish its
+    # transaction on a loaded machine (with none, the grace is the floor, 0.1 s).
+    edge.move("green", handover=1.0)
     green = writers("green", consumer(db, "green"))
     pid = int(green.wait("started")["pid"])
     at_work(green, pid)
