@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cutover import ci
 
@@ -325,3 +326,40 @@ def test_a_canary_rollback_may_drop_the_canary_weight_but_not_add_one():
             verdict,
             "Pulumi.live.yaml",
         )
+
+
+# --- the workflows: what a commit message or a checkout can change --------------------------
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+
+
+def workflow_steps(name: str) -> list[tuple[str, dict]]:
+    doc = yaml.safe_load((WORKFLOWS / name).read_text())
+    return [(job, step) for job, spec in doc["jobs"].items() for step in spec.get("steps", [])]
+
+
+def test_no_commit_message_turns_the_deploy_watch_off():
+    # A committer chooses the message: a flip whose message said `Bluegreen-Rollback:` used to
+    # run unwatched. Whether to watch is decided by what the edge served (--if-moved-since).
+    deploy = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
+    text = json.dumps(deploy)
+    for chosen_by_committer in ("head_commit", "github.event.commits", "Bluegreen-Rollback"):
+        assert chosen_by_committer not in text
+    assert deploy["jobs"]["deploy"]["env"]["WATCH"] == "${{ matrix.stack == 'live' }}"
+    watch = next(s for _, s in workflow_steps("deploy.yml") if s.get("id") == "watch")
+    assert "--if-moved-since" in watch["run"]
+
+
+@pytest.mark.parametrize("name", ["deploy.yml", "preview.yml"])
+def test_no_checkout_leaves_the_token_on_disk(name):
+    checkouts = [
+        s for _, s in workflow_steps(name) if s.get("uses", "").startswith("actions/checkout")
+    ]
+    assert checkouts
+    for step in checkouts:
+        assert step.get("with", {}).get("persist-credentials") is False, step
+    # The one step that pushes gets the token from its environment, for git through gh.
+    pushing = [s for _, s in workflow_steps(name) if "commit-rollback" in s.get("run", "")]
+    for step in pushing:
+        assert step["env"]["GH_TOKEN"] == "${{ github.token }}"
+        assert step["run"].lstrip().startswith("gh auth setup-git")
