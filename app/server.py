@@ -11,6 +11,16 @@ access log know which arm served a request.
 `GET /metrics` is the Prometheus exposition (`prometheus_client`): every request other than the
 health path and /metrics itself is counted by method and status code and timed in a histogram,
 labelled with the arm's colour and version (the names are pinned in bluegreen/metrics.py).
+Requests marked `X-Bluegreen-Probe` (bluegreen's own) are not counted.
+
+An arm trusts the `X-Bluegreen-*` request headers it gets (`X-Bluegreen-Probe`,
+`X-Bluegreen-Replay`) because only the edge and operators can reach it: the edge sets every one
+of them itself, to what it verified (a probe's token) or to nothing, whatever a client sent
+(nixos/modules/nginx/proxy.conf), and `/_arm/` is not served through it. So an arm must listen
+on loopback (the local platform) or a private network that only the edge and operators reach
+(the NixOS arm module opens its port in the host's firewall: that network must not be the
+internet); a client that reaches an arm directly can mark its own requests as probes and read
+the journal.
 
 The `--ready-status`, `--delay-ms` and `--error-rate` flags make an arm unhealthy, slow or
 erroring on purpose (a delay in ms added to every request, a share of requests answered 500 at
@@ -24,6 +34,7 @@ well again.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import signal
@@ -48,7 +59,16 @@ BUCKETS = tuple(float(f"{0.00025 * 2 ** (k / 8):.6g}") for k in range(115))
 
 JOURNAL_PATH = "/_arm/writes"
 WRITES: dict = {"lock": threading.Lock(), "journal": [], "answers": {}}
-"""The writes this arm received, and the first answer to each Idempotency-Key."""
+"""The writes this arm received, and the first answer to each client's Idempotency-Key."""
+
+
+def client_of(headers, peer: str) -> str:
+    """Who sent a write: a digest of its Authorization, else its Cookie, else its address; the
+    same rule as the queue's (bluegreen/intents.py client_id), kept apart from bluegreen."""
+    for name in ("Authorization", "Cookie"):
+        if headers.get(name):
+            return hashlib.sha256(f"{name.lower()}:{headers[name]}".encode()).hexdigest()
+    return hashlib.sha256(f"peer:{peer}".encode()).hexdigest()
 
 
 class Metrics:
@@ -102,7 +122,8 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
             body = (json.dumps(payload) + "\n").encode()
             self._answer(status, body, "application/json", cache_s)
             # bluegreen's own probes (the switch's confirmation, the gate's smoke sample) are not
-            # users' traffic: the hold after a flip must never count them as such.
+            # users' traffic: the hold after a flip must never count them as such. Through the
+            # edge the header is only there when the edge verified the probe's token.
             if counted and not self.headers.get("X-Bluegreen-Probe"):
                 metrics.observe(self.command, status, time.perf_counter() - self.started)
 
@@ -167,8 +188,11 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
             if self._delay_and_fail():
                 return
             key = self.headers.get("Idempotency-Key")
+            # A key is its client's own (as the edge's queue scopes it): another client's same
+            # key is another write, not a replay of this one.
+            scoped = (client_of(self.headers, self.client_address[0]), key)
             with WRITES["lock"]:
-                first = WRITES["answers"].get(key) if key else None
+                first = WRITES["answers"].get(scoped) if key else None
                 WRITES["journal"].append(
                     {
                         "method": self.command,
@@ -182,7 +206,7 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
                 if first is None:
                     first = {"accepted": self.command, "path": self.path, **identity}
                     if key:
-                        WRITES["answers"][key] = first
+                        WRITES["answers"][scoped] = first
             # A key seen before is answered as the first time and applied once (RFC draft
             # "The Idempotency-Key HTTP Header Field"): a replayed intent never applies twice.
             self._send(200, first)

@@ -360,6 +360,7 @@ def _switch_edge(node: str, root: str, name: str, text: str) -> None:
         versions=by_color["versions"],
         maintenance=Maintenance(False, 503, 30, ""),
         limits_until=None,
+        probe_token=nginx.probe_token(values.get("probeToken")),
         **off,
     )
     write_state(run_dir, {**state, "generation": values["generation"]})

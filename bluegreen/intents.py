@@ -1,12 +1,15 @@
-"""The durable store of writes queued during maintenance, replayed once each when it ends.
+"""The durable store of writes queued during maintenance, replayed when it ends: each sent at least
+once, applied once by the arm's Idempotency-Key dedupe.
 
 A write the edge would refuse while read-only is kept here instead, keyed by its
 `Idempotency-Key`: one row per intent, in arrival order (`seq`), with a receipt the client was
 given. SQLite serves one edge host; PostgreSQL serves edges on several hosts sharing one queue.
 Both run the same SQL (placeholders and two column types aside), so the two cannot drift apart.
 
-Credentials the client sent (SEALED_HEADERS) are needed again on replay, so they are kept, but
-sealed with AES-256-GCM: a copy of the store file or a database dump alone does not leak them.
+Every header but a few harmless ones (CLEAR_HEADERS) is needed again on replay and may carry a
+credential, so it is kept sealed with AES-256-GCM, bound to the row's receipt, method, path,
+body, key and client: a copy of the store or a dump alone does not leak them, and a row changed
+under a victim's sealed credentials does not open (it is a dead letter, never sent).
 """
 
 from __future__ import annotations
@@ -28,8 +31,22 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-SEALED_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key")
-"""Headers that carry credentials: stored encrypted, never shown by `describe`."""
+CLEAR_HEADERS = (
+    "content-type",
+    "content-language",
+    "content-encoding",
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    "user-agent",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+)
+"""Headers that say how to read the request, never who sends it: the only ones stored in clear.
+Every other kept header (credentials, cookies, API keys, anything unknown) is sealed."""
 
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "te", "upgrade", "content-length")
 """Headers about the hop to the queue, not the request: replaying them would lie to the edge."""
@@ -37,29 +54,54 @@ HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "te", "upgrade", 
 STATES = ("pending", "delivered", "dead")
 KEY_BYTES = 32
 NONCE_BYTES = 12
+KEY_CHECK = b"bluegreen intent store"
+"""Sealed into the store at its first open: a key that does not open it is the wrong key, so a
+row that then fails to open was changed, not misread."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
     seq {serial},
     receipt TEXT NOT NULL UNIQUE,
-    idem_key TEXT NOT NULL UNIQUE,
+    client TEXT NOT NULL,
+    idem_key TEXT NOT NULL,
     method TEXT NOT NULL,
     path TEXT NOT NULL,
     headers TEXT NOT NULL,
     sealed {blob},
     body {blob} NOT NULL,
     body_sha256 TEXT NOT NULL,
+    size BIGINT NOT NULL,
     received_at DOUBLE PRECISION NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
     attempts INTEGER NOT NULL DEFAULT 0,
     last_status INTEGER,
     last_error TEXT,
-    delivered_at DOUBLE PRECISION
+    first_failed_at DOUBLE PRECISION,
+    delivered_at DOUBLE PRECISION,
+    UNIQUE (client, idem_key)
 );
-CREATE INDEX IF NOT EXISTS intents_state_seq ON intents (state, seq)
+CREATE INDEX IF NOT EXISTS intents_state_seq ON intents (state, seq);
+CREATE INDEX IF NOT EXISTS intents_state_client ON intents (state, client, size);
+CREATE TABLE IF NOT EXISTS replay_claim (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL,
+    fence BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue_load (
+    client TEXT PRIMARY KEY,
+    pending BIGINT NOT NULL,
+    bytes BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS store_meta (
+    name TEXT PRIMARY KEY,
+    value {blob} NOT NULL
+)
 """
-COLUMNS = "receipt, seq, idem_key, method, path, headers, sealed, body, received_at, attempts, "
-COLUMNS += "state, last_status, last_error"
+TOTAL = "*"
+"""The `queue_load` row of the whole queue (a client is a hex digest, never "*")."""
+COLUMNS = "receipt, seq, client, idem_key, method, path, headers, sealed, body, body_sha256, "
+COLUMNS += "received_at, attempts, state, last_status, last_error, first_failed_at"
 
 
 class StoreError(Exception):
@@ -68,6 +110,32 @@ class StoreError(Exception):
 
 class KeyReused(StoreError):
     """An Idempotency-Key came back with a different request: the client has a bug (HTTP 422)."""
+
+
+class QueueFull(StoreError):
+    """The queue, this client's share of it, or the disk under it is full (HTTP 503)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        """"queue-full", "client-full" or "disk-full"."""
+
+
+class Unopened(StoreError):
+    """A row's sealed headers do not open with the store's own key: the row was changed."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the queue keeps at most: it answers 503 rather than grow without bound. The stack's
+    defaults are written in Pulumi.yaml (bluegreen:maintenanceQueueMax*, ...MinFreeMb)."""
+
+    max_pending: int = 10_000
+    max_pending_bytes: int = 256 << 20
+    max_per_client: int = 2_500
+    """Pending intents one client may have: one client cannot fill the queue for the others."""
+    min_free_bytes: int = 256 << 20
+    """SQLite only: space the disk under the store keeps free after a write."""
 
 
 @dataclass(frozen=True)
@@ -93,21 +161,40 @@ class Intent:
     state: str
     last_status: int | None
     last_error: str | None
+    client: str = ""
+    first_failed_at: float | None = None
+    """When the first of the current run of transient failures happened (None: none yet)."""
+
+
+def client_id(headers: Mapping[str, str], peer: str) -> str:
+    """Who sent a write, as a digest: of its Authorization, else its Cookie, else the address it
+    came from. Idempotency keys are the client's own: one client's key cannot reach another's
+    receipt, nor be refused because another used it."""
+    low = {k.lower(): v for k, v in headers.items()}
+    for name in ("authorization", "cookie"):
+        if low.get(name):
+            return hashlib.sha256(f"{name}:{low[name]}".encode()).hexdigest()
+    return hashlib.sha256(f"peer:{peer}".encode()).hexdigest()
 
 
 def kept_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """(clear, sealed) headers worth replaying. Our own `x-bluegreen-*` are the edge's
-    instructions to the queue (retry-after, replay marks): replayed, they would be obeyed twice."""
+    instructions to the queue (retry-after, replay marks): replayed, they would be obeyed twice.
+    The Idempotency-Key is kept in its own column."""
     clear: dict[str, str] = {}
     sealed: dict[str, str] = {}
     for name, value in headers.items():
         low = name.lower()
-        if low in SEALED_HEADERS:
-            sealed[low] = value
-        elif low in HOP_BY_HOP or low == "host" or low.startswith("x-bluegreen-"):
+        if (
+            low in HOP_BY_HOP
+            or low in ("host", "idempotency-key")
+            or low.startswith("x-bluegreen-")
+        ):
             continue
-        elif low == "content-type" or low.startswith("x-"):
+        if low in CLEAR_HEADERS:
             clear[low] = value
+        else:
+            sealed[low] = value
     return clear, sealed
 
 
@@ -121,11 +208,18 @@ def owner_only(path: str, what: str) -> None:
         )
 
 
-def load_key(path: str) -> bytes:
-    """The 32-byte sealing key at `path`, created (0600, in a 0700 directory) if missing, so a
-    fresh host needs no setup step; a key others can read is refused rather than trusted."""
+def load_key(path: str, create: bool = False) -> bytes:
+    """The 32-byte sealing key at `path`; a key others can read is refused rather than trusted.
+    `create` makes one (0600, in a 0700 directory) if missing: only `open_keyed` asks, for a
+    store with nothing sealed in it, since a new key makes every sealed row unreadable."""
     path = os.path.abspath(path)
     if not os.path.exists(path):
+        if not create:
+            raise StoreError(
+                f"no key file at {path}: the intent store's sealed headers need the key they "
+                "were sealed with; restore it there (on PostgreSQL, the same file every edge "
+                "host uses)"
+            )
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -144,16 +238,25 @@ def load_key(path: str) -> bytes:
     return key
 
 
+def _aad(receipt: str, method: str, path: str, digest: str, key: str, client: str) -> bytes:
+    # Everything the replay acts on: a victim's sealed Authorization does not open under a row
+    # whose method, path, body, key or client was changed, nor on another row.
+    return json.dumps([receipt, method, path, digest, key, client]).encode()
+
+
 class IntentStore:
     """What both databases share: every query, the sealing, the rules. A dialect supplies the
-    connection, the placeholder, and how a write transaction is taken."""
+    connection, the placeholder, how a write transaction is taken and the database's clock."""
 
     placeholder = "?"
+    now_sql = "0"
+    """The database's clock, in epoch seconds: every edge sharing a store reads the same one."""
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != KEY_BYTES:
+    def __init__(self, key: bytes | None, limits: Limits | None = None) -> None:
+        if key is not None and len(key) != KEY_BYTES:
             raise StoreError(f"the sealing key must be {KEY_BYTES} bytes, got {len(key)}")
-        self._aead = AESGCM(key)
+        self._aead = AESGCM(key) if key is not None else None
+        self.limits = limits or Limits()
         # One connection per store, used by the intake's threads and the replay thread in turn.
         self._lock = threading.Lock()
 
@@ -165,49 +268,148 @@ class IntentStore:
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         raise NotImplementedError
 
+    def _space_problem(self, size: int) -> str | None:
+        """Why the disk cannot take `size` more bytes now, or None."""
+        return None
+
     def close(self) -> None:
         raise NotImplementedError
 
     def _sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
-    # -- sealing
-    def _seal(self, receipt: str, values: dict[str, str]) -> bytes | None:
-        if not values:
-            return None
+    def _setup(self) -> None:
+        """The tables, then the key check: a wrong key is refused here, before any row is read."""
+        try:
+            with self._write(arrival=True) as run:  # two edges starting at once: one creates them
+                for statement in self.schema().split(";"):
+                    if statement.strip():
+                        run(statement)
+                run("SELECT client, size, first_failed_at FROM intents LIMIT 0").fetchall()
+                self._recount(run)
+        except Exception as exc:  # sqlite3 or psycopg: whichever the dialect raised
+            raise StoreError(
+                f"cannot set up the intent store ({exc}); a store written by an older bluegreen "
+                "(no client column) must be replayed or drained with that version, then moved "
+                "aside"
+            ) from None
+        if self._aead is None:
+            return
         nonce = secrets.token_bytes(NONCE_BYTES)
-        plain = json.dumps(values).encode()
-        # The receipt as associated data: a sealed blob moved onto another row does not open.
-        return nonce + self._aead.encrypt(nonce, plain, receipt.encode())
-
-    def _open(self, receipt: str, blob: bytes | None) -> dict[str, str]:
-        if not blob:
-            return {}
+        check = nonce + self._aead.encrypt(nonce, KEY_CHECK, b"key-check")
+        with self._write(arrival=True) as run:
+            run(
+                "INSERT INTO store_meta (name, value) VALUES ('key-check', ?)"
+                " ON CONFLICT (name) DO NOTHING",
+                (check,),
+            )
+        [(blob,)] = self._query("SELECT value FROM store_meta WHERE name = 'key-check'")
         blob = bytes(blob)
         try:
-            plain = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], receipt.encode())
+            self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], b"key-check")
         except InvalidTag:
             raise StoreError(
-                f"the sealed headers of intent {receipt} do not open with this key: "
-                "is --key-file the one the store was written with?"
+                "the key does not open this intent store (its sealed headers do not open with "
+                "this key): is --key-file the one the store was written with?"
+            ) from None
+
+    def schema(self) -> str:
+        raise NotImplementedError
+
+    def has_rows(self) -> bool:
+        """True when the store holds an intent or was sealed with a key already."""
+        found = self._query("SELECT COUNT(*) FROM intents")[0][0]
+        return bool(found) or bool(self._query("SELECT COUNT(*) FROM store_meta")[0][0])
+
+    # -- what is pending, kept in `queue_load` so the caps cost two key lookups, not a scan of
+    # the queue inside the transaction every arrival waits on. Every write transaction is
+    # serialised (see the dialects' _write), so the counts cannot drift by a race; each open
+    # recounts them from the rows anyway (an operator's hand edit, an older bluegreen).
+    def _recount(self, run: Any) -> None:
+        run("DELETE FROM queue_load")
+        run(
+            "INSERT INTO queue_load (client, pending, bytes) SELECT client, COUNT(*), SUM(size)"
+            " FROM intents WHERE state = 'pending' GROUP BY client"
+        )
+        run(
+            "INSERT INTO queue_load (client, pending, bytes) SELECT ?, COUNT(*),"
+            " COALESCE(SUM(size), 0) FROM intents WHERE state = 'pending'",
+            (TOTAL,),
+        )
+
+    def _load(self, run: Any, rows: list[tuple], sign: int) -> None:
+        """Count `rows` ((client, size) of intents that became pending, or left it) in."""
+        for client, size in rows:
+            for who in (client, TOTAL):
+                run(
+                    "INSERT INTO queue_load (client, pending, bytes) VALUES (?, ?, ?)"
+                    " ON CONFLICT (client) DO UPDATE SET pending = queue_load.pending +"
+                    " excluded.pending, bytes = queue_load.bytes + excluded.bytes",
+                    (who, sign, sign * size),
+                )
+            if sign < 0:  # a client with nothing pending leaves no row behind
+                run("DELETE FROM queue_load WHERE client = ? AND pending <= 0", (client,))
+
+    # -- sealing
+    def _seal(self, aad: bytes, values: dict[str, str]) -> bytes:
+        if self._aead is None:
+            raise StoreError("the store was opened without its key: nothing can be sealed")
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, json.dumps(values).encode(), aad)
+
+    def _open(self, receipt: str, aad: bytes, blob: bytes | None) -> dict[str, str]:
+        # Every row is sealed, even with no header to hide: a row without a seal that opens was
+        # not written by a queue service holding the key.
+        if self._aead is None:
+            raise StoreError("the store was opened without its key: nothing can be opened")
+        if not blob:
+            raise Unopened(f"intent {receipt} has no seal: it was not written by the queue")
+        blob = bytes(blob)
+        try:
+            plain = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        except InvalidTag:
+            raise Unopened(
+                f"the sealed headers of intent {receipt} do not open: its method, path, body, "
+                "key or client was changed after it was accepted; never sent"
             ) from None
         return json.loads(plain)
 
-    def _intent(self, row: tuple) -> Intent:
-        receipt, seq, key, method, path, headers, sealed, body, at, attempts, state, st, err = row
+    def _intent(self, row: tuple, strict: bool = True) -> Intent:
+        receipt, seq, client, key, method, path, headers, sealed, body, digest = row[:10]
+        at, attempts, state, st, err, first_failed = row[10:]
+        clear = json.loads(headers)
+        try:
+            if hashlib.sha256(bytes(body)).hexdigest() != digest:
+                raise Unopened(
+                    f"the body of intent {receipt} does not match its digest: the row was changed "
+                    "after it was accepted; never sent"
+                )
+            bad = sorted(set(clear) - set(CLEAR_HEADERS))
+            if bad:
+                raise Unopened(
+                    f"intent {receipt} holds {', '.join(bad)} in clear, which the queue always "
+                    "seals: the row was changed after it was accepted; never sent"
+                )
+            opened = self._open(receipt, _aad(receipt, method, path, digest, key, client), sealed)
+        except Unopened:
+            if strict:
+                raise
+            opened = {}
         return Intent(
             receipt=receipt,
             seq=seq,
             key=key,
             method=method,
             path=path,
-            headers={**json.loads(headers), **self._open(receipt, sealed)},
+            headers={**clear, **opened},
             body=bytes(body),
             received_at=at,
             attempts=attempts,
             state=state,
             last_status=st,
             last_error=err,
+            client=client,
+            first_failed_at=first_failed,
         )
 
     # -- the queue
@@ -219,72 +421,199 @@ class IntentStore:
         headers: Mapping[str, str],
         body: bytes,
         now: float,
+        client: str = "",
     ) -> Accepted:
-        """Keep one write. The unique key decides between concurrent accepts of the same key:
-        the loser gets the winner's receipt, so a client retrying never queues a write twice."""
+        """Keep one write of `client` (see client_id). The same key again gets the first receipt,
+        so a client retrying never queues a write twice. The caps are checked inside the write
+        transaction, which every edge sharing the store takes in turn: two edges cannot both
+        take the last place."""
         digest = hashlib.sha256(body).hexdigest()
         receipt = "r-" + secrets.token_hex(8)
         clear, sealed = kept_headers(headers)
-        blob = self._seal(receipt, sealed)
+        blob = self._seal(_aad(receipt, method, path, digest, key, client), sealed)
+        clear_text = json.dumps(clear)
+        size = len(body) + len(clear_text) + len(blob)
         with self._write(arrival=True) as run:
-            rows = run(
-                "INSERT INTO intents (receipt, idem_key, method, path, headers, sealed, body,"
-                " body_sha256, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (idem_key) DO NOTHING RETURNING seq",
-                (receipt, key, method, path, json.dumps(clear), blob, body, digest, now),
-            ).fetchall()  # all, so no statement is left open when the transaction commits
-            if rows:
-                return Accepted(receipt, rows[0][0], duplicate=False)
             first = run(
-                "SELECT receipt, seq, method, path, body_sha256 FROM intents WHERE idem_key = ?",
-                (key,),
+                "SELECT receipt, seq, method, path, body_sha256 FROM intents"
+                " WHERE client = ? AND idem_key = ?",
+                (client, key),
             ).fetchone()
-        if first[2:] != (method, path, digest):
+            if first is None:
+                self._check_room(run, client, size)
+                rows = run(
+                    "INSERT INTO intents (receipt, client, idem_key, method, path, headers,"
+                    " sealed, body, body_sha256, size, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                    (receipt, client, key, method, path, clear_text, blob, body, digest, size, now),
+                ).fetchall()  # all, so no statement is left open when the transaction commits
+                self._load(run, [(client, size)], +1)
+                return Accepted(receipt, rows[0][0], duplicate=False)
+        if tuple(first[2:]) != (method, path, digest):
             raise KeyReused(
                 f"Idempotency-Key {key!r} was first used for {first[2]} {first[3]} with another "
                 "body; a key names one request"
             )
         return Accepted(first[0], first[1], duplicate=True)
 
+    def _check_room(self, run: Any, client: str, size: int) -> None:
+        lim = self.limits
+        load = {
+            who: (int(n), int(b))
+            for who, n, b in run(
+                "SELECT client, pending, bytes FROM queue_load WHERE client IN (?, ?)",
+                (TOTAL, client),
+            ).fetchall()
+        }
+        count, total = load.get(TOTAL, (0, 0))
+        mine = load.get(client, (0, 0))[0]
+        if count + 1 > lim.max_pending:
+            raise QueueFull(
+                "queue-full",
+                f"the queue holds {count} pending writes, its most ({lim.max_pending})",
+            )
+        if total + size > lim.max_pending_bytes:
+            raise QueueFull(
+                "queue-full",
+                f"the queue holds {total} bytes of pending writes; this one ({size} bytes) would "
+                f"pass its most ({lim.max_pending_bytes} bytes)",
+            )
+        if mine + 1 > lim.max_per_client:
+            raise QueueFull(
+                "client-full",
+                f"this client has {mine} pending writes, the most one client may have "
+                f"({lim.max_per_client})",
+            )
+        problem = self._space_problem(size)
+        if problem:
+            raise QueueFull("disk-full", problem)
+
     def pending(self, limit: int = 100) -> list[Intent]:
-        """The oldest `limit` intents waiting, in arrival order: the replay's next round."""
+        """The oldest `limit` intents waiting, in arrival order: the replay's next round. A row
+        whose seal does not open is made a dead letter saying why, and is never returned."""
         rows = self._query(
             f"SELECT {COLUMNS} FROM intents WHERE state = 'pending' ORDER BY seq LIMIT ?",
             (limit,),
         )
-        return [self._intent(r) for r in rows]
+        found: list[Intent] = []
+        for row in rows:
+            try:
+                found.append(self._intent(row))
+            except Unopened as exc:
+                self.failed(row[0], None, str(exc), dead=True)
+        return found
 
     def dead_letters(self) -> list[Intent]:
         rows = self._query(f"SELECT {COLUMNS} FROM intents WHERE state = 'dead' ORDER BY seq")
-        return [self._intent(r) for r in rows]
+        return [self._intent(r, strict=False) for r in rows]
 
-    def delivered(self, receipt: str, status: int, now: float | None = None) -> None:
+    # -- the replay's claim
+    #
+    # One lease row for the whole store, not FOR UPDATE SKIP LOCKED on intents: row locks would
+    # let a second replayer take a client's next intent while the first still sends its previous
+    # one (order lost), hold a transaction open across an HTTP send, and do nothing for SQLite.
+    # One holder at a time keeps arrival order for every client on both databases; the fence
+    # (bumped at each takeover) stops a replayer that lost its lease from marking rows.
+    def claim(self, holder: str, ttl: float, fence: int | None = None) -> int | None:
+        """Take or renew the replay claim for `ttl` seconds: its fence, or None while another
+        holder's claim runs. A claim past its expiry is anyone's: a killed replayer's is taken
+        over when it expires."""
+        with self._write(arrival=True) as run:
+            row = run(
+                f"SELECT holder, expires - ({self.now_sql}), fence FROM replay_claim WHERE id = 1"
+            ).fetchone()
+            if row is None:
+                run(
+                    f"INSERT INTO replay_claim (id, holder, expires, fence)"
+                    f" VALUES (1, ?, ({self.now_sql}) + ?, 1)",
+                    (holder, ttl),
+                )
+                return 1
+            current, left, current_fence = row
+            if current == holder and current_fence == fence and left > 0:
+                run(
+                    f"UPDATE replay_claim SET expires = ({self.now_sql}) + ? WHERE id = 1",
+                    (ttl,),
+                )
+                return fence
+            if left > 0 and current != holder:
+                return None
+            run(
+                f"UPDATE replay_claim SET holder = ?, expires = ({self.now_sql}) + ?,"
+                " fence = fence + 1 WHERE id = 1",
+                (holder, ttl),
+            )
+            return int(current_fence) + 1
+
+    def release(self, holder: str, fence: int) -> None:
+        """Give the claim up now (a clean stop): another replayer need not wait for it to expire."""
         with self._write() as run:
             run(
-                "UPDATE intents SET state = 'delivered', attempts = attempts + 1,"
-                " last_status = ?, last_error = NULL, delivered_at = ? WHERE receipt = ?",
-                (status, time.time() if now is None else now, receipt),
+                "UPDATE replay_claim SET expires = 0 WHERE id = 1 AND holder = ? AND fence = ?",
+                (holder, fence),
             )
 
-    def failed(self, receipt: str, status: int | None, error: str, dead: bool) -> None:
-        """Count one failed attempt; `dead` moves the intent to the dead-letter list."""
+    _FENCED = " AND EXISTS (SELECT 1 FROM replay_claim WHERE id = 1 AND fence = ?)"
+
+    def delivered(
+        self, receipt: str, status: int, now: float | None = None, fence: int | None = None
+    ) -> bool:
+        """Mark one intent delivered; with `fence`, only while that claim is still the current
+        one. False when it was not marked (the claim was taken over)."""
+        sql = (
+            "UPDATE intents SET state = 'delivered', attempts = attempts + 1,"
+            " last_status = ?, last_error = NULL, delivered_at = ?"
+            " WHERE receipt = ? AND state = 'pending'"
+        )
+        params: tuple = (status, time.time() if now is None else now, receipt)
+        if fence is not None:
+            sql, params = sql + self._FENCED, (*params, fence)
         with self._write() as run:
-            run(
-                "UPDATE intents SET attempts = attempts + 1, last_status = ?, last_error = ?,"
-                " state = CASE WHEN ? = 1 THEN 'dead' ELSE state END"
-                " WHERE receipt = ? AND state = 'pending'",
-                (status, error, int(dead), receipt),
-            )
+            rows = run(sql + " RETURNING client, size", params).fetchall()
+            self._load(run, rows, -1)
+            return bool(rows)
+
+    def failed(
+        self,
+        receipt: str,
+        status: int | None,
+        error: str,
+        dead: bool,
+        now: float | None = None,
+        fence: int | None = None,
+    ) -> bool:
+        """Count one failed attempt; `dead` moves the intent to the dead-letter list. The first
+        of a run of failures is remembered: how long a write has been tried decides when a
+        transient failure gives up."""
+        sql = (
+            "UPDATE intents SET attempts = attempts + 1, last_status = ?, last_error = ?,"
+            " first_failed_at = COALESCE(first_failed_at, ?),"
+            " state = CASE WHEN ? = 1 THEN 'dead' ELSE state END"
+            " WHERE receipt = ? AND state = 'pending'"
+        )
+        params: tuple = (status, error, time.time() if now is None else now, int(dead), receipt)
+        if fence is not None:
+            sql, params = sql + self._FENCED, (*params, fence)
+        with self._write() as run:
+            rows = run(sql + " RETURNING client, size", params).fetchall()
+            if dead:
+                self._load(run, rows, -1)
+            return bool(rows)
 
     def retry(self, receipt: str | None = None) -> int:
         """Put one dead intent (or all) back in the queue, with fresh attempts. Its seq stays,
         so the next replay takes it in arrival order among the ones still waiting."""
-        sql = "UPDATE intents SET state = 'pending', attempts = 0 WHERE state = 'dead'"
+        sql = (
+            "UPDATE intents SET state = 'pending', attempts = 0, first_failed_at = NULL"
+            " WHERE state = 'dead'"
+        )
         params: tuple = ()
         if receipt is not None:
             sql, params = sql + " AND receipt = ?", (receipt,)
         with self._write() as run:
-            return run(sql, params).rowcount
+            rows = run(sql + " RETURNING client, size", params).fetchall()
+            self._load(run, rows, +1)
+            return len(rows)
 
     def drop(self, receipt: str) -> bool:
         """Forget a dead intent for good. Only a dead one: dropping a pending one would lose a
@@ -308,8 +637,10 @@ class IntentStore:
 class SqliteStore(IntentStore):
     """One file on the edge host, owner-only, every commit on disk before the 202 goes out."""
 
-    def __init__(self, path: str, key: bytes) -> None:
-        super().__init__(key)
+    now_sql = "(julianday('now') - 2440587.5) * 86400.0"
+
+    def __init__(self, path: str, key: bytes | None, limits: Limits | None = None) -> None:
+        super().__init__(key, limits)
         self.path = path
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
@@ -326,7 +657,7 @@ class SqliteStore(IntentStore):
             # of the service and a power loss, not only a clean exit.
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA busy_timeout=5000")
-            self._conn.executescript(SCHEMA.format(serial=SERIAL_SQLITE, blob="BLOB"))
+            self._setup()
         finally:
             os.umask(old)
         for side in (path, path + "-wal", path + "-shm"):
@@ -346,9 +677,24 @@ class SqliteStore(IntentStore):
                 raise
             self._conn.execute("COMMIT")
 
+    def schema(self) -> str:
+        return SCHEMA.format(serial=SERIAL_SQLITE, blob="BLOB")
+
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
+
+    def _space_problem(self, size: int) -> str | None:
+        # A full disk fails SQLite's commit mid-way at best; refusing early keeps room for the
+        # WAL's checkpoint and for the replay's own writes.
+        disk = os.statvfs(os.path.dirname(self.path))
+        free = disk.f_bavail * disk.f_frsize
+        if free - size < self.limits.min_free_bytes:
+            return (
+                f"the disk under {os.path.dirname(self.path)} has {free >> 20} MiB free, less "
+                f"than the {self.limits.min_free_bytes >> 20} MiB it keeps free"
+            )
+        return None
 
     def close(self) -> None:
         with self._lock:
@@ -365,28 +711,31 @@ class PostgresStore(IntentStore):
 
     placeholder = "%s"
 
-    def __init__(self, dsn: str, key: bytes) -> None:
+    now_sql = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
+
+    def __init__(self, dsn: str, key: bytes | None, limits: Limits | None = None) -> None:
         import psycopg  # only the hosts that use PostgreSQL need it installed
 
-        super().__init__(key)
+        super().__init__(key, limits)
         try:
             self._conn = psycopg.connect(dsn, autocommit=True)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the PostgreSQL intent store: {exc}") from exc
-        with self._write(arrival=True) as run:  # two edges starting at once: one creates it
-            for statement in SCHEMA.format(serial=SERIAL_POSTGRES, blob="BYTEA").split(";"):
-                if statement.strip():
-                    run(statement)
+        self._setup()
+
+    def schema(self) -> str:
+        return SCHEMA.format(serial=SERIAL_POSTGRES, blob="BYTEA")
 
     @contextmanager
     def _write(self, arrival: bool = False) -> Iterator[Any]:
         with self._lock, self._conn.transaction():
             cur = self._conn.cursor()
-            if arrival:
-                # A sequence hands out numbers at insert, not at commit: two edges inserting
-                # at once could commit 8 before 7, and a replay reading "up to 8" would skip 7
-                # for good. Held to commit, the lock makes seq order commit order.
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (ARRIVAL_LOCK,))
+            # Every write, not only arrivals. A sequence hands out numbers at insert, not at
+            # commit: two edges inserting at once could commit 8 before 7, and a replay reading
+            # "up to 8" would skip 7 for good; held to commit, the lock makes seq order commit
+            # order. It also serialises the caps' check against every change of what is
+            # pending (queue_load), as BEGIN IMMEDIATE does on SQLite.
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (ARRIVAL_LOCK,))
 
             def run(sql: str, params: tuple = ()) -> Any:
                 return cur.execute(self._sql(sql), params)
@@ -402,19 +751,38 @@ class PostgresStore(IntentStore):
             self._conn.close()
 
 
-def open_store(spec: str, key: bytes) -> IntentStore:
-    """`sqlite:///abs/path/intents.sqlite3` (one host) or a `postgresql://` DSN (several)."""
+def open_store(spec: str, key: bytes | None, limits: Limits | None = None) -> IntentStore:
+    """`sqlite:///abs/path/intents.sqlite3` (one host) or a `postgresql://` DSN (several).
+    Without `key`, only what is not sealed can be read (`has_rows`, `counts`)."""
     if spec.startswith("sqlite://"):
         path = spec[len("sqlite://") :]
         if not os.path.isabs(path):
             raise StoreError(f"the SQLite store needs an absolute path, got {spec!r}")
-        return SqliteStore(path, key)
+        return SqliteStore(path, key, limits)
     if spec.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(spec, key)
+        return PostgresStore(spec, key, limits)
     raise StoreError(
         "the intent store must be sqlite:///absolute/path or a postgresql:// DSN, "
         f"got {spec.split('://')[0]!r}"
     )
+
+
+def open_keyed(spec: str, key_path: str, limits: Limits | None = None) -> IntentStore:
+    """The store at `spec` with the key at `key_path`. A key is created only for a store that
+    holds nothing sealed yet: a new key for a store with rows would make every row unreadable,
+    so then the missing key is an error naming its path."""
+    if not os.path.exists(key_path):
+        bare = open_store(spec, None, limits)
+        try:
+            if bare.has_rows():
+                raise StoreError(
+                    f"no key file at {os.path.abspath(key_path)}, but the intent store holds "
+                    "intents sealed with a key: restore that key file (a new key would make "
+                    "every kept write unreadable)"
+                )
+        finally:
+            bare.close()
+    return open_store(spec, load_key(key_path, create=True), limits)
 
 
 def describe(intent: Intent) -> dict:

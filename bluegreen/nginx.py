@@ -10,7 +10,10 @@ the module and compare it with these. Every value rendered here was validated by
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import json
+import pwd
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bluegreen.config import Backpressure, Cache, Maintenance, Queue, Shadow, Window, utc_text
+from bluegreen.probe import REQUEST_HEADERS, new_token
 from bluegreen.switch import LEASE_PATH, STATUS_PATH, WRITE_METHODS, generation, maintenance_body
 
 
@@ -98,8 +102,29 @@ JS_VARIABLES = {
     "bluegreen_shadow": "shadow",
     "bluegreen_no_cache": "noCache",
     "bluegreen_health": "health",
+    "bluegreen_probe": "probe",
+    "bluegreen_replay": "replay",
+    "bluegreen_cache_bypass": "cacheBypass",
 }
 SHADOW_LOCATION = "/_bluegreen_shadow"
+ARM_PREFIX = "/_arm/"
+"""Where an arm serves its own documents (app/server.py `JOURNAL_PATH`): 404 through the edge."""
+QUEUE_REQUEST_HEADERS = {
+    "X-Bluegreen-Retry-After": "$bluegreen_retry_after",
+    "X-Bluegreen-Client": "$remote_addr",
+}
+"""What the edge sends the queue service of `REQUEST_HEADERS`: the Retry-After it would have
+answered, and the address the write came from (to the service, every write comes from nginx:
+without it, all clients without a credential would share one client's share of the queue);
+every other one is removed. Toward the arms, nixos/modules/nginx/proxy.conf says."""
+QUEUE_CAPS = {
+    "maxPending": "max_pending",
+    "maxPendingMb": "max_pending_mb",
+    "maxPerClient": "max_per_client",
+    "minFreeMb": "min_free_mb",
+    "retryMinutes": "retry_minutes",
+}
+"""The queue's caps and retry horizon in the engine's props (camelCase) and in `Queue`."""
 QUEUE_GROUP = "bluegreen_{app}_queue"
 """The upstream of the maintenance queue's service."""
 SAFE_RELOAD_SINCE = (1, 27, 4)
@@ -134,6 +159,10 @@ class Features:
                     "store": m.queue.store,
                     "maxBodyKb": m.queue.max_body_kb,
                     "soakSeconds": m.queue.soak_s,
+                    "rate": m.queue.rate,
+                    "burst": m.queue.burst,
+                    "connections": m.queue.connections,
+                    **{prop: getattr(m.queue, field) for prop, field in QUEUE_CAPS.items()},
                 },
             },
             "cache": {
@@ -164,7 +193,15 @@ class Features:
                 int(m["retryAfter"]),
                 m["banner"],
                 Window(*(_moment(m.get(k)) for k in ("start", "end"))),
-                Queue(tuple(q["paths"]), q["store"], int(q["maxBodyKb"]), int(q["soakSeconds"])),
+                Queue(
+                    tuple(q["paths"]),
+                    q["store"],
+                    int(q["maxBodyKb"]),
+                    int(q["soakSeconds"]),
+                    # Absent from what an older bluegreen stored: its defaults.
+                    **{k: int(q[k]) for k in ("rate", "burst", "connections") if k in q},
+                    **{f: int(q[p]) for p, f in QUEUE_CAPS.items() if p in q},
+                ),
             ),
             Cache(bool(c["enabled"]), int(c["maxSizeMb"]), tuple(c["warmPaths"])),
             Shadow(int(sh["percent"]), bool(sh["writes"])),
@@ -183,16 +220,48 @@ def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
+SERVED_ROOT = "/run/bluegreen-edge"
+WORKER_USER = "nobody"
+"""The user nginx's workers run as when its master runs as root (in that user's own group)."""
+
+
+def worker_user() -> tuple[str, str]:
+    """`WORKER_USER` and its primary group's name (nogroup on Debian, nobody elsewhere)."""
+    return WORKER_USER, grp.getgrgid(pwd.getpwnam(WORKER_USER).pw_gid).gr_name
+
+
+def served_dir(run_dir: str, as_root: bool) -> str:
+    """Where the local edge keeps what its workers read and write: the switch state, the lease
+    stamps, the temp and cache directories. The run dir, unless nginx runs as root: then its
+    workers run as `WORKER_USER`, who may not reach the run dir at all (a project under /root, a
+    test's 0700 temp dir), and they get a directory of their own under `SERVED_ROOT`, which
+    only root can create in, named by the run dir."""
+    if not as_root:
+        return run_dir
+    return f"{SERVED_ROOT}/{hashlib.sha256(run_dir.encode()).hexdigest()[:16]}"
+
+
+LEASE_DIR = "lease"
+"""The local edge's directory of lease stamps, in its `served_dir` (`$bluegreen_lease_dir`)."""
+LEASE_STAMP = "lease-{fence}"
+"""The file whose mtime is when the edge began serving the lease with `fence`, by the edge's own
+clock: switch.js serves it as the lease's `since`. It is created on the edge host once the state
+carrying that fence is in place, and the stamps of other fences are removed then."""
+
+
 @dataclass(frozen=True)
 class Lease:
     """Who may run background writers (`bluegreen writer`), as the edge serves it read-only at
     `LEASE_PATH`: the active colour, unless writes are frozen. `fence` only grows with each change
-    of pointer, so a store can refuse a writer that lost the lease; a new holder's writers start
-    only `handover` seconds after `since`, when the old holder's have stopped."""
+    of pointer, and across a restore after a failed confirmation, so a store can refuse a writer
+    that lost the lease; a new holder's writers start only `handover` seconds after the edge began
+    serving the fence (`LEASE_STAMP`), when the old holder's have stopped."""
 
     fence: int
     since: float
-    """Epoch seconds of the last change of pointer."""
+    """Epoch seconds of the last change of pointer, by the operator's clock: a record for people.
+    The edge serves its own stamp (`LEASE_STAMP`) instead, since this one is taken before the
+    copy, the rebuild or the warm-up, and on another machine's clock."""
     handover: int
 
     @classmethod
@@ -207,6 +276,44 @@ class Lease:
         return cls(fence, round(float(now), 3), handover)
 
 
+def restored(previous: Mapping[str, Any], failed: Mapping[str, Any], now: float) -> dict:
+    """The switch state `previous` to put back after the state `failed` was not confirmed. Its
+    lease gets a fence no lower than the failed one's, which the edge may have served (writers
+    may hold it): the same while the holder is the same, else one higher, a new lease. The
+    generation stays `previous`'s: it is what the edge resource recorded as serving, and the
+    fence moves no traffic."""
+    old, lost = previous.get("lease"), failed.get("lease")
+    if not (old and lost):
+        return dict(previous)
+    back = Lease.next(lost, old["color"], int(old["handover"]), now)
+    return {
+        **previous,
+        "lease": {**old, "fence": max(back.fence, int(old["fence"])), "since": back.since},
+    }
+
+
+# The probe token: why a secret in the switch state. The edge must tell bluegreen's own requests
+# (the confirmation of a flip, the cache warm-up, the queue service's polls and replays) from a
+# client's that sends the same header. A separate listener would need a second port opened and
+# confirmed, and would not confirm what users' traffic sees, which is the point of the probe; a
+# signed header (HMAC over time and path) needs crypto in njs and clocks in step, for requests
+# that come from the operator's machine or the edge host itself. A random token in the state
+# switch.js already reads per request costs neither, and changes with nothing bluegreen renders.
+# Whoever can read the state can read it: the edge host's operators (and, on NixOS, the host's
+# local users: the state is in the Nix store), who can reach the arms directly anyway.
+PROBE_TOKEN = r"[0-9a-f]{32,128}"
+
+
+def probe_token(*kept: object) -> str:
+    """The edge's probe token: the first of `kept` that is one (the state nginx serves, the
+    resource's last outputs), so that an edge keeps its token across updates and what holds it
+    (the queue service) keeps working; a new one for a new edge."""
+    for token in kept:
+        if isinstance(token, str) and re.fullmatch(PROBE_TOKEN, token):
+            return token
+    return new_token()
+
+
 def switch_state(
     *,
     conf_generation: str,
@@ -219,10 +326,14 @@ def switch_state(
     backpressure: Backpressure,
     limits_until: float | None,
     lease: Lease,
+    probe_token: str,
 ) -> dict:
     """What moves traffic, as switch.js reads it per request (its header lists the fields).
-    `limits_until`: when the limits of `backpressure.when == "hold"` end (epoch seconds)."""
+    `limits_until`: when the limits of `backpressure.when == "hold"` end (epoch seconds).
+    `probe_token`: the edge's secret (`probe_token`), by which bluegreen's own requests prove
+    themselves to it."""
     m, b = maintenance, backpressure
+    _refuse_unless(PROBE_TOKEN, probe_token, "a probe token is 32 to 128 hex digits")
     window = {
         "start": m.window.start.timestamp() if m.window.start else None,
         "end": m.window.end.timestamp() if m.window.end else None,
@@ -263,6 +374,7 @@ def switch_state(
         if b.enabled
         else None,
         "warm": None,
+        "probe": probe_token,
     }
     state["generation"] = generation(conf_generation + json.dumps(state, sort_keys=True))
     return state
@@ -284,8 +396,8 @@ def render_local(
     safe_reload: bool = False,
 ) -> str:
     """The whole nginx.conf of the local edge; `run_dir` is the nginx prefix (-p). `as_root`:
-    the master runs as root, whose workers would otherwise be `nobody`, who cannot read the
-    switch state in the run directory; they run as root like everything else of the stack.
+    the master runs as root; its workers run as `WORKER_USER`, never root (they parse every
+    client's request), with what they read and write in `served_dir`.
 
     Only what is structural is here: the listen address, the arms' nodes, the features that are
     on. Which colour takes traffic, maintenance, and whether the limits apply are in the switch
@@ -293,6 +405,8 @@ def render_local(
     least `SAFE_RELOAD_SINCE`, and the reloads structural changes need keep kept-alive clients.
     `queue`, `queue_listen`: the maintenance queue and its service's address, when one is on."""
     run = _token(run_dir)
+    serve = _token(served_dir(run_dir, as_root))
+    user = "user {} {};\n".format(*map(_token, worker_user())) if as_root else ""
     js_sets = "".join(f"    js_set ${var} bluegreen.{fn};\n" for var, fn in JS_VARIABLES.items())
     upstreams = "".join(
         _indent(render_group(group_name(app, color), servers))
@@ -315,7 +429,7 @@ def render_local(
         f"            limit_conn bluegreen_conn {int(b.connections)};\n" if b.connections else ""
     )
     cache_http = (
-        f"    proxy_cache_path {run}/cache levels=1:2 keys_zone=bluegreen_cache:10m "
+        f"    proxy_cache_path {serve}/cache levels=1:2 keys_zone=bluegreen_cache:10m "
         f"max_size={int(cache.max_size_mb)}m inactive=60m use_temp_path=off;\n"
         if cache.enabled
         else ""
@@ -326,7 +440,7 @@ def render_local(
             # the other arm's content. Only what the arm marks cacheable is kept.
             proxy_cache bluegreen_cache;
             proxy_cache_key "$bluegreen_color $bluegreen_version $scheme://$host$request_uri";
-            proxy_cache_bypass $http_x_bluegreen_probe $http_x_bluegreen_warm;
+            proxy_cache_bypass $bluegreen_cache_bypass;
             proxy_no_cache $bluegreen_no_cache;
             add_header X-Bluegreen-Cache $upstream_cache_status always;
 """
@@ -392,6 +506,27 @@ def render_local(
         if queueing
         else ""
     )
+    queue_limits = (
+        f"            limit_req zone=bluegreen_queue_rate"
+        f"{f' burst={int(queue.burst)}' if queue.burst else ''} nodelay;\n"
+        "            limit_req_status 429;\n"
+        f"            limit_conn bluegreen_queue_conn {int(queue.connections)};\n"
+        "            limit_conn_status 429;\n"
+        if queueing and queue is not None
+        else ""
+    )
+    removed = '""'
+    queue_headers = "".join(
+        f"            proxy_set_header {name} {QUEUE_REQUEST_HEADERS.get(name, removed)};\n"
+        for name in REQUEST_HEADERS
+    )
+    queue_http = (
+        "    limit_req_zone $binary_remote_addr zone=bluegreen_queue_rate:1m "
+        f"rate={int(queue.rate)}r/s;\n"
+        "    limit_conn_zone $binary_remote_addr zone=bluegreen_queue_conn:1m;\n"
+        if queueing and queue is not None
+        else ""
+    )
     queue_locations = (
         f"""\
         location @bluegreen_queue {{
@@ -399,9 +534,13 @@ def render_local(
             # chunked body is counted by the service.
             client_max_body_size {int(queue.max_body_kb)}k;
             proxy_pass http://{QUEUE_GROUP.format(app=app.replace("-", "_"))};
-            proxy_http_version 1.1;
+            # Diverted in the rewrite phase, before the edge-wide limits (which may be off):
+            # each client's own rate and connections cap what it can make the queue keep.
+{queue_limits}            proxy_http_version 1.1;
+            proxy_headers_hash_bucket_size 128;
             proxy_set_header Connection "";
-            proxy_set_header X-Bluegreen-Retry-After $bluegreen_retry_after;
+{queue_headers}            # One Retry-After, the edge's: the service's own would repeat it.
+            proxy_hide_header Retry-After;
             add_header Retry-After $bluegreen_retry_after always;
             add_header X-Bluegreen-Banner $bluegreen_banner always;
             # The queue service is down: the write is refused, as without a queue, not lost.
@@ -420,16 +559,16 @@ def render_local(
 # Which colour takes traffic is not in this file: switch.js reads it per request from switch.json.
 # switch.js {generation(SWITCH_JS)}
 load_module {_token(js_module)};
-{"user root;" + chr(10) if as_root else ""}worker_processes 1;
+{user}worker_processes 1;
 pid {run}/nginx.pid;
 error_log {run}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    client_body_temp_path {run}/tmp/body;
-    proxy_temp_path {run}/tmp/proxy;
-    fastcgi_temp_path {run}/tmp/fastcgi;
-    uwsgi_temp_path {run}/tmp/uwsgi;
-    scgi_temp_path {run}/tmp/scgi;
+    client_body_temp_path {serve}/tmp/body;
+    proxy_temp_path {serve}/tmp/proxy;
+    fastcgi_temp_path {serve}/tmp/fastcgi;
+    uwsgi_temp_path {serve}/tmp/uwsgi;
+    scgi_temp_path {serve}/tmp/scgi;
     # One JSON line a request: which arm answered, its version, status and timings. The
     # hold-and-watch reads this log.
     log_format bluegreen escape=json '{{"time":"$time_iso8601","method":"$request_method",'
@@ -437,15 +576,16 @@ http {{
         '"upstream":"$upstream_addr","upstream_status":"$upstream_status",'
         '"upstream_time":"$upstream_response_time",'
         '"color":"$upstream_http_x_bluegreen_color","version":"$upstream_http_x_bluegreen_version",'
-        '"probe":"$http_x_bluegreen_probe"}}';
+        '"probe":"$bluegreen_probe"}}';
     access_log {run}/access.log bluegreen;
     keepalive_timeout 30s;
 {"    keepalive_min_timeout " + KEEPALIVE_MIN_TIMEOUT + ";" + chr(10) if safe_reload else ""}
     js_import bluegreen from {run}/switch.js;
-{js_sets}    map $pid $bluegreen_state {{ default "{run}/switch.json"; }}
+{js_sets}    map $pid $bluegreen_state {{ default "{serve}/switch.json"; }}
+    map $pid $bluegreen_lease_dir {{ default "{serve}/{LEASE_DIR}"; }}
     map $pid $bluegreen_conf {{ default "@GENERATION@"; }}
 {_indent(STICKY_MAPS)}
-{limits_http}{cache_http}{upstreams}{shadow_groups}{queue_group}
+{limits_http}{cache_http}{queue_http}{upstreams}{shadow_groups}{queue_group}
     server {{
         listen {_token(listen)};
         # The edge's own documents, read-only: nothing the edge serves changes state.
@@ -468,6 +608,9 @@ http {{
             js_content bluegreen.statusPage;
         }}
         location ^~ /_bluegreen/ {{ return 404; }}
+        # An arm's own documents (app/server.py's journal of writes) are for operators on the
+        # arm's network, not for the public.
+        location ^~ {ARM_PREFIX} {{ return 404; }}
         location / {{
             default_type application/json;
             if ($bluegreen_color = "") {{ return 503; }}

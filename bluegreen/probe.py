@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import secrets
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -100,16 +101,43 @@ def readiness(endpoint: str, health_path: str, timeout: float = 2.0) -> Answer:
 PROBE_HEADER = "X-Bluegreen-Probe"
 """Marks bluegreen's own requests (the switch's confirmation, the gate's smoke sample): the arms
 do not count them in their metrics, and the hold never mistakes them for users' traffic. The
-policy pack stands alone, so its copy of the name is pinned by tests/unit/test_layers.py."""
+policy pack stands alone, so its copy of the name is pinned by tests/unit/test_layers.py.
+
+Through an nginx edge the value must be the edge's probe token (the switch state's `probe`,
+`new_token`): the edge trusts the header only then, and otherwise removes it before an arm or
+its own limits, cache and access log see it. Straight to an arm any value marks a probe: arms are
+reachable by the edge and operators only (app/server.py)."""
+
+REQUEST_HEADERS = (
+    PROBE_HEADER,
+    "X-Bluegreen-Warm",
+    "X-Bluegreen-Replay",
+    "X-Bluegreen-Shadow",
+    "X-Bluegreen-Retry-After",
+    "X-Bluegreen-Receipt",
+    "X-Bluegreen-Client",
+)
+"""Every `X-Bluegreen-*` header bluegreen sends in a request. A client must not be able to send
+one through the edge: the edge sets each of them itself toward the arms and the queue service
+(nixos/modules/nginx/proxy.conf, bluegreen/nginx.py), to its verified value or to "" (removed).
+tests/unit/test_nginx.py greps the sources for names missing here."""
 
 
-def wait_until(url: str, accept, timeout: float, interval: float = 0.05) -> tuple[Answer, float]:
+def new_token() -> str:
+    """A fresh probe token: 128 random bits, hex (safe in JSON, a header and a file)."""
+    return secrets.token_hex(16)
+
+
+def wait_until(
+    url: str, accept, timeout: float, interval: float = 0.05, token: str = ""
+) -> tuple[Answer, float]:
     """Poll `url` until `accept(answer)` holds or `timeout` passes; return last answer and wait.
-    The polls are marked as bluegreen's own (PROBE_HEADER)."""
+    The polls are marked as bluegreen's own (PROBE_HEADER): with `token`, the edge's probe token,
+    which an nginx edge needs to count them as such (its limits do not apply to them)."""
     start = time.monotonic()
     while True:
         answer = request(
-            url, timeout=min(2.0, max(timeout, 0.1)), headers={PROBE_HEADER: "confirm"}
+            url, timeout=min(2.0, max(timeout, 0.1)), headers={PROBE_HEADER: token or "confirm"}
         )
         waited = time.monotonic() - start
         if accept(answer) or waited >= timeout:

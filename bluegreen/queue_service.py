@@ -1,5 +1,6 @@
 """The maintenance queue: keeps keyed writes the edge cannot serve while read-only, and replays
-them through the edge, in arrival order, once each, when writes are open again.
+them through the edge, in arrival order, when writes are open again: each sent at least once
+(one replayer at a time per store, by a claim), applied once by the arm's Idempotency-Key dedupe.
 
     python -m bluegreen.queue_service --listen 127.0.0.1:18090 \\
         --store sqlite:///var/lib/bluegreen/queue/intents.sqlite3 \\
@@ -18,32 +19,27 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bluegreen import intents, probe
-from bluegreen.switch import STATUS_PATH, WRITE_METHODS
+from bluegreen import intents
+from bluegreen.replay import (
+    CLAIM_SECONDS,
+    KEY_HEADER,
+    RECEIPT_HEADER,
+    REPLAY_TIMEOUT,
+    RETRY_HORIZON,
+    Health,
+    ProbeToken,
+    Replayer,
+    log_line,
+)
+from bluegreen.switch import WRITE_METHODS
 
 HEALTH_PATH = "/_bluegreen/queue/health"
-RECEIPT_HEADER = "X-Bluegreen-Receipt"
-REPLAY_HEADER = "X-Bluegreen-Replay"
 RETRY_AFTER_HEADER = "X-Bluegreen-Retry-After"
-KEY_HEADER = "Idempotency-Key"
+CLIENT_HEADER = "X-Bluegreen-Client"
 KEY_MAX = 255
 RETRY_AFTER_DEFAULT = 30
-TRANSIENT = (423, 429, 502, 503, 504)
-"""Answers that say "not now": the intent stays queued and the round stops, for the edge or the
-arm to recover; any other failure will not get better by resending the same request."""
-BACKOFF_FIRST, BACKOFF_MAX = 0.2, 5.0
-REPLAY_TIMEOUT = 10.0
-
-Log = Callable[[str], None]
-
-
-def log_line(text: str) -> None:
-    print(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}Z {text}", flush=True)
 
 
 def valid_key(key: str | None) -> bool:
@@ -54,7 +50,11 @@ def valid_key(key: str | None) -> bool:
 # -- intake
 
 
-def make_handler(store: intents.IntentStore, max_body: int) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    store: intents.IntentStore, max_body: int, health: Health | None = None
+) -> type[BaseHTTPRequestHandler]:
+    health = health or Health()
+
     class Handler(BaseHTTPRequestHandler):
         # HTTP/1.0: one request per connection, so stopping never waits on an idle kept-alive
         # connection from nginx (which speaks HTTP/1.0 to upstreams unless told otherwise).
@@ -71,6 +71,14 @@ def make_handler(store: intents.IntentStore, max_body: int) -> type[BaseHTTPRequ
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
+
+        def _unavailable(self, error: str, message: str, retry_after: int) -> None:
+            # Never a 202: a write the queue cannot keep is refused, so the client retries.
+            self._answer(
+                503,
+                {"error": error, "message": message, "retryAfter": retry_after},
+                {"Retry-After": str(retry_after)},
+            )
 
         def _intake(self) -> None:
             if self.path.startswith("/_bluegreen/"):
@@ -108,10 +116,25 @@ def make_handler(store: intents.IntentStore, max_body: int) -> type[BaseHTTPRequ
             except ValueError:
                 retry_after = RETRY_AFTER_DEFAULT
             headers = dict(self.headers.items())
+            # To this service every write comes from nginx: the edge names the client's address
+            # in X-Bluegreen-Client, replacing whatever a client sent (QUEUE_REQUEST_HEADERS in
+            # bluegreen/nginx.py). Without it (a service reached directly), the peer it is.
+            peer = self.headers.get(CLIENT_HEADER) or self.client_address[0]
+            client = intents.client_id(headers, peer)
             try:
-                got = store.accept(key, self.command, self.path, headers, body, time.time())
+                got = store.accept(
+                    key, self.command, self.path, headers, body, time.time(), client=client
+                )
             except intents.KeyReused as exc:
                 return self._answer(422, {"error": "idempotency-key reused", "message": str(exc)})
+            except intents.QueueFull as exc:
+                log_line(f"refused {self.command} {self.path}: {exc}")
+                return self._unavailable(exc.reason, f"Not queued: {exc}.", retry_after)
+            except Exception as exc:  # the store is down: refused, never silently lost
+                log_line(f"refused {self.command} {self.path}: store error: {exc}")
+                return self._unavailable(
+                    "store-unavailable", f"Not queued: the store failed ({exc}).", retry_after
+                )
             extra = {RECEIPT_HEADER: got.receipt}
             if got.duplicate:
                 extra["Idempotent-Replayed"] = "true"
@@ -131,7 +154,14 @@ def make_handler(store: intents.IntentStore, max_body: int) -> type[BaseHTTPRequ
         def do_GET(self) -> None:
             if self.path != HEALTH_PATH:
                 return self._answer(404, {"error": "not found"})
-            self._answer(200, {"status": "ok", "counts": store.counts()})
+            problem = health.failing()
+            try:
+                counts = store.counts()
+            except Exception as exc:
+                problem, counts = problem or f"the store failed: {exc}", {}
+            if problem:
+                return self._answer(503, {"status": "failing", "error": problem, "counts": counts})
+            self._answer(200, {"status": "ok", "counts": counts})
 
         def _refuse(self) -> None:
             self._answer(
@@ -145,137 +175,6 @@ def make_handler(store: intents.IntentStore, max_body: int) -> type[BaseHTTPRequ
             pass  # one line per state change is logged, not one per request
 
     return Handler
-
-
-# -- replay
-
-
-@dataclass
-class ReplayRound:
-    """What one pass over the queue did, and why it stopped early if it did."""
-
-    delivered: int = 0
-    retried: int = 0
-    dead: int = 0
-    requeued: bool = False
-    """The edge queued a replay again (202 with a receipt): maintenance is back."""
-
-    @property
-    def stopped(self) -> bool:
-        return self.retried > 0 or self.requeued
-
-
-def writes_open(edge_url: str, timeout: float = 2.0) -> bool:
-    """True only when the edge says it takes writes: anything else (no answer, not JSON, no
-    field) counts as closed, so a broken status page never starts a replay into maintenance."""
-    answer = probe.request(
-        edge_url.rstrip("/") + STATUS_PATH,
-        timeout=timeout,
-        headers={probe.PROBE_HEADER: "queue"},
-    )
-    doc = answer.json()
-    return answer.status == 200 and "maintenance" in doc and doc["maintenance"] is None
-
-
-def send(edge_url: str, intent: intents.Intent, timeout: float = REPLAY_TIMEOUT) -> probe.Answer:
-    headers = {**intent.headers, KEY_HEADER: intent.key, REPLAY_HEADER: intent.receipt}
-    return probe.request(
-        edge_url.rstrip("/") + intent.path,
-        method=intent.method,
-        timeout=timeout,
-        headers=headers,
-        body=intent.body,
-    )
-
-
-def replay_once(
-    store: intents.IntentStore,
-    edge_url: str,
-    attempts: int = 5,
-    limit: int = 100,
-    log: Log = log_line,
-    timeout: float = REPLAY_TIMEOUT,
-) -> ReplayRound:
-    """Send the oldest pending intents one at a time, in order, stopping at the first that
-    cannot be delivered now: a later write must not overtake an earlier one it may depend on."""
-    done = ReplayRound()
-    for intent in store.pending(limit):
-        answer = send(edge_url, intent, timeout)
-        status = answer.status
-        what = f"{intent.receipt} seq={intent.seq} {intent.method} {intent.path}"
-        if status == 202 and RECEIPT_HEADER.lower() in answer.headers:
-            log(f"requeued by the edge {what}: maintenance is back, replay paused")
-            done.requeued = True
-            return done
-        if status is not None and 200 <= status < 300:
-            store.delivered(intent.receipt, status)
-            log(f"delivered {what} status={status}")
-            done.delivered += 1
-            continue
-        error = answer.error or answer.body[:200].decode("utf-8", "replace")
-        if status is None or status in TRANSIENT:
-            dead = intent.attempts + 1 >= attempts
-            store.failed(intent.receipt, status, error, dead=dead)
-            if dead:
-                log(f"dead {what} after {intent.attempts + 1} attempts: {status or error}")
-                done.dead += 1
-            else:
-                log(f"failed {what} status={status} ({error}); will retry")
-                done.retried += 1
-            return done  # the next ones wait: order matters more than throughput
-        store.failed(intent.receipt, status, error, dead=True)
-        log(f"dead {what} status={status}: {error[:80]}")
-        done.dead += 1
-    return done
-
-
-class Replayer(threading.Thread):
-    """Polls the edge; once writes have stayed open for `soak` seconds, replays the queue."""
-
-    def __init__(
-        self,
-        store: intents.IntentStore,
-        edge_url: str,
-        soak: float = 5.0,
-        attempts: int = 5,
-        poll: float = 0.5,
-        log: Log = log_line,
-    ) -> None:
-        super().__init__(name="replay", daemon=True)
-        self.store, self.edge_url, self.soak = store, edge_url, soak
-        self.attempts, self.poll, self.log = attempts, poll, log
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        open_since: float | None = None
-        failures = 0
-        delay = self.poll
-        while not self.stopping.wait(delay):
-            delay = self.poll
-            if not writes_open(self.edge_url):
-                if open_since is not None:
-                    self.log("writes closed at the edge: replay waits")
-                open_since = None
-                continue
-            now = time.monotonic()
-            if open_since is None:
-                open_since = now
-                self.log(f"writes open at the edge: replay after {self.soak:g} s open")
-            if now - open_since < self.soak:
-                continue
-            done = replay_once(self.store, self.edge_url, self.attempts, log=self.log)
-            if done.requeued:
-                open_since = None
-            elif done.retried:
-                failures += 1
-                delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
-            else:
-                failures = 0
-                if done.delivered or done.dead:
-                    delay = 0  # more may wait: next round now, after checking the edge again
-
-    def stop(self) -> None:
-        self.stopping.set()
 
 
 # -- the process
@@ -297,9 +196,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--edge", required=True, metavar="URL", help="e.g. http://127.0.0.1:18080")
     parser.add_argument("--max-body-kb", type=int, default=64)
     parser.add_argument("--soak", type=float, default=5.0, help="seconds writes stay open first")
-    parser.add_argument("--attempts", type=int, default=5, help="transient failures before dead")
+    parser.add_argument(
+        "--retry-horizon",
+        type=float,
+        default=RETRY_HORIZON,
+        metavar="SECONDS",
+        help="how long transient failures are retried before a write is a dead letter",
+    )
     parser.add_argument("--poll", type=float, default=0.5, help="seconds between status checks")
+    limits = intents.Limits()
+    parser.add_argument("--max-pending", type=int, default=limits.max_pending, metavar="N")
+    parser.add_argument(
+        "--max-pending-mb", type=int, default=limits.max_pending_bytes >> 20, metavar="MIB"
+    )
+    parser.add_argument(
+        "--max-per-client",
+        type=int,
+        default=limits.max_per_client,
+        metavar="N",
+        help="pending writes one client may have",
+    )
+    parser.add_argument(
+        "--min-free-mb",
+        type=int,
+        default=limits.min_free_bytes >> 20,
+        metavar="MIB",
+        help="SQLite: refuse writes once the disk under the store has less free",
+    )
+    parser.add_argument(
+        "--claim-seconds",
+        type=float,
+        default=CLAIM_SECONDS,
+        metavar="SECONDS",
+        help="how long the replay claim lasts unrenewed (a killed replayer's is taken over then)",
+    )
+    parser.add_argument(
+        "--probe-token-file",
+        metavar="PATH",
+        help="the edge's secret for X-Bluegreen-Probe, re-read when it changes; missing: none",
+    )
     args = parser.parse_args(argv)
+    for flag in ("max_pending", "max_pending_mb", "max_per_client"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.min_free_mb < 0 or args.retry_horizon < 0 or args.claim_seconds <= 0:
+        parser.error("--min-free-mb and --retry-horizon must be >= 0, --claim-seconds > 0")
     host, _, port = args.listen.rpartition(":")
     host = host.strip("[]")
     # No authentication on intake: only nginx on this host may reach it.
@@ -321,24 +262,40 @@ def store_spec(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    limits = intents.Limits(
+        max_pending=args.max_pending,
+        max_pending_bytes=args.max_pending_mb << 20,
+        max_per_client=args.max_per_client,
+        min_free_bytes=args.min_free_mb << 20,
+    )
     try:
-        store = intents.open_store(store_spec(args), intents.load_key(args.key_file))
+        store = intents.open_keyed(store_spec(args), args.key_file, limits)
     except (intents.StoreError, OSError) as exc:
         print(f"queue: {exc}", file=sys.stderr)
         return 2
     # The standard library's server: intake is a handful of lines behind nginx on loopback,
     # and the edge hosts then need no web framework installed next to nginx.
+    health = Health()
     server = ThreadingHTTPServer(
-        (args.host, args.port), make_handler(store, args.max_body_kb * 1024)
+        (args.host, args.port), make_handler(store, args.max_body_kb * 1024, health)
     )
     server.daemon_threads = False  # server_close() then waits for the request in flight
-    replayer = Replayer(store, args.edge, args.soak, args.attempts, args.poll)
+    replayer = Replayer(
+        store,
+        args.edge,
+        args.soak,
+        args.retry_horizon,
+        args.poll,
+        claim_s=args.claim_seconds,
+        token=ProbeToken(args.probe_token_file),
+        health=health,
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     intake = threading.Thread(target=server.serve_forever, name="intake")
-    intake.start()
     replayer.start()
+    intake.start()
     log_line(f"listening on {args.listen}, replaying to {args.edge}; {store.counts()}")
     while not stop.wait(1.0):
         pass

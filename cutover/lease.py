@@ -3,8 +3,9 @@
     {"holder": "green", "fence": 7, "since": 1763900000.125, "handover": 3, "now": 1763900004.5}
 
 `holder` is the colour whose background writers may run (null: writes frozen, or nothing served),
-`fence` grows with each change of pointer, `since` is when the holder last changed and `now` the
-edge's clock when it answered, both in epoch seconds. A new holder's writers may start once
+`fence` grows with each change of pointer (and never goes down, not even when a failed switch is
+undone), `since` is when the edge began serving that fence and `now` when it answered, both by the
+edge's own clock, in epoch seconds. A new holder's writers may start once
 `now >= since + handover`. `bluegreen writer` (cutover/writer.py) reads it on arm hosts, which
 have no Pulumi: standard library only.
 """

@@ -44,7 +44,14 @@ let
 
   # The switch state, read by switch.js per request.
   stateName = "bluegreen-edge/switch.json";
+  probeTokenName = "bluegreen-edge/probe.token";
   stateFile = "/etc/${stateName}";
+  # When this host began serving the lease's fence, by its own clock: the mtime of
+  # `lease-<fence>` here (`LEASE_STAMP` in bluegreen/nginx.py), which switch.js serves as the
+  # lease's `since`. The state in /etc is a store path (mtime 1), and the operator's clock is
+  # read before the copy and the rebuild, and may be skewed: either would eat the handover.
+  leaseDir = "/var/lib/bluegreen-edge/lease";
+  leaseStamp = "lease-${toString cfg.lease.fence}";
   # The requests maintenance refuses and shadow traffic leaves alone (bluegreen/switch.py).
   writeMethods = [ "POST" "PUT" "PATCH" "DELETE" ];
   # The variables switch.js sets, by the function that computes each (`JS_VARIABLES` in
@@ -63,6 +70,9 @@ let
     bluegreen_shadow = "shadow";
     bluegreen_no_cache = "noCache";
     bluegreen_health = "health";
+    bluegreen_probe = "probe";
+    bluegreen_replay = "replay";
+    bluegreen_cache_bypass = "cacheBypass";
   };
   shadowLocation = "/_bluegreen_shadow";
   cacheDir = "/var/cache/nginx/bluegreen";
@@ -116,6 +126,7 @@ let
     (lib.mapAttrsToList (var: fn: "js_set \$${var} bluegreen.${fn};\n") jsVariables)
   + ''
     map $pid $bluegreen_state { default "${stateFile}"; }
+    map $pid $bluegreen_lease_dir { default "${leaseDir}"; }
     map $pid $bluegreen_conf { default "${cfg.configGeneration}"; }
   ''
   # Sticky canary: a client keeps its id in its bluegreen_client cookie; new clients get one.
@@ -130,6 +141,11 @@ let
   ''
   + lib.optionalString cfg.cache.enable ''
     proxy_cache_path ${cacheDir} levels=1:2 keys_zone=bluegreen_cache:10m max_size=${toString cfg.cache.maxSize}m inactive=60m use_temp_path=off;
+  ''
+  # The queue's own per-client limits (see @bluegreen_queue).
+  + lib.optionalString queueing ''
+    limit_req_zone $binary_remote_addr zone=bluegreen_queue_rate:1m rate=${toString q.rate}r/s;
+    limit_conn_zone $binary_remote_addr zone=bluegreen_queue_conn:1m;
   '';
 
   # The location every user's request takes; what it refuses and where it goes is switch.js's.
@@ -165,7 +181,7 @@ let
     # the other arm's content. Only what the arm marks cacheable is kept.
     proxy_cache bluegreen_cache;
     proxy_cache_key "$bluegreen_color $bluegreen_version $scheme://$host$request_uri";
-    proxy_cache_bypass $http_x_bluegreen_probe $http_x_bluegreen_warm;
+    proxy_cache_bypass $bluegreen_cache_bypass;
     proxy_no_cache $bluegreen_no_cache;
     add_header X-Bluegreen-Cache $upstream_cache_status always;
   ''
@@ -198,6 +214,7 @@ let
     shadow = if shadowing then { inherit (cfg.shadow) percent writes; } else null;
     limits = if limited then { inherit (cfg.limits) retryAfter until; } else null;
     warm = null;
+    probe = cfg.probeToken;
     generation = cfg.generation;
   };
 
@@ -339,6 +356,20 @@ in
       '';
     };
 
+    probeToken = mkOption {
+      type = types.strMatching "([0-9a-f]{32,128})?";
+      default = "";
+      description = ''
+        The edge's probe token: a request is bluegreen's own (the confirmation of a flip, the
+        queue service) only when its `X-Bluegreen-Probe` header is exactly this, and only then
+        is it spared the limits, the cache, shadow traffic and the arms' figures; the header
+        any other request sends is removed before an arm sees it. bluegreen generates it once
+        per edge and keeps it (`probe_token` in bluegreen/nginx.py). It is in the switch state,
+        and so in the Nix store: readable by this host's local users, who can reach the arms
+        directly anyway. "": no request is bluegreen's own.
+      '' + stateOnly;
+    };
+
     generation = mkOption {
       type = fingerprint;
       default = "";
@@ -416,7 +447,8 @@ in
         example = 500;
         description = ''
           Requests per second the edge passes on to the arms, edge-wide; more are answered
-          429 with `Retry-After`. 0 is no limit. bluegreen's own probes are never counted.
+          429 with `Retry-After`. 0 is no limit. bluegreen's own probes (their
+          `X-Bluegreen-Probe` is {option}`services.bluegreen-edge.probeToken`) are never counted.
         '';
       };
       burst = mkOption {
@@ -500,14 +532,20 @@ in
       since = mkOption {
         type = types.ints.unsigned;
         default = 0;
-        description = "When the pointer last moved, in seconds since the epoch." + stateOnly;
+        description = ''
+          When the pointer last moved, in seconds since the epoch, by the clock of the machine
+          that ran `pulumi up`: a record for people. The edge serves as the lease's `since` when
+          this host began serving {option}`services.bluegreen-edge.lease.fence`, by its own
+          clock (a stamp in {file}`${leaseDir}` that activation creates).
+        '' + stateOnly;
       };
       handover = mkOption {
         type = types.ints.between 1 600;
         default = 5;
         description = ''
-          Seconds after {option}`services.bluegreen-edge.lease.since` during which nobody holds
-          the lease, so that the old colour's writers stop before the new colour's start.
+          Seconds after this host began serving {option}`services.bluegreen-edge.lease.fence`
+          during which nobody holds the lease, so that the old colour's writers stop before the
+          new colour's start.
         '' + stateOnly;
       };
     };
@@ -540,7 +578,8 @@ in
           description = ''
             Write path prefixes whose writes carrying an `Idempotency-Key` are kept during
             maintenance by the queue service (answered 202 with a receipt) and replayed to the
-            active arm, in arrival order, once each, when writes are open again. Empty: none.
+            active arm, in arrival order, when writes are open again: each sent at least once,
+            applied once by the arm's `Idempotency-Key` dedupe. Empty: none.
           '';
         };
         maxBodyKb = mkOption {
@@ -552,6 +591,68 @@ in
           type = types.ints.between 0 3600;
           default = 5;
           description = "How long writes must stay open before the kept ones are replayed.";
+        };
+        maxPending = mkOption {
+          type = types.ints.between 1 10000000;
+          default = 10000;
+          description = ''
+            Most writes the queue keeps pending (over every edge node sharing its store); past
+            it a kept write is answered 503 with `Retry-After`, never 202.
+          '';
+        };
+        maxPendingMb = mkOption {
+          type = types.ints.between 1 1000000;
+          default = 256;
+          description = "Most MiB of pending writes (bodies and headers); past it 503.";
+        };
+        maxPerClient = mkOption {
+          type = types.ints.between 1 10000000;
+          default = 2500;
+          description = ''
+            Most pending writes one client (its `Authorization`, else its `Cookie`, else its
+            address) may have, so one client cannot fill the queue for the others; past it 503.
+          '';
+        };
+        minFreeMb = mkOption {
+          type = types.ints.between 0 1000000;
+          default = 256;
+          description = ''
+            SQLite store: MiB the disk under {file}`${queueDir}` keeps free; a write that would
+            leave less is answered 503.
+          '';
+        };
+        retryMinutes = mkOption {
+          type = types.ints.between 1 10080;
+          default = 10;
+          description = ''
+            How long a kept write is retried through transient failures before it becomes a
+            dead letter.
+          '';
+        };
+        rate = mkOption {
+          type = types.ints.between 1 10000;
+          default = 5;
+          description = ''
+            Kept writes per second one client (by address) may send; more are answered 429
+            with `Retry-After`. Kept writes are diverted before
+            {option}`services.bluegreen-edge.limits.rate` applies, so this one always does.
+          '';
+        };
+        burst = mkOption {
+          type = types.ints.between 0 100000;
+          default = 10;
+          description = ''
+            Kept writes above {option}`services.bluegreen-edge.maintenance.queue.rate` one
+            client may send at once.
+          '';
+        };
+        connections = mkOption {
+          type = types.ints.between 1 100000;
+          default = 4;
+          description = ''
+            Connections one client may have open to the queue's intake at once; more are
+            answered 429 with `Retry-After`.
+          '';
         };
         port = mkOption {
           type = types.port;
@@ -744,6 +845,9 @@ in
           extraConfig = readOnly "statusPage" "\"text/html; charset=utf-8\"";
         };
         locations."^~ /_bluegreen/" = { extraConfig = "return 404;"; };
+        # An arm's own documents (its journal of writes) are for operators on the arms'
+        # network, not for the public.
+        locations."^~ /_arm/" = { extraConfig = "return 404;"; };
 
         locations."@bluegreen_queue" = mkIf queueing {
           proxyPass = "http://${queueGroup}";
@@ -751,9 +855,26 @@ in
             # The queue service caps bodies too: switch.js refuses by Content-Length, and a
             # chunked body is counted by the service.
             client_max_body_size ${toString q.maxBodyKb}k;
+            # Diverted in the rewrite phase, before the edge-wide limits (which may be off):
+            # each client's own rate and connections cap what it can make the queue keep.
+            limit_req zone=bluegreen_queue_rate${lib.optionalString (q.burst > 0) " burst=${toString q.burst}"} nodelay;
+            limit_req_status 429;
+            limit_conn bluegreen_queue_conn ${toString q.connections};
+            limit_conn_status 429;
             proxy_http_version 1.1;
+            proxy_headers_hash_bucket_size 128;
             proxy_set_header Connection "";
+            # Of the X-Bluegreen-* request headers (REQUEST_HEADERS in bluegreen/probe.py),
+            # the queue service gets the edge's Retry-After only.
+            proxy_set_header X-Bluegreen-Probe "";
+            proxy_set_header X-Bluegreen-Warm "";
+            proxy_set_header X-Bluegreen-Replay "";
+            proxy_set_header X-Bluegreen-Shadow "";
             proxy_set_header X-Bluegreen-Retry-After $bluegreen_retry_after;
+            proxy_set_header X-Bluegreen-Receipt "";
+            proxy_set_header X-Bluegreen-Client $remote_addr;
+            # One Retry-After, the edge's: the service's own would repeat it.
+            proxy_hide_header Retry-After;
             add_header Retry-After $bluegreen_retry_after always;
             add_header X-Bluegreen-Banner $bluegreen_banner always;
             # The queue service is down: the write is refused, as without a queue, not lost.
@@ -781,6 +902,28 @@ in
 
     # The switch state: a flip changes this file and nothing nginx reads at start.
     environment.etc.${stateName}.text = builtins.toJSON state;
+    environment.etc.${probeTokenName} = mkIf (queueing && cfg.probeToken != "") {
+      text = cfg.probeToken;
+      mode = "0400";
+    };
+
+    # Stamp the lease's fence once the new /etc is in place (after "etc"), so the handover runs
+    # from when this host serves it, by this host's clock; a fence it already serves keeps its
+    # stamp (a weight or maintenance change, a reboot). Until the stamp exists switch.js counts
+    # the handover from the request. Other fences' stamps go: one served again (a manual
+    # rollback) starts its handover afresh.
+    system.activationScripts.bluegreen-edge-lease = {
+      deps = [ "etc" ];
+      text = ''
+        mkdir -p -m 0755 ${leaseDir}
+        if [ ! -e ${leaseDir}/${leaseStamp} ]; then
+          touch ${leaseDir}/${leaseStamp}
+          for stamp in ${leaseDir}/lease-*; do
+            [ "$stamp" = ${leaseDir}/${leaseStamp} ] || rm -f "$stamp"
+          done
+        fi
+      '';
+    };
 
     # The maintenance queue's service: intake from nginx on loopback, its store and key
     # readable by its own user only.
@@ -798,8 +941,16 @@ in
           "--edge=http://127.0.0.1:${toString cfg.port}"
           "--max-body-kb=${toString q.maxBodyKb}"
           "--soak=${toString q.soakSeconds}"
-        ]);
-        LoadCredential = lib.optional (q.dsnFile != null) "dsn:${q.dsnFile}"
+          "--max-pending=${toString q.maxPending}"
+          "--max-pending-mb=${toString q.maxPendingMb}"
+          "--max-per-client=${toString q.maxPerClient}"
+          "--min-free-mb=${toString q.minFreeMb}"
+          "--retry-horizon=${toString (q.retryMinutes * 60)}"
+        ] ++ lib.optional (cfg.probeToken != "") "--probe-token-file=%d/probe");
+        # The edge's probe token, which the service's polls and replays prove themselves with:
+        # a root-only file, handed to the service's dynamic user as a credential.
+        LoadCredential = lib.optional (cfg.probeToken != "") "probe:/etc/${probeTokenName}"
+          ++ lib.optional (q.dsnFile != null) "dsn:${q.dsnFile}"
           ++ lib.optional (q.keyFile != null) "key:${q.keyFile}";
         DynamicUser = true;
         StateDirectory = "bluegreen-edge-queue";

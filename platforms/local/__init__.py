@@ -18,7 +18,7 @@ from bluegreen.config import QUEUE_DSN, ArmSettings, ConfigError, Dns, EdgeSetti
 from bluegreen.reader import NAMESPACE, VERSION, Reader
 from platforms import metrics as metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform
-from platforms.local.nginx_edge import NO_JS, NginxEdge, js_module, listens_on
+from platforms.local.nginx_edge import NO_JS, PROBE_TOKEN_FILE, NginxEdge, js_module, listens_on
 from platforms.local.process import Process, port_in_use, running_from
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -323,6 +323,14 @@ class LocalEdge(EdgePlatform):
                     f"--edge=http://{self.listen}",
                     f"--max-body-kb={q.max_body_kb}",
                     f"--soak={q.soak_s}",
+                    f"--max-pending={q.max_pending}",
+                    f"--max-pending-mb={q.max_pending_mb}",
+                    f"--max-per-client={q.max_per_client}",
+                    f"--min-free-mb={q.min_free_mb}",
+                    f"--retry-horizon={q.retry_minutes * 60}",
+                    # The edge's probe token (nginx_edge writes it, owner-only, on its first
+                    # apply): the service's polls and replays prove themselves with it.
+                    f"--probe-token-file={os.path.join(s.run_dir, PROBE_TOKEN_FILE)}",
                 ],
                 "cwd": s.run_dir,
                 "env": {"PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"},

@@ -14,6 +14,8 @@ answers with the new state's generation from the expected colour; otherwise the 
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import json
 import os
 import re
@@ -45,6 +47,7 @@ _OUTPUTS = (
     "limitsUntil",
     "cacheWarm",
     "lease",
+    "probeToken",
 )
 
 # Debian's libnginx-mod-http-js puts the module here; other builds of nginx elsewhere.
@@ -96,11 +99,42 @@ def _paths(run_dir: str) -> dict[str, str]:
         "conf": os.path.join(run_dir, "nginx.conf"),
         "next": os.path.join(run_dir, "nginx.conf.next"),
         "prev": os.path.join(run_dir, "nginx.conf.prev"),
-        "state": os.path.join(run_dir, "switch.json"),
+        "state": os.path.join(served(run_dir), "switch.json"),
         "js": os.path.join(run_dir, "switch.js"),
         "pid": os.path.join(run_dir, "nginx.pid"),
         "error_log": os.path.join(run_dir, "error.log"),
+        "token": os.path.join(run_dir, PROBE_TOKEN_FILE),
     }
+
+
+PROBE_TOKEN_FILE = "probe.token"
+"""The edge's probe token (`nginx.probe_token`), owner-only in the run directory, for bluegreen's
+own processes on this host (the queue service's `--probe-token-file`)."""
+
+
+def write_token(run_dir: str, token: str) -> None:
+    """Write the probe token where this host's bluegreen processes read it: created 0600 (never
+    readable by others, not even for a moment), replaced atomically."""
+    path = _paths(run_dir)["token"]
+    try:
+        with open(path) as f:
+            if f.read().strip() == token:
+                return
+    except OSError:
+        pass
+    fd = os.open(path + ".next", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older .next, created by anyone, keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.replace(path + ".next", path)
+
+
+def _token(run_dir: str) -> str | None:
+    try:
+        with open(_paths(run_dir)["token"]) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def master_pid(run_dir: str) -> int | None:
@@ -133,12 +167,65 @@ def read_state(run_dir: str) -> dict | None:
         return None
 
 
+def served(run_dir: str) -> str:
+    """`nginx.served_dir` of the nginx this process runs: what its workers read and write."""
+    return nginx.served_dir(run_dir, os.geteuid() == 0)
+
+
+def make_served(run_dir: str) -> str:
+    """Lay out `served` (with `tmp`, in which nginx makes its temp dirs, owned by the workers)
+    and return it. Outside the run dir it is root's and its workers' group's only, and the run
+    dir's switch.json points at the state in it, for whoever reads it there."""
+    where = served(run_dir)
+    parts = (where, os.path.join(where, "tmp"), os.path.join(where, nginx.LEASE_DIR))
+    if where == run_dir:
+        for path in parts:
+            os.makedirs(path, exist_ok=True)
+        return where
+    os.makedirs(nginx.SERVED_ROOT, mode=0o755, exist_ok=True)
+    group = grp.getgrnam(nginx.worker_user()[1]).gr_gid
+    for path in parts:
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, 0, group)
+        os.chmod(path, 0o750)
+    link, target = os.path.join(run_dir, "switch.json"), os.path.join(where, "switch.json")
+    if not (os.path.islink(link) and os.readlink(link) == target):
+        os.makedirs(run_dir, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(link + ".next")
+        os.symlink(target, link + ".next")
+        os.replace(link + ".next", link)
+    return where
+
+
 def write_state(run_dir: str, state: dict) -> None:
     """Replace the switch state atomically: a request reads the old file or the new one."""
-    path = _paths(run_dir)["state"]
+    where = make_served(run_dir)
+    path = os.path.join(where, "switch.json")
     with open(path + ".next", "w") as f:
+        if where != run_dir:  # the workers' user reads it; its directory keeps others out
+            os.fchmod(f.fileno(), 0o644)
         json.dump({**state, "writtenAt": time.time()}, f, sort_keys=True)
     os.replace(path + ".next", path)
+    if state.get("lease"):
+        _stamp(run_dir, int(state["lease"]["fence"]))
+
+
+def _stamp(run_dir: str, fence: int) -> None:
+    """Stamp when the edge began serving `fence` (switch.js serves it as the lease's `since`):
+    just after the state is in place, never before, and only for a new fence, so a weight or
+    maintenance change keeps the holder's writers running. The other fences' stamps go: a fence
+    served again (by hand) starts its handover afresh."""
+    folder = os.path.join(served(run_dir), nginx.LEASE_DIR)
+    name = nginx.LEASE_STAMP.format(fence=fence)
+    try:
+        with open(os.path.join(folder, name), "x"):
+            pass
+    except FileExistsError:
+        return
+    for other in os.listdir(folder):
+        if other != name:
+            os.remove(os.path.join(folder, other))
 
 
 def _write_if_changed(path: str, text: str) -> None:
@@ -230,11 +317,18 @@ class EdgeProvider(ResourceProvider):
             backpressure=backpressure,
             limits_until=until,
             lease=lease,
+            # One per edge, kept across updates: from the state nginx serves, this resource's
+            # record of it, or the file the queue service reads, whichever is still there.
+            probe_token=nginx.probe_token(
+                (previous or {}).get("probe"), (olds or {}).get("probeToken"), _token(run_dir)
+            ),
         )
+        token = state["probe"]
         gen = state["generation"]
-        for sub in ("tmp", "logs"):
-            os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
+        os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+        make_served(run_dir)
         _write_if_changed(paths["js"], nginx.SWITCH_JS)
+        write_token(run_dir, token)
 
         pid = master_pid(run_dir)
         reloaded = False
@@ -266,7 +360,7 @@ class EdgeProvider(ResourceProvider):
                 os.replace(paths["next"], paths["conf"])  # atomic: never half-written
                 os.kill(pid, signal.SIGHUP)
                 reloaded = True
-        warmed = self._warm(props, previous, weights, olds) if pid is not None else {}
+        warmed = self._warm(props, previous, weights, olds, token) if pid is not None else {}
         write_state(run_dir, state)
 
         expected = active if len(target_colors) == 1 else None
@@ -282,10 +376,10 @@ class EdgeProvider(ResourceProvider):
         # The state is read per request, and a reload applies within milliseconds: poll often,
         # or the flip waits most of an interval after the new state already answers.
         answer, waited = probe.wait_until(
-            edge_url, serving, timeout=float(props["confirmTimeout"]), interval=0.005
+            edge_url, serving, timeout=float(props["confirmTimeout"]), interval=0.005, token=token
         )
         if not serving(answer):
-            restored = self._restore(run_dir, pid, previous, reloaded)
+            restored = self._restore(run_dir, pid, previous, reloaded, state)
             seen = (
                 f"answered from {answer.color or 'no arm'} with config "
                 f"{answer.headers.get('x-bluegreen-edge-generation', 'unknown')}"
@@ -307,6 +401,7 @@ class EdgeProvider(ResourceProvider):
             "limitsUntil": until,
             "cacheWarm": warmed,
             "lease": state["lease"],
+            "probeToken": token,
         }
 
     def _check(self, text: str, run_dir: str) -> None:
@@ -326,6 +421,7 @@ class EdgeProvider(ResourceProvider):
         previous: dict | None,
         weights: dict[str, int],
         olds: dict[str, Any] | None,
+        token: str,
     ) -> dict[str, dict[str, int | str]]:
         """Before traffic moves to a colour, fetch the cache's warm paths into its namespace:
         the serving state gains a one-time token, and only requests carrying it reach that
@@ -337,19 +433,23 @@ class EdgeProvider(ResourceProvider):
         arriving = sorted(c for c, w in weights.items() if w > 0 and c not in was)
         warmed: dict[str, dict[str, int | str]] = {}
         for color in arriving:
-            token = secrets.token_hex(16)
-            write_state(props["runDir"], {**previous, "warm": {"color": color, "token": token}})
+            # The probe token too: only bluegreen's own requests are routed by the warm token,
+            # and the state served so far may predate the edge's token.
+            warm = {"color": color, "token": secrets.token_hex(16)}
+            write_state(props["runDir"], {**previous, "probe": token, "warm": warm})
             warmed[color] = {}
             for path in cache["warmPaths"]:
                 answer = probe.request(
                     f"http://{props['listen']}{path}",
-                    headers={"X-Bluegreen-Warm": token, probe.PROBE_HEADER: "warm"},
+                    headers={"X-Bluegreen-Warm": warm["token"], probe.PROBE_HEADER: token},
                 )
                 warmed[color][path] = answer.status if answer.status is not None else answer.error
         write_state(props["runDir"], previous)
         return warmed
 
-    def _restore(self, run_dir: str, pid: int | None, previous: dict | None, reloaded: bool) -> str:
+    def _restore(
+        self, run_dir: str, pid: int | None, previous: dict | None, reloaded: bool, failed: dict
+    ) -> str:
         paths = _paths(run_dir)
         if pid is None:  # we started nginx for this change: stop it again
             new_pid = master_pid(run_dir)
@@ -357,7 +457,8 @@ class EdgeProvider(ResourceProvider):
                 os.kill(new_pid, signal.SIGQUIT)
             return "The edge was not started."
         if previous is not None:
-            write_state(run_dir, previous)
+            # The failed state's fence may have been served: the fence never goes down.
+            write_state(run_dir, nginx.restored(previous, failed, time.time()))
         if reloaded and os.path.exists(paths["prev"]):
             os.replace(paths["prev"], paths["conf"])
             os.kill(pid, signal.SIGHUP)
@@ -400,8 +501,13 @@ class EdgeProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         pid = master_pid(props["runDir"])
-        if pid is None:
-            return
+        if pid is not None:
+            self._stop(pid)
+        where = served(props["runDir"])
+        if where != props["runDir"]:
+            shutil.rmtree(where, ignore_errors=True)
+
+    def _stop(self, pid: int) -> None:
         ticks = start_ticks(pid)
         os.kill(pid, signal.SIGQUIT)  # graceful shutdown: in-flight requests complete
         deadline = time.monotonic() + 10
@@ -420,4 +526,8 @@ class NginxEdge(Resource, module="local", name="NginxEdge"):
     def __init__(
         self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
     ):
+        # The probe token lets its holder pass the edge's limits: a secret in the state too.
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["probeToken"])
+        )
         super().__init__(EdgeProvider(), name, {**props, **dict.fromkeys(_OUTPUTS)}, opts)

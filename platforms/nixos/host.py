@@ -44,6 +44,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ from pulumi.dynamic import (
 )
 
 from bluegreen import nginx, probe
+from bluegreen.switch import LEASE_PATH
 from platforms.nixos import render
 
 REMOTE_DIR = "/etc/nixos/bluegreen"
@@ -233,7 +235,10 @@ def confirmed(confirm: Mapping[str, Any] | None) -> tuple[bool, str]:
         return a.status is not None and all(a.headers.get(k) == v for k, v in expect.items())
 
     answer, waited = probe.wait_until(
-        confirm["url"], serving, timeout=float(confirm.get("timeoutSeconds", 30))
+        confirm["url"],
+        serving,
+        timeout=float(confirm.get("timeoutSeconds", 30)),
+        token=confirm.get("probeToken") or "",
     )
     if serving(answer):
         return True, f"{confirm['url']} answered as expected after {waited:.1f}s"
@@ -250,13 +255,20 @@ class HostProvider(ResourceProvider):
     serialize_as_secret_always = False
     outputs: tuple[str, ...] = ("digest",)
     """What the provider computes; the rest of the state is the inputs."""
+    secret_outputs: tuple[str, ...] = ("sshKey",)
+    """What must stay secret in the state as well as in the inputs."""
 
     def prepare(
-        self, props: dict[str, Any], olds: dict[str, Any] | None
+        self, props: dict[str, Any], olds: dict[str, Any] | None, live: bool = False
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """`props` with the file a deploy writes (`config`), and the answer that confirms it.
-        An arm's file is rendered by the program already."""
+        An arm's file is rendered by the program already. `live`: for a deploy, not a diff, so
+        what the host serves may be asked."""
         return props, props.get("confirm")
+
+    def restoring(self, previous: dict[str, Any], failed: dict[str, Any]) -> dict[str, Any]:
+        """What to switch back to when `failed` was not confirmed: `previous`, as it was."""
+        return previous
 
     def _apply(
         self,
@@ -269,7 +281,8 @@ class HostProvider(ResourceProvider):
         ok, seen = confirmed(confirm)
         if not ok:
             if previous is not None:
-                deploy(previous, files_of(previous))
+                back = self.restoring(previous, props)
+                deploy(back, files_of(back))
                 restored = "The previous configuration was switched back to and keeps serving."
             else:
                 restored = "There was no previous configuration to go back to."
@@ -279,7 +292,7 @@ class HostProvider(ResourceProvider):
         return {**props, "digest": digest(files)}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = self._apply(*self.prepare(props, None), None)
+        outs = self._apply(*self.prepare(props, None, live=True), None)
         return CreateResult(
             id_=f"{props['host']}:{props['remoteDir']}/{props['fileName']}", outs=outs
         )
@@ -296,7 +309,7 @@ class HostProvider(ResourceProvider):
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        prepared, confirm = self.prepare(news, olds)
+        prepared, confirm = self.prepare(news, olds, live=True)
         if olds.get("digest") == digest(files_of(prepared)):
             # Only how we reach the host changed (key, user, port, probe): nothing to switch.
             return UpdateResult(outs={**prepared, "digest": olds["digest"]})
@@ -322,39 +335,91 @@ def limits_until(spec: dict[str, Any], olds: dict[str, Any] | None, now: float) 
     return int(olds.get("limitsUntil") or 0)
 
 
+def served_lease(confirm: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The lease the edge serves now, as a switch state's `lease` whose `color` is None when
+    nobody holds it; None when it cannot be read."""
+    if not confirm:
+        return None
+    answer = probe.request(urllib.parse.urljoin(confirm["url"], LEASE_PATH), timeout=2.0)
+    fence = answer.json().get("fence") if answer.status == 200 else None
+    if not isinstance(fence, int) or isinstance(fence, bool):
+        return None
+    return {"color": answer.json().get("holder"), "fence": fence}
+
+
+def highest(
+    recorded: Mapping[str, Any] | None, served: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The lease the next one follows: this resource's record, unless the edge serves a higher
+    fence (a failed update's restore, which Pulumi does not record); then that one, whose holder
+    may be another colour, or unknown while writes are frozen (None: the fence grows)."""
+    if served and (not recorded or int(served["fence"]) > int(recorded["fence"])):
+        return {"since": 0, **(recorded or {}), **served}
+    return recorded
+
+
 class EdgeHostProvider(HostProvider):
     """The edge node: its file is rendered from the edge's settings (`render.edge_spec`, the
     `edge` input), and the switch counts once the edge answers with the new generation."""
 
-    outputs = ("digest", "config", "generation", "limitsUntil", "lease")
+    outputs = ("digest", "config", "generation", "limitsUntil", "lease", "probeToken")
+    # The node's file carries the probe token (the switch state's), so it is secret as well.
+    secret_outputs = ("sshKey", "config", "probeToken")
 
     def prepare(
-        self, props: dict[str, Any], olds: dict[str, Any] | None
+        self, props: dict[str, Any], olds: dict[str, Any] | None, live: bool = False
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         now = time.time()
         until = limits_until(props["edge"], olds, now)
-        # The fence only grows: the next one is this resource's last, and the time of the change
-        # is the apply's, in whole seconds (Nix writes large floats inexactly).
+        # The fence only grows: the next one follows this resource's last, or the edge's when
+        # it serves a higher one. The time of the change is the apply's, in whole seconds (Nix
+        # writes large floats inexactly); the edge serves its own stamp as `since`.
         spec = props["edge"]
+        served = served_lease(props.get("confirm")) if live else None
         lease = nginx.Lease.next(
-            (olds or {}).get("lease"), spec["activeColor"], int(spec.get("handover") or 5), int(now)
+            highest((olds or {}).get("lease"), served),
+            spec["activeColor"],
+            int(spec.get("handover") or 5),
+            int(now),
         )
-        rendered = render.edge_from_spec(spec, until, lease)
+        # One per edge, kept across updates (`nginx.probe_token`).
+        token = nginx.probe_token((olds or {}).get("probeToken"))
+        rendered = render.edge_from_spec(spec, until, lease, token)
         confirm = props.get("confirm")
         if confirm:
             headers = {
                 **confirm.get("headers", {}),
                 "x-bluegreen-edge-generation": rendered.generation,
             }
-            confirm = {**confirm, "headers": headers}
+            confirm = {**confirm, "headers": headers, "probeToken": token}
         outs = {
             **props,
             "config": rendered.text,
             "generation": rendered.generation,
             "limitsUntil": until,
             "lease": rendered.state["lease"],
+            "probeToken": token,
         }
         return outs, confirm
+
+    def restoring(self, previous: dict[str, Any], failed: dict[str, Any]) -> dict[str, Any]:
+        """`previous` again, its lease with a fence no lower than the failed one's, which the
+        edge may have served (`nginx.restored` is the local edge's same rule)."""
+        spec = previous["edge"]
+        lease = nginx.Lease.next(
+            highest(previous.get("lease"), failed.get("lease")),
+            spec["activeColor"],
+            int(spec.get("handover") or 5),
+            int(time.time()),
+        )
+        token = nginx.probe_token(failed.get("probeToken"), previous.get("probeToken"))
+        rendered = render.edge_from_spec(spec, previous.get("limitsUntil"), lease, token)
+        return {
+            **previous,
+            "config": rendered.text,
+            "generation": rendered.generation,
+            "lease": rendered.state["lease"],
+        }
 
 
 class NixosHost(Resource, module="nixos", name="Host"):
@@ -370,8 +435,7 @@ class NixosHost(Resource, module="nixos", name="Host"):
         provider: HostProvider | None = None,
     ):
         provider = provider or HostProvider()
-        # The key must stay secret in the state as well as in the inputs.
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["sshKey"])
+            opts, pulumi.ResourceOptions(additional_secret_outputs=list(provider.secret_outputs))
         )
         super().__init__(provider, name, {**props, **dict.fromkeys(provider.outputs)}, opts)

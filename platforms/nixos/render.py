@@ -200,6 +200,7 @@ def edge_node(
     limits_until: int | None = None,
     prometheus_port: int | None = None,
     lease: nginx.Lease,
+    probe_token: str,
     queue_port: int = 18095,
 ) -> EdgeConfig:
     """The edge node's configuration: nginx with one upstream group per colour of `nodes`
@@ -209,7 +210,8 @@ def edge_node(
     seconds (an integer: Nix writes large floats inexactly) when the limits of
     bluegreen:limitWhen "hold" end. With `prometheus_port`, the node also runs Prometheus there,
     scraping every node's metrics (the hold reads it); None: the operator's own Prometheus does
-    (bluegreen:prometheusUrl)."""
+    (bluegreen:prometheusUrl). `probe_token`: the edge's secret (`nginx.probe_token`), which
+    lands in the node's file and so in its Nix store."""
     m, b = maintenance, backpressure
     if m.status not in (503, 423):
         raise ValueError(f"refusing to render maintenance status {m.status}: 503 or 423 expected")
@@ -264,6 +266,14 @@ def edge_node(
       paths = [ {" ".join(_str("path", p) for p in m.queue.paths)} ];
       maxBodyKb = {_int(m.queue.max_body_kb, 1, 10240)};
       soakSeconds = {_int(m.queue.soak_s, 0, 3600)};
+      rate = {_int(m.queue.rate, 1, 10000)};
+      burst = {_int(m.queue.burst, 0, 100000)};
+      connections = {_int(m.queue.connections, 1, 100000)};
+      maxPending = {_int(m.queue.max_pending, 1, 10_000_000)};
+      maxPendingMb = {_int(m.queue.max_pending_mb, 1, 1_000_000)};
+      maxPerClient = {_int(m.queue.max_per_client, 1, 10_000_000)};
+      minFreeMb = {_int(m.queue.min_free_mb, 0, 1_000_000)};
+      retryMinutes = {_int(m.queue.retry_minutes, 1, 10080)};
       port = {_int(queue_port, 1, 65535)};
     }};
 """
@@ -280,6 +290,7 @@ def edge_node(
         backpressure=b,
         limits_until=limits_until,
         lease=lease,
+        probe_token=probe_token,
     )
     until = (state["limits"] or {}).get("until")
     text = f"""\
@@ -317,6 +328,7 @@ def edge_node(
     shadow = {{ percent = {_int(shadow.percent, 0, 100)}; writes = {_bool(shadow.writes)}; }};
     limits.retryAfter = {_int(b.retry_after_s, 1, 3600)};
     limits.until = {"null" if until is None else _int(until, 0, 2**62)};
+    probeToken = "{state["probe"]}";
     generation = "{state["generation"]}";
   }};
 }}
@@ -367,7 +379,7 @@ def edge_spec(
 
 
 def edge_from_spec(
-    spec: Mapping[str, Any], limits_until: int | None, lease: nginx.Lease
+    spec: Mapping[str, Any], limits_until: int | None, lease: nginx.Lease, probe_token: str
 ) -> EdgeConfig:
     """`edge_node` of an `edge_spec` (numbers may come back from the engine as floats)."""
     features = nginx.Features.from_props(spec)
@@ -388,5 +400,6 @@ def edge_from_spec(
         limits_until=limits_until,
         prometheus_port=None if port is None else int(port),
         lease=lease,
+        probe_token=probe_token,
         queue_port=int(spec.get("queuePort") or 18095),
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 import time
 
 from bluegreen import probe
+from platforms.local.nginx_edge import read_state
 
 
 def get(project, path: str = "/", **kw) -> probe.Answer:
@@ -16,6 +20,7 @@ def test_the_flip_warms_the_new_colours_cache_before_traffic_moves(bare_project)
     project.ws.config_set("live", "bluegreen:cache", "true")
     project.ws.config_set("live", "bluegreen:cacheWarmPaths", '["/assets/app.js"]')
     project.up_all(active="blue")
+    token = probe_token(project)
     assert get(project, "/assets/app.js").headers["x-bluegreen-cache"] == "MISS"
     assert get(project, "/assets/app.js").headers["x-bluegreen-cache"] == "HIT"
     project.ws.config_set("live", "bluegreen:activeColor", "green")
@@ -26,6 +31,21 @@ def test_the_flip_warms_the_new_colours_cache_before_traffic_moves(bare_project)
     project.ws.up("live")  # the rollback: blue's own entry, never green's
     back = get(project, "/assets/app.js")
     assert (back.version, back.headers["x-bluegreen-cache"]) == ("v1", "HIT")
+    assert probe_token(project) == token, "the edge's probe token is kept across updates"
+
+
+def probe_token(project) -> str:
+    """The edge's probe token: in an owner-only file beside the state, the same as the state's,
+    and a secret in the stack's state."""
+    run = os.path.join(project.dir, ".bluegreen", "live")
+    path = os.path.join(run, "probe.token")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path) as f:
+        token = f.read().strip()
+    assert read_state(run)["probe"] == token
+    exported = json.dumps(project.ws.export("live"))
+    assert token not in exported and '"probeToken": {"4dabf18193072939515e22adb298388d"' in exported
+    return token
 
 
 def test_backpressure_during_the_hold_only(bare_project):

@@ -59,6 +59,9 @@ def test_intents_survive_the_queue_service_and_reach_the_arm_once_each_in_order(
         "maintenanceSoakSeconds": "1",
         "maintenanceEnd": end,
         "maintenanceBanner": "Moving the database",
+        # This test is about keeping writes, not limiting them: one client sends them all.
+        "maintenanceQueueRate": "10000",
+        "maintenanceQueueBurst": "10000",
     }.items():
         project.ws.config_set("live", f"bluegreen:{key}", value)
     project.ws.config_set_secret("live", "bluegreen:webhookUrl", webhook.url)

@@ -9,6 +9,7 @@ import dataclasses
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,8 @@ import pytest
 
 from bluegreen import nginx, probe
 from bluegreen.config import Backpressure, Cache, Shadow, weights_for
-from platforms.local.nginx_edge import js_module, write_state
+from cutover.lease import LeaseReader
+from platforms.local.nginx_edge import EdgeProvider, FlipError, js_module, served, write_state
 from tests.support.sandbox import free_ports
 from tests.unit.mocks import maintenance
 
@@ -27,6 +29,9 @@ pytestmark = pytest.mark.integration  # real nginx (or sshd) and processes; no s
 
 APP = os.path.join(os.path.dirname(__file__), "..", "..", "app", "server.py")
 VERSIONS = {"blue": "v1", "green": "v2"}
+TOKEN = "5ec7e7" * 6
+"""The edge's probe token in these tests: bluegreen's own requests send it."""
+OWN = {probe.PROBE_HEADER: TOKEN}
 
 
 @dataclasses.dataclass
@@ -49,6 +54,7 @@ class Edge:
             "backpressure": self.features["backpressure"],
             "limits_until": None,
             "lease": nginx.Lease(fence=1, since=0.0, handover=5),
+            "probe_token": TOKEN,
         }
         return nginx.switch_state(**{**values, **fields})
 
@@ -157,6 +163,8 @@ def start(tmp_path):
         deadline = time.monotonic() + 10
         while os.path.exists(pid_file) and time.monotonic() < deadline:
             time.sleep(0.05)
+        if served(edge.run) != edge.run:
+            shutil.rmtree(served(edge.run), ignore_errors=True)
 
 
 def colors(edge: Edge, n: int, headers=None) -> Counter:
@@ -259,7 +267,7 @@ def test_the_rate_limit_answers_429_with_retry_after_and_lets_probes_through(sta
     assert len(refused) >= 7, [s for s, _, _ in statuses]
     assert all(h["retry-after"] == "4" for h in refused)
     assert "retry-after" not in statuses[0][1]
-    probes = [edge.get(headers={probe.PROBE_HEADER: "confirm"})[0] for _ in range(5)]
+    probes = [edge.get(headers=OWN)[0] for _ in range(5)]
     assert probes == [200] * 5
 
 
@@ -348,7 +356,7 @@ def test_the_cache_never_serves_the_other_version(start):
     # Uncacheable answers and probes are not kept.
     assert "x-bluegreen-cache" in edge.get("/")[1]
     assert edge.get("/")[1]["x-bluegreen-cache"] == "MISS"
-    probe_answer = edge.get("/assets/app.js", headers={probe.PROBE_HEADER: "smoke"})[1]
+    probe_answer = edge.get("/assets/app.js", headers=OWN)[1]
     assert probe_answer["x-bluegreen-cache"] == "BYPASS"
 
 
@@ -356,7 +364,7 @@ def test_a_warm_token_fills_the_new_colours_cache_before_users_arrive(start):
     edge = start(cache=Cache(True, 64, ("/assets/app.js",)))
     state = edge.state("blue")
     write_state(edge.run, {**state, "warm": {"color": "green", "token": "t0k3n"}})
-    warm = {"X-Bluegreen-Warm": "t0k3n", probe.PROBE_HEADER: "warm"}
+    warm = {"X-Bluegreen-Warm": "t0k3n", **OWN}
     assert edge.get("/assets/app.js", headers=warm)[1]["x-bluegreen-color"] == "green"
     assert edge.get("/assets/app.js")[1]["x-bluegreen-color"] == "blue"  # users stay on blue
     wrong = {"X-Bluegreen-Warm": "guess"}
@@ -368,7 +376,97 @@ def test_a_warm_token_fills_the_new_colours_cache_before_users_arrive(start):
 
 def test_an_unreadable_state_is_a_503_and_an_error_in_the_log(start):
     edge = start()
-    os.remove(os.path.join(edge.run, "switch.json"))
+    os.remove(os.path.join(served(edge.run), "switch.json"))
     assert edge.get()[0] == 503
     with open(os.path.join(edge.run, "error.log")) as f:
         assert "cannot read the switch state" in f.read()
+
+
+def test_the_handover_runs_from_when_the_edge_serves_the_fence_whatever_since_says(start):
+    """The state's `since` is the operator's clock before the copy, the rebuild or the cache
+    warm-up, and maybe skewed: the edge serves when it began serving the fence, by its own
+    clock, so the new holder's writers wait the whole handover, and a later change that keeps
+    the fence keeps them running."""
+    edge = start()
+    reader = LeaseReader(f"http://127.0.0.1:{edge.port}")
+    for fence, active, skew in ((2, "green", -86400.0), (3, "blue", 86400.0)):
+        before = time.time()
+        edge.point(active, lease=nginx.Lease(fence=fence, since=before + skew, handover=1))
+        served = reader.read()
+        assert (served.holder, served.fence) == (active, fence)
+        # A file's mtime is the kernel's coarse clock, up to a tick behind time.time().
+        assert before - 0.05 <= served.since <= served.now, (before, served)
+        assert not served.lets(active), "writers may start before the handover ran"
+    deadline = time.monotonic() + 5
+    while not served.lets("blue") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        served = reader.read()
+    assert served.lets("blue") and served.now - served.since < 2, served
+    edge.point("blue", sticky=True, lease=nginx.Lease(fence=3, since=0.0, handover=1))
+    again = reader.read()
+    assert again.since == served.since and again.lets("blue"), (again, served)
+
+
+def test_a_failed_confirmation_puts_the_old_holder_back_with_a_higher_fence(start, tmp_path):
+    """A switch whose confirmation fails restores the previous state; its lease must not bring
+    back the smaller fence, which writers of the failed state's holder may already hold."""
+    edge = start()  # the two arms
+    dead, port = free_ports(2)
+    arms = {c: f"127.0.0.1:{p}" for c, p in edge.arms.items()}
+    features = {k: edge.features[k] for k in ("cache", "shadow", "backpressure")}
+
+    def props(active: str, green_node: str) -> dict:
+        return {
+            "app": "shop",
+            "runDir": str(tmp_path / "edge"),
+            "listen": f"127.0.0.1:{port}",
+            "activeColor": active,
+            "weights": weights_for(active),
+            "nodes": {"blue": [arms["blue"]], "green": [green_node]},
+            "arms": {
+                c: {"endpoint": f"http://{a}", "version": VERSIONS[c]} for c, a in arms.items()
+            },
+            "healthPath": "/healthz/ready",
+            "confirmTimeout": 0.5,
+            "sticky": False,
+            "handover": 5,
+            "queueListen": "",
+            **nginx.Features(maintenance(enabled=False), **features).props(),
+        }
+
+    provider = EdgeProvider()
+    blue = props("blue", arms["green"])
+    reader = LeaseReader(f"http://127.0.0.1:{port}")
+    try:
+        created = provider.create(blue).outs
+        assert reader.read().fence == 1
+        # Green's node answers nothing: its requests go to blue's, the backup, and the switch
+        # is not confirmed.
+        with pytest.raises(FlipError, match="not confirmed"):
+            provider.update("edge", created, props("green", f"127.0.0.1:{dead}"))
+        served = reader.read()
+        assert served.holder == "blue" and served.fence > 2, served
+        moved = provider.update("edge", created, props("green", arms["green"])).outs
+        assert moved["lease"]["fence"] == reader.read().fence > served.fence
+    finally:
+        provider.delete("edge", blue)
+
+
+def test_the_workers_of_an_edge_started_as_root_are_not_root(start):
+    """They parse every client's request: as root, a flaw in nginx or njs would be root's. As
+    their own user they still read the state and the lease, and buffer a large body."""
+    edge = start()
+    if os.geteuid() != 0:
+        pytest.skip("nginx keeps its own user when not started as root")
+    for pid in edge.workers():
+        with open(f"/proc/{pid}/status") as f:
+            uids = next(line.split()[1:] for line in f if line.startswith("Uid:"))
+        assert "0" not in uids, f"worker {pid} runs with uids {uids}"
+    assert edge.get()[1]["x-bluegreen-color"] == "blue"
+    assert LeaseReader(f"http://127.0.0.1:{edge.port}").read().holder == "blue"
+    # Past the body buffer, nginx writes the body to its temp dir first.
+    conn = edge.connection()
+    conn.request("POST", "/", body=b"x" * (256 << 10))
+    answer = conn.getresponse()
+    conn.close()
+    assert answer.status < 500 and answer.getheader("x-bluegreen-color") == "blue", answer.status

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from bluegreen import probe
 from cutover.workspace import ROOT, Workspace, toolchain_env
+from platforms.local.nginx_edge import served
 from platforms.local.process import port_in_use, start_ticks
 
 COPIED = (
@@ -183,6 +184,10 @@ class LocalProject:
                 break
             time.sleep(0.05)
         self._signal(signal.SIGKILL)
+        # A local edge run as root keeps what its workers read outside the run dir.
+        for run_dir in glob.glob(os.path.join(self.dir, ".bluegreen", "*")):
+            if os.path.isdir(run_dir) and served(run_dir) != run_dir:
+                shutil.rmtree(served(run_dir), ignore_errors=True)
         return left
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -68,3 +69,19 @@ def test_a_failing_release_counts_its_5xx(arm):
     assert probe.request(url + "/healthz/ready").status == 200
     counted = series(url, metrics.REQUESTS)
     assert counted[f'{metrics.REQUESTS}{{code="500",color="green",method="GET",version="v2"}}'] == 1
+
+
+def test_an_idempotency_key_is_deduped_per_client_as_the_queue_scopes_it(arm):
+    url, _ = arm
+
+    def write(key: str, **headers: str) -> None:
+        sent = {"Idempotency-Key": key, **headers}
+        assert probe.request(url + "/orders", method="POST", headers=sent).status == 200
+
+    write("k", Authorization="Bearer alice")
+    write("k", Authorization="Bearer bob")  # another client's same key: another write
+    write("k", Cookie="sid=carol")
+    write("k")  # by address
+    write("k", Authorization="Bearer alice")  # alice again: her retry
+    journal = json.loads(probe.request(url + "/_arm/writes").body)
+    assert [w["duplicate"] for w in journal] == [False, False, False, False, True]

@@ -4,8 +4,10 @@ credentials, owner-only files."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -72,6 +74,7 @@ def test_pending_come_in_arrival_order_with_their_headers_and_body(store):
         "content-type": "application/json",
         "authorization": TOKEN,
         "x-request-id": "req-3",
+        "accept": "*/*",
     }
     assert [i.key for i in store.pending(limit=2)] == ["k0", "k1"]
 
@@ -137,12 +140,9 @@ def test_sealed_headers_do_not_open_with_another_key(spec):
     s = intents.open_store(spec, KEY)
     put(s, "k", headers={"X-Api-Key": "abc"})
     s.close()
-    other = intents.open_store(spec, bytes(32))
-    try:
-        with pytest.raises(intents.StoreError, match="do not open with this key"):
-            other.pending()
-    finally:
-        other.close()
+    # Refused at open, before any row is read: a wrong key never makes rows dead letters.
+    with pytest.raises(intents.StoreError, match="does not open this intent store"):
+        intents.open_store(spec, bytes(32))
 
 
 class OrderWatch(threading.Thread):
@@ -245,12 +245,12 @@ def test_two_edge_hosts_sharing_postgres_keep_one_receipt_per_key_and_arrival_or
 def test_the_sqlite_file_is_owner_only_and_holds_no_credential_in_clear(tmp_path):
     path = tmp_path / "q" / "intents.sqlite3"
     s = intents.open_store(f"sqlite:///{path}", KEY)
-    put(s, "k", headers={"Authorization": TOKEN, "X-Request-Id": "visible-id"})
+    put(s, "k", headers={"Authorization": TOKEN, "User-Agent": "visible-agent"})
     try:
         raw = b"".join(
             p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name)
         )
-        assert b"visible-id" in raw  # the search would find a clear value
+        assert b"visible-agent" in raw  # the search would find a clear value
         assert TOKEN.encode() not in raw and b"tok-8c1e0f2d9a" not in raw
         assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
         for p in path.parent.iterdir():
@@ -265,7 +265,7 @@ def test_the_sqlite_file_is_owner_only_and_holds_no_credential_in_clear(tmp_path
 
 def test_the_key_file_is_made_owner_only_and_a_readable_one_is_refused(tmp_path):
     path = tmp_path / "keys" / "queue.key"
-    key = intents.load_key(str(path))
+    key = intents.load_key(str(path), create=True)
     assert len(key) == 32 and intents.load_key(str(path)) == key
     assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
     os.chmod(path, 0o640)
@@ -280,3 +280,164 @@ def test_a_store_spec_that_is_neither_is_refused(tmp_path):
         intents.open_store("sqlite://relative.db", KEY)
     with pytest.raises(intents.StoreError, match="32 bytes"):
         intents.open_store(f"sqlite:///{tmp_path}/x.db", b"short")
+
+
+# -- caps, clients, sealing, the replay claim, the key
+
+
+@pytest.mark.integration
+def test_the_caps_refuse_past_the_queue_its_bytes_and_a_clients_share(spec):
+    limits = intents.Limits(max_pending=5, max_pending_bytes=5_000, max_per_client=3)
+    s = intents.open_store(spec, KEY, limits)
+    try:
+        for i in range(3):
+            s.accept(f"a{i}", "POST", "/o", {}, b"{}", 1.0, client="alice")
+        with pytest.raises(intents.QueueFull, match=r"this client has 3 pending") as full:
+            s.accept("a3", "POST", "/o", {}, b"{}", 1.0, client="alice")
+        assert full.value.reason == "client-full"
+        assert s.accept("a0", "POST", "/o", {}, b"{}", 1.0, client="alice").duplicate
+        s.accept("b0", "POST", "/o", {}, b"{}", 1.0, client="bob")
+        with pytest.raises(intents.QueueFull, match="bytes") as full:
+            s.accept("b1", "POST", "/o", {}, b"x" * 9_000, 1.0, client="bob")
+        assert full.value.reason == "queue-full"
+        s.accept("b1", "POST", "/o", {}, b"{}", 1.0, client="bob")
+        with pytest.raises(intents.QueueFull, match=r"5 pending writes, its most \(5\)"):
+            s.accept("c0", "POST", "/o", {}, b"{}", 1.0, client="carol")
+        [first] = s.pending(1)
+        s.delivered(first.receipt, 200)  # delivered ones leave room
+        s.accept("c0", "POST", "/o", {}, b"{}", 1.0, client="carol")
+        assert s.counts() == {"pending": 5, "delivered": 1, "dead": 0}
+    finally:
+        s.close()
+
+
+@pytest.mark.integration
+def test_two_edge_hosts_racing_for_the_last_places_never_pass_the_cap(postgres_dsn):
+    limits = intents.Limits(max_pending=50, max_per_client=50)
+    hosts = [intents.open_store(postgres_dsn, KEY, limits) for _ in range(2)]
+    took: list[int] = [0, 0]
+
+    def edge(h: int) -> None:
+        for i in range(40):
+            try:
+                hosts[h].accept(f"h{h}-{i}", "POST", "/o", {}, b"{}", 1.0, client="c")
+                took[h] += 1
+            except intents.QueueFull:
+                pass
+
+    threads = [threading.Thread(target=edge, args=(h,)) for h in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert sum(took) == 50 and hosts[0].counts()["pending"] == 50
+    finally:
+        for s in hosts:
+            s.close()
+
+
+def test_a_sqlite_store_keeps_its_disk_margin(tmp_path):
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    s = intents.open_store(
+        f"sqlite:///{tmp_path}/q/i.sqlite3", KEY, intents.Limits(min_free_bytes=free + (1 << 30))
+    )
+    try:
+        with pytest.raises(intents.QueueFull, match="MiB free") as full:
+            put(s, "k")
+        assert full.value.reason == "disk-full" and s.counts()["pending"] == 0
+    finally:
+        s.close()
+
+
+@pytest.mark.integration
+def test_keys_are_scoped_per_client(store):
+    a = store.accept("k", "POST", "/o", {}, b"1", 1.0, client="alice")
+    b = store.accept("k", "PUT", "/p", {}, b"2", 1.0, client="bob")
+    assert a.receipt != b.receipt and not b.duplicate
+    with pytest.raises(intents.KeyReused):
+        store.accept("k", "POST", "/o", {}, b"changed", 1.0, client="bob")
+    assert store.accept("k", "POST", "/o", {}, b"1", 1.0, client="alice").receipt == a.receipt
+    assert intents.client_id({"Authorization": "x", "Cookie": "y"}, "1.2.3.4") == (
+        intents.client_id({"authorization": "x"}, "5.6.7.8")
+    )
+    ids = {
+        intents.client_id(h, peer)
+        for h, peer in (({"Cookie": "y"}, "p"), ({}, "1.2.3.4"), ({}, "5.6.7.8"))
+    }
+    assert len(ids) == 3
+
+
+@pytest.mark.integration
+def test_every_header_off_the_allow_list_is_sealed_and_a_changed_row_is_a_dead_letter(spec):
+    s = intents.open_store(spec, KEY)
+    headers = {"Authorization": TOKEN, "X-Tenant": "t-9", "Accept-Language": "fr"}
+    try:
+        victim = s.accept("pay", "POST", "/orders", headers, b'{"qty": 1}', 1.0, client="v")
+        other = s.accept("other", "POST", "/orders", {"Authorization": "B"}, b"{}", 1.0, client="o")
+        ok = s.accept("ok", "POST", "/orders", headers, b"{}", 1.0, client="v")
+        raw = s._query("SELECT headers FROM intents WHERE receipt = ?", (victim.receipt,))
+        assert json.loads(raw[0][0]) == {"accept-language": "fr"}
+        with s._write() as run:
+            run("UPDATE intents SET method = 'DELETE' WHERE receipt = ?", (victim.receipt,))
+            run(
+                "UPDATE intents SET sealed = (SELECT sealed FROM intents WHERE receipt = ?)"
+                " WHERE receipt = ?",
+                (ok.receipt, other.receipt),
+            )
+        assert [i.key for i in s.pending()] == ["ok"]
+        assert s.pending()[0].headers == {
+            "authorization": TOKEN,
+            "x-tenant": "t-9",
+            "accept-language": "fr",
+        }
+        dead = {d.key: d for d in s.dead_letters()}
+        assert set(dead) == {"pay", "other"}
+        assert "changed after it was accepted; never sent" in dead["pay"].last_error
+        assert dead["pay"].headers == {"accept-language": "fr"}, "listed without its secrets"
+        # A credential slipped into the clear headers is not replayed either, nor a new body.
+        late = s.accept("late", "POST", "/orders", headers, b'{"qty": 1}', 1.0, client="v")
+        with s._write() as run:
+            run(
+                "UPDATE intents SET headers = ? WHERE receipt = ?",
+                (json.dumps({"authorization": "Bearer attacker"}), ok.receipt),
+            )
+            run("UPDATE intents SET body = ? WHERE receipt = ?", (b'{"qty": 99}', late.receipt))
+        assert s.pending() == [] and s.counts()["dead"] == 4
+        assert "does not match its digest" in s.dead_letters()[-1].last_error
+    finally:
+        s.close()
+
+
+@pytest.mark.integration
+def test_one_replay_claim_at_a_time_taken_over_when_it_expires_and_fenced(spec):
+    s = intents.open_store(spec, KEY)
+    try:
+        a, b = put(s, "a"), put(s, "b")
+        fence = s.claim("one", 0.5)
+        assert fence == 1 and s.claim("two", 0.5) is None
+        assert s.claim("one", 0.5, fence) == fence, "the holder renews"
+        time.sleep(0.6)
+        taken = s.claim("two", 5.0)
+        assert taken == 2 and s.claim("one", 0.5, fence) is None
+        assert s.delivered(a.receipt, 200, fence=fence) is False, "a stale holder marks nothing"
+        assert s.failed(b.receipt, 503, "x", dead=False, fence=fence) is False
+        assert s.delivered(a.receipt, 200, fence=taken) is True
+        s.release("two", taken)
+        assert s.claim("one", 0.5) == 3, "a released claim is free at once"
+        assert [i.key for i in s.pending()] == ["b"] and s.pending()[0].attempts == 0
+    finally:
+        s.close()
+
+
+def test_a_key_is_made_only_for_a_store_that_holds_nothing_sealed(tmp_path):
+    spec, key = f"sqlite:///{tmp_path}/q/i.sqlite3", tmp_path / "q" / "i.key"
+    s = intents.open_keyed(spec, str(key))
+    put(s, "k")
+    s.close()
+    key.unlink()
+    with pytest.raises(intents.StoreError, match=f"no key file at {key}, but the intent store"):
+        intents.open_keyed(spec, str(key))
+    assert not key.exists()
+    with pytest.raises(intents.StoreError, match=f"no key file at {key}"):
+        intents.load_key(str(key))

@@ -82,13 +82,79 @@ def test_the_window_and_the_queue_as_configured():
             "bluegreen:maintenanceQueueMaxBodyKb must be an integer from 1 to 10240",
         ),
         (
+            {"maintenanceQueueRate": "0"},
+            'bluegreen:maintenanceQueueRate must be an integer from 1 to 10000, got "0"',
+        ),
+        (
+            {"maintenanceQueueBurst": "-1"},
+            'bluegreen:maintenanceQueueBurst must be an integer from 0 to 100000, got "-1"',
+        ),
+        (
+            {"maintenanceQueueConnections": "many"},
+            'bluegreen:maintenanceQueueConnections must be an integer from 1 to 100000, got "many"',
+        ),
+        (
             {"writerHandoverSeconds": "0"},
             "bluegreen:writerHandoverSeconds must be an integer from 1 to 600",
+        ),
+        (
+            {"maintenanceQueueMaxPending": "0"},
+            'bluegreen:maintenanceQueueMaxPending must be an integer from 1 to 10000000, got "0"',
+        ),
+        (
+            {"maintenanceQueueMaxPendingMb": "lots"},
+            "bluegreen:maintenanceQueueMaxPendingMb must be an integer from 1 to 1000000, got "
+            '"lots"',
+        ),
+        (
+            {"maintenanceQueueMaxPerClient": "-1"},
+            "bluegreen:maintenanceQueueMaxPerClient must be an integer from 1 to 10000000",
+        ),
+        (
+            {"maintenanceQueueMaxPending": "100", "maintenanceQueueMaxPerClient": "500"},
+            "bluegreen:maintenanceQueueMaxPerClient must be at most maintenanceQueueMaxPending "
+            '(100), got "500"',
+        ),
+        (
+            {"maintenanceQueueMinFreeMb": "-5"},
+            "bluegreen:maintenanceQueueMinFreeMb must be an integer from 0 to 1000000",
+        ),
+        (
+            {"maintenanceQueueRetryMinutes": "0"},
+            'bluegreen:maintenanceQueueRetryMinutes must be an integer from 1 to 10080, got "0"',
         ),
     ],
 )
 def test_bad_values_are_named_before_anything_changes(values, expected):
     assert any(p.startswith(expected) for p in problems(**values)), problems(**values)
+
+
+def test_the_queue_caps_have_safe_defaults_and_take_the_stacks_values():
+    q = edge(maintenanceQueue="/orders").maintenance.queue
+    caps = (q.max_pending, q.max_pending_mb, q.max_per_client, q.min_free_mb, q.retry_minutes)
+    assert caps == (10_000, 256, 2_500, 256, 10)
+    q = edge(
+        maintenanceQueue="/orders",
+        maintenanceQueueMaxPending="50",
+        maintenanceQueueMaxPendingMb="8",
+        maintenanceQueueMaxPerClient="5",
+        maintenanceQueueMinFreeMb="0",
+        maintenanceQueueRetryMinutes="60",
+    ).maintenance.queue
+    caps = (q.max_pending, q.max_pending_mb, q.max_per_client, q.min_free_mb, q.retry_minutes)
+    assert caps == (50, 8, 5, 0, 60)
+
+
+def test_the_queues_per_client_limit_is_on_by_default_and_takes_the_stacks_values():
+    q = edge(maintenanceQueue="/orders").maintenance.queue
+    assert (q.rate, q.burst, q.connections) == (5, 10, 4)
+    q = edge(
+        maintenanceQueue="/orders",
+        maintenanceQueueRate="50",
+        maintenanceQueueBurst="0",
+        maintenanceQueueConnections="2",
+    ).maintenance.queue
+    assert (q.rate, q.burst, q.connections) == (50, 0, 2)
 
 
 def test_a_postgresql_store_needs_its_dsn_and_never_shows_it():
@@ -115,6 +181,9 @@ def test_the_features_round_trip_through_the_engine_with_the_window_and_the_queu
         maintenance="true",
         maintenanceEnd="2026-11-24T02:00:00Z",
         maintenanceQueue="/orders",
+        maintenanceQueueMaxPending="50",
+        maintenanceQueueMaxPerClient="5",
+        maintenanceQueueRetryMinutes="30",
     )
     features = nginx.Features(s.maintenance, s.cache, s.shadow, s.backpressure)
     props = features.props()

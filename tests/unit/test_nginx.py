@@ -2,15 +2,17 @@
 nothing can be injected."""
 
 import json
+import re
 
 import pytest
 
-from bluegreen import nginx
-from bluegreen.config import Backpressure, Cache, Shadow, weights_for
+from bluegreen import nginx, probe
+from bluegreen.config import Backpressure, Cache, Queue, Shadow, weights_for
 from tests.unit.mocks import maintenance
 
 NODES = {"blue": ["127.0.0.1:18081"], "green": ["127.0.0.1:18082"]}
 LEASE = nginx.Lease(fence=1, since=0.0, handover=5)
+TOKEN = "0123456789abcdef" * 2
 
 OFF = {
     "cache": Cache(False, 256, ()),
@@ -79,6 +81,7 @@ def state(active: str) -> dict:
         backpressure=OFF["backpressure"],
         limits_until=None,
         lease=LEASE,
+        probe_token=TOKEN,
     )
 
 
@@ -101,6 +104,7 @@ def _state(active="blue", canary=None, **fields) -> dict:
             "backpressure": OFF["backpressure"],
             "limits_until": None,
             "lease": LEASE,
+            "probe_token": TOKEN,
             **fields,
         }
     )
@@ -167,3 +171,115 @@ def test_the_local_nginx_version_is_read():
 
     version = nginx_version()
     assert len(version) == 3 and version >= (1, 18, 0)
+
+
+# --- the edge as the trust boundary ------------------------------------------------------------
+
+ROOT = nginx._SHARED.parent.parent.parent
+SOURCES = ("__main__.py", "app", "bench", "bluegreen", "components", "cutover", "nixos")
+SOURCES += ("platforms", "policy", "scripts")
+RESPONSE_HEADERS = {
+    "X-Bluegreen-Color",
+    "X-Bluegreen-Version",
+    "X-Bluegreen-Edge",
+    "X-Bluegreen-Edge-Generation",
+    "X-Bluegreen-Banner",
+    "X-Bluegreen-Cache",
+}
+"""What the arms and the edge answer with; none is read from a request."""
+NAME = re.compile(r"x-bluegreen-[a-z][a-z-]*[a-z]", re.I)
+# Where a header is read from a request: in njs, in nginx variables.
+READ = re.compile(r"headersIn\[['\"](x-bluegreen-[\w-]+)|\$http_(x_bluegreen_\w+)", re.I)
+# ... and in the arms' and services' request handlers, by name or by a constant of the module.
+HANDLER_READ = re.compile(r"self\.headers\.get\(\s*(?:['\"](x-bluegreen-[\w-]+)|([A-Z_]+))", re.I)
+
+
+def _sources():
+    for top in SOURCES:
+        path = ROOT / top
+        files = [path] if path.is_file() else sorted(path.rglob("*"))
+        for f in files:
+            if f.suffix in (".py", ".js", ".nix", ".conf", ".sh") and ".venv" not in f.parts:
+                yield f, f.read_text(errors="replace")
+
+
+def _canonical(name: str) -> str:
+    return "-".join(w.capitalize() for w in name.replace("_", "-").split("-"))
+
+
+def test_every_bluegreen_request_header_in_the_sources_is_one_the_edge_sets():
+    """A new X-Bluegreen-* header sent in requests must join probe.REQUEST_HEADERS, or a client
+    could send it through the edge and an arm would believe it."""
+    found, read = set(), set()
+    for _path, text in _sources():
+        found |= {_canonical(n) for n in NAME.findall(text)}
+        read |= {_canonical(next(g for g in m if g)) for m in READ.findall(text)}
+        if "BaseHTTPRequestHandler" in text:
+            constants = dict(re.findall(r'^([A-Z_]+) = "(X-Bluegreen-[\w-]+)"', text, re.M))
+            for name, constant in HANDLER_READ.findall(text):
+                name = name or constants.get(constant, "")
+                read |= {_canonical(name)} if name else set()
+    assert read and read <= set(probe.REQUEST_HEADERS), read - set(probe.REQUEST_HEADERS)
+    unknown = found - set(probe.REQUEST_HEADERS) - RESPONSE_HEADERS
+    assert not unknown, f"say whether these are request or response headers: {unknown}"
+
+
+def _blocks(text: str, opener: str) -> list[str]:
+    """The bodies of every block whose first line starts with `opener`."""
+    out, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith(opener) and line.rstrip().endswith("{"):
+            depth, body = 1, []
+            for inner in lines[i + 1 :]:
+                depth += inner.count("{") - inner.count("}")
+                if depth <= 0:
+                    break
+                body.append(inner.strip())
+            out.append("\n".join(body))
+    return out
+
+
+def test_every_location_that_proxies_sets_every_bluegreen_request_header():
+    text = local_conf(
+        cache=Cache(True, 64, ()),
+        shadow=Shadow(10, True),
+        queue=Queue(paths=("/orders",)),
+        queue_listen="127.0.0.1:18095",
+    )
+    proxying = [b for b in _blocks(text, "location ") if "proxy_pass " in b]
+    assert len(proxying) == 3  # the arms, shadow traffic, the queue service
+    for body in proxying:
+        for name in probe.REQUEST_HEADERS:
+            assert f"proxy_set_header {name} " in body, (name, body)
+    # An arm is told of a probe only as the edge verified it, and never of a warm-up.
+    assert "proxy_set_header X-Bluegreen-Probe $bluegreen_probe;" in nginx.PROXY
+    assert 'proxy_set_header X-Bluegreen-Warm "";' in nginx.PROXY
+    assert "$http_x_bluegreen" not in text  # nothing trusts what the client sent
+
+
+def test_an_arms_own_documents_are_not_served_through_the_edge():
+    assert f"location ^~ {nginx.ARM_PREFIX} {{ return 404; }}" in local_conf()
+
+
+def test_the_queue_has_a_per_client_limit_of_its_own():
+    limited = Queue(paths=("/orders",), rate=3, burst=0, connections=2)
+    text = local_conf(queue=limited, queue_listen="127.0.0.1:18095")
+    assert "limit_req_zone $binary_remote_addr zone=bluegreen_queue_rate:1m rate=3r/s;" in text
+    (queue,) = _blocks(text, "location @bluegreen_queue")
+    assert "limit_req zone=bluegreen_queue_rate nodelay;" in queue  # nginx refuses burst=0
+    assert "limit_conn bluegreen_queue_conn 2;" in queue
+    assert "limit_req_status 429;" in queue and "limit_conn_status 429;" in queue
+    assert "bluegreen_queue_rate" not in local_conf()
+
+
+def test_the_probe_token_is_kept_and_a_new_edge_gets_its_own():
+    assert nginx.probe_token(None, "not a token", TOKEN) == TOKEN
+    fresh = nginx.probe_token(None)
+    assert re.fullmatch(nginx.PROBE_TOKEN, fresh) and fresh != nginx.probe_token(None)
+    assert _state()["probe"] == TOKEN
+
+
+@pytest.mark.parametrize("token", ["", "short", "0123456789abcdef" * 2 + '"', "A" * 32])
+def test_a_bad_probe_token_is_refused(token):
+    with pytest.raises(ValueError, match="probe token"):
+        _state(probe_token=token)

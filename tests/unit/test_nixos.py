@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import glob
 import http.client
+import http.server
 import io
 import json
 import os
@@ -25,6 +26,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import types
 from datetime import UTC, datetime, timedelta
@@ -48,6 +50,7 @@ NODES = {"blue": ["10.0.0.10:8000"], "green": ["10.0.0.11:8000"]}
 TWO_BLUE = {"blue": ["10.0.0.10:8000", "10.0.0.12:8000"], "green": ["10.0.0.11:8000"]}
 VERSIONS = {"blue": "v1", "green": "v2"}
 STATE = "bluegreen-edge/switch.json"
+LEASE_DIR = "/var/lib/bluegreen-edge/lease"
 
 
 # --- running nix-instantiate offline ---------------------------------------------------------
@@ -124,6 +127,13 @@ def frozen_clock(monkeypatch):
     monkeypatch.setattr(host, "time", clock)
 
 
+@pytest.fixture(autouse=True)
+def fixed_probe_token(monkeypatch):
+    """A new edge's probe token is random (`nginx.probe_token`): here the same in every render a
+    test compares."""
+    monkeypatch.setattr(nginx, "new_token", lambda: PROBE_TOKEN)
+
+
 def live_defaults():
     """The live stack's edge settings with Pulumi.yaml's defaults."""
     return stack("live", role="edge", activeColor="blue").settings
@@ -140,6 +150,7 @@ def edge_config(
     kw.setdefault("shadow", defaults.shadow)
     kw.setdefault("backpressure", defaults.backpressure)
     kw.setdefault("lease", LEASE)
+    kw.setdefault("probe_token", PROBE_TOKEN)
     return render.edge_node(
         stack="live",
         app="shop",
@@ -154,6 +165,8 @@ def edge_config(
 NOW = 1795000000.0
 """The edge host's clock in these tests (`frozen_clock`): the writer lease is stamped with it."""
 LEASE = nginx.Lease(fence=1, since=NOW, handover=5)
+PROBE_TOKEN = "c0ffee" * 6
+"""The edge's probe token in these tests (`nginx.probe_token` makes a random one)."""
 WINDOW = Window(datetime(2026, 11, 24, 1, 0, tzinfo=UTC), datetime(2026, 11, 24, 2, 30, tzinfo=UTC))
 QUEUE = Queue(paths=("/orders", "/cart"), max_body_kb=16)
 CACHE = Cache(enabled=True, max_size_mb=64, warm_paths=())
@@ -367,6 +380,7 @@ def test_the_edge_module_says_what_render_local_says(
     local = re.sub(r'(\$bluegreen_conf \{ default )"[0-9a-f]+"', rf'\1"{rendered.conf}"', local)
     for there, here in [
         ("/run/bluegreen/switch.json", f"/etc/{STATE}"),
+        ("/run/bluegreen/lease", LEASE_DIR),
         ("/run/bluegreen/switch.js", js_import(nginx_cfg)),
         ("/run/bluegreen/cache", "/var/cache/nginx/bluegreen"),
     ]:
@@ -505,9 +519,10 @@ def test_the_state_file_is_what_switch_state_builds(nix_env, tmp_path, case):
         versions=VERSIONS,
         limits_until=case.get("limits_until"),
         lease=case.get("lease", LEASE),
+        probe_token=PROBE_TOKEN,
         **inputs,
     )
-    assert state_of(result) == want
+    assert state_of(result) == want and want["probe"] == PROBE_TOKEN
     assert want["generation"] == rendered.generation and want["writes"] == list(WRITE_METHODS)
     # The same fingerprint in nginx.conf: a worker of this configuration answers with the state's
     # generation, one of another with `conf-<its own>`.
@@ -551,6 +566,10 @@ def test_the_edge_module_defaults_are_the_projects(nix_env, tmp_path):
         "until": None,
     }
     assert state_of(result)["maintenance"]["body"] == module_m["body"]
+    q = s.maintenance.queue  # the queue's caps and retry horizon
+    assert {p: module_m["queue"][p] for p in nginx.QUEUE_CAPS} == {
+        p: getattr(q, f) for p, f in nginx.QUEUE_CAPS.items()
+    }
 
 
 @pytest.mark.integration
@@ -917,6 +936,7 @@ def nginx_conf(result: dict, prefix, listen: str) -> str:
     text = "\n".join(out) + "\n"
     for there, here in [
         (f"/etc/{STATE}", prefix / "switch.json"),
+        (LEASE_DIR, prefix / "lease"),
         ("/var/cache/nginx/bluegreen", prefix / "cache"),
         (js_import(nginx_cfg), prefix / "switch.js"),
     ]:
@@ -955,6 +975,11 @@ def live_edge(nix_env, tmp_path):
             result["config"]["environment"]["etc"][STATE]["text"]
         )
         os.replace(prefix / "switch.json.next", prefix / "switch.json")
+        # What activation does next on the host, after /etc: stamp the lease's fence.
+        script = result["config"]["system"]["activationScripts"]["bluegreen-edge-lease"]
+        assert script["deps"] == ["etc"]
+        text = script["text"].replace(LEASE_DIR, str(prefix / "lease"))
+        subprocess.run(["sh", "-euc", text], check=True)
 
     def start(active: str = "green", **kw) -> tuple[str, render.EdgeConfig]:
         ports = {"blue": free_port(), "green": free_port()}
@@ -1112,8 +1137,10 @@ def test_the_limits_of_a_hold_apply_until_it_ends(live_edge):
     refused = [a for a in answers if a.status == 429]
     assert refused and refused[0].headers["retry-after"] == "7", [a.status for a in answers]
     assert refused[0].color is None
-    # bluegreen's own probes are never counted: a flip's confirmation gets through.
-    assert probe.request(url + "/", headers={probe.PROBE_HEADER: "confirm"}).status == 200
+    # bluegreen's own probes are never counted: a flip's confirmation gets through; a client
+    # that sends the header without the edge's token is limited like any other.
+    assert probe.request(url + "/", headers={probe.PROBE_HEADER: PROBE_TOKEN}).status == 200
+    assert probe.request(url + "/", headers={probe.PROBE_HEADER: "confirm"}).status == 429
     live_edge.switch("green", backpressure=hold, limits_until=int(time.time()) - 1)
     assert [probe.request(url + "/").status for _ in range(5)] == [200] * 5
 
@@ -1128,6 +1155,8 @@ def test_the_edge_serves_with_every_feature_on(live_edge):
         assert answer.status == 200 and answer.color == "green", answer.describe()
         assert answer.headers["x-bluegreen-edge-generation"] == config.generation
         assert answer.headers["x-bluegreen-cache"] in ("MISS", "HIT", "BYPASS", "EXPIRED")
+    # An arm's own documents are not public.
+    assert probe.request(url + "/_arm/writes").status == 404
 
 
 # --- the deploy ------------------------------------------------------------------------------
@@ -1339,6 +1368,74 @@ def test_a_hold_limits_the_edge_for_its_seconds_after_traffic_moves(ssh_calls, m
         "green", backpressure=HOLD, limits_until=2_300, prometheus_port=19090, lease=lease
     )
     assert flipped["generation"] == want.generation
+
+
+def test_the_edge_hosts_probe_token_is_made_once_kept_and_secret(ssh_calls, monkeypatch):
+    """A new edge gets a token of its own; every later render keeps it (a new random one would
+    lock out what holds it), and it is secret in the state, with the file that carries it."""
+    provider = host.EdgeHostProvider()
+    created = provider.create(edge_props("blue")).outs
+    assert created["probeToken"] == PROBE_TOKEN
+    assert f'probeToken = "{PROBE_TOKEN}";' in created["config"]
+    monkeypatch.setattr(nginx, "new_token", lambda: "f" * 32)
+    flipped = provider.update("id", created, edge_props("green")).outs
+    assert flipped["probeToken"] == PROBE_TOKEN and f'"{PROBE_TOKEN}"' in flipped["config"]
+    assert {"config", "probeToken", "sshKey"} <= set(provider.secret_outputs)
+    assert set(host.HostProvider.secret_outputs) == {"sshKey"}  # an arm's file holds no secret
+
+
+@pytest.fixture
+def fake_edge(ssh_calls):
+    """An edge on loopback that serves what the last deployed file says (its lease, its colour
+    and generation), or, while `broken`, the wrong generation: a switch that is not confirmed."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            text = deployed_file([c for c in ssh_calls if c[1] is not None][-1])
+            color = re.search(r'activeColor = "([a-z]+)";', text).group(1)
+            fence = int(re.search(r"fence = ([0-9]+);", text).group(1))
+            generation = re.search(r'generation = "([0-9a-f]+)";', text).group(1)
+            doc = {"holder": color, "fence": fence, "since": 0, "handover": 5, "now": 1}
+            self.send_response(200)
+            self.send_header("X-Bluegreen-Color", color)
+            self.send_header("X-Bluegreen-Edge-Generation", "old" if edge.broken else generation)
+            self.end_headers()
+            self.wfile.write(json.dumps(doc if self.path == nginx.LEASE_PATH else {}).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    edge = types.SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}/", broken=False)
+    yield edge
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.mark.integration
+def test_a_failed_switch_never_lowers_the_fence_the_edge_serves(ssh_calls, fake_edge):
+    """The edge may have served the failed switch's fence, so the previous holder comes back
+    with a higher one; and the next switch goes on from the fence the edge serves, which
+    Pulumi did not record (the failed update kept its previous outputs)."""
+    provider = host.EdgeHostProvider()
+    confirm = {"url": fake_edge.url, "headers": {}, "timeoutSeconds": 0.3}
+
+    def edge(active: str) -> dict:
+        return {**edge_props(active), "confirm": confirm}
+
+    created = provider.create(edge("blue")).outs
+    assert created["lease"]["fence"] == 1
+    fake_edge.broken = True
+    with pytest.raises(host.DeployError, match="switched back to"):
+        provider.update("id", created, edge("green"))
+    tried, restored = (deployed_file(c) for c in ssh_calls[-4::2])
+    assert 'activeColor = "green";' in tried and "fence = 2;" in tried
+    assert 'activeColor = "blue";' in restored and "fence = 3;" in restored
+    fake_edge.broken = False
+    moved = provider.update("id", created, edge("green")).outs
+    assert moved["lease"]["fence"] == 4 and "fence = 4;" in deployed_file(ssh_calls[-2])
 
 
 @pytest.mark.parametrize(
@@ -1657,6 +1754,13 @@ def test_the_edge_module_serves_the_lease_status_and_queue_as_render_local(nix_e
         ), path
     assert locations["^~ /_bluegreen/"]["extraConfig"] == "return 404;"
     assert block(local, "location ^~ /_bluegreen/ { return 404; }") == []
+    assert locations[f"^~ {nginx.ARM_PREFIX}"]["extraConfig"] == "return 404;"
+    assert f"location ^~ {nginx.ARM_PREFIX} {{ return 404; }}" in local
+    # The queue's per-client limit zones, as render_local has them at the http level.
+    zones = [d for d in directives(local) if d.startswith(("limit_req_zone", "limit_conn_zone"))]
+    zones = [d for d in zones if "bluegreen_queue_" in d]
+    assert len(zones) == 2
+    assert [d for d in directives(nginx_cfg["commonHttpConfig"]) if d in zones] == zones
     queue = locations["@bluegreen_queue"]
     want = block(local, "location @bluegreen_queue {")
     assert f"proxy_pass {queue['proxyPass']};" in want
@@ -1803,14 +1907,19 @@ def test_a_writer_without_a_command_is_named(nix_env, tmp_path):
 @pytest.mark.integration
 def test_the_nixos_edge_serves_the_lease_and_the_window_for_real(live_edge):
     # The queue is structural (nginx.conf); maintenance and its window are state.
+    before = time.time()
     url, _ = live_edge("green", maintenance=maintenance(enabled=False, queue=QUEUE))
     lease = probe.request(url + nginx.LEASE_PATH).json()
-    assert (lease["holder"], lease["fence"], lease["since"]) == ("green", 1, NOW)
+    # `since` is when this host began serving the fence, by its clock, not the operator's NOW.
+    assert (lease["holder"], lease["fence"]) == ("green", 1)
+    assert before - 0.05 <= lease["since"] <= lease["now"] < lease["since"] + lease["handover"]
     assert probe.request(url + nginx.LEASE_PATH, method="POST").status == 405
     on = maintenance(queue=QUEUE, window=Window(None, datetime.now(UTC) + timedelta(minutes=5)))
+    switched = time.time()
     live_edge.switch("green", maintenance=on, lease=nginx.Lease(2, NOW + 60, 5))
     lease = probe.request(url + nginx.LEASE_PATH).json()
     assert (lease["holder"], lease["fence"]) == (None, 2), "frozen: nobody writes"
+    assert lease["since"] >= switched - 0.05, "a new fence is stamped when the host serves it"
     status = probe.request(url + nginx.STATUS_PATH).json()
     assert status["readOnly"] is True and status["window"]["phase"] == "in-progress"
     # A keyed write to a queued path, with no queue service running here: refused, not lost.
@@ -1818,3 +1927,8 @@ def test_the_nixos_edge_serves_the_lease_and_the_window_for_real(live_edge):
         url + "/orders/1", method="POST", body=b"{}", headers={"Idempotency-Key": "k"}
     )
     assert kept.status == 503 and 200 < int(kept.headers["retry-after"]) <= 300
+    # One client's flood of queued writes meets the queue's own limit (5/s, a burst of 10).
+    write = {"method": "POST", "body": b"{}", "headers": {"Idempotency-Key": "k"}}
+    flood = [probe.request(url + "/orders/1", **write) for _ in range(20)]
+    refused = [a for a in flood if a.status == 429]
+    assert refused and {a.headers["retry-after"] for a in refused} == {"1"}

@@ -16,7 +16,7 @@ from cutover import queue
 def edge(tmp_path):
     where = queue.Where("live", str(tmp_path), Queue(paths=("/orders",)))
     files = intents.local_files(str(tmp_path))
-    store = intents.open_store(files.store, intents.load_key(files.key))
+    store = intents.open_keyed(files.store, files.key)
     for i, key in enumerate(("a", "b", "c")):
         store.accept(
             key, "POST", f"/orders/{i}", {"Authorization": "Bearer s3cret"}, b"{}", time.time()

@@ -17,10 +17,16 @@
 //                service keeps, and the largest body it takes (bytes)
 //   window       null, or {start, end}: the planned maintenance window, epoch seconds or null
 //   lease        {color, fence, since, handover}: the writer lease (bluegreen/nginx.py `Lease`);
-//                nobody holds it while writes are frozen
+//                nobody holds it while writes are frozen. `since` is the operator's clock and
+//                is not served: see `stampedAt`
 //   shadow       null, or {percent, writes}
 //   limits       null, or {retryAfter, until}: until null means always, else epoch seconds
-//   warm         null, or {color, token}: requests carrying X-Bluegreen-Warm: token go to color
+//   warm         null, or {color, token}: bluegreen's own requests (below) carrying
+//                X-Bluegreen-Warm: token go to color
+//   probe        this edge's probe token: a request is bluegreen's own (the switch's
+//                confirmation, the cache warm-up, the queue service) only when its
+//                X-Bluegreen-Probe is exactly this. It is a secret of the edge, kept across
+//                updates; "" or missing: no request is.
 //   writtenAt    epoch seconds of the write (for people and benches)
 
 var fs = require('fs');
@@ -53,6 +59,47 @@ function other(s) {
     return Object.keys(s.weights || {}).filter(function (c) { return c !== s.active; })[0];
 }
 
+// Whether the request is bluegreen's own: its X-Bluegreen-Probe is this edge's probe token.
+// Anything a probe is spared (the limits, the cache, shadow traffic, the arms' and the access
+// log's figures) asks this, never whether the header is there: any client can send a header.
+function verified(s, r) {
+    var sent = r.headersIn['X-Bluegreen-Probe'];
+    var token = s.probe;
+    if (!token || !sent || sent.length !== token.length) {
+        return false;
+    }
+    // Compared in full whatever differs, so the answer's timing says nothing of the token.
+    var diff = 0;
+    for (var i = 0; i < token.length; i++) {
+        diff |= sent.charCodeAt(i) ^ token.charCodeAt(i);
+    }
+    return diff === 0;
+}
+
+function warming(s, r) {
+    return !!s.warm && r.headersIn['X-Bluegreen-Warm'] === s.warm.token && verified(s, r);
+}
+
+// "1" for bluegreen's own requests, "" for everyone else's: what the edge sends the arms as
+// X-Bluegreen-Probe and writes in the access log's `probe`.
+function probe(r) {
+    return verified(load(r), r) ? '1' : '';
+}
+
+// X-Bluegreen-Replay toward the arm: the queue service's receipt on its replays, which only a
+// verified probe may claim; "" (removed) for everyone else.
+function replay(r) {
+    var s = load(r);
+    return verified(s, r) ? (r.headersIn['X-Bluegreen-Replay'] || '') : '';
+}
+
+// "1" when a request must not be answered from the cache: bluegreen's own, which must see the
+// arm, unless it is warming the cache before a flip.
+function cacheBypass(r) {
+    var s = load(r);
+    return verified(s, r) && !warming(s, r) ? '1' : '';
+}
+
 // The colour this request goes to. A canary split is a weighted choice per request; a sticky one
 // puts each client in a bucket 0-99 by its cookie, and the active colour takes the buckets below
 // its weight, so raising the weight only ever moves clients onto the new colour.
@@ -61,7 +108,7 @@ function color(r) {
     if (!s.active) {
         return '';
     }
-    if (s.warm && r.headersIn['X-Bluegreen-Warm'] === s.warm.token) {
+    if (warming(s, r)) {
         return s.warm.color;
     }
     var idle = other(s);
@@ -158,14 +205,19 @@ function limited(s) {
 // and for bluegreen's own probes, whose confirmation of a flip must get through.
 function limitKey(r) {
     var s = load(r);
-    return limited(s) && !r.headersIn['X-Bluegreen-Probe'] ? 'edge' : '';
+    return limited(s) && !verified(s, r) ? 'edge' : '';
 }
 
 // Retry-After of the answers the edge itself refuses: maintenance, or the limits (429, or 503
 // from the connection cap, which no arm answered).
 function retryAfter(r) {
     var s = load(r);
-    if (refuse(r)) {
+    var refused = refuse(r);
+    if (refused === 'queue' && r.status === 429 && !r.variables.upstream_status) {
+        // The maintenance queue's per-client rate: the next second has room again.
+        return '1';
+    }
+    if (refused) {
         return String(countdown(s));
     }
     if ((r.status === 429 || r.status === 503) && !r.variables.upstream_status && s.limits) {
@@ -187,7 +239,7 @@ function setCookie(r) {
 function shadow(r) {
     var s = load(r);
     var idle = other(s);
-    if (!s.shadow || !idle || s.weights[s.active] < 100 || r.headersIn['X-Bluegreen-Probe']) {
+    if (!s.shadow || !idle || s.weights[s.active] < 100 || verified(s, r)) {
         return '';
     }
     if (isWrite(s, r) && !s.shadow.writes) {
@@ -201,9 +253,8 @@ function shadow(r) {
 // idle arm standing in as backup), so that no key ever holds the other version's content.
 function noCache(r) {
     var s = load(r);
-    var warming = s.warm && r.headersIn['X-Bluegreen-Warm'] === s.warm.token;
     var served = r.variables.upstream_http_x_bluegreen_version;
-    return (r.headersIn['X-Bluegreen-Probe'] && !warming) || served !== version(r) ? '1' : '';
+    return cacheBypass(r) || served !== version(r) ? '1' : '';
 }
 
 function health(r) {
@@ -305,6 +356,26 @@ function statusPage(r) {
         banner + '<table>' + rows.join('') + '</table></body></html>\n');
 }
 
+// When this edge began serving the lease with `fence`, by its own clock: the mtime of the stamp
+// `$bluegreen_lease_dir/lease-<fence>`, which is created on the edge host just after the state
+// carrying that fence is put in place (the local edge's `write_state`, the NixOS module's
+// activation script), and kept while the fence stays. The state's own `since` is the operator's
+// clock before the copy, the rebuild or the cache warm-up: a slow one, or a skewed clock, would
+// eat the handover. The state file's mtime would not do: it changes with every weight or
+// maintenance change (and on NixOS it is a store path, mtime 1). No stamp yet: the handover
+// starts now, so a holder's writers never start early.
+function stampedAt(r, fence, now) {
+    var path = r.variables.bluegreen_lease_dir + '/lease-' + fence;
+    try {
+        return fs.statSync(path).mtimeMs / 1000;
+    } catch (e) {
+        if (e.code !== 'ENOENT') {
+            r.error('bluegreen: cannot read the lease stamp ' + path + ': ' + e.message);
+        }
+        return now;
+    }
+}
+
 // The writer lease: who may run background writers, read-only. Nobody while writes are frozen.
 function lease(r) {
     var s = load(r);
@@ -313,17 +384,18 @@ function lease(r) {
         r.return(503, JSON.stringify({error: 'no switch state'}) + '\n');
         return;
     }
+    var now = Date.now() / 1000;
     r.return(200, JSON.stringify({
         holder: s.maintenance ? null : l.color,
         fence: l.fence,
-        since: l.since,
+        since: stampedAt(r, l.fence, now),
         handover: l.handover,
-        now: Date.now() / 1000,
+        now: now,
         generation: generation(r),
     }) + '\n');
 }
 
 export default {
     color, version, edge, generation, refuse, maintenanceBody, banner, limitKey, retryAfter,
-    setCookie, shadow, noCache, health, lease, status, statusPage,
+    setCookie, shadow, noCache, health, lease, status, statusPage, probe, replay, cacheBypass,
 };
