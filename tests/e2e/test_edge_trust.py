@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -18,7 +19,7 @@ import pytest
 from bluegreen import nginx, probe
 from bluegreen.config import Backpressure, Cache, Queue, Shadow
 from cutover.metrics import AccessLogSource
-from platforms.local.nginx_edge import js_module, write_state
+from platforms.local.nginx_edge import js_module, served, write_state
 from tests.e2e import test_switch
 from tests.e2e.test_switch import OWN, TOKEN, Edge
 from tests.support.sandbox import free_ports
@@ -113,6 +114,8 @@ def recorded(tmp_path):
         time.sleep(0.02)
     for server in (*arms.values(), service):
         server.shutdown()
+    if served(run) != run:
+        shutil.rmtree(served(run), ignore_errors=True)
         server.server_close()
 
 
