@@ -78,7 +78,9 @@ def journal(port: int) -> list[dict]:
 def on_disk(project_dir: str) -> int:
     return sum(
         os.path.getsize(p)
-        for p in glob.glob(os.path.join(project_dir, "**", "intents.sqlite3*"), recursive=True)
+        for p in glob.glob(
+            os.path.join(project_dir, "**", "intents.sqlite3*"), recursive=True, include_hidden=True
+        )
     )
 
 
@@ -87,11 +89,19 @@ def main() -> int:
     cli.add_argument("--writes", type=int, default=10000, help="keyed writes in the flood (10000)")
     cli.add_argument("--body-kb", type=int, default=64, help="KiB per write (64, the largest)")
     cli.add_argument("--clients", type=int, default=16, help="clients at once (16)")
+    cli.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="another checkout of the project to measure instead (e.g. a `git worktree` of an "
+        "older commit); its program gets the same settings",
+    )
     args = cli.parse_args()
     body = b"x" * (args.body_kb * 1024)
     answers: dict = collections.defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
-        project = make_project(tmp, policy=False)
+        project = make_project(
+            tmp, policy=False, **({"root": args.baseline} if args.baseline else {})
+        )
         try:
             queue = {"maintenanceQueue": "/orders", "maintenanceSoakSeconds": "1"}
             for key, value in {**queue, **CAPS}.items():
