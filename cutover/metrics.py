@@ -30,8 +30,6 @@ from typing import Protocol
 
 from bluegreen_policy import judge
 
-from bluegreen.probe import percentile
-
 
 @dataclass
 class ColorStats:
@@ -105,7 +103,9 @@ class AccessLogSource:
     def start(self) -> None:
         self.offset = self._size()
         self.counts: dict[str, list[int]] = {}
-        self.latencies: dict[str, list[float]] = {}
+        # Per colour, how many requests took each whole millisecond (nginx logs no finer): a
+        # hold that keeps holding holds one number per millisecond seen, not one per request.
+        self.latencies: dict[str, Counter[int]] = {}
 
     def read(self) -> Stats:
         self.offset += self._scan(self.offset, self.counts, self.latencies)
@@ -113,29 +113,39 @@ class AccessLogSource:
 
     def recent(self, color: str) -> ColorStats:
         counts: dict[str, list[int]] = {}
-        latencies: dict[str, list[float]] = {}
+        latencies: dict[str, Counter[int]] = {}
         self._scan(max(0, self._size() - self.RECENT_BYTES), counts, latencies, skip_first=True)
         return self._stats(counts, latencies).get(color, ColorStats())
 
     @staticmethod
-    def _stats(counts: dict[str, list[int]], latencies: dict[str, list[float]]) -> Stats:
+    def _stats(counts: dict[str, list[int]], latencies: dict[str, Counter[int]]) -> Stats:
         return {
             c: ColorStats(
                 requests=n,
                 errors=e,
-                p95_ms=percentile(latencies[c], 95) if latencies.get(c) else None,
-                latencies=AccessLogSource._spread(latencies.get(c, [])),
+                p95_ms=AccessLogSource._p95(latencies[c]) if latencies.get(c) else None,
+                latencies=AccessLogSource._spread(latencies.get(c, Counter())),
             )
             for c, (n, e) in counts.items()
         }
 
     @staticmethod
-    def _spread(logged: list[float]) -> tuple[float, ...]:
+    def _p95(counts: Counter[int]) -> float:
+        """The nearest-rank p95 of the logged milliseconds (bluegreen.probe.percentile's rule)."""
+        rank = max(1, math.ceil(0.95 * sum(counts.values())))
+        seen = 0
+        for ms in sorted(counts):
+            seen += counts[ms]
+            if seen >= rank:
+                return float(ms)
+        raise AssertionError("unreachable: the ranks add up to the total")
+
+    @staticmethod
+    def _spread(counts: Counter[int]) -> tuple[float, ...]:
         """nginx logs whole milliseconds (the difference of two clocks read to the ms, so a
         0.4 ms request logs as 0 or 1): each logged value stands for the millisecond around it,
         its requests spread evenly across it, which keeps a loopback service's thousands of
         ties from hiding a shift smaller than a millisecond."""
-        counts = Counter(round(ms) for ms in logged)
         cumulative, total = [], 0
         for ms in sorted(counts):
             total += counts[ms]
@@ -146,7 +156,7 @@ class AccessLogSource:
         self,
         offset: int,
         counts: dict[str, list[int]],
-        latencies: dict[str, list[float]],
+        latencies: dict[str, Counter[int]],
         skip_first: bool = False,
     ) -> int:
         """Count whole lines from `offset`; return how many bytes were consumed."""
@@ -167,7 +177,7 @@ class AccessLogSource:
         return end
 
     def _count(
-        self, entry: dict, counts: dict[str, list[int]], latencies: dict[str, list[float]]
+        self, entry: dict, counts: dict[str, list[int]], latencies: dict[str, Counter[int]]
     ) -> None:
         if entry.get("probe"):  # bluegreen's own (bluegreen/probe.py PROBE_HEADER): not traffic
             return
@@ -183,7 +193,8 @@ class AccessLogSource:
             if not code.isdigit() or int(code) >= 500:
                 n[1] += 1
             elif i == len(addrs) - 1:
-                latencies.setdefault(color, []).append(float(entry.get("request_time", 0)) * 1000)
+                ms = round(float(entry.get("request_time", 0)) * 1000)
+                latencies.setdefault(color, Counter())[ms] += 1
 
 
 QUERIES = ("requests", "errors", "p95")
