@@ -3,7 +3,7 @@
     python app/consumer.py --db PATH --add-jobs N                # seed N jobs
     python app/consumer.py --db PATH --color green [--interval 0.02]
 
-Run by `bluegreen writer` (cutover/writer.py), which passes the lease's fence in BLUEGREEN_FENCE.
+Run by `bluegreen writer` (agents/arm/writer.py), which passes the lease's fence in BLUEGREEN_FENCE.
 Both arms share one SQLite database. Each step is one `BEGIN IMMEDIATE` transaction that first
 compares this writer's fence with the highest fence any writer has shown the store: a writer
 whose wrapper could not stop it in time (paused, partitioned) is refused there, by the store,
@@ -21,7 +21,8 @@ import sqlite3
 import sys
 import time
 
-FENCE_ENV = "BLUEGREEN_FENCE"  # cutover/writer.py's name; the app stands alone, so it is repeated
+# agents/arm/writer.py's name; the app stands alone, so it is repeated
+FENCE_ENV = "BLUEGREEN_FENCE"
 EX_TEMPFAIL = 75
 BUSY_MS = 10_000
 SCHEMA = """

@@ -64,7 +64,7 @@ WRITES: dict = {"lock": threading.Lock(), "journal": [], "answers": {}}
 
 def client_of(headers, peer: str) -> str:
     """Who sent a write: a digest of its Authorization, else its Cookie, else its address; the
-    same rule as the queue's (bluegreen/intents.py client_id), kept apart from bluegreen."""
+    same rule as the queue's (agents/edge/intents.py client_id), kept apart from bluegreen."""
     for name in ("Authorization", "Cookie"):
         if headers.get(name):
             return hashlib.sha256(f"{name.lower()}:{headers[name]}".encode()).hexdigest()

@@ -11,7 +11,7 @@ Each runs against the edge stack (`--stack`, else $BLUEGREEN_LIVE_STACK, else li
 project in the current directory or above, and shows every pulumi step as it would be typed.
 `commit-rollback` runs only git (and gh): it commits the pointer revert a watch wrote
 (cutover/ci.py). `writer` runs on an arm host, outside the project and without Pulumi: it runs
-a background writer while the edge's lease lets its colour write (cutover/writer.py).
+a background writer while the edge's lease lets its colour write (agents/arm/writer.py).
 A bad argument exits 2 before anything is read or changed.
 """
 
@@ -21,37 +21,19 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 from typing import TYPE_CHECKING
 
+from agents.arm import writer
 from bluegreen import config
-from cutover import ci, evidence, lease, notify, writer
+from bluegreen.durations import duration, interval
+from cutover import ci, evidence, notify
 
 if TYPE_CHECKING:
     from cutover.procedure import Operator
     from cutover.workspace import Workspace
 
 STACK_ENV = "BLUEGREEN_LIVE_STACK"
-UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
-def duration(text: str, positive: bool = False) -> float:
-    """`30`, `30s`, `2m` or `1h` as seconds."""
-    try:
-        seconds = float(text[:-1]) * UNITS[text[-1]] if text[-1:] in UNITS else float(text)
-    except ValueError:
-        seconds = -1.0
-    if seconds < 0 or (positive and seconds == 0):
-        least = "more than 0" if positive else "0 or more"
-        raise argparse.ArgumentTypeError(
-            f"must be a duration of {least} seconds such as 30s, 2m or 1h; got {text!r}"
-        )
-    return seconds
-
-
-def interval(text: str) -> float:
-    return duration(text, positive=True)
 
 
 def steps(text: str) -> list[int]:
@@ -116,13 +98,6 @@ def verdict_out(text: str) -> str:
             f"must be a file to write the verdict to, in a directory that exists; got {text!r}"
         )
     return text
-
-
-def edge(text: str) -> str:
-    try:
-        return lease.edge_url(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def verdict_in(text: str) -> dict:
@@ -243,31 +218,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--remote", default="origin", help="push to this remote (origin)")
     wr = sub.add_parser(
         "writer",
-        help="run a background writer only while the edge's lease lets this colour write",
-        description="Runs COMMAND while the edge's lease names COLOR and its handover has passed, "
-        "with BLUEGREEN_FENCE, BLUEGREEN_COLOR and BLUEGREEN_LEASE_URL in its environment; "
-        "stops it (SIGTERM, then SIGKILL after the grace) when the lease moves, freezes, changes "
-        "fence or cannot be read. A command that exits by itself while the lease holds, even "
-        "with code 0, is restarted after a wait of 1s doubling to 30s. SIGTERM stops the "
-        "command and exits 0; SIGINT exits 130.",
+        parents=[writer.arguments()],
+        help=writer.HELP,
+        description=writer.DESCRIPTION,
     )
     wr.set_defaults(writer_cli=wr)  # its errors show its own usage
-    wr.add_argument("--color", required=True, choices=config.COLORS, help="this arm's colour")
-    wr.add_argument(
-        "--edge",
-        type=edge,
-        help=f"the edge's URL, serving {lease.LEASE_PATH} (default: ${lease.EDGE_ENV})",
-    )
-    wr.add_argument("--poll", type=interval, default=0.2, help="read the lease this often (0.2s)")
-    wr.add_argument(
-        "--grace",
-        type=duration,
-        default=10.0,
-        help="from SIGTERM to SIGKILL (10s; shortened to end within the lease's handover)",
-    )
-    wr.add_argument(
-        "argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG ...]", help="the writer to run"
-    )
     return top
 
 
@@ -287,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
     if args.command == "writer":
-        return run_writer(args.writer_cli, args)
+        return writer.run(args.writer_cli, args)
     # Imported here: `writer` runs on arm hosts, where there is no Pulumi to import.
     from cutover.procedure import Operator
     from cutover.workspace import NoSuchStack, PulumiError, Workspace
@@ -431,25 +386,6 @@ def commit_rollback(where: str, stack: str, args: argparse.Namespace) -> int:
     except ci.GitError as failure:
         err(f"bluegreen commit-rollback: {failure}")
         return 1
-
-
-def run_writer(cli: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    url = args.edge
-    if url is None:
-        given = os.environ.get(lease.EDGE_ENV)
-        if not given:
-            cli.error(f"the edge is unknown: give --edge URL or set ${lease.EDGE_ENV}")
-        try:
-            url = lease.edge_url(given)
-        except ValueError as err:
-            cli.error(f"${lease.EDGE_ENV} {err}")
-    if not command:
-        cli.error("no command to run: give it after --, e.g. -- ./run-consumer --db q.db")
-    if shutil.which(command[0]) is None:
-        cli.error(f"cannot run {command[0]!r}: not an executable file or on $PATH")
-    reader = lease.LeaseReader(url)
-    return writer.Writer(args.color, reader, command, args.poll, args.grace).run()
 
 
 class Told:

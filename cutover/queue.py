@@ -15,7 +15,8 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from bluegreen import config, intents
+from agents.edge import intents
+from bluegreen import config
 
 SHOWN = 10
 """Dead letters `bluegreen status` lists; `bluegreen queue` lists them all."""

@@ -75,8 +75,7 @@ let
       inherit (w) environment;
       serviceConfig = {
         ExecStart = lib.concatStringsSep " " ([
-          "${cfg.toolsPackage}/bin/bluegreen"
-          "writer"
+          "${cfg.toolsPackage}/bin/bluegreen-writer"
           "--color=${cfg.color}"
           "--edge=${w.edgeUrl}"
           "--grace=${w.grace}"
@@ -158,7 +157,7 @@ in
       '';
       description = ''
         Background writers of this arm, each a systemd unit `bluegreen-writer-<name>` that
-        runs its command under `bluegreen writer`: only while this arm's colour holds the
+        runs its command under `bluegreen-writer`: only while this arm's colour holds the
         edge's lease, stopped when the pointer moves away, writes freeze or the lease cannot be
         read, so that blue and green never write at once.
       '';

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import pulumi
 
-from bluegreen import intents, metrics, nginx, probe
+from agents.edge import intents
+from bluegreen import metrics, nginx, probe
 from bluegreen.config import QUEUE_DSN, ArmSettings, ConfigError, Dns, EdgeSettings
 from bluegreen.reader import NAMESPACE, VERSION, Reader
 from platforms import metrics as metrics_keys
@@ -316,7 +317,7 @@ class LocalEdge(EdgePlatform):
                 "argv": [
                     sys.executable,
                     "-m",
-                    "bluegreen.queue_service",
+                    "agents.edge.queue_service",
                     f"--listen={self.queue_listen}",
                     *store,
                     f"--key-file={local.key}",

@@ -103,9 +103,9 @@ def file_name(app: str, role: str) -> str:
     return f"{checked('name', f'{app}-{role}')}.nix"
 
 
-# The Python packages nixos/pkgs/bluegreen-tools.nix builds the nodes' `bluegreen` (its writer)
-# and `bluegreen-queue` from.
-BUNDLE_PACKAGES = ("bluegreen", "cutover")
+# The Python packages nixos/pkgs/bluegreen-tools.nix builds the nodes' agents from
+# (`bluegreen-writer`, `bluegreen-queue`): the core and the agents, nothing of the command.
+BUNDLE_PACKAGES = ("bluegreen", "agents", "agents/edge", "agents/arm")
 
 
 def bundle(root: str = ROOT) -> dict[str, str]:

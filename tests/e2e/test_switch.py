@@ -18,9 +18,9 @@ from collections import Counter
 
 import pytest
 
+from agents.arm.lease import LeaseReader
 from bluegreen import nginx, probe
 from bluegreen.config import Backpressure, Cache, Shadow, weights_for
-from cutover.lease import LeaseReader
 from platforms.local.nginx_edge import EdgeProvider, FlipError, js_module, served, write_state
 from tests.support.sandbox import free_ports
 from tests.unit.mocks import maintenance

@@ -1,4 +1,4 @@
-"""The intent store (bluegreen/intents.py) on a SQLite file and on a real PostgreSQL server:
+"""The intent store (agents/edge/intents.py) on a SQLite file and on a real PostgreSQL server:
 what a client and an operator notice: receipts, order, once-only, dead letters, sealed
 credentials, owner-only files."""
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bluegreen import intents
+from agents.edge import intents
 
 KEY = bytes(range(32))
 TOKEN = "Bearer tok-8c1e0f2d9a"

@@ -1,6 +1,8 @@
-"""The shape of the tree: three layers with arrows one way, and a policy pack that stands alone.
+"""The shape of the tree: four layers with arrows one way, and a policy pack that stands alone.
 
     core      bluegreen/                           config, probes, renderers, shared facts
+    agents    agents/                              what runs on hosts (the edge's queue service
+                                                   and store, an arm's writer): the core only
     program   __main__.py, components/, platforms/ the Pulumi program: imports the core
     tooling   cutover/                             the `bluegreen` command: imports the core,
                                                    and the pack's judge (one judge, gate and hold)
@@ -23,12 +25,26 @@ import pytest
 from tests.support.sandbox import ROOT
 
 ROOT_PATH = Path(ROOT)
-OWN = {"bluegreen", "components", "platforms", "cutover", "bluegreen_policy", "tests", "bench"}
+OWN = {
+    "bluegreen",
+    "agents",
+    "components",
+    "platforms",
+    "cutover",
+    "bluegreen_policy",
+    "tests",
+    "bench",
+}
 # What each layer may import of the project's own top-level modules.
 ALLOWED = {
     "core": {"bluegreen"},
-    "program": {"bluegreen", "components", "platforms"},
-    "tooling": {"bluegreen", "cutover", "bluegreen_policy"},
+    # A node carries the core and its agents only: an agent reaching into the tooling or the
+    # program would drag Pulumi, rich and the judge onto every host.
+    "agents": {"bluegreen", "agents"},
+    # The program starts the agents and guards their store (a queue turned off with intents
+    # pending); the tooling reads that store (`bluegreen queue`) and wraps the writer.
+    "program": {"bluegreen", "agents", "components", "platforms"},
+    "tooling": {"bluegreen", "agents", "cutover", "bluegreen_policy"},
     "policy": {"bluegreen_policy"},
     "app": set(),
 }
@@ -37,6 +53,8 @@ ALLOWED = {
 def layer_of(rel: str) -> str | None:
     if rel.startswith("bluegreen/"):
         return "core"
+    if rel.startswith("agents/"):
+        return "agents"
     if rel == "__main__.py" or rel.startswith(("components/", "platforms/")):
         return "program"
     if rel.startswith("cutover/"):
@@ -118,8 +136,13 @@ def test_a_wrong_way_import_is_caught(tmp_path):
     )
     (tmp_path / "cutover").mkdir()
     (tmp_path / "cutover" / "cli.py").write_text("def f():\n    import components\n")
+    (tmp_path / "agents" / "arm").mkdir(parents=True)
+    (tmp_path / "agents" / "arm" / "writer.py").write_text("from cutover import workspace\n")
+    (tmp_path / "bluegreen" / "probe.py").write_text("from agents.edge import intents\n")
     assert violations(tmp_path) == [
+        "agents/arm/writer.py (agents) imports cutover",
         "bluegreen/config.py (core) imports platforms",
+        "bluegreen/probe.py (core) imports agents",
         "cutover/cli.py (tooling) imports components",
         "policy/bluegreen_policy/rules.py (policy) imports bluegreen",
         "policy/bluegreen_policy/rules.py (policy) imports httpx, not in policy/requirements.txt",

@@ -176,7 +176,7 @@ def test_the_local_nginx_version_is_read():
 # --- the edge as the trust boundary ------------------------------------------------------------
 
 ROOT = nginx._SHARED.parent.parent.parent
-SOURCES = ("__main__.py", "app", "bench", "bluegreen", "components", "cutover", "nixos")
+SOURCES = ("__main__.py", "agents", "app", "bench", "bluegreen", "components", "cutover", "nixos")
 SOURCES += ("platforms", "policy", "scripts")
 RESPONSE_HEADERS = {
     "X-Bluegreen-Color",

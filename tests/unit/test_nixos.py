@@ -1855,8 +1855,7 @@ def test_an_arm_writer_runs_under_bluegreen_writer(nix_env, tmp_path):
     assert result["failedAssertions"] == []
     unit = result["config"]["systemd"]["services"]["bluegreen-writer-orders"]["serviceConfig"]
     argv = unit["ExecStart"].split()
-    assert argv[0].endswith("/bin/bluegreen") and argv[1:] == [
-        "writer",
+    assert argv[0].endswith("/bin/bluegreen-writer") and argv[1:] == [
         "--color=green",
         "--edge=http://10.0.0.5:8080",
         "--grace=3s",

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bluegreen import intents
+from agents.edge import intents
 from bluegreen.config import Queue
 from cutover import queue
 

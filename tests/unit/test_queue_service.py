@@ -1,4 +1,4 @@
-"""The queue service as a real process on loopback (`python -m bluegreen.queue_service`), with its
+"""The queue service as a real process on loopback (`python -m agents.edge.queue_service`), with its
 SQLite store, in front of a stand-in edge that serves the status document and records what is
 replayed to it. What a client and an operator notice: receipts, refusals, intents kept across a
 kill -9, replay in arrival order once each, dead letters, credentials never in clear on disk."""
@@ -20,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bluegreen import intents, probe
+from agents.edge import intents
+from bluegreen import probe
 from tests.support.sandbox import ROOT, free_ports
 
 
@@ -91,13 +92,13 @@ BASE_ARGS = ["--max-body-kb=1", "--soak=0.3", "--poll=0.05"]
 def start_service(
     procs: list[subprocess.Popen], port: int, store: str, key, edge_url: str, *extra: str
 ) -> subprocess.Popen:
-    """`python -m bluegreen.queue_service` on `port`, once its health check answers; added to
+    """`python -m agents.edge.queue_service` on `port`, once its health check answers; added to
     `procs` first, so that it is stopped however the start ends."""
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "bluegreen.queue_service",
+            "agents.edge.queue_service",
             f"--listen=127.0.0.1:{port}",
             f"--store={store}",
             f"--key-file={key}",
@@ -433,7 +434,7 @@ def test_a_missing_key_is_created_only_for_an_empty_store(queue):
         [
             sys.executable,
             "-m",
-            "bluegreen.queue_service",
+            "agents.edge.queue_service",
             f"--listen=127.0.0.1:{free_ports(1)[0]}",
             f"--store=sqlite:///{queue.store_path}",
             f"--key-file={queue.key_path}",

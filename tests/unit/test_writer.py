@@ -1,7 +1,7 @@
-"""`bluegreen writer` runs an arm's background writer only while the edge's lease lets its colour
-write: real processes on loopback, the real wrapper (`python -m cutover.cli writer`, from a
-directory with no Pulumi project, as on an arm host) around the real app/consumer.py, and a
-stand-in edge in the test serving a lease document the test changes.
+"""`bluegreen-writer` runs an arm's background writer only while the edge's lease lets its colour
+write: real processes on loopback, the real wrapper (`python -m agents.arm.writer`, what a node's
+`bluegreen-writer` runs, from a directory with no Pulumi project, as on an arm host) around the
+real app/consumer.py, and a stand-in edge in the test serving a lease document the test changes.
 
 Everything is judged from what a user can see: the wrapper's event lines, /proc, and the
 consumer's database. Waits have deadlines; nothing asserts on how long anything took.
@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from cutover import lease
+from agents.arm import lease
+from agents.arm.writer import grace_within
+from agents.arm.writer import main as writer_main
 from cutover.cli import main
-from cutover.writer import grace_within
 from tests import leaks
 from tests.support.sandbox import ROOT, free_ports
 
@@ -127,7 +128,7 @@ class Wrapper:
         self.color, self.out = color, tmp / f"{color}-writer.log"
         env = dict(os.environ, PYTHONPATH=ROOT)  # the suite's marker comes along
         env.pop(lease.EDGE_ENV, None)
-        argv = [sys.executable, "-m", "cutover.cli", "writer", "--color", color]
+        argv = [sys.executable, "-m", "agents.arm.writer", "--color", color]
         argv += ["--edge", edge.url, "--poll", POLL, *flags, "--", *command]
         with open(self.out, "w") as out:
             self.proc = subprocess.Popen(argv, cwd=tmp, env=env, stdout=out, stderr=out)
@@ -443,13 +444,17 @@ def test_the_fence_refuses_a_writer_whose_wrapper_cannot_stop_it(edge, writers, 
         ),
     ],
 )
-def test_bad_input_exits_2_naming_what_is_wrong(monkeypatch, capsys, args, env, says):
+@pytest.mark.parametrize("command", ["bluegreen-writer", "bluegreen writer"])
+def test_bad_input_exits_2_naming_what_is_wrong(monkeypatch, capsys, args, env, says, command):
     if env is None:
         monkeypatch.delenv(lease.EDGE_ENV, raising=False)
     else:
         monkeypatch.setenv(lease.EDGE_ENV, env)
     with pytest.raises(SystemExit) as exit:
-        main(["writer", *args])
+        if command == "bluegreen-writer":
+            writer_main(args)  # what a node runs
+        else:
+            main(["writer", *args])  # the same, for operators
     assert exit.value.code == 2
     err = capsys.readouterr().err
     for text in says:

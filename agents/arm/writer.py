@@ -1,4 +1,5 @@
-"""One background writer at a time, by lease: `bluegreen writer` (cutover/cli.py) on an arm host.
+"""One background writer at a time, by lease: `bluegreen-writer` on an arm host (also `bluegreen
+writer`, for operators).
 
 The edge serves the lease, read-only, at `GET {edge}/_bluegreen/lease`:
 
@@ -17,15 +18,21 @@ between them covers the whole life of the command.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 
-from cutover.lease import Lease, LeaseReader, Unreadable
+from agents.arm import lease
+from agents.arm.lease import Lease, LeaseReader, Unreadable
+from bluegreen.config import COLORS
+from bluegreen.durations import duration, interval
 
 FENCE_ENV, COLOR_ENV, LEASE_URL_ENV = "BLUEGREEN_FENCE", "BLUEGREEN_COLOR", "BLUEGREEN_LEASE_URL"
 MIN_GRACE = 0.1
@@ -242,3 +249,75 @@ class Writer:
         end = time.monotonic() + seconds
         while self.signal is None and (left := end - time.monotonic()) > 0:
             time.sleep(min(left, 0.05))
+
+
+# -- the command line: `bluegreen-writer` on the hosts, `bluegreen writer` for operators
+
+HELP = "run a background writer only while the edge's lease lets this colour write"
+DESCRIPTION = (
+    "Runs COMMAND while the edge's lease names COLOR and its handover has passed, with "
+    "BLUEGREEN_FENCE, BLUEGREEN_COLOR and BLUEGREEN_LEASE_URL in its environment; stops it "
+    "(SIGTERM, then SIGKILL after the grace) when the lease moves, freezes, changes fence or "
+    "cannot be read. A command that exits by itself while the lease holds, even with code 0, is "
+    "restarted after a wait of 1s doubling to 30s. SIGTERM stops the command and exits 0; SIGINT "
+    "exits 130."
+)
+
+
+def _edge(text: str) -> str:
+    try:
+        return lease.edge_url(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def arguments() -> argparse.ArgumentParser:
+    """The writer's arguments, for its own command and the `bluegreen writer` subcommand."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--color", required=True, choices=COLORS, help="this arm's colour")
+    p.add_argument(
+        "--edge",
+        type=_edge,
+        help=f"the edge's URL, serving {lease.LEASE_PATH} (default: ${lease.EDGE_ENV})",
+    )
+    p.add_argument("--poll", type=interval, default=0.2, help="read the lease this often (0.2s)")
+    p.add_argument(
+        "--grace",
+        type=duration,
+        default=10.0,
+        help="from SIGTERM to SIGKILL (10s; shortened to end within the lease's handover)",
+    )
+    p.add_argument(
+        "argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG ...]", help="the writer to run"
+    )
+    return p
+
+
+def run(cli: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Check what `arguments()` parsed (errors through `cli`, with its usage), then run."""
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    url = args.edge
+    if url is None:
+        given = os.environ.get(lease.EDGE_ENV)
+        if not given:
+            cli.error(f"the edge is unknown: give --edge URL or set ${lease.EDGE_ENV}")
+        try:
+            url = lease.edge_url(given)
+        except ValueError as err:
+            cli.error(f"${lease.EDGE_ENV} {err}")
+    if not command:
+        cli.error("no command to run: give it after --, e.g. -- ./run-consumer --db q.db")
+    if shutil.which(command[0]) is None:
+        cli.error(f"cannot run {command[0]!r}: not an executable file or on $PATH")
+    return Writer(args.color, LeaseReader(url), command, args.poll, args.grace).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = argparse.ArgumentParser(
+        prog="bluegreen-writer", description=DESCRIPTION, parents=[arguments()]
+    )
+    return run(cli, cli.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bluegreen import intents, probe
+from agents.edge import intents
+from bluegreen import probe
 from bluegreen.switch import STATUS_PATH
 
 RECEIPT_HEADER = "X-Bluegreen-Receipt"

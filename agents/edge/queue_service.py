@@ -2,7 +2,7 @@
 them through the edge, in arrival order, when writes are open again: each sent at least once
 (one replayer at a time per store, by a claim), applied once by the arm's Idempotency-Key dedupe.
 
-    python -m bluegreen.queue_service --listen 127.0.0.1:18090 \\
+    python -m agents.edge.queue_service --listen 127.0.0.1:18090 \\
         --store sqlite:///var/lib/bluegreen/queue/intents.sqlite3 \\
         --key-file /var/lib/bluegreen/queue/key --edge http://127.0.0.1:18080
 
@@ -21,8 +21,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bluegreen import intents
-from bluegreen.replay import (
+from agents.edge import intents
+from agents.edge.replay import (
     CLAIM_SECONDS,
     KEY_HEADER,
     RECEIPT_HEADER,
@@ -182,7 +182,7 @@ def make_handler(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bluegreen.queue_service", description=__doc__.split("\n\n")[0]
+        prog="python -m agents.edge.queue_service", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="a loopback address")
     where = parser.add_mutually_exclusive_group(required=True)

@@ -6,7 +6,7 @@
 `fence` grows with each change of pointer (and never goes down, not even when a failed switch is
 undone), `since` is when the edge began serving that fence and `now` when it answered, both by the
 edge's own clock, in epoch seconds. A new holder's writers may start once
-`now >= since + handover`. `bluegreen writer` (cutover/writer.py) reads it on arm hosts, which
+`now >= since + handover`. `bluegreen writer` (agents/arm/writer.py) reads it on arm hosts, which
 have no Pulumi: standard library only.
 """
 
