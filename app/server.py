@@ -10,7 +10,7 @@ access log know which arm served a request.
 
 `GET /metrics` is the Prometheus exposition (`prometheus_client`): every request other than the
 health path and /metrics itself is counted by method and status code and timed in a histogram,
-labelled with the arm's colour and version (the names are pinned in bluegreen/metrics.py).
+labelled with the arm's colour and version (the names are pinned in bluegreen/arm_metrics.py).
 Requests marked `X-Bluegreen-Probe` (bluegreen's own) are not counted.
 
 An arm trusts the `X-Bluegreen-*` request headers it gets (`X-Bluegreen-Probe`,

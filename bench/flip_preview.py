@@ -16,7 +16,7 @@ import statistics
 import sys
 import tempfile
 
-from cutover.evidence import SMOKE_REPORT_ENV
+from cutover.flip_log import SMOKE_REPORT_ENV
 from cutover.workspace import Workspace, timed
 from tests.support.sandbox import make_project
 

@@ -1,12 +1,17 @@
 """The flip record: evidence of every traffic change, kept in the edge stack's own state.
 
 A resource of the edge whose inputs are the traffic the pointer implies. Its diff says "changed"
-only when the traffic moves (or the command hands it a note, bluegreen/evidence.py), so an update
+only when the traffic moves (or the command hands it a note, bluegreen/records.py), so an update
 that moves nothing leaves it alone and a preview of a flip shows it next to the switch. It updates
 after the switch has applied the change, and appends a record to its `records` output (the stack
 output `evidence`), which a state backend keeps wherever the update ran: a laptop, CI, a bare
 `pulumi up -s live`. With bluegreen:evidenceFile it also appends each record to that JSON-lines
 file.
+
+This module keeps its name: a dynamic provider is pickled into the stack's state by reference to
+its module (`components.evidence.EvidenceProvider`), and `pulumi refresh` or a delete of an
+existing stack unpickles it from there. Every provider module's path is part of the state's
+format; renaming one breaks the stacks already deployed.
 """
 
 from __future__ import annotations
@@ -17,20 +22,20 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from bluegreen import evidence
+from bluegreen import records
 
 
 def _record(before: dict | None, props: dict[str, Any], note: dict) -> dict:
     env = os.environ
     record = {
-        "time": evidence.now(),
-        "who": evidence.who(env),
-        "where": evidence.where(env),
-        "commit": evidence.git_commit(props["root"]),
+        "time": records.now(),
+        "who": records.who(env),
+        "where": records.where(env),
+        "commit": records.git_commit(props["root"]),
         "from": before,
         "to": props["traffic"],
         "versions": props["versions"],
-        "smoke": evidence.smoke(env),
+        "smoke": records.smoke(env),
         "hold": None,
         "outcome": "applied",
     }
@@ -44,7 +49,7 @@ class EvidenceProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         record = _record(None, props, props.get("note") or {})
-        evidence.append_to_file(props.get("file"), [record])
+        records.append_to_file(props.get("file"), [record])
         return CreateResult(id_="evidence", outs={**props, "records": [record]})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -62,8 +67,8 @@ class EvidenceProvider(ResourceProvider):
         if olds.get("traffic") != news.get("traffic"):
             records.append(_record(olds.get("traffic"), news, note))
             written.append(records[-1])
-        evidence.append_to_file(news.get("file"), written)
-        return UpdateResult(outs={**news, "records": records[-evidence.KEEP :]})
+        records.append_to_file(news.get("file"), written)
+        return UpdateResult(outs={**news, "records": records[-records.KEEP :]})
 
 
 class FlipRecord(Resource, module="bluegreen", name="FlipRecord"):

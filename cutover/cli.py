@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from agents.arm import writer
 from bluegreen import config
 from bluegreen.durations import duration, interval
-from cutover import ci, evidence, notify
+from cutover import ci, flip_log, notify
 
 if TYPE_CHECKING:
     from cutover.procedure import Operator
@@ -357,7 +357,7 @@ def watch(op: Operator, args: argparse.Namespace, rules: config.Hold) -> int:
             watched,
             verdict.outcome,
             verdict.reason,
-            evidence.seen(verdict.stats),
+            flip_log.seen(verdict.stats),
             verdict.seconds,
             op.rolled_back,
         )

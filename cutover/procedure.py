@@ -23,11 +23,10 @@ from functools import cached_property
 
 from bluegreen_policy.judge import Finding
 
-from bluegreen import config, probe
-from bluegreen import evidence as records
+from bluegreen import config, probe, records
 from bluegreen.config import COLORS, other
 from bluegreen.reader import VERSION
-from cutover import evidence, queue, sources
+from cutover import flip_log, queue, sources
 from cutover.ci import CANARY, POINTER, traffic
 from cutover.metrics import ColorStats, MetricsSource, Unreachable
 from cutover.watch import Check, Verdict, hold
@@ -129,8 +128,8 @@ class Operator:
     _served: tuple[dict, dict[str, dict]] | None = field(default=None, repr=False)
 
     @cached_property
-    def log(self) -> evidence.FlipLog:
-        return evidence.FlipLog(self.ws.project_dir)
+    def log(self) -> flip_log.FlipLog:
+        return flip_log.FlipLog(self.ws.project_dir)
 
     # --- what is there -------------------------------------------------------------------
 
@@ -269,7 +268,7 @@ class Operator:
         start = time.perf_counter()
         end: dict = {"phase": "failed"}
         try:
-            with evidence.SmokeReport() as report:
+            with flip_log.SmokeReport() as report:
                 end = self._steps(run, report, source, baseline, hold_s, interval, rules)
         except PulumiError as err:
             self.out(str(err))
@@ -297,7 +296,7 @@ class Operator:
     def _steps(
         self,
         run: _Flip,
-        report: evidence.SmokeReport,
+        report: flip_log.SmokeReport,
         source: MetricsSource,
         baseline: ColorStats | None,
         hold_s: float,
@@ -325,7 +324,7 @@ class Operator:
             self.out(f"{run.target} now takes {step}% of traffic; holding {hold_s:g} s")
             # Only requests after this step took effect count toward its verdict.
             verdict = self._hold(source, run.target, step, baseline, hold_s, interval, rules)
-            seen = evidence.seen(verdict.stats)
+            seen = flip_log.seen(verdict.stats)
             for line in judged(_hold_note(verdict, "")["hold"], run.target, run.current):
                 self.out(f"hold {line}")
             if verdict.outcome != "held":
@@ -384,13 +383,13 @@ class Operator:
 
     def _annotate(self, amend: dict | None, belongs: Callable[[dict], bool]) -> None:
         """Write a hold's verdict into the record of the traffic change it watched, in the live
-        stack's state (cutover/evidence.py `amend_last`: no update). A failure costs the note,
+        stack's state (cutover/flip_log.py `amend_last`: no update). A failure costs the note,
         not the flip."""
         if not amend:
             return
         try:
-            evidence.amend_last(self.ws, self.stack, amend, belongs)
-        except (PulumiError, evidence.NotAmended) as err:
+            flip_log.amend_last(self.ws, self.stack, amend, belongs)
+        except (PulumiError, flip_log.NotAmended) as err:
             self.out(f"warning: the hold's verdict is not in the live stack's evidence: {err}")
 
     @staticmethod
@@ -524,7 +523,7 @@ class Operator:
             f"for {hold_s:g} s through {source.describe}"
         )
         verdict = self._hold(source, idle, 0, baseline, hold_s, interval, rules)
-        seen = evidence.seen(verdict.stats)
+        seen = flip_log.seen(verdict.stats)
         self.log.record(
             event="shadow", phase=verdict.outcome, to=idle, seen=seen, reason=verdict.reason
         )
@@ -566,7 +565,7 @@ class Operator:
         baseline = self._baseline(source, other(color))
         self.out(f"watching {color} at {weight}% for {hold_s:g} s through {source.describe}")
         verdict = self._hold(source, color, weight, baseline, hold_s, interval, rules)
-        seen = evidence.seen(verdict.stats)
+        seen = flip_log.seen(verdict.stats)
         if verdict.outcome != "held":
             what = "stop rule broken" if verdict.outcome == "breach" else "inconclusive"
             self.out(f"{what}: {verdict.reason}; rolling back")
@@ -693,7 +692,7 @@ def _hold_note(verdict: Verdict | None, outcome: str) -> dict | None:
             "verdict": verdict.outcome,
             "reason": verdict.reason,
             "seconds": round(verdict.seconds, 1),
-            "seen": evidence.seen(verdict.stats),
+            "seen": flip_log.seen(verdict.stats),
             **({"judge": verdict.decision.record()} if verdict.decision else {}),
         },
         "outcome": outcome,
@@ -702,7 +701,7 @@ def _hold_note(verdict: Verdict | None, outcome: str) -> dict | None:
 
 def _noting(ws: Workspace, amend: dict | None, record: dict | None) -> Workspace:
     """`ws` for an update whose evidence gets `amend` (into the last record) and `record` (into
-    the one it appends, if it moves traffic); bluegreen/evidence.py."""
+    the one it appends, if it moves traffic); bluegreen/records.py."""
     note = {k: v for k, v in (("amend", amend), ("record", record)) if v}
     return ws.with_env({records.NOTE_ENV: json.dumps(note)}) if note else ws
 

@@ -24,7 +24,7 @@ import pulumi_aws as aws
 from bluegreen.config import COLORS, ArmSettings, Common, EdgeSettings
 from bluegreen.reader import Alphabet, Reader
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
-from platforms import metrics as metrics_keys
+from platforms import metrics_keys
 from platforms.base import (
     ArmEndpoint,
     ArmPlatform,

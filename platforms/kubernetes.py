@@ -19,7 +19,7 @@ would put both colours under one name (before and after a flip alike), while the
 name exactly one colour each. The hold after a flip reads those metrics from the operator's
 Prometheus (bluegreen:prometheusUrl, required), per colour by `namespace` and `service`.
 Without an Ingress no traffic passes ingress-nginx: the hold then reads the arms' own metrics
-(bluegreen/metrics.py) by their `color` label, which that Prometheus must scrape from the pods.
+(bluegreen/arm_metrics.py) by their `color` label, which that Prometheus must scrape from the pods.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from bluegreen import metrics
+from bluegreen import arm_metrics
 from bluegreen.config import COLORS, ArmSettings, ConfigError, EdgeSettings, Maintenance, other
 from bluegreen.reader import BANNER, HOST_NAME, Alphabet, Reader
 from bluegreen.switch import WRITE_METHODS, generation, maintenance_body
-from platforms import metrics as metrics_keys
+from platforms import metrics_keys
 from platforms.base import (
     ArmEndpoint,
     ArmPlatform,
@@ -340,7 +340,7 @@ class KubernetesEdge(EdgePlatform):
             ": the kubernetes platform runs no Prometheus of its own; the hold after a flip "
             "queries yours, e.g. http://prometheus.monitoring.svc:9090",
         )
-        defaults = INGRESS_QUERIES if host is not None else metrics.APP_QUERIES
+        defaults = INGRESS_QUERIES if host is not None else arm_metrics.APP_QUERIES
         return cls(
             Cluster.from_config(read),
             host,
@@ -592,7 +592,7 @@ class KubernetesEdge(EdgePlatform):
         that colour's traffic (its arm Service through the Ingress, else its pods' own label)."""
         colors = list(arms)
         if self.ingress_host is None:
-            selectors = pulumi.Output.from_input({c: metrics.color_selector(c) for c in colors})
+            selectors = pulumi.Output.from_input({c: arm_metrics.color_selector(c) for c in colors})
         else:
             namespace = self.cluster.namespace
             selectors = pulumi.Output.all(*[_service_name(arms[c]) for c in colors]).apply(

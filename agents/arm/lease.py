@@ -54,7 +54,7 @@ class Unreadable(Exception):
 
 
 @dataclass(frozen=True)
-class Lease:
+class ServedLease:
     holder: str | None
     fence: int
     since: float
@@ -66,7 +66,7 @@ class Lease:
         return self.holder == color and self.now >= self.since + self.handover
 
 
-def parse(body: bytes) -> Lease:
+def parse(body: bytes) -> ServedLease:
     try:
         doc = json.loads(body)
     except ValueError:
@@ -92,7 +92,7 @@ def parse(body: bytes) -> Lease:
     handover = number("handover")
     if handover < 0:
         raise Unreadable(f"handover is {handover}, below 0")
-    return Lease(holder, fence, float(number("since")), float(handover), float(number("now")))
+    return ServedLease(holder, fence, float(number("since")), float(handover), float(number("now")))
 
 
 class LeaseReader:
@@ -103,7 +103,7 @@ class LeaseReader:
         # lease that is no longer true.
         self._open = urllib.request.build_opener(urllib.request.ProxyHandler({})).open
 
-    def read(self) -> Lease:
+    def read(self) -> ServedLease:
         request = urllib.request.Request(self.url, headers={"Cache-Control": "no-cache"})
         try:
             with self._open(request, timeout=self.timeout) as answer:

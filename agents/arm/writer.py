@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from agents.arm import lease
-from agents.arm.lease import Lease, LeaseReader, Unreadable
+from agents.arm.lease import LeaseReader, ServedLease, Unreadable
 from bluegreen.config import COLORS
 from bluegreen.durations import duration, interval
 
@@ -128,7 +128,7 @@ class Writer:
             if time.monotonic() >= self.restart_at and self.signal is None:
                 self.start(lease)
 
-    def _note(self, lease: Lease | None, why: str | None) -> None:
+    def _note(self, lease: ServedLease | None, why: str | None) -> None:
         state = why if lease is None else (lease.holder, lease.fence, lease.lets(self.color))
         if state != self.seen:
             self.seen = state
@@ -153,7 +153,7 @@ class Writer:
             )
         self.grace = grace
 
-    def _reason_to_stop(self, lease: Lease | None) -> str | None:
+    def _reason_to_stop(self, lease: ServedLease | None) -> str | None:
         if lease is None:
             return "lease unreadable"
         if lease.holder is None:
@@ -164,7 +164,7 @@ class Writer:
             return f"fence changed from {self.fence} to {lease.fence}"
         return None
 
-    def start(self, lease: Lease) -> None:
+    def start(self, lease: ServedLease) -> None:
         env = dict(os.environ)
         env.update(
             {FENCE_ENV: str(lease.fence), COLOR_ENV: self.color, LEASE_URL_ENV: self.reader.url}
@@ -200,7 +200,7 @@ class Writer:
                 self.log("killing", why=why, pid=pid, fence=self.fence)
         self._finish("stopped", why)
 
-    def _reap_exited(self, lease: Lease | None) -> None:
+    def _reap_exited(self, lease: ServedLease | None) -> None:
         holding = lease is not None and lease.lets(self.color) and lease.fence == self.fence
         if time.monotonic() - self.started_mono >= BACKOFF_MAX:
             self.backoff = BACKOFF_FIRST  # it ran a good while: this exit is not a crash loop

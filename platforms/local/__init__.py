@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pulumi
 
 from agents.edge import intents
-from bluegreen import metrics, nginx, probe
+from bluegreen import arm_metrics, nginx, probe
 from bluegreen.config import QUEUE_DSN, ArmSettings, ConfigError, Dns, EdgeSettings
 from bluegreen.reader import NAMESPACE, VERSION, Reader
-from platforms import metrics as metrics_keys
+from platforms import metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform
 from platforms.local.nginx_edge import NO_JS, PROBE_TOKEN_FILE, NginxEdge, js_module, listens_on
 from platforms.local.process import Process, port_in_use, running_from
@@ -173,7 +173,7 @@ class LocalEdge(EdgePlatform):
     """What the hold reads: "accessLog" (nginx's) or "prometheus" (run here, scraping the arms)."""
     prometheus_port: int
     queries: Mapping[str, str]
-    """PromQL templates over the arms' own metrics (bluegreen/metrics.py)."""
+    """PromQL templates over the arms' own metrics (bluegreen/arm_metrics.py)."""
     queue_port: int = 18095
     """The port of the maintenance queue's service (bluegreen:maintenanceQueuePort)."""
 
@@ -184,7 +184,7 @@ class LocalEdge(EdgePlatform):
             port=read.port("edgePort"),
             metrics=metrics_keys.source(read, "local", ("accessLog", "prometheus")),
             prometheus_port=read.port("prometheusPort"),
-            queries=metrics_keys.queries(read, metrics.APP_QUERIES),
+            queries=metrics_keys.queries(read, arm_metrics.APP_QUERIES),
             queue_port=read.port("maintenanceQueuePort"),
         )
 
@@ -292,7 +292,7 @@ class LocalEdge(EdgePlatform):
             },
             pulumi.ResourceOptions(parent=parent),
         )
-        selectors = {c: metrics.color_selector(c) for c in arms}
+        selectors = {c: arm_metrics.color_selector(c) for c in arms}
         return server.pid.apply(
             lambda _: metrics_keys.prometheus_output(f"http://{address}", self.queries, selectors)
         )
@@ -375,7 +375,7 @@ def prometheus_config(nodes: Mapping[str, list[str]]) -> dict:
         "scrape_configs": [
             {
                 "job_name": "bluegreen-arms",
-                "metrics_path": metrics.PATH,
+                "metrics_path": arm_metrics.PATH,
                 "static_configs": [
                     {"targets": list(addresses), "labels": {"arm": color}}
                     for color, addresses in sorted(nodes.items())

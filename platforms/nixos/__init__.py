@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import pulumi
 
-from bluegreen import metrics
+from bluegreen import arm_metrics
 from bluegreen.config import ArmSettings, EdgeSettings
 from bluegreen.reader import Alphabet, Reader, is_host
-from platforms import metrics as metrics_keys
+from platforms import metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform, refused
 from platforms.nixos import render
 from platforms.nixos.host import REMOTE_DIR, EdgeHostProvider, NixosHost
@@ -143,7 +143,7 @@ class NixosEdge(EdgePlatform):
     prometheus_url: str | None
     """A Prometheus of the operator's to query instead; the edge node then runs none."""
     queries: Mapping[str, str]
-    """PromQL templates over the arms' own metrics (bluegreen/metrics.py)."""
+    """PromQL templates over the arms' own metrics (bluegreen/arm_metrics.py)."""
     queue_port: int = 18095
     """The loopback port of the maintenance queue's service on the edge node."""
 
@@ -161,7 +161,7 @@ class NixosEdge(EdgePlatform):
             ssh=Ssh.from_config(read),
             prometheus_port=read.port("prometheusPort"),
             prometheus_url=metrics_keys.prometheus_url(read),
-            queries=metrics_keys.queries(read, metrics.APP_QUERIES),
+            queries=metrics_keys.queries(read, arm_metrics.APP_QUERIES),
             queue_port=read.port("maintenanceQueuePort"),
         )
 
@@ -247,7 +247,7 @@ class NixosEdge(EdgePlatform):
             pulumi.ResourceOptions(parent=parent),
             provider=EdgeHostProvider(),
         )
-        selectors = {c: metrics.color_selector(c) for c in arms}
+        selectors = {c: arm_metrics.color_selector(c) for c in arms}
         source = metrics_keys.prometheus_output(self.metrics_url, self.queries, selectors)
         return EdgeEndpoint(
             url=pulumi.Output.from_input(url),

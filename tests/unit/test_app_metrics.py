@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bluegreen import metrics, probe
+from bluegreen import arm_metrics, probe
 from tests.support.sandbox import ROOT, free_ports
 
 pytestmark = pytest.mark.integration  # real processes and ports
@@ -39,7 +39,7 @@ def arm():
 
 
 def series(url: str, name: str) -> dict[str, float]:
-    text = probe.request(url + metrics.PATH).body.decode()
+    text = probe.request(url + arm_metrics.PATH).body.decode()
     return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
@@ -53,12 +53,12 @@ def test_users_requests_are_counted_by_code_with_colour_and_version_and_probes_a
         assert probe.request(url + "/orders").status == 200
     probe.request(url + "/", headers={probe.PROBE_HEADER: "smoke"})  # the gate's sample
     probe.request(url + "/healthz/ready")  # readiness checks
-    counted = series(url, metrics.REQUESTS)
+    counted = series(url, arm_metrics.REQUESTS)
     assert counted == {
-        f'{metrics.REQUESTS}{{code="200",color="green",method="GET",version="v2"}}': 3.0
+        f'{arm_metrics.REQUESTS}{{code="200",color="green",method="GET",version="v2"}}': 3.0
     }
-    buckets = series(url, metrics.DURATION + "_count")
-    assert buckets == {f'{metrics.DURATION}_count{{color="green",version="v2"}}': 3.0}
+    buckets = series(url, arm_metrics.DURATION + "_count")
+    assert buckets == {f'{arm_metrics.DURATION}_count{{color="green",version="v2"}}': 3.0}
 
 
 def test_a_failing_release_counts_its_5xx(arm):
@@ -67,8 +67,11 @@ def test_a_failing_release_counts_its_5xx(arm):
     time.sleep(0.2)
     assert probe.request(url + "/").status == 500
     assert probe.request(url + "/healthz/ready").status == 200
-    counted = series(url, metrics.REQUESTS)
-    assert counted[f'{metrics.REQUESTS}{{code="500",color="green",method="GET",version="v2"}}'] == 1
+    counted = series(url, arm_metrics.REQUESTS)
+    assert (
+        counted[f'{arm_metrics.REQUESTS}{{code="500",color="green",method="GET",version="v2"}}']
+        == 1
+    )
 
 
 def test_an_idempotency_key_is_deduped_per_client_as_the_queue_scopes_it(arm):

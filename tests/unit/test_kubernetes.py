@@ -309,7 +309,7 @@ def test_during_a_canary_each_colour_is_read_where_its_ingress_sends_it(mocks):
 
 
 def test_without_an_ingress_the_hold_reads_the_arms_own_metrics_by_colour(mocks):
-    from bluegreen.metrics import APP_QUERIES
+    from bluegreen.arm_metrics import APP_QUERIES
 
     source = exported_metrics(activeColor="blue", promqlErrors="sum(my_5xx{$selector})")
     assert source["url"] == PROMETHEUS

@@ -35,7 +35,7 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from bluegreen import config, metrics, nginx, probe
+from bluegreen import arm_metrics, config, nginx, probe
 from bluegreen.config import Backpressure, Cache, ConfigError, Queue, Shadow, Window, weights_for
 from bluegreen.reader import BANNER, URL_PATH, VERSION
 from bluegreen.switch import WRITE_METHODS, maintenance_body
@@ -678,7 +678,7 @@ def test_the_edge_node_scrapes_both_arms_every_second(nix_env, tmp_path):
     assert prom["enable"] is True and prom["port"] == 19191
     (job,) = prom["scrapeConfigs"]
     assert (job["metrics_path"], job["scrape_interval"], job["scrape_timeout"]) == (
-        metrics.PATH,
+        arm_metrics.PATH,
         "1s",
         "1s",
     )
@@ -1642,7 +1642,7 @@ def test_the_live_stack_points_the_hold_at_the_edge_nodes_prometheus(mocks):
         assert source == {
             "source": "prometheus",
             "url": "http://10.0.0.2:19191",
-            "queries": metrics.APP_QUERIES,
+            "queries": arm_metrics.APP_QUERIES,
             "selectors": {"blue": 'color="blue"', "green": 'color="green"'},
         }
         assert edge_text(mocks) == edge_config("green", prometheus_port=19191, versions=V1).text
@@ -1665,7 +1665,7 @@ def test_a_prometheus_url_of_ones_own_replaces_the_edge_nodes(mocks):
     def check(source):
         assert source["url"] == "https://prometheus.example.com"
         assert source["queries"]["p95"] == "max(my_p95_seconds{$selector}[$window])"
-        assert source["queries"]["requests"] == metrics.APP_QUERIES["requests"]
+        assert source["queries"]["requests"] == arm_metrics.APP_QUERIES["requests"]
         text = edge_text(mocks)
         assert "prometheus.enable = false;" in text
         assert text == edge_config("blue", prometheus_port=None, versions=V1).text

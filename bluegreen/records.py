@@ -11,7 +11,7 @@ CI, or a bare `pulumi up -s live`) appends one record to the edge stack's `evide
 CI; user@host otherwise). The gate's smoke figures are read from the file $BLUEGREEN_SMOKE_REPORT
 names, when set (the command and the deploy workflow set it). The hold's verdict comes after the
 update: a rollback's update carries it in $BLUEGREEN_EVIDENCE (JSON), and a hold that held is
-written into the record in the stack's state by the command (cutover/evidence.py `amend_last`).
+written into the record in the stack's state by the command (cutover/flip_log.py `amend_last`).
 """
 
 from __future__ import annotations
