@@ -16,7 +16,7 @@ Requests marked `X-Bluegreen-Probe` (bluegreen's own) are not counted.
 An arm trusts the `X-Bluegreen-*` request headers it gets (`X-Bluegreen-Probe`,
 `X-Bluegreen-Replay`) because only the edge and operators can reach it: the edge sets every one
 of them itself, to what it verified (a probe's token) or to nothing, whatever a client sent
-(nixos/modules/nginx/proxy.conf), and `/_arm/` is not served through it. So an arm must listen
+(bluegreen/nginx_text/proxy.conf), and `/_arm/` is not served through it. So an arm must listen
 on loopback (the local platform) or a private network that only the edge and operators reach
 (the NixOS arm module opens its port in the host's firewall: that network must not be the
 internet); a client that reaches an arm directly can mark its own requests as probes and read

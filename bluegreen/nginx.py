@@ -77,8 +77,8 @@ def render_group(
 
 
 # The nginx text the local edge and the NixOS edge module (nixos/modules/edge-node.nix) share has
-# one home, nixos/modules/nginx/: the module reads it with builtins.readFile, and so does this.
-_SHARED = Path(__file__).resolve().parent.parent / "nixos" / "modules" / "nginx"
+# one home, bluegreen/nginx_text/: the module reads it with builtins.readFile, and so does this.
+_SHARED = Path(__file__).resolve().parent / "nginx_text"
 STICKY_MAPS = (_SHARED / "sticky-maps.conf").read_text()
 """Sticky canary only: a client keeps its id in the bluegreen_client cookie, new clients get one."""
 PROXY = (_SHARED / "proxy.conf").read_text()
@@ -116,7 +116,7 @@ QUEUE_REQUEST_HEADERS = {
 """What the edge sends the queue service of `REQUEST_HEADERS`: the Retry-After it would have
 answered, and the address the write came from (to the service, every write comes from nginx:
 without it, all clients without a credential would share one client's share of the queue);
-every other one is removed. Toward the arms, nixos/modules/nginx/proxy.conf says."""
+every other one is removed. Toward the arms, bluegreen/nginx_text/proxy.conf says."""
 QUEUE_CAPS = {
     "maxPending": "max_pending",
     "maxPendingMb": "max_pending_mb",

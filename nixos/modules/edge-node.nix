@@ -4,7 +4,7 @@
 # `<upstreamPrefix>_<colour>` (the colour's nodes, then the other colour's as `backup`, which
 # nginx uses only when every node of the colour has failed), the listen port, and the features
 # that are on (edge cache, shadow traffic, rate and connection limits). Which colour a request
-# goes to is decided per request by the njs module nginx/switch.js (loaded with
+# goes to is decided per request by the njs module bluegreen/nginx_text/switch.js (loaded with
 # `services.nginx.additionalModules`), which reads the switch state from
 # /etc/bluegreen-edge/switch.json: the pointer, the weights, the sticky canary, maintenance, the
 # arms' versions, the shadow share, whether the limits apply, and the generation. switch.js's
@@ -88,7 +88,7 @@ let
     error = "too large";
     message = "a write kept during maintenance has at most ${toString q.maxBodyKb} KiB";
   };
-  proxy = builtins.readFile ./nginx/proxy.conf;
+  proxy = builtins.readFile ../../bluegreen/nginx_text/proxy.conf;
 
   group = c: "${cfg.upstreamPrefix}_${c}";
   shadowGroup = c: "${cfg.upstreamPrefix}_shadow_${c}";
@@ -115,7 +115,7 @@ let
   safeReload = lib.versionAtLeast (config.services.nginx.package.version or "0") "1.27.4";
 
   httpConfig = ''
-    js_import bluegreen from ${./nginx/switch.js};
+    js_import bluegreen from ${../../bluegreen/nginx_text/switch.js};
   ''
   # nginx 1.27.4 and later (NixOS ships them): a reload, which only a structural change needs,
   # closes a kept-alive connection only after one more response on it, so no client is reset.
@@ -130,7 +130,7 @@ let
     map $pid $bluegreen_conf { default "${cfg.configGeneration}"; }
   ''
   # Sticky canary: a client keeps its id in its bluegreen_client cookie; new clients get one.
-  + builtins.readFile ./nginx/sticky-maps.conf
+  + builtins.readFile ../../bluegreen/nginx_text/sticky-maps.conf
   + lib.optionalString (cfg.limits.rate > 0) ''
     limit_req_zone $bluegreen_limit zone=bluegreen_rate:1m rate=${toString cfg.limits.rate}r/s;
     limit_req_status 429;

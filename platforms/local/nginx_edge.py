@@ -2,7 +2,7 @@
 
 Moving traffic needs no reload. nginx.conf holds what is structural (the port, one upstream group
 per colour, the features that are on); which colour a request goes to, maintenance and the
-limits are in `switch.json`, which the njs module (nixos/modules/nginx/switch.js) reads per
+limits are in `switch.json`, which the njs module (bluegreen/nginx_text/switch.js) reads per
 request and this provider replaces atomically. A reload closes kept-alive connections, and a
 client that sends on one as it closes gets a reset; replacing a file closes nothing. Only a
 structural change reloads nginx, gracefully.

@@ -30,9 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # What the edge module makes nginx.conf of, besides the options: part of its fingerprint.
 EDGE_MODULE = (
     "nixos/modules/edge-node.nix",
-    "nixos/modules/nginx/proxy.conf",
-    "nixos/modules/nginx/sticky-maps.conf",
-    "nixos/modules/nginx/switch.js",
+    "bluegreen/nginx_text/proxy.conf",
+    "bluegreen/nginx_text/sticky-maps.conf",
+    "bluegreen/nginx_text/switch.js",
 )
 
 # Files every host gets next to its rendered config, at the same relative paths as in the repo,
@@ -40,9 +40,9 @@ EDGE_MODULE = (
 BUNDLE = (
     "nixos/modules/arm-node.nix",
     "nixos/modules/edge-node.nix",
-    "nixos/modules/nginx/proxy.conf",
-    "nixos/modules/nginx/sticky-maps.conf",
-    "nixos/modules/nginx/switch.js",
+    "bluegreen/nginx_text/proxy.conf",
+    "bluegreen/nginx_text/sticky-maps.conf",
+    "bluegreen/nginx_text/switch.js",
     "nixos/pkgs/bluegreen-app.nix",
     "nixos/pkgs/bluegreen-tools.nix",
     "app/server.py",

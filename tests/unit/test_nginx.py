@@ -159,7 +159,7 @@ def test_a_reload_keeps_kept_alive_clients_where_nginx_can():
     assert "keepalive_min_timeout" not in local_conf()
     assert "keepalive_min_timeout 1s;" in local_conf(safe_reload=True)
     since = ".".join(map(str, nginx.SAFE_RELOAD_SINCE))
-    module = (nginx._SHARED.parent / "edge-node.nix").read_text()
+    module = (nginx._SHARED.parent.parent / "nixos" / "modules" / "edge-node.nix").read_text()
     assert (
         f'"{since}"' in module and f"keepalive_min_timeout {nginx.KEEPALIVE_MIN_TIMEOUT};" in module
     )
@@ -175,7 +175,7 @@ def test_the_local_nginx_version_is_read():
 
 # --- the edge as the trust boundary ------------------------------------------------------------
 
-ROOT = nginx._SHARED.parent.parent.parent
+ROOT = nginx._SHARED.parent.parent
 SOURCES = ("__main__.py", "agents", "app", "bench", "bluegreen", "components", "cutover", "nixos")
 SOURCES += ("platforms", "policy", "scripts")
 RESPONSE_HEADERS = {

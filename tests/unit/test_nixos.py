@@ -449,10 +449,10 @@ def test_the_js_variables_are_the_ones_bluegreen_nginx_names(nix_env, tmp_path):
 def test_nginx_imports_the_switch_js_of_the_bundle(nix_env, tmp_path):
     """js_import names the store path of the bundled nginx/switch.js (the same name and text
     give the same path), which the deploy ships next to the module."""
-    assert "nixos/modules/nginx/switch.js" in render.BUNDLE
+    assert "bluegreen/nginx_text/switch.js" in render.BUNDLE
     path = on_host(tmp_path, "shop-edge.nix", edge_config("blue").text)
     result = evaluate(nix_env, path)
-    js = os.path.join(os.path.dirname(path), "nixos", "modules", "nginx", "switch.js")
+    js = os.path.join(os.path.dirname(path), "bluegreen", "nginx_text", "switch.js")
     done = nix(nix_env, "--eval", "--json", "-E", f'"${{{js}}}"')
     assert done.returncode == 0, done.stderr
     assert js_import(result["config"]["services"]["nginx"]) == json.loads(done.stdout)
