@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from bluegreen import records
+from bluegreen import flip_evidence
 from bluegreen.announce import WEBHOOK_URL
 from bluegreen.config import COLORS, EdgeSettings, utc_text
 from bluegreen.reader import NAMESPACE
@@ -162,7 +162,7 @@ class Edge(pulumi.ComponentResource):
             {
                 "traffic": {"activeColor": s.active_color, "weights": weights},
                 "versions": self.versions,
-                "note": records.note(os.environ) or None,
+                "note": flip_evidence.note(os.environ) or None,
                 "after": applied,
                 "root": os.getcwd(),
                 "file": s.evidence_file,

@@ -1,10 +1,10 @@
 """The flip record: evidence of every traffic change, kept in the edge stack's own state.
 
 A resource of the edge whose inputs are the traffic the pointer implies. Its diff says "changed"
-only when the traffic moves (or the command hands it a note, bluegreen/records.py), so an update
-that moves nothing leaves it alone and a preview of a flip shows it next to the switch. It updates
-after the switch has applied the change, and appends a record to its `records` output (the stack
-output `evidence`), which a state backend keeps wherever the update ran: a laptop, CI, a bare
+only when the traffic moves (or the command hands it a note, bluegreen/flip_evidence.py), so an
+update that moves nothing leaves it alone and a preview of a flip shows it next to the switch. It
+updates after the switch has applied the change, and appends a record to its `records` output (the
+stack output `evidence`), which a state backend keeps wherever the update ran: a laptop, CI, a bare
 `pulumi up -s live`. With bluegreen:evidenceFile it also appends each record to that JSON-lines
 file.
 
@@ -22,20 +22,20 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from bluegreen import records
+from bluegreen import flip_evidence
 
 
 def _record(before: dict | None, props: dict[str, Any], note: dict) -> dict:
     env = os.environ
     record = {
-        "time": records.now(),
-        "who": records.who(env),
-        "where": records.where(env),
-        "commit": records.git_commit(props["root"]),
+        "time": flip_evidence.now(),
+        "who": flip_evidence.who(env),
+        "where": flip_evidence.where(env),
+        "commit": flip_evidence.git_commit(props["root"]),
         "from": before,
         "to": props["traffic"],
         "versions": props["versions"],
-        "smoke": records.smoke(env),
+        "smoke": flip_evidence.smoke(env),
         "hold": None,
         "outcome": "applied",
     }
@@ -49,7 +49,7 @@ class EvidenceProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         record = _record(None, props, props.get("note") or {})
-        records.append_to_file(props.get("file"), [record])
+        flip_evidence.append_to_file(props.get("file"), [record])
         return CreateResult(id_="evidence", outs={**props, "records": [record]})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -67,8 +67,8 @@ class EvidenceProvider(ResourceProvider):
         if olds.get("traffic") != news.get("traffic"):
             records.append(_record(olds.get("traffic"), news, note))
             written.append(records[-1])
-        records.append_to_file(news.get("file"), written)
-        return UpdateResult(outs={**news, "records": records[-records.KEEP :]})
+        flip_evidence.append_to_file(news.get("file"), written)
+        return UpdateResult(outs={**news, "records": records[-flip_evidence.KEEP :]})
 
 
 class FlipRecord(Resource, module="bluegreen", name="FlipRecord"):

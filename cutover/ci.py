@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import yaml
 
 from bluegreen.config import COLORS, other
-from bluegreen.records import run_url
+from bluegreen.flip_evidence import run_url
 
 POINTER = "bluegreen:activeColor"
 CANARY = "bluegreen:canaryWeight"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bluegreen.config import RUN_ROOT
-from bluegreen.records import (
+from bluegreen.flip_evidence import (
     RECORD_TYPE,
     SMOKE_REPORT_ENV,
     append_to_file,

@@ -23,7 +23,7 @@ from functools import cached_property
 
 from bluegreen_policy.judge import Finding
 
-from bluegreen import config, probe, records
+from bluegreen import config, flip_evidence, probe
 from bluegreen.config import COLORS, other
 from bluegreen.reader import VERSION
 from cutover import flip_log, queue, sources
@@ -701,9 +701,9 @@ def _hold_note(verdict: Verdict | None, outcome: str) -> dict | None:
 
 def _noting(ws: Workspace, amend: dict | None, record: dict | None) -> Workspace:
     """`ws` for an update whose evidence gets `amend` (into the last record) and `record` (into
-    the one it appends, if it moves traffic); bluegreen/records.py."""
+    the one it appends, if it moves traffic); bluegreen/flip_evidence.py."""
     note = {k: v for k, v in (("amend", amend), ("record", record)) if v}
-    return ws.with_env({records.NOTE_ENV: json.dumps(note)}) if note else ws
+    return ws.with_env({flip_evidence.NOTE_ENV: json.dumps(note)}) if note else ws
 
 
 def _during(step: int | None) -> str:

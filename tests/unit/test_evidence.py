@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bluegreen import records
+from bluegreen import flip_evidence
 from components.evidence import EvidenceProvider
 
 BLUE = {"activeColor": "blue", "weights": {"blue": 100, "green": 0}}
@@ -44,7 +44,7 @@ def test_a_move_appends_a_record_and_a_note_amends_the_last(tmp_path, monkeypatc
     monkeypatch.setenv("GITHUB_RUN_ID", "7")
     report = tmp_path / "smoke.json"
     report.write_text(json.dumps({"samples": 300}))
-    monkeypatch.setenv(records.SMOKE_REPORT_ENV, str(report))
+    monkeypatch.setenv(flip_evidence.SMOKE_REPORT_ENV, str(report))
     p = EvidenceProvider()
     created = p.create(props(BLUE, tmp_path)).outs
     moved = p.update("evidence", created, props(GREEN, tmp_path)).outs
@@ -65,7 +65,7 @@ def test_a_move_appends_a_record_and_a_note_amends_the_last(tmp_path, monkeypatc
 def test_the_state_keeps_the_last_records(tmp_path):
     p = EvidenceProvider()
     outs = p.create(props(BLUE, tmp_path)).outs
-    for i in range(records.KEEP + 5):
+    for i in range(flip_evidence.KEEP + 5):
         outs = p.update("evidence", outs, props(GREEN if i % 2 == 0 else BLUE, tmp_path)).outs
-    assert len(outs["records"]) == records.KEEP
-    assert outs["records"][-1]["to"] == (GREEN if (records.KEEP + 4) % 2 == 0 else BLUE)
+    assert len(outs["records"]) == flip_evidence.KEEP
+    assert outs["records"][-1]["to"] == (GREEN if (flip_evidence.KEEP + 4) % 2 == 0 else BLUE)
