@@ -22,13 +22,13 @@ import argparse
 import collections
 import glob
 import http.client
-import json
 import os
 import sys
 import tempfile
 import threading
 import time
 
+from bench.queued_writes import journal
 from tests.support.sandbox import make_project
 
 CAPS = {
@@ -65,14 +65,6 @@ def flood(port: int, client: int, writes: list[int], body: bytes, out: dict) -> 
         if resp.getheader("Connection", "").lower() == "close":
             conn.close()
     conn.close()
-
-
-def journal(port: int) -> list[dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/_arm/writes")
-    got = json.loads(conn.getresponse().read())
-    conn.close()
-    return got
 
 
 def on_disk(project_dir: str) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bluegreen.config import Backpressure, Cache, Maintenance, Queue, Shadow, Window, utc_text
-from bluegreen.probe import REQUEST_HEADERS, new_token
+from bluegreen.probe import CLIENT_HEADER, REQUEST_HEADERS, RETRY_AFTER_HEADER, new_token
 from bluegreen.switch import LEASE_PATH, STATUS_PATH, WRITE_METHODS, generation, maintenance_body
 
 
@@ -110,8 +110,8 @@ SHADOW_LOCATION = "/_bluegreen_shadow"
 ARM_PREFIX = "/_arm/"
 """Where an arm serves its own documents (app/server.py `JOURNAL_PATH`): 404 through the edge."""
 QUEUE_REQUEST_HEADERS = {
-    "X-Bluegreen-Retry-After": "$bluegreen_retry_after",
-    "X-Bluegreen-Client": "$remote_addr",
+    RETRY_AFTER_HEADER: "$bluegreen_retry_after",
+    CLIENT_HEADER: "$remote_addr",
 }
 """What the edge sends the queue service of `REQUEST_HEADERS`: the Retry-After it would have
 answered, and the address the write came from (to the service, every write comes from nginx:

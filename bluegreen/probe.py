@@ -108,14 +108,23 @@ Through an nginx edge the value must be the edge's probe token (the switch state
 its own limits, cache and access log see it. Straight to an arm any value marks a probe: arms are
 reachable by the edge and operators only (app/server.py)."""
 
+WARM_HEADER = "X-Bluegreen-Warm"
+REPLAY_HEADER = "X-Bluegreen-Replay"
+"""The queue service's replays: the receipt of the intent replayed."""
+RETRY_AFTER_HEADER = "X-Bluegreen-Retry-After"
+"""The edge to the queue service: the Retry-After it would have answered."""
+RECEIPT_HEADER = "X-Bluegreen-Receipt"
+"""The queue service's answer to a kept write (and, in a request, never anything)."""
+CLIENT_HEADER = "X-Bluegreen-Client"
+"""The edge to the queue service: the address the write came from."""
 REQUEST_HEADERS = (
     PROBE_HEADER,
-    "X-Bluegreen-Warm",
-    "X-Bluegreen-Replay",
+    WARM_HEADER,
+    REPLAY_HEADER,
     "X-Bluegreen-Shadow",
-    "X-Bluegreen-Retry-After",
-    "X-Bluegreen-Receipt",
-    "X-Bluegreen-Client",
+    RETRY_AFTER_HEADER,
+    RECEIPT_HEADER,
+    CLIENT_HEADER,
 )
 """Every `X-Bluegreen-*` header bluegreen sends in a request. A client must not be able to send
 one through the edge: the edge sets each of them itself toward the arms and the queue service

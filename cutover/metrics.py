@@ -30,6 +30,8 @@ from typing import Protocol
 
 from bluegreen_policy import judge
 
+from bluegreen.probe import percentile
+
 
 @dataclass
 class ColorStats:
@@ -123,22 +125,11 @@ class AccessLogSource:
             c: ColorStats(
                 requests=n,
                 errors=e,
-                p95_ms=AccessLogSource._p95(latencies[c]) if latencies.get(c) else None,
+                p95_ms=percentile(list(latencies[c].elements()), 95) if latencies.get(c) else None,
                 latencies=AccessLogSource._spread(latencies.get(c, Counter())),
             )
             for c, (n, e) in counts.items()
         }
-
-    @staticmethod
-    def _p95(counts: Counter[int]) -> float:
-        """The nearest-rank p95 of the logged milliseconds (bluegreen.probe.percentile's rule)."""
-        rank = max(1, math.ceil(0.95 * sum(counts.values())))
-        seen = 0
-        for ms in sorted(counts):
-            seen += counts[ms]
-            if seen >= rank:
-                return float(ms)
-        raise AssertionError("unreachable: the ranks add up to the total")
 
     @staticmethod
     def _spread(counts: Counter[int]) -> tuple[float, ...]:

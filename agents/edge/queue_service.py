@@ -25,7 +25,6 @@ from agents.edge import intents
 from agents.edge.replay import (
     CLAIM_SECONDS,
     KEY_HEADER,
-    RECEIPT_HEADER,
     REPLAY_TIMEOUT,
     RETRY_HORIZON,
     Health,
@@ -33,11 +32,10 @@ from agents.edge.replay import (
     Replayer,
     log_line,
 )
+from bluegreen.probe import CLIENT_HEADER, RECEIPT_HEADER, RETRY_AFTER_HEADER
 from bluegreen.switch import WRITE_METHODS
 
 HEALTH_PATH = "/_bluegreen/queue/health"
-RETRY_AFTER_HEADER = "X-Bluegreen-Retry-After"
-CLIENT_HEADER = "X-Bluegreen-Client"
 KEY_MAX = 255
 RETRY_AFTER_DEFAULT = 30
 

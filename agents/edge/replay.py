@@ -22,10 +22,9 @@ from datetime import UTC, datetime
 
 from agents.edge import intents
 from bluegreen import probe
+from bluegreen.probe import RECEIPT_HEADER, REPLAY_HEADER
 from bluegreen.switch import STATUS_PATH
 
-RECEIPT_HEADER = "X-Bluegreen-Receipt"
-REPLAY_HEADER = "X-Bluegreen-Replay"
 KEY_HEADER = "Idempotency-Key"
 TRANSIENT = (423, 429, 502, 503, 504)
 """Answers that say "not now": the intent stays queued and the round stops, for the edge or the

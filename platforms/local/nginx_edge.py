@@ -441,7 +441,7 @@ class EdgeProvider(ResourceProvider):
             for path in cache["warmPaths"]:
                 answer = probe.request(
                     f"http://{props['listen']}{path}",
-                    headers={"X-Bluegreen-Warm": warm["token"], probe.PROBE_HEADER: token},
+                    headers={probe.WARM_HEADER: warm["token"], probe.PROBE_HEADER: token},
                 )
                 warmed[color][path] = answer.status if answer.status is not None else answer.error
         write_state(props["runDir"], previous)
