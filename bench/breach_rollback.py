@@ -19,7 +19,8 @@ import threading
 import time
 
 from bluegreen import probe
-from cutover.procedure import Operator
+from cutover.operator import Operator
+from cutover.results import Outcome
 from tests.support.sandbox import make_project
 
 
@@ -75,11 +76,12 @@ def one_run(project, op: Operator) -> float:
     failer = threading.Thread(target=fail_green, daemon=True)
     with Load(project.edge_url) as load:
         failer.start()
-        rc = op.flip("green", hold_s=120, interval=1)
+        ended = op.flip("green", hold_s=120, interval=1)
         failer.join()
         time.sleep(1)
     os.kill(green, signal.SIGUSR2)  # well again, for the next run
-    assert rc == 1 and op.verdict is not None and op.verdict.outcome == "breach", op.verdict
+    assert ended.outcome is Outcome.ROLLED_BACK, ended
+    assert op.verdict is not None and op.verdict.outcome == "breach", op.verdict
     back = load.back_on("blue", started[0])
     assert back is not None, "blue never served every request again"
     return back - started[0]

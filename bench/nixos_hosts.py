@@ -5,7 +5,7 @@ What is real: `pulumi up` and the nixos platform's deploy exactly as they run ag
 hosts (platforms/nixos/host.py: one `ssh` that unpacks the rendered file and the bundle into
 /etc/nixos/bluegreen, one `ssh ... nixos-rebuild switch`, then the probe), Debian's sshd and ssh,
 the reference app (app/server.py, from the bundle the deploy copied) on every arm node, and nginx
-on the edge node, configured as the edge module configures it (bluegreen.nginx.render_local and
+on the edge node, configured as the edge module configures it (bluegreen.nginx_conf.render_local and
 switch_state, which the module reproduces; tests/unit/test_nixos.py checks that).
 
 What stands in, and why:
@@ -14,13 +14,13 @@ What stands in, and why:
   *from* that address; sshd's ForceCommand wrapper reads the node from SSH_CONNECTION.
 - Each node's filesystem is a directory: the wrapper runs the command the deploy sent with
   `/etc/nixos` replaced by `<root>/hosts/<node>/etc/nixos`, and with the stand-in first on PATH.
-- `nixos-rebuild switch` (`python -m bench.nixos_hosts switch`) does what the modules would make
-  systemd do, without building anything: for an arm file, (re)start the app at the rendered
-  colour, version, port and health path, bound to the node's address (not 0.0.0.0: the nodes
-  share one machine), and only when those changed; for the edge file, write nginx's config from
-  the rendered servers (reloading it, SIGHUP, only when that changed, as NixOS does) and the
-  switch state from the pointer, weights and generation; for the file `pulumi destroy` leaves,
-  stop what the file ran.
+- `nixos-rebuild switch` (`python -m bench.nixos_hosts switch`, bench/nixos_rebuild.py) does what
+  the modules would make systemd do, without building anything: for an arm file, (re)start the
+  app at the rendered colour, version, port and health path, bound to the node's address (not
+  0.0.0.0: the nodes share one machine), and only when those changed; for the edge file, write
+  nginx's config from the rendered servers (reloading it, SIGHUP, only when that changed, as NixOS
+  does) and the switch state from the pointer, weights and generation; for the file `pulumi
+  destroy` leaves, stop what the file ran.
 
 `LoopbackHosts` starts sshd and the forwarder and stops them, and every app and nginx the
 stand-in started, in `stop()`.
@@ -32,9 +32,7 @@ import argparse
 import asyncio
 import getpass
 import glob
-import json
 import os
-import re
 import shlex
 import signal
 import socket
@@ -42,15 +40,10 @@ import subprocess
 import sys
 import time
 
-from bluegreen import nginx
-from bluegreen.config import Backpressure, Cache, Maintenance, Shadow
-from platforms.local.nginx_edge import js_module, write_state
+from bench.nixos_rebuild import REMOTE_ETC, running_unit, stop_process, switch
 
 SSHD = "/usr/sbin/sshd"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The stand-in `nixos-rebuild` imports only this module and bluegreen.nginx: a switch here should
-# cost what the deploy's own steps cost, not a Pulumi SDK import.
-REMOTE_ETC = "/etc/nixos"
 
 
 class LoopbackHosts:
@@ -175,8 +168,8 @@ exit $rc
         what would not stop."""
         left = []
         for pid_file in glob.glob(self._path("hosts", "*", "run", "*.pid")):
-            running = _running(pid_file)
-            if running and not _stop(running[0], self.root):
+            running = running_unit(pid_file)
+            if running and not stop_process(running[0], self.root):
                 left.append(f"process {running[0]}")
         for proc in reversed(self.procs):
             proc.terminate()
@@ -201,29 +194,6 @@ def _wait_listening(host: str, port: int, proc: subprocess.Popen, timeout: float
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nothing listens on {host}:{port}") from None
             time.sleep(0.05)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _stop(pid: int, marker: str, timeout: float = 5) -> bool:
-    """SIGTERM `pid` if its command line holds `marker` (so a recycled pid is left alone), then
-    SIGKILL; whether it is gone."""
-    if marker not in _cmdline(pid):
-        return True
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while marker in _cmdline(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if marker in _cmdline(pid):
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    return marker not in _cmdline(pid)
 
 
 # --- the forwarder ---------------------------------------------------------------------------
@@ -263,154 +233,6 @@ async def _forward(addresses: list[str], port: int, sshd_port: int) -> None:
         s.close()
 
 
-# --- the stand-in nixos-rebuild --------------------------------------------------------------
-
-_ARM = {
-    k: re.compile(rf"\b{k} = \"?([^\";]+)\"?;") for k in ("color", "version", "port", "healthPath")
-}
-_EDGE = {
-    k: re.compile(rf"\b{k} = \"?([^\";]+)\"?;")
-    for k in ("activeColor", "port", "generation", "configGeneration", "upstreamPrefix")
-}
-_SERVER = re.compile(r'\{ address = "([^"]+)"; color = "([^"]+)"; \}')
-_BY_COLOR = {
-    k: re.compile(rf"\b{k} = \{{ blue = \"?([^\";]+)\"?; green = \"?([^\";]+)\"?; \}};")
-    for k in ("weights", "versions")
-}
-
-
-def _running(pid_file: str) -> tuple[int, list[str]] | None:
-    try:
-        with open(pid_file) as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return (saved["pid"], saved["argv"]) if _cmdline(saved["pid"]) else None
-
-
-def _switch_arm(node: str, root: str, name: str, text: str) -> None:
-    values = {k: p.search(text).group(1) for k, p in _ARM.items()}
-    app = os.path.join(root, REMOTE_ETC.lstrip("/"), "bluegreen", "app", "server.py")
-    argv = [
-        sys.executable,
-        "-u",
-        app,
-        f"--color={values['color']}",
-        f"--version={values['version']}",
-        f"--host={node}",
-        f"--port={values['port']}",
-        f"--health-path={values['healthPath']}",
-    ]
-    pid_file = os.path.join(root, "run", f"{name}.pid")
-    running = _running(pid_file)
-    if running and running[1] == argv:
-        return  # unchanged unit: systemd leaves it running
-    if running:
-        _stop(running[0], root)
-    log = open(os.path.join(root, "run", f"{name}.log"), "ab")
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    log.close()
-    with open(pid_file, "w") as f:
-        json.dump({"pid": proc.pid, "argv": argv}, f)
-
-
-def _switch_edge(node: str, root: str, name: str, text: str) -> None:
-    """What the edge module makes NixOS do: nginx.conf from the structural options (reloaded only
-    when it changed), and the switch state /etc/bluegreen-edge/switch.json from the others (no
-    reload: nginx reads it per request). Only what the benches set is read: the nodes, the
-    pointer, the weights and versions; the cache, shadow traffic and limits stay off."""
-    values = {k: p.search(text).group(1) for k, p in _EDGE.items()}
-    by_color = {
-        k: dict(zip(("blue", "green"), p.search(text).groups(), strict=True))
-        for k, p in _BY_COLOR.items()
-    }
-    nodes: dict[str, list[str]] = {}
-    for address, color in _SERVER.findall(text):
-        nodes.setdefault(color, []).append(address)
-    run_dir = os.path.join(root, "run", "nginx")
-    for sub in ("tmp", "logs"):
-        os.makedirs(os.path.join(run_dir, sub), exist_ok=True)
-    off = {
-        "cache": Cache(False, 1, ()),
-        "shadow": Shadow(0, False),
-        "backpressure": Backpressure(0, 0, 0, 1, "always", 1),
-    }
-    conf = nginx.render_local(
-        app=values["upstreamPrefix"].removeprefix("bluegreen_").replace("_", "-"),
-        run_dir=run_dir,
-        listen=f"{node}:{values['port']}",
-        nodes=nodes,
-        js_module=js_module(),
-        as_root=os.geteuid() == 0,
-        **off,
-    )
-    # The module's config fingerprint and state generation are the ones the platform rendered.
-    conf = re.sub(
-        r'(map \$pid \$bluegreen_conf \{ default ")[^"]*"',
-        rf'\g<1>{values["configGeneration"]}"',
-        conf,
-    )
-    state = nginx.switch_state(
-        conf_generation=values["configGeneration"],
-        active=values["activeColor"],
-        weights={c: int(w) for c, w in by_color["weights"].items()},
-        sticky=False,
-        versions=by_color["versions"],
-        maintenance=Maintenance(False, 503, 30, ""),
-        limits_until=None,
-        probe_token=nginx.probe_token(values.get("probeToken")),
-        **off,
-    )
-    write_state(run_dir, {**state, "generation": values["generation"]})
-    with open(os.path.join(run_dir, "switch.js"), "w") as f:
-        f.write(nginx.SWITCH_JS)
-    path = os.path.join(run_dir, "nginx.conf")
-    try:
-        with open(path) as f:
-            unchanged = f.read() == conf
-    except OSError:
-        unchanged = False
-    pid_file = os.path.join(root, "run", f"{name}.pid")
-    running = _running(pid_file)
-    if running and unchanged:
-        return  # the switch state alone changed: nginx is not reloaded
-    with open(path + ".next", "w") as f:
-        f.write(conf)
-    os.replace(path + ".next", path)
-    if running:
-        os.kill(running[0], signal.SIGHUP)
-        return
-    subprocess.run(["nginx", "-p", run_dir, "-c", path], check=True, capture_output=True)
-    with open(os.path.join(run_dir, "nginx.pid")) as f:
-        pid = int(f.read().strip())
-    with open(pid_file, "w") as f:
-        json.dump({"pid": pid, "argv": []}, f)
-
-
-def _switch(action: str) -> int:
-    if action != "switch":
-        print(
-            f"nixos-rebuild stand-in: only `switch` is supported, not {action!r}", file=sys.stderr
-        )
-        return 2
-    node, root = os.environ["BLUEGREEN_NODE"], os.environ["BLUEGREEN_NODE_ROOT"]
-    for path in sorted(glob.glob(os.path.join(root, REMOTE_ETC.lstrip("/"), "bluegreen", "*.nix"))):
-        name = os.path.basename(path)[: -len(".nix")]
-        with open(path) as f:
-            text = f.read()
-        if "services.bluegreen-arm" in text:
-            _switch_arm(node, root, name, text)
-        elif "services.bluegreen-edge" in text:
-            _switch_edge(node, root, name, text)
-        else:  # the module `pulumi destroy` leaves declares nothing: stop what it ran
-            running = _running(os.path.join(root, "run", f"{name}.pid"))
-            if running:
-                _stop(running[0], root)
-    return 0
-
-
 def switch_seconds(root: str, node: str) -> list[float]:
     """How long each stand-in `nixos-rebuild` run on `node` took, in order."""
     try:
@@ -435,7 +257,7 @@ def main() -> int:
             addresses = [line.strip() for line in f if line.strip()]
         asyncio.run(_forward(addresses, args.port, args.to))
         return 0
-    return _switch(args.action)
+    return switch(args.action)
 
 
 if __name__ == "__main__":

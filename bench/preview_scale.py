@@ -21,7 +21,7 @@ flip `pulumi preview -s live` (the policy pack smoke-tests the target arm's firs
 flip `pulumi up -s live` (the edge host gets its new file over ssh and is confirmed through
 nginx). Figures are the wall time of the `pulumi` process (cutover.workspace.Workspace, with the
 policy pack). After each flip the bench checks through the edge that the new colour answers. The
-breakdown of the no-op preview by phase uses bench/flip_cost.py's event-log tail.
+breakdown of the no-op preview by phase uses bench/event_trace.py (the event-log tail).
 
     .venv/bin/python -m bench.preview_scale [--nodes 1,10,100] [--rounds 3]
 """
@@ -39,7 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from bench.flip_cost import PHASES, Trace, TracedWorkspace, retry_refused
+from bench.event_trace import PHASES, Trace, TracedWorkspace, retry_refused
 from bench.nixos_hosts import LoopbackHosts, switch_seconds
 from bluegreen import probe
 from cutover.workspace import ROOT, timed

@@ -14,7 +14,7 @@ import statistics
 import sys
 import tempfile
 
-from cutover.procedure import Operator
+from cutover.operator import Operator
 from cutover.workspace import timed
 from tests.support.sandbox import make_project
 

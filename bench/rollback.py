@@ -11,7 +11,8 @@ import statistics
 import sys
 import tempfile
 
-from cutover.procedure import Operator
+from cutover.operator import Operator
+from cutover.results import Outcome
 from tests.support.sandbox import make_project
 
 
@@ -28,7 +29,7 @@ def main() -> int:
             for _ in range(runs):
                 project.ws.config_set("live", "bluegreen:activeColor", "green")
                 project.ws.up("live")
-                assert op.rollback(reason="bench") == 0
+                assert op.rollback(reason="bench").outcome is Outcome.DONE
                 record = [e for e in op.log.last(1) if e.get("phase") == "done"][-1]
                 recover.append(record["timeToRecover"])
                 updates.append(record["seconds"])

@@ -16,41 +16,67 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import ClassVar, Literal, cast
 
+from bluegreen.config_parts.dns_settings import Dns, read_dns
+from bluegreen.config_parts.hold_settings import HOLD_METRICS, Hold, read_hold
+from bluegreen.config_parts.maintenance_settings import (
+    Maintenance,
+    Window,
+    read_maintenance,
+    utc_text,
+)
+from bluegreen.config_parts.queue_settings import QUEUE_DSN, SECRET, Queue
+from bluegreen.config_parts.traffic_settings import (
+    LIMIT_WHEN,
+    Backpressure,
+    Cache,
+    Shadow,
+    read_backpressure,
+    read_cache,
+    read_shadow,
+)
 from bluegreen.reader import (
     APP_NAME,
-    BANNER,
-    HOST_NAME,
     NAMESPACE,
     STACK,
     URL_PATH,
     VERSION,
-    Alphabet,
     ConfigError,
     Getter,
     Reader,
-    is_host,
 )
 
 __all__ = [
     "COLORS",
+    "HOLD_METRICS",
+    "LIMIT_WHEN",
+    "NAMESPACE",
+    "QUEUE_DSN",
+    "RUN_ROOT",
+    "SECRET",
     "ArmSettings",
     "Backpressure",
     "Cache",
     "Color",
+    "Common",
     "ConfigError",
+    "Dns",
     "EdgeSettings",
     "Hold",
     "Maintenance",
     "Queue",
     "Shadow",
+    "Window",
     "from_stack_config",
     "other",
     "project_defaults",
+    "qualified",
     "read_settings",
+    "utc_text",
+    "weights_for",
+    "with_defaults",
 ]
 
 Color = Literal["blue", "green"]
@@ -76,167 +102,6 @@ def qualified(stack: str, organization: str, project: str) -> str:
     """org/project/stack: a stack file may shorten a stack's name to its own; a name with a `/`
     is already whole."""
     return stack if "/" in stack else f"{organization}/{project}/{stack}"
-
-
-QUEUE_STORES = ("sqlite", "postgresql")
-POSTGRES_URL = r"postgres(ql)?://[^\s]+$"
-QUEUE_DSN = "maintenanceQueueDsn"
-"""The secret key of the PostgreSQL intent store's DSN; platforms read it with get_secret."""
-SECRET = "[secret]"
-"""A value the stack's file keeps encrypted, read outside the engine without decrypting it (as
-`pulumi config` shows it): set, but not for the operator's command to check."""
-
-
-@dataclass(frozen=True)
-class Queue:
-    """Write intents kept during maintenance: a write to one of `paths` that carries an
-    Idempotency-Key is stored durably and answered 202 with a receipt, then replayed to the active
-    arm once writes are open again, in arrival order: sent at least once, applied once by the
-    arm's Idempotency-Key dedupe."""
-
-    paths: tuple[str, ...] = ()
-    """Path prefixes whose keyed writes are queued (() : none, every write is refused)."""
-    store: str = "sqlite"
-    """"sqlite" on the edge host, or "postgresql" for edges on several hosts (the DSN is the
-    secret bluegreen:maintenanceQueueDsn, read by the platform, never kept here)."""
-    max_body_kb: int = 64
-    soak_s: int = 5
-    """How long writes must stay open before the queued intents are replayed."""
-    rate: int = 5
-    """Queued writes per second one client (address) may send; more are answered 429. The
-    intake is diverted before the edge-wide limits apply, so this one always does."""
-    burst: int = 10
-    """Queued writes above `rate` one client may send at once."""
-    connections: int = 4
-    """Connections one client may have open to the intake at once; more are answered 429."""
-    max_pending: int = 10_000
-    """Most pending intents the store keeps (all edges sharing it); past it 503, never 202."""
-    max_pending_mb: int = 256
-    """Most MiB of pending intents (bodies and headers) the store keeps."""
-    max_per_client: int = 2_500
-    """Most pending intents one client (its credential, else its address) may have."""
-    min_free_mb: int = 256
-    """SQLite: MiB the disk under the store keeps free; a write that would leave less is 503."""
-    retry_minutes: int = 10
-    """How long a queued write is retried through transient failures before it is dead."""
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.paths)
-
-
-@dataclass(frozen=True)
-class Window:
-    """A planned maintenance window, announced on the edge's status page and by the webhook."""
-
-    start: datetime | None
-    end: datetime | None
-    """While maintenance is on and the end is ahead, Retry-After counts down to it."""
-
-
-def utc_text(moment: datetime | None) -> str | None:
-    """The one spelling of a window's times: 2026-11-24T02:00:00Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-@dataclass(frozen=True)
-class Maintenance:
-    """Read-only mode at the edge: writes are refused with a retry hint, reads keep being served."""
-
-    enabled: bool
-    status: int
-    """503 or 423 for refused writes."""
-    retry_after_s: int
-    """The Retry-After the refused writes carry, in seconds (unless a planned end is ahead)."""
-    banner: str
-    """A message every response carries in X-Bluegreen-Banner ("" for none)."""
-    window: Window = field(default_factory=lambda: Window(None, None))
-    queue: Queue = field(default_factory=Queue)
-
-
-@dataclass(frozen=True)
-class Cache:
-    """The edge cache (nginx proxy_cache) of cacheable GET answers, keyed by the colour and the
-    version that served them, so that a flip or a rollback never serves the other arm's content."""
-
-    enabled: bool
-    max_size_mb: int
-    warm_paths: tuple[str, ...]
-    """GET paths fetched into the new colour's namespace before traffic moves to it."""
-
-
-@dataclass(frozen=True)
-class Shadow:
-    """Shadow traffic: a share of live requests mirrored to the idle arm, answers discarded."""
-
-    percent: int
-    """Share of live requests mirrored, 0-100 (0: off)."""
-    writes: bool
-    """Mirror writes too (POST, PUT, PATCH, DELETE); off by default, as they have effects."""
-
-
-LIMIT_WHEN = ("always", "hold")
-HOLD_METRICS = ("latency", "errors")
-"""What the hold's judge compares per colour (the policy pack's judge.METRICS)."""
-
-
-@dataclass(frozen=True)
-class Backpressure:
-    """An edge-wide request rate limit and connection cap, answered 429 (rate) or 503
-    (connections) with Retry-After, always or only for a while after traffic moves."""
-
-    rate: int
-    """Requests per second the edge passes on (0: no rate limit)."""
-    burst: int
-    """Requests above the rate accepted at once (nginx limit_req burst, nodelay)."""
-    connections: int
-    """Concurrent connections the edge serves (0: no cap)."""
-    retry_after_s: int
-    when: str
-    """"always", or "hold": for `hold_s` seconds after each change that moves traffic."""
-    hold_s: int
-
-    @property
-    def enabled(self) -> bool:
-        return self.rate > 0 or self.connections > 0
-
-
-@dataclass(frozen=True)
-class Hold:
-    """The hold's judge after a flip (the policy pack's judge.py, fed live traffic): a metric that
-    fails rolls back, and so does a hold still undecided at `max_s` (inconclusive)."""
-
-    confidence: float
-    latency_tolerance: float
-    """A share of the compared colour's median latency."""
-    latency_floor_ms: float
-    error_tolerance: float
-    """Error-rate increase allowed over the compared colour (0.01 is one point)."""
-    min_requests: int
-    max_s: int
-    """How long a hold still undecided when its time is up may go on checking, in all."""
-    critical: tuple[str, ...] = HOLD_METRICS
-    dry_run: tuple[str, ...] = ()
-    weights: tuple[tuple[str, float], ...] = (("latency", 50.0), ("errors", 50.0))
-    pass_score: int = 95
-    marginal_score: int = 75
-
-
-@dataclass(frozen=True)
-class Dns:
-    """The DNS records the edge declares: <app>.<zone> (live), blue.<zone>, green.<zone>."""
-
-    provider: Literal["route53", "rfc2136"]
-    zone: str
-    ttl: int
-    switch: bool
-    """DNS-based switch: the live name points at the active arm rather than at the edge."""
-    zone_id: str
-    """Route 53 hosted zone id ("" for rfc2136)."""
-    server: str
-    """RFC 2136: host:port of the primary that accepts updates."""
-    tsig_key_name: str
-    tsig_algorithm: str
 
 
 @dataclass(frozen=True)
@@ -370,226 +235,6 @@ def _arm_stacks(read: Reader) -> dict[str, str]:
     return stacks
 
 
-_UTC = "a UTC time such as 2026-11-24T02:00:00Z"
-
-
-def _moment(read: Reader, key: str) -> datetime | None:
-    raw = read.declared(key).strip()
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.utcoffset() is None or moment.utcoffset().total_seconds() != 0:
-        read.problem(key, raw, _UTC)
-        return None
-    return moment
-
-
-def _window(read: Reader) -> Window:
-    start, end = _moment(read, "maintenanceStart"), _moment(read, "maintenanceEnd")
-    if start and end and end <= start:
-        read.problem(
-            "maintenanceEnd", utc_text(end), f"a time after maintenanceStart {utc_text(start)}"
-        )
-    return Window(start, end)
-
-
-def _queue(read: Reader) -> Queue:
-    paths = read.strings("maintenanceQueue")
-    for path in paths:
-        if not URL_PATH.fits(path):
-            read.problem("maintenanceQueue", path, URL_PATH.allowed + " (a write path to queue)")
-    store = read.choice("maintenanceQueueStore", QUEUE_STORES, '"sqlite" or "postgresql"')
-    dsn = read.optional(QUEUE_DSN) or ""
-    checkable = dsn != SECRET  # the engine checks the decrypted value on every update
-    if paths and store == "postgresql" and checkable and not re.match(POSTGRES_URL, dsn):
-        # The DSN holds a password: never shown, not even in an error.
-        read.problems.append(
-            f"{NAMESPACE}:{QUEUE_DSN} must be a postgresql:// URL when "
-            f'{NAMESPACE}:maintenanceQueueStore is "postgresql"; it is '
-            f"{'set to something else (not shown: it is a secret)' if dsn else 'not set'}. Set it "
-            f"with: pulumi config set --secret --stack {read.stack} {NAMESPACE}:{QUEUE_DSN} "
-            "postgresql://user:password@host:5432/db"
-        )
-    return Queue(
-        paths=paths,
-        store=store,
-        max_body_kb=read.integer("maintenanceQueueMaxBodyKb", 1, 10240),
-        soak_s=read.integer("maintenanceSoakSeconds", 0, 3600),
-        rate=read.integer("maintenanceQueueRate", 1, 10000),
-        burst=read.integer("maintenanceQueueBurst", 0, 100000),
-        connections=read.integer("maintenanceQueueConnections", 1, 100000),
-        **_queue_caps(read),
-    )
-
-
-def _queue_caps(read: Reader) -> dict[str, int]:
-    """How much the queue keeps, and how long it retries: it answers 503 rather than grow."""
-    caps = {
-        "max_pending": read.integer("maintenanceQueueMaxPending", 1, 10_000_000),
-        "max_pending_mb": read.integer("maintenanceQueueMaxPendingMb", 1, 1_000_000),
-        "max_per_client": read.integer("maintenanceQueueMaxPerClient", 1, 10_000_000),
-        "min_free_mb": read.integer("maintenanceQueueMinFreeMb", 0, 1_000_000),
-        "retry_minutes": read.integer("maintenanceQueueRetryMinutes", 1, 10_080),
-    }
-    if caps["max_per_client"] > caps["max_pending"]:
-        read.problem(
-            "maintenanceQueueMaxPerClient",
-            caps["max_per_client"],
-            f"at most maintenanceQueueMaxPending ({caps['max_pending']})",
-        )
-    return caps
-
-
-def _maintenance(read: Reader) -> Maintenance:
-    status = read.integer("maintenanceStatus", 100, 599)
-    if status not in (503, 423):
-        read.problem("maintenanceStatus", status, "503 or 423")
-    return Maintenance(
-        enabled=read.flag("maintenance"),
-        status=status,
-        retry_after_s=read.integer("maintenanceRetryAfter", 1, 86400),
-        banner=read.matching("maintenanceBanner", BANNER),
-        window=_window(read),
-        queue=_queue(read),
-    )
-
-
-def _cache(read: Reader) -> Cache:
-    enabled = read.flag("cache")
-    paths = read.strings("cacheWarmPaths")
-    for path in paths:
-        if not URL_PATH.fits(path.split("?", 1)[0]):
-            read.problem("cacheWarmPaths", path, URL_PATH.allowed + " (a GET path to warm)")
-    if paths and not enabled:
-        read.problem("cacheWarmPaths", ",".join(paths), "unset while bluegreen:cache is false")
-    return Cache(enabled, read.integer("cacheMaxSizeMb", 1, 1_000_000), paths)
-
-
-def _shadow(read: Reader) -> Shadow:
-    return Shadow(read.integer("shadow", 0, 100), read.flag("shadowWrites"))
-
-
-def _backpressure(read: Reader) -> Backpressure:
-    return Backpressure(
-        rate=read.integer("rateLimit", 0, 1_000_000),
-        burst=read.integer("rateLimitBurst", 0, 1_000_000),
-        connections=read.integer("connectionLimit", 0, 1_000_000),
-        retry_after_s=read.integer("limitRetryAfter", 1, 3600),
-        when=read.choice("limitWhen", LIMIT_WHEN, '"always" or "hold"'),
-        hold_s=read.integer("limitHoldSeconds", 1, 86400),
-    )
-
-
-def _metric_names(read: Reader, key: str) -> tuple[str, ...]:
-    raw = read.declared(key)
-    names = tuple(n.strip() for n in raw.split(",") if n.strip())
-    if any(n not in HOLD_METRICS for n in names) or len(set(names)) != len(names):
-        read.problem(key, raw, f"metric names separated by commas, of {', '.join(HOLD_METRICS)}")
-        return ()
-    return names
-
-
-def _metric_weights(read: Reader) -> tuple[tuple[str, float], ...]:
-    raw = read.declared("holdWeights")
-    found: dict[str, float] = {}
-    for part in raw.split(","):
-        name, _, value = part.partition("=")
-        try:
-            weight = float(value)
-        except ValueError:
-            weight = -1.0
-        if name.strip() not in HOLD_METRICS or name.strip() in found or not 0 < weight <= 1000:
-            read.problem(
-                "holdWeights",
-                raw,
-                'each metric once with a weight above 0, e.g. "latency=50,errors=50"',
-            )
-            return (("latency", 50.0), ("errors", 50.0))
-        found[name.strip()] = weight
-    return tuple(found.items())
-
-
-REPLACED = {
-    "holdMaxErrorRate": "holdErrorTolerance",
-    "holdP95Ratio": "holdLatencyTolerance",
-    "holdP95AllowanceMs": "holdLatencyFloorMs",
-}
-"""The p95 hold's keys, and the judge's that replaced them: a stack still setting one is told."""
-
-
-def _hold(read: Reader) -> Hold:
-    for old, new in REPLACED.items():
-        value = read.optional(old)
-        if value is not None:
-            read.problem(old, value, f"unset: the hold's judge replaced it with bluegreen:{new}")
-    dry = _metric_names(read, "holdDryRun")
-    if set(dry) == set(HOLD_METRICS):
-        read.problem(
-            "holdDryRun",
-            read.declared("holdDryRun"),
-            "at most one of latency, errors: "
-            "a hold where every metric is a dry run decides nothing",
-        )
-    pass_score = read.integer("holdPassScore", 1, 100)
-    marginal = read.integer("holdMarginalScore", 0, 100)
-    if marginal > pass_score:
-        read.problem(
-            "holdMarginalScore", marginal, f"at most bluegreen:holdPassScore ({pass_score})"
-        )
-    return Hold(
-        confidence=read.number("holdConfidence", 0.8, 0.999),
-        latency_tolerance=read.number("holdLatencyTolerance", 0.0, 10.0),
-        latency_floor_ms=read.number("holdLatencyFloorMs", 0.0, 10000.0),
-        error_tolerance=read.number("holdErrorTolerance", 0.0, 0.5),
-        min_requests=read.integer("holdMinRequests", 1, 1_000_000),
-        max_s=read.integer("holdMaxSeconds", 1, 86400),
-        critical=_metric_names(read, "holdCritical"),
-        dry_run=dry,
-        weights=_metric_weights(read),
-        pass_score=pass_score,
-        marginal_score=marginal,
-    )
-
-
-_ZONE = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?")
-_TSIG = ("hmac-sha256", "hmac-sha384", "hmac-sha512")
-_DNS_NAME = Alphabet(HOST_NAME.pattern, "a DNS name")
-
-
-def _dns(read: Reader) -> Dns | None:
-    provider = read.choice(
-        "dnsProvider", ("none", "route53", "rfc2136"), '"none", "route53" or "rfc2136"'
-    )
-    if provider == "none":
-        return None
-    zone = read.required("dnsZone", f": bluegreen:dnsProvider {provider} needs a zone")
-    zone = zone.rstrip(".").lower()
-    if zone and not _ZONE.fullmatch(zone + "."):
-        read.problem("dnsZone", zone, "a DNS zone such as shop.example.com")
-    zone_id = ""
-    if provider == "route53":
-        zone_id = read.required("dnsZoneId", ": Route 53 needs the hosted zone id")
-    server = read.declared("dnsServer")
-    host, _, port = server.rpartition(":")
-    if not host or not is_host(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
-        read.problem("dnsServer", server, "host:port")
-    return Dns(
-        provider=cast(Literal["route53", "rfc2136"], provider),
-        zone=zone,
-        ttl=read.integer("dnsTtl", 1, 86400),
-        switch=read.flag("dnsSwitch"),
-        zone_id=zone_id,
-        server=server,
-        tsig_key_name=read.matching("tsigKeyName", _DNS_NAME),
-        tsig_algorithm=read.choice(
-            "tsigAlgorithm", _TSIG, "hmac-sha256, hmac-sha384 or hmac-sha512"
-        ),
-    )
-
-
 def _edge(read: Reader, common: Common, project_dir: str) -> EdgeSettings:
     where = f' for edge stack "{read.stack}"'
     evidence_file = read.optional("evidenceFile")
@@ -604,15 +249,15 @@ def _edge(read: Reader, common: Common, project_dir: str) -> EdgeSettings:
         flip_timeout_s=read.number("flipTimeoutSeconds", 1, 300, unit="seconds"),
         canary_weight=canary if 0 < canary < 100 else None,
         sticky=read.flag("stickyCanary"),
-        maintenance=_maintenance(read),
-        hold=_hold(read),
-        dns=_dns(read),
+        maintenance=read_maintenance(read),
+        hold=read_hold(read),
+        dns=read_dns(read),
         evidence_file=os.path.abspath(os.path.join(project_dir, evidence_file))
         if evidence_file
         else None,
-        cache=_cache(read),
-        shadow=_shadow(read),
-        backpressure=_backpressure(read),
+        cache=read_cache(read),
+        shadow=read_shadow(read),
+        backpressure=read_backpressure(read),
         handover_s=read.integer("writerHandoverSeconds", 1, 600),
     )
 

@@ -1,19 +1,17 @@
-"""The nginx text of the edge. One renderer for every platform that has an nginx edge.
+"""The nginx text of the edge that every platform with an nginx edge shares.
 
-`render_local` is the whole nginx.conf of the local edge, and the reference for the NixOS edge
-module (nixos/modules/edge-node.nix), which states the same in the nixpkgs nginx module's shape:
-the upstream groups of `groups` with `FAILOVER` and `KEEPALIVE`, the `JS_VARIABLES` of switch.js,
-the same locations; and it writes the switch state `switch_state` builds. Unit tests evaluate
-the module and compare it with these. Every value rendered here was validated by
-`bluegreen.config`, and `_token` refuses anything that could still break out of a directive.
+What the local edge's nginx.conf (bluegreen/nginx_conf/, `render_local`) and the NixOS edge module
+(nixos/modules/edge-node) both state: the upstream groups of `groups` with `FAILOVER` and
+`KEEPALIVE`, the `JS_VARIABLES` of switch.js, the edge's `OWN_DOCUMENTS`, the text of
+bluegreen/nginx_text/; and the switch state `switch_state` builds, which both write. Unit tests
+evaluate the module and compare it with these. Every value rendered here was validated by
+`bluegreen.config`, and `word` refuses anything that could still break out of a directive.
+One module, as the one vocabulary the NixOS module is pinned to.
 """
 
 from __future__ import annotations
 
-import grp
-import hashlib
 import json
-import pwd
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bluegreen.config import Backpressure, Cache, Maintenance, Queue, Shadow, Window, utc_text
-from bluegreen.probe import CLIENT_HEADER, REQUEST_HEADERS, RETRY_AFTER_HEADER, new_token
+from bluegreen.probe import new_token
 from bluegreen.switch import LEASE_PATH, STATUS_PATH, WRITE_METHODS, generation, maintenance_body
 
 
@@ -32,8 +30,9 @@ def _refuse_unless(pattern: str, value: str, allowed: str) -> str:
     return value
 
 
-def _token(value: str) -> str:
-    """Refuse a value that could end a directive or open a block (`;`, `{`, `}`, quotes, spaces)."""
+def word(value: str) -> str:
+    """`value` as one nginx word: refused if it could end a directive or open a block (`;`, `{`,
+    `}`, quotes, spaces)."""
     return _refuse_unless(r"[A-Za-z0-9._:/\[\]-]+", value, "only [A-Za-z0-9._:/[]-] allowed")
 
 
@@ -67,16 +66,16 @@ def render_group(
     name: str, servers: Sequence[tuple[str, Mapping]], keepalive: int = KEEPALIVE
 ) -> str:
     """One `upstream` block."""
-    lines = [f"upstream {_token(name)} {{"]
+    lines = [f"upstream {word(name)} {{"]
     for address, params in servers:
-        words = [k if v is True else f"{k}={_token(str(v))}" for k, v in params.items()]
-        lines.append(f"    server {' '.join([_token(address), *words])};")
+        words = [k if v is True else f"{k}={word(str(v))}" for k, v in params.items()]
+        lines.append(f"    server {' '.join([word(address), *words])};")
     lines.append(f"    keepalive {int(keepalive)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-# The nginx text the local edge and the NixOS edge module (nixos/modules/edge-node.nix) share has
+# The nginx text the local edge and the NixOS edge module (nixos/modules/edge-node/) share has
 # one home, bluegreen/nginx_text/: the module reads it with builtins.readFile, and so does this.
 _SHARED = Path(__file__).resolve().parent / "nginx_text"
 STICKY_MAPS = (_SHARED / "sticky-maps.conf").read_text()
@@ -106,17 +105,16 @@ JS_VARIABLES = {
     "bluegreen_replay": "replay",
     "bluegreen_cache_bypass": "cacheBypass",
 }
+OWN_DOCUMENTS = {
+    LEASE_PATH: ("application/json", "lease"),
+    STATUS_PATH: ("application/json", "status"),
+    f"{STATUS_PATH}.html": ('"text/html; charset=utf-8"', "statusPage"),
+}
+"""What the edge answers itself, read-only (GET and HEAD) and never cached: each path's
+`default_type` and the function of switch.js that serves it."""
 SHADOW_LOCATION = "/_bluegreen_shadow"
 ARM_PREFIX = "/_arm/"
 """Where an arm serves its own documents (app/server.py `JOURNAL_PATH`): 404 through the edge."""
-QUEUE_REQUEST_HEADERS = {
-    RETRY_AFTER_HEADER: "$bluegreen_retry_after",
-    CLIENT_HEADER: "$remote_addr",
-}
-"""What the edge sends the queue service of `REQUEST_HEADERS`: the Retry-After it would have
-answered, and the address the write came from (to the service, every write comes from nginx:
-without it, all clients without a credential would share one client's share of the queue);
-every other one is removed. Toward the arms, bluegreen/nginx_text/proxy.conf says."""
 QUEUE_CAPS = {
     "maxPending": "max_pending",
     "maxPendingMb": "max_pending_mb",
@@ -125,8 +123,6 @@ QUEUE_CAPS = {
     "retryMinutes": "retry_minutes",
 }
 """The queue's caps and retry horizon in the engine's props (camelCase) and in `Queue`."""
-QUEUE_GROUP = "bluegreen_{app}_queue"
-"""The upstream of the maintenance queue's service."""
 SAFE_RELOAD_SINCE = (1, 27, 4)
 """The nginx that has `keepalive_min_timeout`: with it, a reload closes a kept-alive connection
 only after one more response on it, so even a structural change resets no client."""
@@ -220,29 +216,6 @@ def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
-SERVED_ROOT = "/run/bluegreen-edge"
-WORKER_USER = "nobody"
-"""The user nginx's workers run as when its master runs as root (in that user's own group)."""
-
-
-def worker_user() -> tuple[str, str]:
-    """`WORKER_USER` and its primary group's name (nogroup on Debian, nobody elsewhere)."""
-    return WORKER_USER, grp.getgrgid(pwd.getpwnam(WORKER_USER).pw_gid).gr_name
-
-
-def served_dir(run_dir: str, as_root: bool) -> str:
-    """Where the local edge keeps what its workers read and write: the switch state, the lease
-    stamps, the temp and cache directories. The run dir, unless nginx runs as root: then its
-    workers run as `WORKER_USER`, who may not reach the run dir at all (a project under /root, a
-    test's 0700 temp dir), and they get a directory of their own under `SERVED_ROOT`, which
-    only root can create in, named by the run dir."""
-    if not as_root:
-        return run_dir
-    return f"{SERVED_ROOT}/{hashlib.sha256(run_dir.encode()).hexdigest()[:16]}"
-
-
-LEASE_DIR = "lease"
-"""The local edge's directory of lease stamps, in its `served_dir` (`$bluegreen_lease_dir`)."""
 LEASE_STAMP = "lease-{fence}"
 """The file whose mtime is when the edge began serving the lease with `fence`, by the edge's own
 clock: switch.js serves it as the lease's `since`. It is created on the edge host once the state
@@ -380,262 +353,7 @@ def switch_state(
     return state
 
 
-def render_local(
-    *,
-    app: str,
-    run_dir: str,
-    listen: str,
-    nodes: Mapping[str, Sequence[str]],
-    js_module: str,
-    cache: Cache,
-    shadow: Shadow,
-    backpressure: Backpressure,
-    queue: Queue | None = None,
-    queue_listen: str = "",
-    as_root: bool = False,
-    safe_reload: bool = False,
-) -> str:
-    """The whole nginx.conf of the local edge; `run_dir` is the nginx prefix (-p). `as_root`:
-    the master runs as root; its workers run as `WORKER_USER`, never root (they parse every
-    client's request), with what they read and write in `served_dir`.
-
-    Only what is structural is here: the listen address, the arms' nodes, the features that are
-    on. Which colour takes traffic, maintenance, and whether the limits apply are in the switch
-    state (`switch_state`), so changing them needs no reload. `safe_reload`: this nginx is at
-    least `SAFE_RELOAD_SINCE`, and the reloads structural changes need keep kept-alive clients.
-    `queue`, `queue_listen`: the maintenance queue and its service's address, when one is on."""
-    run = _token(run_dir)
-    serve = _token(served_dir(run_dir, as_root))
-    user = "user {} {};\n".format(*map(_token, worker_user())) if as_root else ""
-    js_sets = "".join(f"    js_set ${var} bluegreen.{fn};\n" for var, fn in JS_VARIABLES.items())
-    upstreams = "".join(
-        _indent(render_group(group_name(app, color), servers))
-        for color, servers in groups(nodes).items()
-    )
-    b = backpressure
-    limits_http = (
-        f"    limit_req_zone $bluegreen_limit zone=bluegreen_rate:1m rate={int(b.rate)}r/s;\n"
-        "    limit_req_status 429;\n"
-        if b.rate
-        else ""
-    ) + (
-        "    limit_conn_zone $bluegreen_limit zone=bluegreen_conn:1m;\n    limit_conn_status 503;\n"
-        if b.connections
-        else ""
-    )
-    # nginx refuses `burst=0`: no burst is said by leaving it out.
-    burst = f" burst={int(b.burst)}" if b.burst else ""
-    limits = (f"            limit_req zone=bluegreen_rate{burst} nodelay;\n" if b.rate else "") + (
-        f"            limit_conn bluegreen_conn {int(b.connections)};\n" if b.connections else ""
-    )
-    cache_http = (
-        f"    proxy_cache_path {serve}/cache levels=1:2 keys_zone=bluegreen_cache:10m "
-        f"max_size={int(cache.max_size_mb)}m inactive=60m use_temp_path=off;\n"
-        if cache.enabled
-        else ""
-    )
-    cached = (
-        """\
-            # Keyed by the colour and version that answer: a flip or a rollback never serves
-            # the other arm's content. Only what the arm marks cacheable is kept.
-            proxy_cache bluegreen_cache;
-            proxy_cache_key "$bluegreen_color $bluegreen_version $scheme://$host$request_uri";
-            proxy_cache_bypass $bluegreen_cache_bypass;
-            proxy_no_cache $bluegreen_no_cache;
-            add_header X-Bluegreen-Cache $upstream_cache_status always;
-"""
-        if cache.enabled
-        else ""
-    )
-    shadowing = shadow.percent > 0
-    shadow_groups = (
-        "".join(
-            _indent(
-                render_group(
-                    group_name(app, color, shadow=True), [(a, dict(FAILOVER)) for a in addresses]
-                )
-            )
-            for color, addresses in sorted(nodes.items())
-        )
-        if shadowing
-        else ""
-    )
-    mirror = f"            mirror {SHADOW_LOCATION};\n" if shadowing else ""
-    shadow_location = (
-        f"""\
-        # Shadow traffic: a share of live requests, copied to the idle arm; its answers are
-        # discarded. Logged like users' requests, so the idle arm's figures can be compared.
-        location = {SHADOW_LOCATION} {{
-            internal;
-            if ($bluegreen_shadow = "") {{ return 204; }}
-            proxy_pass http://{group_name(app, "", shadow=True)}$bluegreen_shadow$request_uri;
-{_indent(PROXY, 3)}            proxy_set_header X-Bluegreen-Shadow 1;
-            log_subrequest on;
-            access_log {run}/access.log bluegreen if=$bluegreen_shadow;
-        }}
-"""
-        if shadowing
-        else ""
-    )
-    queueing = queue is not None and queue.enabled
-    queue_group = (
-        _indent(
-            render_group(QUEUE_GROUP.format(app=app.replace("-", "_")), [(queue_listen, {})], 8)
-        )
-        if queueing
-        else ""
-    )
-    too_large = json.dumps(
-        {
-            "error": "too large",
-            "message": f"a write kept during maintenance has at most {queue.max_body_kb} KiB",
-        }
-        if queue
-        else {},
-        separators=(",", ":"),
-    )
-    queue_divert = (
-        f"""\
-            # Maintenance with a queue: a keyed write to a queued path is kept (202, a receipt)
-            # by the queue service instead of being refused.
-            error_page 418 = @bluegreen_queue;
-            recursive_error_pages on;
-            if ($bluegreen_refuse = queue) {{ return 418; }}
-            if ($bluegreen_refuse = 413) {{ return 413 '{too_large}'; }}
-"""
-        if queueing
-        else ""
-    )
-    queue_limits = (
-        f"            limit_req zone=bluegreen_queue_rate"
-        f"{f' burst={int(queue.burst)}' if queue.burst else ''} nodelay;\n"
-        "            limit_req_status 429;\n"
-        f"            limit_conn bluegreen_queue_conn {int(queue.connections)};\n"
-        "            limit_conn_status 429;\n"
-        if queueing and queue is not None
-        else ""
-    )
-    removed = '""'
-    queue_headers = "".join(
-        f"            proxy_set_header {name} {QUEUE_REQUEST_HEADERS.get(name, removed)};\n"
-        for name in REQUEST_HEADERS
-    )
-    queue_http = (
-        "    limit_req_zone $binary_remote_addr zone=bluegreen_queue_rate:1m "
-        f"rate={int(queue.rate)}r/s;\n"
-        "    limit_conn_zone $binary_remote_addr zone=bluegreen_queue_conn:1m;\n"
-        if queueing and queue is not None
-        else ""
-    )
-    queue_locations = (
-        f"""\
-        location @bluegreen_queue {{
-            # The queue service caps bodies too: switch.js refuses by Content-Length, and a
-            # chunked body is counted by the service.
-            client_max_body_size {int(queue.max_body_kb)}k;
-            proxy_pass http://{QUEUE_GROUP.format(app=app.replace("-", "_"))};
-            # Diverted in the rewrite phase, before the edge-wide limits (which may be off):
-            # each client's own rate and connections cap what it can make the queue keep.
-{queue_limits}            proxy_http_version 1.1;
-            proxy_headers_hash_bucket_size 128;
-            proxy_set_header Connection "";
-{queue_headers}            # One Retry-After, the edge's: the service's own would repeat it.
-            proxy_hide_header Retry-After;
-            add_header Retry-After $bluegreen_retry_after always;
-            add_header X-Bluegreen-Banner $bluegreen_banner always;
-            # The queue service is down: the write is refused, as without a queue, not lost.
-            error_page 502 504 = @bluegreen_unqueued;
-        }}
-        location @bluegreen_unqueued {{
-            add_header Retry-After $bluegreen_retry_after always;
-            return 503 $bluegreen_maintenance_body;
-        }}
-"""
-        if queueing and queue is not None
-        else ""
-    )
-    body = f"""\
-# Rendered by bluegreen (components/edge.py); changes here are overwritten by `pulumi up -s live`.
-# Which colour takes traffic is not in this file: switch.js reads it per request from switch.json.
-# switch.js {generation(SWITCH_JS)}
-load_module {_token(js_module)};
-{user}worker_processes 1;
-pid {run}/nginx.pid;
-error_log {run}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    client_body_temp_path {serve}/tmp/body;
-    proxy_temp_path {serve}/tmp/proxy;
-    fastcgi_temp_path {serve}/tmp/fastcgi;
-    uwsgi_temp_path {serve}/tmp/uwsgi;
-    scgi_temp_path {serve}/tmp/scgi;
-    # One JSON line a request: which arm answered, its version, status and timings. The
-    # hold-and-watch reads this log.
-    log_format bluegreen escape=json '{{"time":"$time_iso8601","method":"$request_method",'
-        '"uri":"$uri","status":$status,"request_time":$request_time,'
-        '"upstream":"$upstream_addr","upstream_status":"$upstream_status",'
-        '"upstream_time":"$upstream_response_time",'
-        '"color":"$upstream_http_x_bluegreen_color","version":"$upstream_http_x_bluegreen_version",'
-        '"probe":"$bluegreen_probe"}}';
-    access_log {run}/access.log bluegreen;
-    keepalive_timeout 30s;
-{"    keepalive_min_timeout " + KEEPALIVE_MIN_TIMEOUT + ";" + chr(10) if safe_reload else ""}
-    js_import bluegreen from {run}/switch.js;
-{js_sets}    map $pid $bluegreen_state {{ default "{serve}/switch.json"; }}
-    map $pid $bluegreen_lease_dir {{ default "{serve}/{LEASE_DIR}"; }}
-    map $pid $bluegreen_conf {{ default "@GENERATION@"; }}
-{_indent(STICKY_MAPS)}
-{limits_http}{cache_http}{queue_http}{upstreams}{shadow_groups}{queue_group}
-    server {{
-        listen {_token(listen)};
-        # The edge's own documents, read-only: nothing the edge serves changes state.
-        location = {LEASE_PATH} {{
-            default_type application/json;
-            if ($request_method !~ ^(GET|HEAD)$) {{ return 405; }}
-            add_header Cache-Control no-store always;
-            js_content bluegreen.lease;
-        }}
-        location = {STATUS_PATH} {{
-            default_type application/json;
-            if ($request_method !~ ^(GET|HEAD)$) {{ return 405; }}
-            add_header Cache-Control no-store always;
-            js_content bluegreen.status;
-        }}
-        location = {STATUS_PATH}.html {{
-            default_type "text/html; charset=utf-8";
-            if ($request_method !~ ^(GET|HEAD)$) {{ return 405; }}
-            add_header Cache-Control no-store always;
-            js_content bluegreen.statusPage;
-        }}
-        location ^~ /_bluegreen/ {{ return 404; }}
-        # An arm's own documents (app/server.py's journal of writes) are for operators on the
-        # arm's network, not for the public.
-        location ^~ {ARM_PREFIX} {{ return 404; }}
-        location / {{
-            default_type application/json;
-            if ($bluegreen_color = "") {{ return 503; }}
-{queue_divert}            # Maintenance (read-only) mode: other writes are refused before any arm.
-            if ($bluegreen_refuse = 503) {{ return 503 $bluegreen_maintenance_body; }}
-            if ($bluegreen_refuse = 423) {{ return 423 $bluegreen_maintenance_body; }}
-{limits}{mirror}{cached}            proxy_pass http://{group_name(app, "")}$bluegreen_color;
-{_indent(PROXY, 3)}            add_header X-Bluegreen-Edge $bluegreen_edge always;
-            add_header X-Bluegreen-Edge-Generation $bluegreen_generation always;
-            add_header X-Bluegreen-Banner $bluegreen_banner always;
-            add_header Retry-After $bluegreen_retry_after always;
-            add_header Set-Cookie $bluegreen_sticky_cookie;
-        }}
-{shadow_location}{queue_locations}    }}
-}}
-"""
-    return body.replace("@GENERATION@", generation(body))
-
-
-def conf_generation(text: str) -> str:
-    """The fingerprint `render_local` wrote into `text` (`$bluegreen_conf`), which the switch state
-    written for it must carry."""
-    return text.split('map $pid $bluegreen_conf { default "', 1)[1].split('"', 1)[0]
-
-
-def _indent(text: str, levels: int = 1) -> str:
+def indent(text: str, levels: int = 1) -> str:
+    """`text` indented by `levels` of four spaces, every line ended; empty lines stay empty."""
     pad = "    " * levels
     return "".join(pad + line + "\n" if line else "\n" for line in text.splitlines())

@@ -128,7 +128,8 @@ REQUEST_HEADERS = (
 )
 """Every `X-Bluegreen-*` header bluegreen sends in a request. A client must not be able to send
 one through the edge: the edge sets each of them itself toward the arms and the queue service
-(bluegreen/nginx_text/proxy.conf, bluegreen/nginx.py), to its verified value or to "" (removed).
+(bluegreen/nginx_text/proxy.conf, bluegreen/nginx_conf/queueing.py), to its verified value or to ""
+(removed).
 tests/unit/test_nginx.py greps the sources for names missing here."""
 
 

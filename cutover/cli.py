@@ -10,16 +10,20 @@
 Each runs against the edge stack (`--stack`, else $BLUEGREEN_LIVE_STACK, else live) of the
 project in the current directory or above, and shows every pulumi step as it would be typed.
 `commit-rollback` runs only git (and gh): it commits the pointer revert a watch wrote
-(cutover/ci.py). `writer` runs on an arm host, outside the project and without Pulumi: it runs
-a background writer while the edge's lease lets its colour write (agents/arm/writer.py).
+(cutover/commit_rollback.py). `writer` runs on an arm host, outside the project and without
+Pulumi: it runs a background writer while the edge's lease lets its colour write
+(agents/arm/writer.py).
 A bad argument exits 2 before anything is read or changed.
+
+This module is the parser and `main`; what each subcommand runs is cutover/commands.py, which
+returns a `Report` (cutover/results.py), and `EXIT_CODES` here turns its outcome into the exit
+code.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -27,13 +31,33 @@ from typing import TYPE_CHECKING
 from agents.arm import writer
 from bluegreen import config
 from bluegreen.durations import duration, interval
-from cutover import ci, flip_log, notify
+from bluegreen.live_stack import LiveOutputs
+from cutover import ci, notify
+from cutover.results import Outcome, Report
 
 if TYPE_CHECKING:
-    from cutover.procedure import Operator
     from cutover.workspace import Workspace
 
 STACK_ENV = "BLUEGREEN_LIVE_STACK"
+
+EXIT_CODES: dict[Outcome, int] = {
+    Outcome.DONE: 0,
+    Outcome.UNCHANGED: 0,
+    Outcome.REFUSED: 1,
+    Outcome.ROLLED_BACK: 1,
+    Outcome.NOT_HELD: 1,
+    Outcome.FAILED: 1,
+    Outcome.NOT_READY: 1,
+    Outcome.BAD_INPUT: 1,
+    Outcome.UNREACHABLE: 1,
+    Outcome.INTERRUPTED: 130,
+}
+"""The one place an operation's outcome becomes the command's exit code. (A bad argument exits 2,
+argparse's, before any operation runs.)"""
+
+
+def exit_code(report: Report) -> int:
+    return EXIT_CODES[report.outcome]
 
 
 def steps(text: str) -> list[int]:
@@ -80,7 +104,7 @@ class Before:
     """--if-moved-since: a file `bluegreen status --json` wrote, read."""
 
     path: str
-    served: dict
+    served: LiveOutputs
 
 
 def before_file(text: str) -> Before:
@@ -244,15 +268,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "writer":
         return writer.run(args.writer_cli, args)
     # Imported here: `writer` runs on arm hosts, where there is no Pulumi to import.
-    from cutover.procedure import Operator
-    from cutover.workspace import NoSuchStack, PulumiError, Workspace
+    from cutover import commands
+    from cutover.engine_events import NoSuchStack, PulumiError
+    from cutover.operator import Operator
+    from cutover.workspace import Workspace
 
     where = project_dir(os.getcwd())
     if where is None:
         cli.error(f"no Pulumi.yaml in {os.getcwd()} or above: run bluegreen inside the project")
     stack = args.stack or os.environ.get(STACK_ENV) or "live"
     if args.command == "commit-rollback":
-        return commit_rollback(where, stack, args)
+        return exit_code(commands.commit_rollback(where, stack, args))
     if args.command == "queue" and (args.action == "list") == bool(args.receipt or args.all):
         cli.error(
             "queue: list takes no receipt; retry takes a receipt or --all; drop takes a receipt"
@@ -275,10 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         from cutover import display  # rich, for the commands that hold
 
         op.display = display.for_hold(say)
-    told = Told(ws, stack)
+    told = notify.Told(ws, stack)
     try:
         edge = op.edge  # read and validated before anything changes
-        if holds:  # a bad webhook URL refuses them before anything changes; see Told
+        if holds:  # a bad webhook URL refuses them before anything changes; see notify.Told
             told.load()
     except NoSuchStack:
         cli.error(f'{named}no stack "{stack}" in this project; its stacks: {_stacks(ws)}')
@@ -289,152 +315,19 @@ def main(argv: list[str] | None = None) -> int:
     op.notify = told
     op.keep_holding = bool(getattr(args, "keep_holding", False))
     try:
-        return run(op, args, edge.hold)
+        return exit_code(commands.run(op, args, edge.hold))
     except PulumiError as err:
         print(f"bluegreen: {err}", file=sys.stderr)
-        return 1
+        return EXIT_CODES[Outcome.FAILED]
     except KeyboardInterrupt:
         print("bluegreen: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_CODES[Outcome.INTERRUPTED]
     finally:
         told.close()
 
 
-def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> int:
-    """The subcommand; the stop rules are the edge stack's `hold`, with any flags over it."""
-    if args.command == "rollback":
-        return op.rollback()
-    if args.command == "status":
-        return status_json(op) if args.json else op.status()
-    if args.command == "queue":
-        from cutover import queue  # the intent store's libraries, only where it is read
-
-        return queue.run(op.queue_where(), args.action, args.receipt, args.all, op.out)
-    overrides = {
-        "error_tolerance": args.error_tolerance,
-        "latency_tolerance": args.latency_tolerance,
-    }
-    rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
-    if args.command == "watch":
-        return watch(op, args, rules)
-    if args.command == "shadow":
-        return op.shadow(args.hold, args.interval, rules)
-    return op.flip(
-        args.color, args.canary, args.hold, args.interval, args.freeze_writes, rules, args.shadow
-    )
-
-
-def status_json(op: Operator) -> int:
-    """`status --json`: what the edge serves and the arms' versions, on stdout alone."""
-    arms = op.arms()
-    record = ci.snapshot(
-        op.stack, op.live(), {c: (op.edge.arm_stacks[c], arms[c]) for c in config.COLORS}
-    )
-    print(json.dumps(record, indent=2, sort_keys=True), flush=True)
-    return 0
-
-
-def watch(op: Operator, args: argparse.Namespace, rules: config.Hold) -> int:
-    """`watch`, skipped when the traffic did not move since --if-moved-since; the verdict to
-    --verdict-file."""
-    live = op.live()
-    watched = live.get("activeColor")
-    if args.if_moved_since is not None and not ci.moved(args.if_moved_since.served, live):
-        color, weights = ci.traffic(live)
-        op.out(
-            f"the traffic did not move since {args.if_moved_since.path} "
-            f"({color or 'no colour'}, weights {json.dumps(weights)}): nothing to watch"
-        )
-        if args.verdict_file:
-            record = ci.verdict_record(op.stack, watched, "unmoved", None, None, None, False)
-            ci.write_verdict(args.verdict_file, record)
-        return 0
-    code = op.watch(args.hold, args.interval, rules, live=live)
-    verdict = op.verdict
-    if args.verdict_file and verdict is not None:
-        record = ci.verdict_record(
-            op.stack,
-            watched,
-            verdict.outcome,
-            verdict.reason,
-            flip_log.seen(verdict.stats),
-            verdict.seconds,
-            op.rolled_back,
-        )
-        ci.write_verdict(args.verdict_file, record)
-        op.out(f"verdict {verdict.outcome} written to {args.verdict_file}")
-    return code
-
-
-def commit_rollback(where: str, stack: str, args: argparse.Namespace) -> int:
-    def err(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
-    try:
-        return ci.commit_rollback(
-            where,
-            stack,
-            args.verdict_file,
-            branch=args.branch,
-            remote=args.remote,
-            out=lambda line: print(line, flush=True),
-            err=err,
-        )
-    except ci.Refused as refusal:
-        err(f"bluegreen commit-rollback: refused, nothing was committed: {refusal}")
-        return 1
-    except ci.GitError as failure:
-        err(f"bluegreen commit-rollback: {failure}")
-        return 1
-
-
-class Told:
-    """The webhook the edge stack's secret bluegreen:webhookUrl names, as the procedure's
-    `notify`: read (that secret alone decrypted) by `load`, or else when there is first news to
-    tell, so a rollback moves the traffic before it decrypts anything. Nothing when unset."""
-
-    def __init__(self, ws: Workspace, stack: str) -> None:
-        self.ws, self.stack = ws, stack
-        self.hook: notify.Webhook | None = None
-        self.loaded = False
-
-    def load(self) -> None:
-        """Read and check the URL; `notify.BadUrl` says what is wrong with it."""
-        if self.loaded:
-            return
-        self.loaded = True
-        values = self.ws.file_config(self.stack)
-        if notify.KEY not in values:
-            return
-        if values[notify.KEY] != config.SECRET:
-            _warn(
-                f"bluegreen: warning: {notify.KEY} is in Pulumi.{self.stack}.yaml in plain "
-                f"text; keep it a secret: pulumi config set --secret --stack {self.stack} "
-                f"{notify.KEY} <url>"
-            )
-        url = self.ws.config_get(self.stack, notify.KEY)
-        if url:
-            self.hook = notify.Webhook(notify.checked(url, self.stack), self.stack, warn=_warn)
-
-    def __call__(self, command: str, phase: str, fields: dict) -> None:
-        try:
-            self.load()
-        except notify.BadUrl as err:
-            _warn(f"bluegreen: warning: nobody was told: {err}")
-        if self.hook:
-            self.hook(command, phase, fields)
-
-    def close(self) -> None:
-        if self.hook:
-            self.hook.close(notify.WAIT_S)  # bounded: a hung webhook does not keep the command
-
-
-def _warn(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def _stacks(ws: Workspace) -> str:
-    from cutover.workspace import PulumiError
+    from cutover.engine_events import PulumiError
 
     try:
         return ", ".join(ws.stacks()) or "none yet"

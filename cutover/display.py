@@ -19,8 +19,8 @@ from rich.live import Live
 from rich.table import Table
 
 from bluegreen.config import COLORS
-from cutover.metrics import ColorStats, Stats
-from cutover.watch import Check
+from cutover.hold import Check
+from cutover.sources.interface import ColorStats, Stats
 
 EVERY_S = 10.0
 

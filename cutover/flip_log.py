@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from bluegreen.config import RUN_ROOT
 from bluegreen.flip_evidence import (
+    NOTE_ENV,
     RECORD_TYPE,
     SMOKE_REPORT_ENV,
     append_to_file,
@@ -18,9 +19,10 @@ from bluegreen.flip_evidence import (
     read_report,
     user_at_host,
 )
-from cutover.metrics import ColorStats
+from cutover.sources.interface import ColorStats
 
 if TYPE_CHECKING:
+    from cutover.hold import Verdict
     from cutover.workspace import Workspace
 
 # The policy pack writes the figures of its smoke sample to the file this names (its smoke.py):
@@ -81,6 +83,29 @@ def seen(stats: dict[str, ColorStats]) -> dict:
         }
         for c, s in stats.items()
     }
+
+
+def hold_note(verdict: Verdict | None, outcome: str) -> dict | None:
+    """What a record of a traffic change gets from the hold that watched it."""
+    if verdict is None:
+        return None
+    return {
+        "hold": {
+            "verdict": verdict.outcome,
+            "reason": verdict.reason,
+            "seconds": round(verdict.seconds, 1),
+            "seen": seen(verdict.stats),
+            **({"judge": verdict.decision.record()} if verdict.decision else {}),
+        },
+        "outcome": outcome,
+    }
+
+
+def noting(ws: Workspace, amend: dict | None, record: dict | None) -> Workspace:
+    """`ws` for an update whose evidence gets `amend` (into the last record) and `record` (into
+    the one it appends, if it moves traffic); bluegreen/flip_evidence.py."""
+    note = {k: v for k, v in (("amend", amend), ("record", record)) if v}
+    return ws.with_env({NOTE_ENV: json.dumps(note)}) if note else ws
 
 
 class NotAmended(RuntimeError):

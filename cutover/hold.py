@@ -1,6 +1,6 @@
 """Hold and watch: live traffic per colour after a flip or canary step, judged by the gate's judge.
 
-The numbers come from the edge stack's metrics source (cutover/metrics.py); the judge is the
+The numbers come from the edge stack's metrics source (cutover/sources/); the judge is the
 policy pack's (policy/bluegreen_policy/judge.py), the one the gate before the flip uses, with the
 edge stack's settings (`bluegreen:hold*`, read into `config.Hold`). The colour taking traffic is
 compared with the other colour over the same seconds when that one still serves (a canary step),
@@ -15,14 +15,14 @@ Seeing nothing is never a pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from bluegreen_policy import judge as judging
 
 from bluegreen.config import Hold, other
-from cutover.metrics import ColorStats, MetricsSource, Stats
+from cutover.sources.interface import ColorStats, MetricsSource, Stats
 
 Outcome = Literal["held", "breach", "inconclusive"]
 
@@ -166,3 +166,10 @@ def hold(
             f"{decision.reason if decision else 'nothing judged'}; not decided is not a pass"
         )
         return Verdict("inconclusive", why, stats, elapsed, decision)
+
+
+def judged(figures: Mapping | None, target: str, live: str | None) -> list[str]:
+    """The judge's findings in a gate's figures or a hold's note, one sentence each."""
+    decision = (figures or {}).get("judge") or {}
+    found = [judging.Finding.from_record(f) for f in decision.get("findings") or []]
+    return [f.sentence(target, live or other(target)) for f in found]

@@ -17,13 +17,18 @@ posts in flight get a bounded wait. A webhook that hangs cannot delay a rollback
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import urllib.error
 import urllib.parse
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from bluegreen import announce
-from bluegreen.config import NAMESPACE, weights_for
+from bluegreen.config import NAMESPACE, SECRET, weights_for
+
+if TYPE_CHECKING:
+    from cutover.workspace import Workspace
 
 KEY = f"{NAMESPACE}:{announce.WEBHOOK_URL}"
 POST_TIMEOUT_S = announce.POST_TIMEOUT_S
@@ -249,3 +254,48 @@ def _why(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror:
         return err.strerror.lower()
     return str(err) or type(err).__name__
+
+
+class Told:
+    """The webhook the edge stack's secret bluegreen:webhookUrl names, as the operator's
+    `notify`: read (that secret alone decrypted) by `load`, or else when there is first news to
+    tell, so a rollback moves the traffic before it decrypts anything. Nothing when unset."""
+
+    def __init__(self, ws: Workspace, stack: str) -> None:
+        self.ws, self.stack = ws, stack
+        self.hook: Webhook | None = None
+        self.loaded = False
+
+    def load(self) -> None:
+        """Read and check the URL; `BadUrl` says what is wrong with it."""
+        if self.loaded:
+            return
+        self.loaded = True
+        values = self.ws.file_config(self.stack)
+        if KEY not in values:
+            return
+        if values[KEY] != SECRET:
+            _warn(
+                f"bluegreen: warning: {KEY} is in Pulumi.{self.stack}.yaml in plain "
+                f"text; keep it a secret: pulumi config set --secret --stack {self.stack} "
+                f"{KEY} <url>"
+            )
+        url = self.ws.config_get(self.stack, KEY)
+        if url:
+            self.hook = Webhook(checked(url, self.stack), self.stack, warn=_warn)
+
+    def __call__(self, command: str, phase: str, fields: dict) -> None:
+        try:
+            self.load()
+        except BadUrl as err:
+            _warn(f"bluegreen: warning: nobody was told: {err}")
+        if self.hook:
+            self.hook(command, phase, fields)
+
+    def close(self) -> None:
+        if self.hook:
+            self.hook.close(WAIT_S)  # bounded: a hung webhook does not keep the command
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

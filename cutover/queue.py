@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from agents.edge import intents
 from bluegreen import config
+from cutover.results import Outcome, Report
 
 SHOWN = 10
 """Dead letters `bluegreen status` lists; `bluegreen queue` lists them all."""
@@ -90,13 +91,13 @@ def status_lines(edge: Where) -> list[str]:
     return lines
 
 
-def run(edge: Where, action: str, receipt: str | None, every: bool, out: Callable) -> int:
+def run(edge: Where, action: str, receipt: str | None, every: bool, out: Callable) -> Report:
     """`bluegreen queue ACTION`: list, retry RECEIPT|--all, drop RECEIPT."""
     try:
         store = open_for(edge)
     except (NoStore, intents.StoreError) as err:
         out(f"bluegreen queue: {err}")
-        return 1
+        return Report(Outcome.UNREACHABLE, str(err))
     with closing(store):
         if action == "list":
             counts = store.counts()
@@ -109,18 +110,22 @@ def run(edge: Where, action: str, receipt: str | None, every: bool, out: Callabl
                     out(f"{title}:")
                     for i in found:
                         out(_line(i))
-            return 0
+            return Report(Outcome.DONE)
         if action == "retry":
             moved = store.retry(None if every else receipt)
             out(
                 f"{moved} dead letter(s) put back in arrival order; the queue service replays "
                 "them while writes are open"
             )
-            return 0 if moved or every else 1
+            if moved or every:
+                return Report(Outcome.DONE)
+            return Report(Outcome.BAD_INPUT, f"no dead letter {receipt}")
         try:
             dropped = store.drop(receipt or "")
         except intents.StoreError as err:
             out(f"bluegreen queue: {err}")
-            return 1
+            return Report(Outcome.BAD_INPUT, str(err))
         out(f"{receipt} dropped" if dropped else f"bluegreen queue: no dead letter {receipt}")
-        return 0 if dropped else 1
+        if not dropped:
+            return Report(Outcome.BAD_INPUT, f"no dead letter {receipt}")
+        return Report(Outcome.DONE)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 import boto3
 import botocore.exceptions
 
-from cutover.metrics import ColorStats, Stats, Unreachable
+from cutover.sources.interface import ColorStats, Stats, Unreachable
 
 NAMESPACE = "AWS/ApplicationELB"
 PERIOD = 60

@@ -1,10 +1,13 @@
-"""The metrics source the edge stack's `metrics` output names (cutover/metrics.py describes it)."""
+"""The metrics source the edge stack's `metrics` output names (cutover/sources/__init__.py lists
+them)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cutover.metrics import AccessLogSource, MetricsSource, PrometheusSource, Unreachable
+from cutover.sources.access_log import AccessLogSource
+from cutover.sources.interface import MetricsSource, Unreachable
+from cutover.sources.prometheus import PrometheusSource
 
 
 def from_output(metrics: Mapping | None, addresses: Mapping[str, str]) -> MetricsSource:
@@ -21,7 +24,8 @@ def from_output(metrics: Mapping | None, addresses: Mapping[str, str]) -> Metric
     if kind == "prometheus":
         return PrometheusSource(metrics["url"], metrics["queries"], metrics["selectors"])
     if kind == "cloudwatch":
-        from cutover.cloudwatch import CloudWatchSource  # boto3 only for a stack that reads it
+        # boto3 only for a stack that reads it
+        from cutover.sources.cloudwatch import CloudWatchSource
 
         return CloudWatchSource.from_output(metrics)
     raise Unreachable(f"the live stack's metrics source {kind!r} is not one this command reads")

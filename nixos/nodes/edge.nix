@@ -8,7 +8,7 @@
 { ... }:
 
 {
-  imports = [ ../modules/edge-node.nix ];
+  imports = [ ../modules/edge-node ];
 
   networking = {
     hostName = "shop-edge";

@@ -17,7 +17,8 @@ let
   # Stands in for what the modules take from nixpkgs: the app package, and the nginx module the
   # edge adds to nginx (named as in nixpkgs' pkgs/servers/http/nginx/modules.nix).
   pkgs = {
-    callPackage = _fn: _args: {
+    # The package's file must be where the module says, as nixpkgs' callPackage would read it.
+    callPackage = fn: _args: assert builtins.pathExists fn; {
       type = "derivation";
       name = "bluegreen-app";
       outPath = "/nix/store/00000000000000000000000000000000-bluegreen-app";
@@ -28,7 +29,10 @@ let
 
   args = { inherit lib pkgs config; modulesPath = "/nixpkgs/nixos/modules"; };
   nodeModule = import node args;
-  modules = map (m: import m args) (nodeModule.imports or [ ]);
+  # The modules the node imports and, in turn, the ones they import (the edge module is a
+  # directory of files, as nixpkgs' nginx module is).
+  collect = path: let m = import path args; in [ m ] ++ builtins.concatMap collect (m.imports or [ ]);
+  modules = builtins.concatMap collect (nodeModule.imports or [ ]);
   definitions = removeAttrs nodeModule [ "imports" ];
 
   showPath = lib.concatStringsSep ".";

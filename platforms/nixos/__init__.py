@@ -1,11 +1,11 @@
 """NixOS hosts reached over SSH: each arm node runs the app as a systemd service, the edge node
-runs nginx as the traffic switch (modules in nixos/modules, rendering in render.py, the deploy
-in host.py).
+runs nginx as the traffic switch (modules in nixos/modules, rendering in render.py, what ships
+with it in bundle.py, the deploy in host.py over ssh_deploy.py).
 
 An arm stack declares one `bluegreen:nixos:Host` per node of `bluegreen:nodes`; the live stack
 declares one for `bluegreen:edgeNode`. A flip changes the edge's rendered file only, so only the
 edge host is switched, and there only the switch state in /etc changes: nginx reads it per
-request and is not reloaded (nixos/modules/edge-node.nix). The edge node also runs Prometheus
+request and is not reloaded (nixos/modules/edge-node/). The edge node also runs Prometheus
 scraping both arms (the hold after a flip reads it, through the live stack's `metrics` output),
 unless bluegreen:prometheusUrl names a Prometheus of the operator's own. Missing or malformed
 nodes, users, ports, commands and URLs are refused while the keys are read, and so is
@@ -26,8 +26,9 @@ from bluegreen.config import ArmSettings, EdgeSettings
 from bluegreen.reader import Alphabet, Reader, is_host
 from platforms import metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform, refused
-from platforms.nixos import render
-from platforms.nixos.host import REMOTE_DIR, EdgeHostProvider, NixosHost
+from platforms.nixos import bundle, render
+from platforms.nixos.host import EdgeHostProvider, NixosHost
+from platforms.nixos.ssh_deploy import REMOTE_DIR
 
 # A command name or an absolute path (/run/current-system/sw/bin/nixos-rebuild); it runs in the
 # host's shell, so nothing that shell would interpret.
@@ -108,7 +109,7 @@ class NixosArm(ArmPlatform):
                         **self.ssh.connection(s.run_dir, node),
                         "fileName": render.file_name(s.app_name, s.color),
                         "config": text,
-                        "bundle": render.bundle(),
+                        "bundle": bundle.files(),
                         # The switch only counts once the node serves the new version.
                         "confirm": {
                             "url": f"http://{address}{s.health_path}",
@@ -235,7 +236,7 @@ class NixosEdge(EdgePlatform):
                 **self.ssh.connection(s.run_dir, self.node),
                 "fileName": render.file_name(s.app_name, "edge"),
                 "edge": spec,
-                "bundle": render.bundle(),
+                "bundle": bundle.files(),
                 "confirm": {
                     "url": url,
                     # Through the edge, the colour that answers must be the new one (not a

@@ -1,8 +1,8 @@
 """The Nix text of the node configurations the nixos platform writes to its hosts.
 
 An arm stack renders one file per node of the arm; the live stack renders the edge node's file.
-Each is a small module that imports `nixos/modules/arm-node.nix` or `edge-node.nix` (shipped
-next to it, see `bundle`) and sets its options, so a flip is a diff of a few option values.
+Each is a small module that imports `nixos/modules/arm-node.nix` or `edge-node/` (shipped
+next to it, see bundle.py) and sets its options, so a flip is a diff of a few option values.
 
 Every value is rendered here, at the boundary, in two steps: it must match a strict alphabet
 (`;`, `{`, `}`, quotes, spaces and newlines never do), and it is then written as an escaped Nix
@@ -13,7 +13,6 @@ node configs as well.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,30 +23,7 @@ from bluegreen import nginx
 from bluegreen.config import COLORS, LIMIT_WHEN, Backpressure, Cache, Maintenance, Shadow
 from bluegreen.reader import BANNER, STACK, URL_PATH, VERSION
 from bluegreen.switch import maintenance_body
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# What the edge module makes nginx.conf of, besides the options: part of its fingerprint.
-EDGE_MODULE = (
-    "nixos/modules/edge-node.nix",
-    "bluegreen/nginx_text/proxy.conf",
-    "bluegreen/nginx_text/sticky-maps.conf",
-    "bluegreen/nginx_text/switch.js",
-)
-
-# Files every host gets next to its rendered config, at the same relative paths as in the repo,
-# so that the modules' relative imports (../pkgs, ../../app) resolve on the host as they do here.
-BUNDLE = (
-    "nixos/modules/arm-node.nix",
-    "nixos/modules/edge-node.nix",
-    "bluegreen/nginx_text/proxy.conf",
-    "bluegreen/nginx_text/sticky-maps.conf",
-    "bluegreen/nginx_text/switch.js",
-    "nixos/pkgs/bluegreen-app.nix",
-    "nixos/pkgs/bluegreen-tools.nix",
-    "app/server.py",
-    "app/consumer.py",
-)
+from platforms.nixos.bundle import edge_module_text
 
 _PATTERNS = {
     "address": r"(\[[0-9A-Fa-f:.]+]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):[0-9]{1,5}",
@@ -103,27 +79,6 @@ def file_name(app: str, role: str) -> str:
     return f"{checked('name', f'{app}-{role}')}.nix"
 
 
-# The Python packages nixos/pkgs/bluegreen-tools.nix builds the nodes' agents from
-# (`bluegreen-writer`, `bluegreen-queue`): the core and the agents, nothing of the command.
-BUNDLE_PACKAGES = ("bluegreen", "agents", "agents/edge", "agents/arm")
-
-
-def bundle(root: str = ROOT) -> dict[str, str]:
-    """The modules, the reference app and bluegreen's own programs' sources, by their paths
-    relative to the repo (and the host dir)."""
-    files = {}
-    sources = sorted(
-        f"{package}/{name}"
-        for package in BUNDLE_PACKAGES
-        for name in os.listdir(os.path.join(root, package))
-        if name.endswith(".py")
-    )
-    for rel in (*BUNDLE, *sources):
-        with open(os.path.join(root, rel), encoding="utf-8") as f:
-            files[rel] = f.read()
-    return files
-
-
 def arm_node(
     *,
     stack: str,
@@ -173,14 +128,6 @@ def _by_color(values: Mapping[str, Any], render: Any) -> str:
     """`{ blue = ...; green = ...; }`, each value rendered by `render`."""
     items = [f"{checked('color', c)} = {render(v)};" for c, v in sorted(values.items())]
     return "{ " + " ".join(items) + " }" if items else "{ }"
-
-
-def _edge_module(root: str = ROOT) -> str:
-    texts = []
-    for rel in EDGE_MODULE:
-        with open(os.path.join(root, rel), encoding="utf-8") as f:
-            texts.append(f.read())
-    return "".join(texts)
 
 
 def edge_node(
@@ -278,7 +225,7 @@ def edge_node(
     }};
 """
     shadowing = int(_int(shadow.percent, 0, 100)) > 0
-    conf = nginx.generation(f"{structure}shadowing = {_bool(shadowing)};\n{_edge_module()}")
+    conf = nginx.generation(f"{structure}shadowing = {_bool(shadowing)};\n{edge_module_text()}")
     state = nginx.switch_state(
         conf_generation=conf,
         active=active_color,
@@ -299,7 +246,7 @@ def edge_node(
 {{ ... }}:
 
 {{
-  imports = [ ./nixos/modules/edge-node.nix ];
+  imports = [ ./nixos/modules/edge-node ];
 
   services.bluegreen-edge = {{
     enable = true;

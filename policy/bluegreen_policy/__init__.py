@@ -1,1 +1,3 @@
-"""The policy pack's modules: rules, their settings, the smoke sample, the stacks' last outputs."""
+"""The policy pack's modules: the rules (rules.py, with what they observe of a resource in
+observed.py), their settings (settings.py, read by section_reader.py), the judge, the smoke
+sample, the stacks' last outputs."""

@@ -29,6 +29,10 @@ pass threshold is not yet decided.
 
 scipy is imported on first use: the pack is loaded by every preview and update, most of which
 compare nothing.
+
+One module, over 350 lines, on purpose: the tooling may import this module of the pack and no
+other (tests/unit/test_layers.py), so the whole judge is here: the tolerances, the three tests,
+the findings they make and the verdict of a run.
 """
 
 from __future__ import annotations

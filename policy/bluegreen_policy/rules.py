@@ -18,74 +18,22 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from bluegreen_policy import settings, smoke, state
-
-EDGE = "bluegreen:index:Edge"
-ARM = "bluegreen:index:Arm"
-Report = Callable[..., None]
+from bluegreen_policy import settings, smoke
+from bluegreen_policy.observed import (
+    ARM,
+    EDGE,
+    Report,
+    config_of,
+    no_config,
+    observed,
+    rising,
+    stack_name,
+    step_verb,
+)
+from bluegreen_policy.section_reader import plain
 
 # Tests pin the clock; everything else reads the real one.
 now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
-
-
-plain = settings.plain
-
-
-def _config(args: ResourceValidationArgs, parse, report: Report):
-    """The policy's parsed config, or None after reporting why it is invalid."""
-    try:
-        return parse(args.get_config())
-    except settings.PolicyConfigError as err:
-        report(str(err))
-        return None
-
-
-def _no_config(name: str) -> Callable[[Mapping[str, Any]], bool]:
-    return lambda raw: settings.no_settings(name, raw) or True
-
-
-def _stack_name(args: ResourceValidationArgs) -> str:
-    """The stack a resource belongs to, from its URN (urn:pulumi:STACK::PROJECT::...)."""
-    return args.urn.split("::", 1)[0].rsplit(":", 1)[-1]
-
-
-def _outputs(stack: str | None) -> dict[str, Any]:
-    """A stack's last outputs; empty when it has none (never deployed, or not named)."""
-    return (state.outputs(stack) or {}) if stack else {}
-
-
-def _observed(args: ResourceValidationArgs, report: Report) -> dict[str, Any] | None:
-    """The resource's inputs plus what the stacks serve now (state.py): for the edge the
-    colour and weights it serves (`previousColor`, `previousWeights`), for an arm the live colour
-    (`liveColor`) and the version it serves (`servingVersion`). None after reporting a failed read:
-    a gate that cannot see what is live refuses rather than guess."""
-    props = dict(plain(args.props))
-    try:
-        if args.resource_type == EDGE:
-            before = _outputs(props.get("stack"))
-            props["previousColor"] = before.get("activeColor")
-            props["previousWeights"] = before.get("weights")
-        elif args.resource_type == ARM:
-            live, own = _outputs(props.get("liveStack")), _outputs(props.get("stack"))
-            props["liveColor"] = live.get("activeColor")
-            props["servingVersion"] = own.get("version")
-    except state.StateReadError as err:
-        report(
-            f"{args.name} denied: the gate cannot read what is live now ({err}). "
-            "Nothing was changed; check the backend (pulumi login, PULUMI_BACKEND_URL)."
-        )
-        return None
-    return props
-
-
-def _rising(props: Mapping[str, Any]) -> list[str]:
-    """Colours whose share of traffic this update raises (all weighted ones on a first deploy)."""
-    before = props.get("previousWeights") or {}
-    return sorted(c for c, w in (props.get("weights") or {}).items() if w > before.get(c, 0))
-
-
-def _verb(props: Mapping[str, Any], color: str) -> str:
-    return "Canary step" if (props.get("weights") or {}).get(color, 0) < 100 else "Flip"
 
 
 # --- 1. smoke test before traffic moves ---------------------------------------------------------
@@ -94,14 +42,14 @@ def _verb(props: Mapping[str, Any], color: str) -> str:
 def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
     if args.resource_type != EDGE:
         return
-    cfg = _config(args, settings.smoke, report)
-    props = _observed(args, report) if cfg is not None else None
+    cfg = config_of(args, settings.smoke, report)
+    props = observed(args, report) if cfg is not None else None
     if cfg is None or props is None:
         return
     arms, live = props.get("arms") or {}, props.get("previousColor")
     health = props.get("healthPath", "/healthz/ready")
-    for target in _rising(props):
-        verb = f"{_verb(props, target)} to {target}"
+    for target in rising(props):
+        verb = f"{step_verb(props, target)} to {target}"
         arm = arms.get(target) or {}
         endpoint, pinned = arm.get("endpoint"), arm.get("version")
         if not endpoint:
@@ -179,7 +127,7 @@ def smoke_test(args: ResourceValidationArgs, report: Report) -> None:
 def weights_valid(args: ResourceValidationArgs, report: Report) -> None:
     if args.resource_type != EDGE:
         return
-    cfg = _config(args, settings.weights, report)
+    cfg = config_of(args, settings.weights, report)
     if cfg is None:
         return
     props = plain(args.props)
@@ -214,7 +162,7 @@ def dns_ttl(args: ResourceValidationArgs, report: Report) -> None:
     props = plain(args.props)
     if args.resource_type == EDGE:
         ttl, name = props.get("dnsTtl"), "bluegreen:dnsTtl"
-        where = f"stack {_stack_name(args)}"
+        where = f"stack {stack_name(args)}"
     elif args.resource_type == "aws:route53/record:Record" or args.resource_type.endswith(
         ":DnsRecord"
     ):
@@ -223,7 +171,7 @@ def dns_ttl(args: ResourceValidationArgs, report: Report) -> None:
         ttl, name, where = props.get("ttl"), f"DNS record {props.get('name')}", args.name
     else:
         return
-    cfg = _config(args, settings.dns, report)
+    cfg = config_of(args, settings.dns, report)
     if cfg is None or ttl is None:  # an alias record follows its target and has no TTL
         return
     if ttl > cfg.max_ttl_seconds:
@@ -240,11 +188,11 @@ def dns_ttl(args: ResourceValidationArgs, report: Report) -> None:
 def rollback_target(args: ResourceValidationArgs, report: Report) -> None:
     if args.resource_type not in (ARM, EDGE):
         return
-    if not _config(args, _no_config(settings.ROLLBACK), report):
+    if not config_of(args, no_config(settings.ROLLBACK), report):
         return
     props = plain(args.props)
     if args.resource_type == ARM:
-        props = _observed(args, report)
+        props = observed(args, report)
         if props is None:
             return
         color, replicas = props.get("color"), props.get("replicas")
@@ -272,9 +220,9 @@ def rollback_target(args: ResourceValidationArgs, report: Report) -> None:
 
 
 def no_deploy_to_live_arm(args: ResourceValidationArgs, report: Report) -> None:
-    if args.resource_type != ARM or not _config(args, _no_config(settings.LIVE_ARM), report):
+    if args.resource_type != ARM or not config_of(args, no_config(settings.LIVE_ARM), report):
         return
-    props = _observed(args, report)
+    props = observed(args, report)
     if props is None:
         return
     color, version = props.get("color"), props.get("version")
@@ -305,10 +253,10 @@ def _change(args: ResourceValidationArgs, props: Mapping[str, Any]) -> str | Non
 def change_freeze(args: ResourceValidationArgs, report: Report) -> None:
     if args.resource_type not in (EDGE, ARM):
         return
-    cfg = _config(args, settings.freeze, report)
+    cfg = config_of(args, settings.freeze, report)
     if cfg is None or not cfg.windows:
         return
-    props = _observed(args, report)
+    props = observed(args, report)
     change = _change(args, props) if props is not None else None
     if change is None:
         return
@@ -327,8 +275,8 @@ def change_freeze(args: ResourceValidationArgs, report: Report) -> None:
 def maintenance_during_flip(args: ResourceValidationArgs, report: Report) -> None:
     if args.resource_type != EDGE or not plain(args.props).get("maintenance"):
         return
-    props = _observed(args, report)
-    if props is not None and _rising(props) and props.get("previousWeights"):
+    props = observed(args, report)
+    if props is not None and rising(props) and props.get("previousWeights"):
         report(
             f"Maintenance mode is on while traffic moves to {props.get('activeColor')}: "
             "writes are refused until it is lifted."

@@ -4,18 +4,19 @@ Read from the file given with `--policy-pack-config` (policy/config.json holds t
 the scripts always pass it). The engine merges one section per policy; this module checks each
 section strictly, because the engine itself accepts unknown keys and impossible values: a typo in
 a threshold must stop the gate, not quietly loosen it. Errors name `policy.key`, the value and
-what is allowed.
+what is allowed (section_reader.py reads a section so).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from bluegreen_policy import judge
+from bluegreen_policy.section_reader import PolicyConfigError, Reader
 
 SMOKE = "bluegreen-smoke-test"
 WEIGHTS = "bluegreen-weights"
@@ -25,24 +26,6 @@ LIVE_ARM = "bluegreen-no-deploy-to-live-arm"
 FREEZE = "bluegreen-change-freeze"
 MAINTENANCE = "bluegreen-maintenance-during-flip"
 ALL_POLICIES = (SMOKE, WEIGHTS, DNS, ROLLBACK, LIVE_ARM, FREEZE, MAINTENANCE)
-_ENGINE_KEYS = {"enforcementLevel"}
-
-
-def plain(value: Any) -> Any:
-    """Values arrive as proxies in the engine's camelCase, numbers as floats: normalise once."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return [plain(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-class PolicyConfigError(ValueError):
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("policy config is invalid: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -113,53 +96,7 @@ RENAMED = {
 """Keys of the p95 gate the statistical judge replaced, and what replaced them."""
 
 
-class _Reader:
-    """Reads one policy's section, recording every problem with its `policy.key` name."""
-
-    def __init__(self, policy: str, raw: Mapping[str, Any], allowed: set[str]) -> None:
-        self.policy, self.raw, self.problems = policy, plain(raw), []
-        for key in sorted(set(self.raw) - allowed - _ENGINE_KEYS):
-            if key in RENAMED and policy == SMOKE:
-                self.problems.append(f"{policy}.{key} is no longer a setting: use {RENAMED[key]}")
-                continue
-            self.problems.append(
-                f"{policy}.{key} is not a known setting (allowed: {', '.join(sorted(allowed))})"
-            )
-
-    def bad(self, key: str, value: Any, allowed: str) -> None:
-        self.problems.append(f"{self.policy}.{key} must be {allowed}, got {json.dumps(value)}")
-
-    def number(self, key: str, default: float, low: float, high: float, integer=False) -> Any:
-        value = self.raw.get(key, default)
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if ok and integer and float(value) != int(value):
-            ok = False
-        if not ok or not low <= value <= high:
-            kind = "an integer" if integer else "a number"
-            self.bad(key, value, f"{kind} from {low:g} to {high:g}")
-            return default
-        return int(value) if integer else float(value)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.raw.get(key, default)
-        if not isinstance(value, bool):
-            self.bad(key, value, "true or false")
-            return default
-        return value
-
-    def string(self, key: str, default: str) -> str:
-        value = self.raw.get(key, default)
-        if not isinstance(value, str) or not value.startswith("/"):
-            self.bad(key, value, "a URL path starting with /")
-            return default
-        return value
-
-    def done(self) -> None:
-        if self.problems:
-            raise PolicyConfigError(self.problems)
-
-
-def _gold(r: _Reader) -> tuple[GoldRequest, ...]:
+def _gold(r: Reader) -> tuple[GoldRequest, ...]:
     gold: list[GoldRequest] = []
     raw_gold = r.raw.get("goldRequests", [])
     if not isinstance(raw_gold, list):
@@ -189,7 +126,7 @@ def _gold(r: _Reader) -> tuple[GoldRequest, ...]:
 RULE_KEYS = {"group", "weight", "critical", "dryRun"}
 
 
-def scoring(r: _Reader) -> judge.Scoring:
+def scoring(r: Reader) -> judge.Scoring:
     """`metrics` ({name: {group, weight, critical, dryRun}}), `groups` ({name: weight}),
     `passScore` and `marginalScore`: how the findings of one run make its verdict."""
     default = judge.Scoring()
@@ -247,7 +184,7 @@ def scoring(r: _Reader) -> judge.Scoring:
     return judge.Scoring(tuple(rules), dict(groups), pass_score, marginal)
 
 
-def tolerance(r: _Reader) -> judge.Tolerance:
+def tolerance(r: Reader) -> judge.Tolerance:
     default = judge.Tolerance()
     return judge.Tolerance(
         confidence=r.number("confidence", default.confidence, 0.8, 0.999),
@@ -258,7 +195,7 @@ def tolerance(r: _Reader) -> judge.Tolerance:
 
 
 def smoke(raw: Mapping[str, Any]) -> Smoke:
-    r = _Reader(
+    r = Reader(
         SMOKE,
         raw,
         {
@@ -278,6 +215,7 @@ def smoke(raw: Mapping[str, Any]) -> Smoke:
             "goldRequests",
             "compareArms",
         },
+        RENAMED,
     )
     d = Smoke()
     samples = r.number("samples", d.samples, 20, 100_000, integer=True)
@@ -300,7 +238,7 @@ def smoke(raw: Mapping[str, Any]) -> Smoke:
 
 
 def weights(raw: Mapping[str, Any]) -> Weights:
-    r = _Reader(WEIGHTS, raw, {"canarySteps"})
+    r = Reader(WEIGHTS, raw, {"canarySteps"})
     steps = r.raw.get("canarySteps", list(Weights().canary_steps))
     valid = (
         isinstance(steps, list)
@@ -317,7 +255,7 @@ def weights(raw: Mapping[str, Any]) -> Weights:
 
 
 def dns(raw: Mapping[str, Any]) -> Dns:
-    r = _Reader(DNS, raw, {"maxTtlSeconds"})
+    r = Reader(DNS, raw, {"maxTtlSeconds"})
     result = Dns(r.number("maxTtlSeconds", Dns().max_ttl_seconds, 1, 3600, integer=True))
     r.done()
     return result
@@ -334,7 +272,7 @@ def _time(value: Any) -> datetime | None:
 
 
 def freeze(raw: Mapping[str, Any]) -> Freeze:
-    r = _Reader(FREEZE, raw, {"windows"})
+    r = Reader(FREEZE, raw, {"windows"})
     windows = []
     raw_windows = r.raw.get("windows", [])
     if not isinstance(raw_windows, list):
@@ -357,7 +295,7 @@ def freeze(raw: Mapping[str, Any]) -> Freeze:
 
 
 def no_settings(policy: str, raw: Mapping[str, Any]) -> None:
-    _Reader(policy, raw, set()).done()
+    Reader(policy, raw, set()).done()
 
 
 def check_file(path: str) -> list[str]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from bluegreen import probe
-from cutover.procedure import Operator
+from cutover.operator import Operator
+from cutover.results import Outcome
 from cutover.workspace import PulumiError
 from tests import leaks
 from tests.e2e.test_flip import Watcher
@@ -37,8 +38,8 @@ def test_flip_in_canary_steps_moves_traffic_and_records_evidence(project):
     project.up_all(active="blue")
     op, said = operator(project)
     with Watcher(project.edge_url) as load:
-        rc = op.flip("green", canary=[25, 100], hold_s=2, interval=0.5)
-    assert rc == 0, said
+        ended = op.flip("green", canary=[25, 100], hold_s=2, interval=0.5)
+    assert ended.outcome is Outcome.DONE, said
     assert not load.failures, load.failures
     assert project.colors(20) == ["green"] * 20
     assert {"blue", "green"} <= set(load.seen), "the 25% step must have sent traffic to both"
@@ -73,8 +74,8 @@ def test_new_colour_crashing_during_a_canary_step_is_rolled_back(project):
     crasher = threading.Thread(target=crash_green_once_it_takes_traffic, daemon=True)
     with Watcher(project.edge_url):
         crasher.start()
-        rc = op.flip("green", canary=[25, 100], hold_s=20, interval=0.5)
-    assert rc == 1
+        ended = op.flip("green", canary=[25, 100], hold_s=20, interval=0.5)
+    assert ended.outcome is Outcome.ROLLED_BACK
     last = flip_log(project)[-1]
     assert last["phase"] == "rolled-back" and last["step"] == 25, last
     assert "green" in last["breach"]
@@ -90,7 +91,7 @@ def test_a_refused_step_leaves_the_pointer_where_it_was(project):
     project.ws.config_set("green", "bluegreen:simulate", "ready-status=503")
     project.up_all(active="blue")
     op, said = operator(project)
-    assert op.flip("green", hold_s=1) == 1
+    assert op.flip("green", hold_s=1).outcome is Outcome.FAILED
     assert any("the pointer stays at blue" in line for line in said), said
     # The log keeps why, as the policy said it, however long the command's output was.
     [violation] = flip_log(project)[-1]["violations"]
@@ -225,7 +226,7 @@ def test_the_cli_killed_mid_update_recovers_with_the_readme_block(project):
     locked = project.ws.up("live", check=False)
     assert locked.returncode != 0 and "currently locked" in locked.stdout + locked.stderr
     # The README's recovery, exactly as written there, in a shell without a terminal.
-    block = block_after("### Recovering an interrupted update")
+    block = block_after("## Recovering an interrupted update", doc="docs/operating.md")
     recovery = run_block(block, project.dir, project.ws.env)
     assert recovery.returncode == 0, recovery.stdout[-2000:] + recovery.stderr[-2000:]
     assert project.ws.outputs("live")["activeColor"] == "green"
@@ -247,7 +248,8 @@ def test_freeze_writes_holds_writes_for_the_flip_and_lifts_them_after(project):
     writer = threading.Thread(target=write_while_holding, daemon=True)
     writer.start()
     with Watcher(project.edge_url):  # reads keep flowing, so the hold has traffic to judge
-        assert op.flip("green", hold_s=4, interval=0.5, freeze_writes=True) == 0, said
+        ended = op.flip("green", hold_s=4, interval=0.5, freeze_writes=True)
+        assert ended.outcome is Outcome.DONE, said
     writer.join(timeout=10)
     assert during == [503], "writes during the flip's hold must be refused"
     after = probe.request(project.edge_url + "orders", "POST", body=b"{}")

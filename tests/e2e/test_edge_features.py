@@ -8,7 +8,7 @@ import stat
 import time
 
 from bluegreen import probe
-from platforms.local.nginx_edge import read_state
+from platforms.local.edge_files import read_state
 
 
 def get(project, path: str = "/", **kw) -> probe.Answer:

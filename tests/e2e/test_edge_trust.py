@@ -16,10 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bluegreen import nginx, probe
+from bluegreen import nginx, nginx_conf, probe
 from bluegreen.config import Backpressure, Cache, Queue, Shadow
-from cutover.metrics import AccessLogSource
-from platforms.local.nginx_edge import js_module, served, write_state
+from cutover.sources.access_log import AccessLogSource
+from platforms.local.edge_files import served, write_state
+from platforms.local.nginx_binary import js_module
 from tests.e2e import test_switch
 from tests.e2e.test_switch import OWN, TOKEN, Edge
 from tests.support.sandbox import free_ports
@@ -88,7 +89,7 @@ def recorded(tmp_path):
     for sub in ("tmp", "logs"):
         os.makedirs(os.path.join(run, sub), exist_ok=True)
     features = {"cache": Cache(False, 64, ()), "shadow": Shadow(100, True), "backpressure": OFF}
-    text = nginx.render_local(
+    text = nginx_conf.render_local(
         app="shop",
         run_dir=run,
         listen=f"127.0.0.1:{port}",
@@ -103,7 +104,7 @@ def recorded(tmp_path):
         f.write(text)
     with open(os.path.join(run, "switch.js"), "w") as f:
         f.write(nginx.SWITCH_JS)
-    edge = Edge(run, port, {}, nginx.conf_generation(text), features)
+    edge = Edge(run, port, {}, nginx_conf.conf_generation(text), features)
     edge.point("blue")
     subprocess.run(["nginx", "-p", run, "-c", os.path.join(run, "nginx.conf")], check=True)
     yield edge, arms, service

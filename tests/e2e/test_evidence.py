@@ -8,7 +8,8 @@ import json
 import os
 import subprocess
 
-from cutover.procedure import Operator
+from cutover.operator import Operator
+from cutover.results import Outcome
 from tests.e2e.test_flip import Watcher
 
 
@@ -71,7 +72,8 @@ def test_the_commands_flip_records_the_gates_figures_and_the_holds_verdict(proje
     project.up_all(active="blue")
     said: list[str] = []
     with Watcher(project.edge_url):
-        assert Operator(project.ws, out=said.append).flip("green", hold_s=2, interval=0.5) == 0
+        ended = Operator(project.ws, out=said.append).flip("green", hold_s=2, interval=0.5)
+        assert ended.outcome is Outcome.DONE
     last = project.ws.outputs("live")["evidence"][-1]
     assert last["to"]["activeColor"] == "green"
     assert last["command"] == "bluegreen flip" and last["step"] == 100

@@ -14,7 +14,8 @@ import urllib.request
 
 import pytest
 
-from cutover.procedure import Operator
+from cutover.operator import Operator
+from cutover.results import Outcome
 from tests.e2e.test_cutover import flip_log, operator
 from tests.e2e.test_flip import Watcher
 from tests.support.busy import busy_loops
@@ -65,9 +66,9 @@ def test_a_green_that_starts_failing_during_the_hold_is_rolled_back_through_prom
     failer = threading.Thread(target=fail_green_once_it_takes_traffic, daemon=True)
     with Watcher(project.edge_url):
         failer.start()
-        rc = op.flip("green", hold_s=30, interval=1)
+        ended = op.flip("green", hold_s=30, interval=1)
         failer.join()
-    assert rc == 1, said
+    assert ended.outcome is Outcome.ROLLED_BACK, said
     last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
     assert (last["phase"], last["verdict"]) == ("rolled-back", "breach"), last
     assert last["breach"].startswith("errors: green "), last["breach"]
@@ -80,7 +81,8 @@ def test_a_green_that_starts_failing_during_the_hold_is_rolled_back_through_prom
 def test_a_green_that_gets_no_traffic_is_inconclusive_and_rolled_back(watched):
     project = watched
     op, said = operator(project)
-    assert op.flip("green", hold_s=3, interval=1) == 1  # nobody sends a request
+    # nobody sends a request
+    assert op.flip("green", hold_s=3, interval=1).outcome is Outcome.ROLLED_BACK
     last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
     assert (last["phase"], last["verdict"]) == ("rolled-back", "inconclusive"), last
     assert "no data is not a pass" in last["breach"]
@@ -106,9 +108,9 @@ def test_keep_holding_judges_once_traffic_comes(watched):
 
     sender = threading.Thread(target=traffic_after_the_hold_time, daemon=True)
     sender.start()
-    rc = op.flip("green", hold_s=2, interval=1)
+    ended = op.flip("green", hold_s=2, interval=1)
     sender.join()
-    assert rc == 0, said
+    assert ended.outcome is Outcome.DONE, said
     assert op.verdict is not None and op.verdict.outcome == "held"
     assert op.verdict.seconds > 4
     assert op.verdict.stats["green"].requests >= 20
@@ -119,7 +121,7 @@ def test_a_metrics_source_that_is_down_refuses_the_flip_with_the_pointer_unmoved
     os.killpg(_pid(project, "live", "prometheus"), signal.SIGTERM)
     time.sleep(0.5)
     op, said = operator(project)
-    assert op.flip("green", hold_s=5) == 1
+    assert op.flip("green", hold_s=5).outcome is Outcome.REFUSED
     url = f"http://127.0.0.1:{project.ports['prometheus']}"
     assert said[-1].startswith(
         f"flip to green refused, the pointer stays at blue: Prometheus at {url} did not answer"
@@ -178,9 +180,9 @@ def test_a_green_slowed_by_a_fifth_during_the_hold_is_rolled_back_through_promet
     with Watcher(project.edge_url):
         time.sleep(5)  # blue's traffic before the flip: the baseline
         slower.start()
-        rc = op.flip("green", hold_s=30, interval=1)
+        ended = op.flip("green", hold_s=30, interval=1)
         slower.join()
-    assert rc == 1, said
+    assert ended.outcome is Outcome.ROLLED_BACK, said
     last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
     assert (last["phase"], last["verdict"]) == ("rolled-back", "breach"), last
     assert last["breach"].startswith("latency: green is slower than blue by "), last["breach"]
@@ -200,8 +202,8 @@ def test_an_identical_green_is_held_on_a_busy_machine(working):
     op, said = operator(project)
     with busy_loops(4), Watcher(project.edge_url):
         time.sleep(5)
-        rc = op.flip("green", hold_s=10, interval=1)
-    assert rc == 0, said
+        ended = op.flip("green", hold_s=10, interval=1)
+    assert ended.outcome is Outcome.DONE, said
     assert op.verdict is not None and op.verdict.outcome == "held", op.verdict
     [latency] = _judged(said)[-1:]
     assert latency.endswith(": pass") and "at the median (95% CI" in latency, latency

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from platforms.nixos import host, render
+from platforms.nixos import bundle, host, render, ssh_deploy
 from tests.support.sandbox import free_ports
 
 pytestmark = pytest.mark.integration  # real nginx (or sshd) and processes; no stacks
@@ -145,7 +145,7 @@ def props(sshd, tmp_path, rebuild_cmd: str, version: str) -> dict:
             port=8000,
             health_path="/healthz/ready",
         ),
-        "bundle": render.bundle(),
+        "bundle": bundle.files(),
         "confirm": None,
     }
 
@@ -155,7 +155,7 @@ def test_the_config_lands_and_the_host_switches_only_when_it_changed(
 ):
     keys = tmp_path / "keys"
     keys.mkdir()
-    monkeypatch.setattr(host.tempfile, "tempdir", str(keys))
+    monkeypatch.setattr(ssh_deploy.tempfile, "tempdir", str(keys))
     rebuild_cmd, calls = rebuild
     remote = tmp_path / "etc" / "nixos" / "bluegreen"
     provider = host.HostProvider()
@@ -202,7 +202,7 @@ def test_a_host_whose_key_changed_is_refused(sshd, rebuild, tmp_path):
     # What this stack accepted before is not what answers now: a man in the middle, or a
     # reinstalled host someone must vouch for.
     known.write_text(f"[127.0.0.1]:{sshd['port']} {(tmp_path / 'other_host_key.pub').read_text()}")
-    with pytest.raises(host.DeployError, match="nothing was switched"):
+    with pytest.raises(ssh_deploy.DeployError, match="nothing was switched"):
         host.HostProvider().create(props(sshd, tmp_path, rebuild_cmd, "v1"))
     assert calls() == []
     assert not (tmp_path / "etc" / "nixos" / "bluegreen" / "shop-blue.nix").exists()

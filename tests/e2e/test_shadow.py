@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 
+from cutover.results import Outcome
 from tests.e2e.test_cutover import flip_log, operator
 from tests.e2e.test_flip import Watcher
 
@@ -39,8 +40,8 @@ def test_a_failing_idle_arm_is_caught_on_shadow_traffic_and_the_flip_is_refused(
     os.kill(_pid(project, "green"), signal.SIGUSR1)  # green answers 500 to all but its health
     op, said = operator(project)
     with Watcher(project.edge_url) as load:
-        rc = op.flip("green", hold_s=4, interval=0.5)
-    assert rc == 1, said
+        ended = op.flip("green", hold_s=4, interval=0.5)
+    assert ended.outcome is Outcome.REFUSED, said
     assert any("green is not ready for users: errors: green " in line for line in said), said
     assert any("flip to green refused, the pointer stays at blue" in line for line in said), said
     assert not load.failures and set(load.seen) == {"blue"}, "a user saw green or an error"
@@ -51,12 +52,13 @@ def test_a_failing_idle_arm_is_caught_on_shadow_traffic_and_the_flip_is_refused(
 def test_no_shadow_traffic_is_not_a_pass(project):
     shadowing(project)
     op, said = operator(project)
-    assert op.shadow(2, 0.5) == 1  # nobody sent a request: nothing was mirrored
+    # nobody sent a request: nothing was mirrored
+    assert op.shadow(2, 0.5).outcome is Outcome.NOT_HELD
     assert any("fewer than the 20 needed to judge it" in line for line in said), said
 
 
 def test_shadow_without_a_mirror_says_how_to_turn_it_on(project):
     project.up_all(active="blue")
     op, said = operator(project)
-    assert op.shadow(2, 0.5) == 1
+    assert op.shadow(2, 0.5).outcome is Outcome.NOT_READY
     assert "set bluegreen:shadow" in said[-1] and "pulumi up -s live" in said[-1], said

@@ -19,9 +19,11 @@ from collections import Counter
 import pytest
 
 from agents.arm.lease import LeaseReader
-from bluegreen import nginx, probe
+from bluegreen import nginx, nginx_conf, probe
 from bluegreen.config import Backpressure, Cache, Shadow, weights_for
-from platforms.local.nginx_edge import EdgeProvider, FlipError, js_module, served, write_state
+from platforms.local.edge_files import served, write_state
+from platforms.local.nginx_binary import FlipError, js_module
+from platforms.local.nginx_edge import EdgeProvider
 from tests.support.sandbox import free_ports
 from tests.unit.mocks import maintenance
 
@@ -119,7 +121,7 @@ def start_edge(tmp_path, **features) -> tuple[Edge, list[subprocess.Popen]]:
     run = str(tmp_path)
     for sub in ("tmp", "logs"):
         os.makedirs(os.path.join(run, sub), exist_ok=True)
-    text = nginx.render_local(
+    text = nginx_conf.render_local(
         app="shop",
         run_dir=run,
         listen=f"127.0.0.1:{edge_port}",
@@ -132,7 +134,7 @@ def start_edge(tmp_path, **features) -> tuple[Edge, list[subprocess.Popen]]:
         f.write(text)
     with open(os.path.join(run, "switch.js"), "w") as f:
         f.write(nginx.SWITCH_JS)
-    conf_gen = nginx.conf_generation(text)
+    conf_gen = nginx_conf.conf_generation(text)
     edge = Edge(run, edge_port, arms, conf_gen, features)
     edge.point("blue")
     subprocess.run(["nginx", "-p", run, "-c", os.path.join(run, "nginx.conf")], check=True)

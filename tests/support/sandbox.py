@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from bluegreen import probe
 from cutover.workspace import ROOT, Workspace, toolchain_env
-from platforms.local.nginx_edge import served
+from platforms.local.edge_files import served
 from platforms.local.process import port_in_use, start_ticks
 
 COPIED = (

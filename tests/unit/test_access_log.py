@@ -7,7 +7,7 @@ import json
 import random
 
 from bluegreen.probe import percentile
-from cutover.metrics import AccessLogSource
+from cutover.sources.access_log import AccessLogSource
 
 BLUE = "127.0.0.1:9001"
 

@@ -149,7 +149,7 @@ def test_arm_direct_endpoint_is_its_own_alb(mocks):
 
 
 def test_user_data_refuses_what_could_break_out_of_the_unit():
-    from platforms.aws import _safe
+    from platforms.aws.aws_arm import _safe
 
     with pytest.raises(ValueError, match="refusing"):
         _safe("v1\nExecStartPre=/bin/rm -rf /")
@@ -261,7 +261,7 @@ def test_no_maintenance_rule_when_maintenance_is_off(mocks):
 
 
 def test_edge_refuses_an_arm_deployed_on_another_platform(mocks):
-    from platforms.aws import _arm_output
+    from platforms.aws.alb_switch import arm_output
     from platforms.base import ArmView
 
     not_aws = dict(STACKS["organization/bluegreen/green"])
@@ -272,7 +272,7 @@ def test_edge_refuses_an_arm_deployed_on_another_platform(mocks):
 
     @pulumi.runtime.test
     def run():
-        return _arm_output(view, "targetGroupArn")
+        return arm_output(view, "targetGroupArn")
 
     with pytest.raises(pulumi.RunError, match="green arm has no targetGroupArn"):
         run()
@@ -368,7 +368,7 @@ def test_aws_offers_only_cloudwatch(value):
 
 
 def test_a_target_group_arn_suffix_is_what_cloudwatch_names_it_by():
-    from platforms.aws import arn_suffix
+    from platforms.aws.alb_metrics import arn_suffix
 
     assert arn_suffix(TG_ARN.format("blue")) == "targetgroup/blue/0123456789abcdef"
     with pytest.raises(pulumi.RunError, match="is not the ARN of an ALB or of its target group"):

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bluegreen.live_stack import ArmOutputs, LiveOutputs
 from cutover import ci
+from cutover import commit_rollback as reverting
 
 BLUEGREEN = os.path.join(os.path.dirname(sys.executable), "bluegreen")
 LIVE = """config:
@@ -296,14 +298,18 @@ def test_a_bad_verdict_file_exits_2_naming_the_option_and_the_file(content, why,
 GREEN = {"activeColor": "green", "weights": {"blue": 0, "green": 100}, "url": "http://e"}
 
 
+def served(outputs: dict) -> LiveOutputs:
+    return LiveOutputs.from_outputs(outputs)
+
+
 def test_traffic_moved_is_the_colour_or_the_weights():
-    arms = {"blue": ("blue", {"version": "v1"}), "green": ("green", {"version": "v2"})}
-    before = ci.snapshot("live", GREEN, arms)
-    assert not ci.moved(before, GREEN)
-    assert not ci.moved(before, {**GREEN, "maintenance": True})  # not traffic
-    assert ci.moved(before, {**GREEN, "activeColor": "blue"})
-    assert ci.moved(before, {**GREEN, "weights": {"blue": 75, "green": 25}})
-    assert ci.moved(ci.snapshot("live", {}, arms), GREEN)  # first deploy of the edge
+    arms = {c: (c, ArmOutputs(version=v)) for c, v in (("blue", "v1"), ("green", "v2"))}
+    before = served(ci.snapshot("live", served(GREEN), arms))  # as --if-moved-since reads it
+    assert not ci.moved(before, served(GREEN))
+    assert not ci.moved(before, served({**GREEN, "maintenance": True}))  # not traffic
+    assert ci.moved(before, served({**GREEN, "activeColor": "blue"}))
+    assert ci.moved(before, served({**GREEN, "weights": {"blue": 75, "green": 25}}))
+    assert ci.moved(served(ci.snapshot("live", served({}), arms)), served(GREEN))  # first deploy
 
 
 def test_the_verdict_names_the_rollback_only_when_there_was_one():
@@ -318,9 +324,9 @@ def test_a_canary_rollback_may_drop_the_canary_weight_but_not_add_one():
     canary = LIVE.format(color="green").replace(
         "  bluegreen:dnsZone", '  bluegreen:canaryWeight: "25"\n  bluegreen:dnsZone'
     )
-    ci.check_revert(canary, LIVE.format(color="blue"), verdict, "Pulumi.live.yaml")
-    with pytest.raises(ci.Refused, match="also bluegreen:canaryWeight"):
-        ci.check_revert(
+    reverting.check_revert(canary, LIVE.format(color="blue"), verdict, "Pulumi.live.yaml")
+    with pytest.raises(reverting.Refused, match="also bluegreen:canaryWeight"):
+        reverting.check_revert(
             LIVE.format(color="green"),
             canary.replace("activeColor: green", "activeColor: blue"),
             verdict,

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from cutover import sources
-from cutover.cloudwatch import CloudWatchSource
-from cutover.metrics import ColorStats, Unreachable
+from cutover.sources import factory
+from cutover.sources.cloudwatch import CloudWatchSource
+from cutover.sources.interface import ColorStats, Unreachable
 
 LB = "app/shop-live/50dc6c495c0c9188"
 TGS = {
@@ -203,7 +203,7 @@ def test_no_credentials_is_unreachable_before_anything_is_sent(monkeypatch, tmp_
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
         monkeypatch.delenv(name, raising=False)
-    src = sources.from_output(OUTPUT, {})
+    src = factory.from_output(OUTPUT, {})
     assert isinstance(src, CloudWatchSource)
     with pytest.raises(Unreachable, match="no AWS credentials were found"):
         src.check()

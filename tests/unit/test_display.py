@@ -9,7 +9,7 @@ import re
 from rich.console import Console
 
 from cutover import display
-from cutover.metrics import ColorStats
+from cutover.sources.interface import ColorStats
 
 STATS = {
     "blue": ColorStats(requests=312, errors=0, p95_ms=3.14),

@@ -125,7 +125,7 @@ def test_arm_scaled_to_zero_does_not_wait_for_endpoints(mocks, replicas, skip):
 
 
 def test_image_with_its_own_tag_or_digest_is_kept():
-    from platforms.kubernetes import image_for
+    from platforms.kubernetes.k8s_arm import image_for
 
     assert image_for("registry.example.com:5000/shop", "v2") == "registry.example.com:5000/shop:v2"
     assert image_for("shop:2024-01", "v2") == "shop:2024-01"
@@ -234,21 +234,21 @@ def test_maintenance_without_an_ingress_is_refused_before_anything_changes():
     ],
 )
 def test_maintenance_snippet_refuses_injection(banner):
-    from platforms.kubernetes import maintenance_snippet
+    from platforms.kubernetes.ingress import maintenance_snippet
 
     with pytest.raises(ValueError, match="refusing to render"):
         maintenance_snippet(maintenance(banner=banner))
 
 
 def test_maintenance_snippet_refuses_a_status_other_than_503_or_423():
-    from platforms.kubernetes import maintenance_snippet
+    from platforms.kubernetes.ingress import maintenance_snippet
 
     with pytest.raises(ValueError, match="must be 423 or 503, got 200"):
         maintenance_snippet(maintenance(status=200))
 
 
 def test_maintenance_snippet_carries_a_plain_banner():
-    from platforms.kubernetes import maintenance_snippet
+    from platforms.kubernetes.ingress import maintenance_snippet
 
     snippet = maintenance_snippet(maintenance(banner="Back at 14:00 (UTC)"))
     assert 'more_set_headers "X-Bluegreen-Banner: Back at 14:00 (UTC)";' in snippet
@@ -271,7 +271,7 @@ def exported_metrics(**values) -> dict:
 
 
 def test_with_an_ingress_the_hold_reads_ingress_nginx_per_arm_service(mocks):
-    from platforms.kubernetes import INGRESS_QUERIES
+    from platforms.kubernetes.ingress import INGRESS_QUERIES
 
     source = exported_metrics(activeColor="green", ingressHost="shop.example.com")
     assert source == {

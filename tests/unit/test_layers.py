@@ -166,8 +166,8 @@ def test_the_tooling_and_the_pack_agree_on_the_names_they_share():
     from bluegreen_policy import settings, smoke
 
     from bluegreen import probe
-    from cutover import flip_log, procedure
+    from cutover import flip_log, rolling_back
 
-    assert procedure.SMOKE_POLICY == settings.SMOKE
+    assert rolling_back.SMOKE_POLICY == settings.SMOKE
     assert flip_log.SMOKE_REPORT_ENV == smoke.REPORT_ENV
     assert probe.PROBE_HEADER == smoke.PROBE_HEADER

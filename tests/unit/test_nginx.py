@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bluegreen import nginx, probe
+from bluegreen import nginx, nginx_conf, probe
 from bluegreen.config import Backpressure, Cache, Queue, Shadow, weights_for
 from tests.unit.mocks import maintenance
 
@@ -44,7 +44,7 @@ def test_injection_is_refused(evil):
 
 
 def local_conf(**features) -> str:
-    return nginx.render_local(
+    return nginx_conf.render_local(
         app="shop",
         run_dir="/r",
         listen="127.0.0.1:80",
@@ -159,7 +159,7 @@ def test_a_reload_keeps_kept_alive_clients_where_nginx_can():
     assert "keepalive_min_timeout" not in local_conf()
     assert "keepalive_min_timeout 1s;" in local_conf(safe_reload=True)
     since = ".".join(map(str, nginx.SAFE_RELOAD_SINCE))
-    module = (nginx._SHARED.parent.parent / "nixos" / "modules" / "edge-node.nix").read_text()
+    module = (nginx._SHARED.parent.parent / "nixos/modules/edge-node/nginx.nix").read_text()
     assert (
         f'"{since}"' in module and f"keepalive_min_timeout {nginx.KEEPALIVE_MIN_TIMEOUT};" in module
     )
@@ -167,7 +167,7 @@ def test_a_reload_keeps_kept_alive_clients_where_nginx_can():
 
 @pytest.mark.integration
 def test_the_local_nginx_version_is_read():
-    from platforms.local.nginx_edge import nginx_version
+    from platforms.local.nginx_binary import nginx_version
 
     version = nginx_version()
     assert len(version) == 3 and version >= (1, 18, 0)

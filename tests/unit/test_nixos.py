@@ -37,14 +37,15 @@ from pulumi.runtime import rpc
 
 from bluegreen import arm_metrics, config, nginx, probe
 from bluegreen.config import Backpressure, Cache, ConfigError, Queue, Shadow, Window, weights_for
+from bluegreen.nginx_conf import render_local
 from bluegreen.reader import BANNER, URL_PATH, VERSION
 from bluegreen.switch import WRITE_METHODS, maintenance_body
-from platforms.local.nginx_edge import js_module
-from platforms.nixos import host, render
+from platforms.local.nginx_binary import js_module
+from platforms.nixos import bundle, host, render, ssh_deploy
 from tests.support.sandbox import free_ports
 from tests.unit.mocks import maintenance, stack
 
-ROOT = render.ROOT
+ROOT = bundle.ROOT
 EVAL = os.path.join(ROOT, "nixos", "tests", "eval-node.nix")
 NODES = {"blue": ["10.0.0.10:8000"], "green": ["10.0.0.11:8000"]}
 TWO_BLUE = {"blue": ["10.0.0.10:8000", "10.0.0.12:8000"], "green": ["10.0.0.11:8000"]}
@@ -102,17 +103,31 @@ def evaluation_error(env: dict[str, str], node: str) -> str:
 
 def on_host(tmp_path, file_name: str, text: str) -> str:
     """Lay out a rendered file with its bundle as the deploy does in /etc/nixos/bluegreen."""
-    for rel, content in {**render.bundle(), file_name: text}.items():
+    for rel, content in {**bundle.files(), file_name: text}.items():
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
     return str(tmp_path / file_name)
 
 
+def module_path(module: str) -> str:
+    """One of the repo's modules: a file (arm-node.nix) or a directory (edge-node/default.nix
+    imports the rest of its files)."""
+    path = os.path.join(ROOT, "nixos", "modules", module)
+    return path if os.path.isdir(path) else f"{path}.nix"
+
+
+def module_text(module: str) -> str:
+    """The text of a module, all of its files if it is a directory."""
+    path = module_path(module)
+    files = sorted(glob.glob(os.path.join(path, "*.nix"))) if os.path.isdir(path) else [path]
+    return "".join(open(f, encoding="utf-8").read() for f in files)
+
+
 def node_file(tmp_path, module: str, body: str) -> str:
     """A hand-written node config importing one of the repo's modules."""
     path = tmp_path / "node.nix"
-    path.write_text(f"{{ ... }}: {{ imports = [ {ROOT}/nixos/modules/{module}.nix ]; {body} }}\n")
+    path.write_text(f"{{ ... }}: {{ imports = [ {module_path(module)} ]; {body} }}\n")
     return str(path)
 
 
@@ -309,8 +324,17 @@ def test_the_edge_upstreams_are_bluegreen_nginx_groups(
     ],
 )
 def test_the_modules_check_the_alphabets_the_config_checks(module, pattern):
-    with open(os.path.join(ROOT, "nixos", "modules", f"{module}.nix")) as f:
-        assert f"types.strMatching {render.nix_string(pattern)}" in f.read()
+    assert f"types.strMatching {render.nix_string(pattern)}" in module_text(module)
+
+
+def test_every_file_of_the_edge_module_ships_and_counts_in_its_fingerprint():
+    """The edge module is a directory: a file added to it must be shipped to the host (it is
+    imported there) and be part of what nginx.conf's fingerprint is made of."""
+    files = {
+        os.path.relpath(f, ROOT) for f in glob.glob(os.path.join(module_path("edge-node"), "*.nix"))
+    }
+    assert files == set(bundle.EDGE_MODULE_FILES)
+    assert files <= set(bundle.BUNDLE) and files <= set(bundle.EDGE_MODULE)
 
 
 def directives(text: str) -> list[str]:
@@ -369,7 +393,7 @@ def test_the_edge_module_says_what_render_local_says(
     result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
     assert result["failedAssertions"] == []
     nginx_cfg = result["config"]["services"]["nginx"]
-    local = nginx.render_local(
+    local = render_local(
         app="shop",
         run_dir="/run/bluegreen",
         listen="127.0.0.1:18080",
@@ -449,7 +473,7 @@ def test_the_js_variables_are_the_ones_bluegreen_nginx_names(nix_env, tmp_path):
 def test_nginx_imports_the_switch_js_of_the_bundle(nix_env, tmp_path):
     """js_import names the store path of the bundled nginx/switch.js (the same name and text
     give the same path), which the deploy ships next to the module."""
-    assert "bluegreen/nginx_text/switch.js" in render.BUNDLE
+    assert "bluegreen/nginx_text/switch.js" in bundle.BUNDLE
     path = on_host(tmp_path, "shop-edge.nix", edge_config("blue").text)
     result = evaluate(nix_env, path)
     js = os.path.join(os.path.dirname(path), "bluegreen", "nginx_text", "switch.js")
@@ -1161,7 +1185,7 @@ def test_the_edge_serves_with_every_feature_on(live_edge):
 
 # --- the deploy ------------------------------------------------------------------------------
 
-TARGET = host.Target(
+TARGET = ssh_deploy.Target(
     host="10.0.0.10",
     user="root",
     port=2222,
@@ -1188,22 +1212,24 @@ SSH = [
 
 
 def test_the_deploy_is_a_copy_then_a_switch_over_ssh():
-    copy, switch = host.deploy_commands(TARGET, "/tmp/k/id", "nixos-rebuild")
-    assert copy == SSH + [host.copy_script("/etc/nixos/bluegreen")]
+    copy, switch = ssh_deploy.deploy_commands(TARGET, "/tmp/k/id", "nixos-rebuild")
+    assert copy == SSH + [ssh_deploy.copy_script("/etc/nixos/bluegreen")]
     assert switch == SSH + ["nixos-rebuild switch"]
     assert "d=/etc/nixos/bluegreen;" in copy[-1] and 'tar -x -f - -C "$t"' in copy[-1]
 
 
 def test_the_remote_commands_quote_what_they_are_given():
-    copy, switch = host.deploy_commands(
-        host.Target("h", "root", 22, "/k/known_hosts", remote_dir="/etc/nixos/x y"),
+    copy, switch = ssh_deploy.deploy_commands(
+        ssh_deploy.Target("h", "root", 22, "/k/known_hosts", remote_dir="/etc/nixos/x y"),
         "/k/id",
         "/run/current system/bin/rebuild",
     )
     assert "d='/etc/nixos/x y';" in copy[-1]
     assert switch[-1] == "'/run/current system/bin/rebuild' switch"
-    with pytest.raises(host.DeployError, match="no spaces"):
-        host.ssh_command(host.Target("h", "root", 22, "/my dir/known_hosts"), "/k/id", "true")
+    with pytest.raises(ssh_deploy.DeployError, match="no spaces"):
+        ssh_deploy.ssh_command(
+            ssh_deploy.Target("h", "root", 22, "/my dir/known_hosts"), "/k/id", "true"
+        )
 
 
 def props(config: str, **extra) -> dict:
@@ -1234,8 +1260,8 @@ def ssh_calls(monkeypatch, tmp_path) -> list[tuple[list[str], bytes | None]]:
         calls.append((argv, stdin))
         return subprocess.CompletedProcess(argv, 0, b"", b"")
 
-    monkeypatch.setattr(host, "run", fake_run)
-    monkeypatch.setattr(host.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(ssh_deploy, "run", fake_run)
+    monkeypatch.setattr(ssh_deploy.tempfile, "tempdir", str(tmp_path))
     return calls
 
 
@@ -1244,7 +1270,7 @@ def test_a_change_deploys_and_no_change_deploys_nothing(ssh_calls, tmp_path):
     first = props(arm_config(version="v1"))
     created = provider.create(first)
     assert [c[0][-1] for c in ssh_calls] == [
-        host.copy_script("/etc/nixos/bluegreen"),
+        ssh_deploy.copy_script("/etc/nixos/bluegreen"),
         "nixos-rebuild switch",
     ]
     with tarfile.open(fileobj=io.BytesIO(ssh_calls[0][1])) as tar:
@@ -1266,7 +1292,7 @@ def test_a_change_deploys_and_no_change_deploys_nothing(ssh_calls, tmp_path):
     assert diff.changes is True and not diff.replaces
     updated = provider.update("id", created.outs, second)
     assert [c[0][-1] for c in ssh_calls[2:]] == [
-        host.copy_script("/etc/nixos/bluegreen"),
+        ssh_deploy.copy_script("/etc/nixos/bluegreen"),
         "nixos-rebuild switch",
     ]
     assert updated.outs["digest"] != created.outs["digest"]
@@ -1301,7 +1327,7 @@ def test_a_switch_that_does_not_serve_is_switched_back(ssh_calls):
         "headers": {"x-bluegreen-version": "v2"},
         "timeoutSeconds": 0.3,
     }
-    with pytest.raises(host.DeployError, match="switched back to and keeps serving"):
+    with pytest.raises(ssh_deploy.DeployError, match="switched back to and keeps serving"):
         provider.update("id", created.outs, props(arm_config(version="v2"), confirm=confirm))
     tars = [c[1] for c in ssh_calls[2:] if c[1] is not None]
     assert len(tars) == 2  # the new files, then the previous ones again
@@ -1428,7 +1454,7 @@ def test_a_failed_switch_never_lowers_the_fence_the_edge_serves(ssh_calls, fake_
     created = provider.create(edge("blue")).outs
     assert created["lease"]["fence"] == 1
     fake_edge.broken = True
-    with pytest.raises(host.DeployError, match="switched back to"):
+    with pytest.raises(ssh_deploy.DeployError, match="switched back to"):
         provider.update("id", created, edge("green"))
     tried, restored = (deployed_file(c) for c in ssh_calls[-4::2])
     assert 'activeColor = "green";' in tried and "fence = 2;" in tried
@@ -1519,7 +1545,7 @@ def test_an_arm_stack_deploys_one_host_per_node(mocks):
             ), res.name
             key = res.inputs["sshKey"]  # sent to the engine marked secret, never in clear
             assert rpc.is_rpc_secret(key) and rpc.unwrap_rpc_secret(key) == "PRIVATE", res.name
-            assert set(res.inputs["bundle"]) == set(render.bundle())
+            assert set(res.inputs["bundle"]) == set(bundle.files())
 
     return pulumi.Output.all(arm.endpoint, arm.nodes).apply(check)
 
@@ -1552,7 +1578,7 @@ def test_the_live_stack_renders_the_edge_from_the_arms_nodes(mocks):
             "x-bluegreen-edge-generation": want.generation,
             "x-bluegreen-color": "green",
         }
-        assert set(res["bundle"]) == set(render.bundle())
+        assert set(res["bundle"]) == set(bundle.files())
 
     return pulumi.Output.all(edge.url, edge.generation).apply(check)
 
@@ -1732,7 +1758,7 @@ def test_the_edge_module_serves_the_lease_status_and_queue_as_render_local(nix_e
     assert result["failedAssertions"] == []
     nginx_cfg = result["config"]["services"]["nginx"]
     locations = nginx_cfg["virtualHosts"]["bluegreen-edge"]["locations"]
-    local = nginx.render_local(
+    local = render_local(
         app="shop",
         run_dir="/run/bluegreen",
         listen="127.0.0.1:18080",

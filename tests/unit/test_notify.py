@@ -16,10 +16,13 @@ import pytest
 from rich.console import Console
 
 from bluegreen.config import SECRET as SECRET_SHOWN
-from cutover import display, notify
-from cutover.metrics import ColorStats
-from cutover.procedure import Operator
-from cutover.workspace import ROOT, Outcome, PulumiError, Result
+from bluegreen.live_stack import ArmOutputs
+from cutover import display, notify, status
+from cutover.engine_events import EngineEvents, PulumiError, Result
+from cutover.operator import Operator
+from cutover.results import Outcome
+from cutover.sources.interface import ColorStats
+from cutover.workspace import ROOT
 from tests.support.receiver import SECRET, Receiver
 
 
@@ -250,7 +253,8 @@ class Edge:
         self.served = {"activeColor": "blue", "weights": {"blue": 100, "green": 0}}
         moved = {"metadata": {"type": "pulumi:pulumi:Stack", "old": {"outputs": before}}}
         moved["metadata"]["new"] = {"outputs": self.served}
-        return Result("pulumi up --stack live", "", "", 0, Outcome([{"resOutputsEvent": moved}]))
+        events = EngineEvents([{"resOutputsEvent": moved}])
+        return Result("pulumi up --stack live", "", "", 0, events)
 
 
 @pytest.mark.integration
@@ -259,7 +263,7 @@ def test_a_rollback_is_told_and_a_hanging_webhook_does_not_delay_it(tmp_path, ha
     hook = hooks(hanging.url, warn=said.append, timeout=1.0)
     op = Operator(Edge(tmp_path), out=said.append, notify=hook)
     start = time.monotonic()
-    assert op.rollback() == 0
+    assert op.rollback().outcome is Outcome.DONE
     assert time.monotonic() - start < 2
     assert op.ws.set["bluegreen:activeColor"] == "blue"
     deadline = time.monotonic() + 5
@@ -274,7 +278,7 @@ def test_a_rollback_is_told_and_a_hanging_webhook_does_not_delay_it(tmp_path, ha
 def test_a_failed_rollback_is_told_as_failed(tmp_path, receiver, hooks):
     hook = hooks(receiver.url, warn=print)
     op = Operator(Edge(tmp_path, fail=True), out=lambda line: None, notify=hook)
-    assert op.rollback() == 1
+    assert op.rollback().outcome is Outcome.FAILED
     hook.close(5)
     assert [b["bluegreen"]["event"] for b in receiver.bodies] == ["failed"]
     assert receiver.bodies[0]["text"] == (
@@ -287,7 +291,7 @@ def test_a_flip_refused_before_the_pointer_moves_is_told(tmp_path, receiver, hoo
     hook = hooks(receiver.url, warn=print)
     edge = Edge(tmp_path)
     op = Operator(edge, out=lambda line: None, notify=hook)
-    assert op.flip("blue") == 1
+    assert op.flip("blue").outcome is Outcome.REFUSED
     hook.close(5)
     assert edge.set == {}, "nothing was written"
     (body,) = receiver.bodies
@@ -321,8 +325,8 @@ def test_watch_shows_the_hold_and_tells_the_rollback_with_its_figures(
     hook = hooks(receiver.url, warn=said.append)
     show = display.for_hold(said.append, console=Console(file=io.StringIO()))
     op = Operator(Edge(tmp_path), out=said.append, notify=hook, display=show)
-    monkeypatch.setattr(Operator, "_source", lambda self, live, arms: Failing())
-    assert op.watch(hold_s=0.2, interval=0.1) == 1
+    monkeypatch.setattr(Operator, "source", lambda self, live, arms: Failing())
+    assert op.watch(hold_s=0.2, interval=0.1).outcome is Outcome.ROLLED_BACK
     hook.close(5)
     # Not a terminal: the hold's last figures as a plain line, before the rollback.
     shown = [line for line in said if line.startswith("hold green 100%:")]
@@ -390,7 +394,6 @@ def test_a_rollback_is_not_held_back_by_a_bad_webhook_url_and_says_nobody_was_to
 ):
     """A rollback moves the traffic first: the webhook is read when there is news, and a bad URL
     then costs the message, not the rollback."""
-    from cutover.cli import Told
 
     class Secret(Edge):
         def file_config(self, stack: str) -> dict[str, str]:
@@ -401,8 +404,8 @@ def test_a_rollback_is_not_held_back_by_a_bad_webhook_url_and_says_nobody_was_to
 
     edge = Secret(tmp_path)
     said: list[str] = []
-    op = Operator(edge, out=said.append, notify=Told(edge, "live"))
-    assert op.rollback() == 0
+    op = Operator(edge, out=said.append, notify=notify.Told(edge, "live"))
+    assert op.rollback().outcome is Outcome.DONE
     assert edge.served["activeColor"] == "blue"
     err = capsys.readouterr().err
     assert "bluegreen: warning: nobody was told: bluegreen:webhookUrl" in err
@@ -440,7 +443,7 @@ def test_status_shows_the_version_an_arm_serves_only_when_it_is_one(tmp_path, ve
     try:
         op = Operator(Edge(tmp_path), out=lambda line: None)
         endpoint = f"http://127.0.0.1:{server.server_port}"
-        line = op._arm_line("green", {"endpoint": endpoint, "version": "v2"})
+        line = status.arm_line(op, "green", ArmOutputs(endpoint=endpoint, version="v2"))
     finally:
         server.shutdown()
         server.server_close()

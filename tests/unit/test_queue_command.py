@@ -10,6 +10,7 @@ import pytest
 from agents.edge import intents
 from bluegreen.config import Queue
 from cutover import queue
+from cutover.results import Outcome
 
 
 @pytest.fixture
@@ -28,12 +29,12 @@ def edge(tmp_path):
     return where, pending
 
 
-def run(where, *argv) -> tuple[int, list[str]]:
+def run(where, *argv) -> tuple[Outcome, list[str]]:
     said: list[str] = []
     action, receipt, every = (list(argv) + [None, None])[:2] + [False]
     if receipt == "--all":
         receipt, every = None, True
-    return queue.run(where, action, receipt, every, said.append), said
+    return queue.run(where, action, receipt, every, said.append).outcome, said
 
 
 def test_status_counts_and_names_the_dead_letters_without_their_credentials(edge):
@@ -47,24 +48,27 @@ def test_status_counts_and_names_the_dead_letters_without_their_credentials(edge
 
 def test_retry_puts_a_dead_letter_back_and_drop_refuses_a_pending_one(edge):
     where, pending = edge
-    code, said = run(where, "retry", pending[1].receipt)
-    assert code == 0 and said[0].startswith("1 dead letter(s) put back")
+    outcome, said = run(where, "retry", pending[1].receipt)
+    assert outcome is Outcome.DONE and said[0].startswith("1 dead letter(s) put back")
     assert queue.status_lines(where)[0] == "maintenance queue: 2 pending, 1 delivered, 0 dead"
-    code, said = run(where, "drop", pending[2].receipt)
-    assert code == 1 and pending[2].receipt in said[0]
+    outcome, said = run(where, "drop", pending[2].receipt)
+    assert outcome is Outcome.BAD_INPUT and pending[2].receipt in said[0]
     assert queue.status_lines(where)[0] == "maintenance queue: 2 pending, 1 delivered, 0 dead"
 
 
 def test_drop_gives_up_a_dead_letter(edge):
     where, pending = edge
-    assert run(where, "drop", pending[1].receipt) == (0, [f"{pending[1].receipt} dropped"])
+    assert run(where, "drop", pending[1].receipt) == (
+        Outcome.DONE,
+        [f"{pending[1].receipt} dropped"],
+    )
     assert queue.status_lines(where)[0] == "maintenance queue: 1 pending, 1 delivered, 0 dead"
-    code, said = run(where, "list")
-    assert code == 0 and said[0] == "1 pending, 1 delivered, 0 dead"
+    outcome, said = run(where, "list")
+    assert outcome is Outcome.DONE and said[0] == "1 pending, 1 delivered, 0 dead"
 
 
 def test_an_edge_without_a_queue_says_so(tmp_path):
     where = queue.Where("live", str(tmp_path))
     assert queue.status_lines(where) == []
-    code, said = run(where, "list")
-    assert code == 1 and "bluegreen:maintenanceQueue is not set" in said[0]
+    outcome, said = run(where, "list")
+    assert outcome is Outcome.UNREACHABLE and "bluegreen:maintenanceQueue is not set" in said[0]

@@ -1,0 +1,143 @@
+"""The live (edge) stack as the cutover reads and writes it: the config keys of its one pointer,
+and its outputs as typed values.
+
+A flip, a rollback and the CI watch move traffic by writing `POINTER` (with `CANARY` for a
+canary step, and `MAINTENANCE` to freeze writes) in Pulumi.<stack>.yaml. What the edge serves
+after an update is in the stack's outputs (__main__.py and components/edge.py export them);
+`LiveOutputs.from_outputs` reads them, and an arm stack's with `ArmOutputs.from_outputs`. Both
+tolerate missing keys (a stack never deployed has no outputs; an older one lacks the newer ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bluegreen.reader import NAMESPACE
+
+POINTER = f"{NAMESPACE}:activeColor"
+"""The one pointer: the colour taking traffic."""
+CANARY = f"{NAMESPACE}:canaryWeight"
+"""The share (percent) of a canary step, set only while one is in progress."""
+MAINTENANCE = f"{NAMESPACE}:maintenance"
+"""Maintenance (read-only) mode, which `flip --freeze-writes` turns on for the flip."""
+
+ACTIVE_COLOR = "activeColor"
+WEIGHTS = "weights"
+"""The outputs that say where traffic goes: also the keys of a `bluegreen status --json` record
+and of an evidence record's `from` and `to`."""
+
+
+def _mapping(value: object) -> dict | None:
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Which colour the edge serves and with what weights: what a flip or a rollback moves."""
+
+    active_color: str | None = None
+    weights: dict[str, int] | None = None
+
+    @classmethod
+    def from_outputs(cls, outputs: Mapping | None) -> Traffic:
+        """From the stack's outputs, a `status --json` record or an evidence record's `from`
+        or `to` (the same keys)."""
+        outputs = outputs or {}
+        return cls(outputs.get(ACTIVE_COLOR), _mapping(outputs.get(WEIGHTS)))
+
+    def weight(self, color: str | None) -> int | None:
+        return (self.weights or {}).get(color)
+
+
+@dataclass(frozen=True)
+class ArmOutputs:
+    """An arm stack's outputs (or what the edge's `arms` output says of one arm)."""
+
+    endpoint: str | None = None
+    """Where the arm answers directly; None: not deployed."""
+    version: str | None = None
+    """The version its stack pins."""
+    nodes: tuple[str, ...] = ()
+    """Each node's host:port (the access log names upstreams by address)."""
+    stack: str | None = None
+    """The arm's stack, as the edge's `arms` output names it."""
+
+    @classmethod
+    def from_outputs(cls, outputs: Mapping | None) -> ArmOutputs:
+        outputs = outputs if isinstance(outputs, Mapping) else {}
+        nodes = outputs.get("nodes")
+        return cls(
+            endpoint=outputs.get("endpoint"),
+            version=outputs.get("version"),
+            nodes=tuple(nodes) if isinstance(nodes, list | tuple) else (),
+            stack=outputs.get("stack"),
+        )
+
+
+@dataclass(frozen=True)
+class LiveOutputs:
+    """The edge stack's outputs: what it serves, and what the cutover reads besides."""
+
+    deployed: bool = False
+    """Whether the stack has outputs at all (it was deployed)."""
+    traffic: Traffic = field(default_factory=Traffic)
+    maintenance: bool | None = None
+    url: str | None = None
+    shadow: int = 0
+    """The percent of live requests mirrored to the idle arm (bluegreen:shadow); 0: none."""
+    arms: dict[str, ArmOutputs] | None = None
+    """What the edge read of each arm; None when the stack does not say (an older edge)."""
+    evidence: tuple[dict, ...] = ()
+    """The evidence records of its traffic changes, oldest first (bluegreen/flip_evidence.py)."""
+    metrics: dict | None = None
+    """Where the hold reads live traffic (cutover/sources/ describes it); None: not said."""
+    versions: dict[str, str] | None = None
+
+    @classmethod
+    def from_outputs(cls, outputs: Mapping | None) -> LiveOutputs:
+        outputs = outputs or {}
+        maintenance = outputs.get("maintenance")
+        arms = _mapping(outputs.get("arms"))
+        evidence = outputs.get("evidence")
+        return cls(
+            deployed=bool(outputs),
+            traffic=Traffic.from_outputs(outputs),
+            maintenance=None if maintenance is None else bool(maintenance),
+            url=outputs.get("url"),
+            shadow=_percent(outputs.get("shadow")),
+            arms=None if arms is None else {c: ArmOutputs.from_outputs(a) for c, a in arms.items()},
+            evidence=tuple(r for r in evidence if isinstance(r, Mapping))
+            if isinstance(evidence, list | tuple)
+            else (),
+            metrics=_mapping(outputs.get("metrics")),
+            versions=_mapping(outputs.get("versions")),
+        )
+
+    @property
+    def active_color(self) -> str | None:
+        return self.traffic.active_color
+
+    @property
+    def weights(self) -> dict[str, int] | None:
+        return self.traffic.weights
+
+    def weight(self, color: str | None) -> int | None:
+        """The share of traffic `color` takes (None: not said)."""
+        return self.traffic.weight(color)
+
+    def served(self) -> dict:
+        """What the edge serves, under the outputs' own names (as `status --json` prints it)."""
+        return {
+            ACTIVE_COLOR: self.active_color,
+            WEIGHTS: self.weights,
+            "maintenance": self.maintenance,
+            "url": self.url,
+        }
+
+
+def _percent(value: object) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0

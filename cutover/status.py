@@ -1,0 +1,110 @@
+"""`bluegreen status`: what the edge serves, how each arm answers, the last traffic changes (the
+live stack's evidence), the maintenance queue and this machine's flip log, as text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from bluegreen import probe
+from bluegreen.config import COLORS, other
+from bluegreen.live_stack import ArmOutputs, LiveOutputs, Traffic
+from bluegreen.reader import VERSION
+from cutover import queue
+from cutover.hold import judged
+from cutover.results import Outcome, Report
+
+if TYPE_CHECKING:
+    from cutover.operator import Operator
+
+
+def status(op: Operator) -> Report:
+    """What the edge serves and how each arm answers now, from the live stack's outputs
+    alone (one `pulumi` process): the arms it names are asked directly (readiness, and the
+    version each serves). Arm stacks are read only when the live stack names none."""
+    live = op.outputs_now()
+    arms = live.arms
+    if not live.deployed:
+        op.out(f"{op.stack}: not deployed (pulumi up --stack {op.stack})")
+    else:
+        op.out(
+            f"{op.stack}: {live.active_color}  "
+            f"weights blue {live.weight('blue')} / green {live.weight('green')}  "
+            f"maintenance {'ON' if live.maintenance else 'off'}  edge {live.url}"
+        )
+    if arms is None or set(arms) != set(COLORS):
+        found = op.ws.outputs_of(op.edge.arm_stacks[c] for c in COLORS)
+        arms = {c: ArmOutputs.from_outputs(found[op.edge.arm_stacks[c]]) for c in COLORS}
+    for color in COLORS:
+        op.out(arm_line(op, color, arms[color]))
+    for line in _changes(op.stack, live):
+        op.out(line)
+    for line in queue.status_lines(op.queue_where()):
+        op.out(line)
+    entries = op.log.last(5)
+    op.out("this machine's flip log:" if entries else "this machine's flip log: none recorded")
+    for e in entries:
+        op.out(
+            f"  {e['time']} {e['event']:<8} {e.get('from')} -> {e.get('to')}  {e.get('phase')}"
+            f"{'  ' + e['breach'] if e.get('breach') else ''}  by {e['who']}"
+        )
+    return Report(Outcome.DONE)
+
+
+def _changes(stack: str, live: LiveOutputs) -> list[str]:
+    """The last traffic changes of the stack's evidence, and the last one's judged figures,
+    before it and after it."""
+    changes = list(live.evidence[-5:])
+    lines = [
+        f"traffic changes ({stack} stack's evidence):"
+        if changes
+        else f"traffic changes ({stack} stack's evidence): none recorded"
+    ]
+    lines += ["  " + describe_record(r) for r in changes]
+    if changes:
+        last = changes[-1]
+        to = Traffic.from_outputs(last.get("to")).active_color or ""
+        was = Traffic.from_outputs(last.get("from")).active_color
+        for what, figures in (("gate", last.get("smoke")), ("hold", last.get("hold"))):
+            for line in judged(figures, to, was if was != to else other(to)):
+                lines.append(f"    {what} {line}")
+    return lines
+
+
+def arm_line(op: Operator, color: str, arm: ArmOutputs) -> str:
+    """An arm as status shows it: the version it serves (else the one its stack pins), its
+    readiness, its endpoint."""
+    endpoint = arm.endpoint
+    if not endpoint:
+        return f"  {color:<5} not deployed (stack {op.edge.arm_stacks[color]})"
+    ready = probe.readiness(endpoint, op.edge.health_path)
+    said = ready.json().get("version") if ready.status == 200 else None
+    # What an arm answers is printed to a terminal: only a version the config could hold.
+    serving = said if VERSION.fits(said) else None
+    health = "ready" if ready.status == 200 else ready.describe()
+    pinned = arm.version
+    if said is not None and serving is None:
+        note = "  (answers a version that is not one: not shown)"
+    else:
+        note = f"  (the edge last read {pinned})" if serving and serving != pinned else ""
+    return f"  {color:<5} {serving or pinned:<10} {health:<8} {endpoint}{note}"
+
+
+def _traffic_text(t: Mapping | None) -> str:
+    if not t:
+        return "nothing"
+    traffic = Traffic.from_outputs(t)
+    color = traffic.active_color
+    return color if traffic.weight(color) == 100 else f"{color} {traffic.weight(color)}%"
+
+
+def describe_record(r: Mapping) -> str:
+    """One line of an evidence record, as `bluegreen status` shows it."""
+    hold = r.get("hold") or {}
+    verdict = f" ({hold.get('verdict')}: {hold['reason']})" if hold.get("reason") else ""
+    versions = " / ".join(f"{c} {v}" for c, v in (r.get("versions") or {}).items())
+    return (
+        f"{r.get('time')}  {_traffic_text(r.get('from'))} -> {_traffic_text(r.get('to'))}  "
+        f"{r.get('outcome')}{verdict}  [{versions}]  by {r.get('who')} at {r.get('where')}"
+        f"  commit {r.get('commit')}"
+    )

@@ -1,0 +1,63 @@
+"""Where both roles deploy on Kubernetes: the context and namespace (every object through an
+explicit provider), and the Services' names and port, by which the edge reaches the arms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from bluegreen.reader import Alphabet, Reader
+from platforms.base import ArmView
+
+K8S_NAME = Alphabet(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a Kubernetes name")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where both roles deploy: the kubeconfig context and the namespace."""
+
+    context: str
+    namespace: str
+    app_port: int
+
+    @classmethod
+    def from_config(cls, read: Reader) -> Cluster:
+        context = read.required(
+            "kubeContext", ": the kubernetes platform needs the kubeconfig context to deploy to"
+        )
+        namespace = read.matching("namespace", K8S_NAME)
+        return cls(context, namespace, read.integer("appPort", 1, 65535))
+
+    def options(self, name: str, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+        """Options for every object: an explicit provider, so a deploy goes to the context the
+        stack names, never to whatever context the operator's kubeconfig has selected."""
+        provider = k8s.Provider(
+            f"{name}-k8s",
+            context=self.context,
+            namespace=self.namespace,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        return pulumi.ResourceOptions(parent=parent, provider=provider)
+
+
+def service_host(app: str, namespace: str) -> str:
+    return f"{app}.{namespace}.svc.cluster.local"
+
+
+ARM_SERVICE_PORT = 80
+"""The port of every arm's Service (and the live one); it targets bluegreen:appPort."""
+
+
+def service_name(arm: ArmView) -> pulumi.Output[str]:
+    def pick(outputs: dict) -> str:
+        if not outputs.get("serviceName"):
+            raise pulumi.RunError(
+                f"The {arm.color} arm has no serviceName output: it was not deployed with "
+                f"bluegreen:platform kubernetes. Deploy it with `pulumi up -s {arm.color}`, or "
+                f"check bluegreen:{arm.color}Stack."
+            )
+        return outputs["serviceName"]
+
+    return arm.outputs.apply(pick)
