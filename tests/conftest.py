@@ -1,29 +1,26 @@
-"""Shared fixtures and the suite's tiers. `set_mocks` is process-global, so unit tests set it per
-test (tests/unit).
+"""The suite's tiers, one directory each, and what every test gets.
 
-Tiers, as pytest markers (`scripts/test --fast` runs the first alone):
-- unit: no process, no port; Pulumi's mocks at most. Held to it: a unit test that starts a
-  process or opens a connection fails, naming what it did.
-- integration: real parts without stacks (nginx, PostgreSQL, nix-instantiate, git, sshd, the
-  queue service and the writer as processes), marked `pytest.mark.integration` (its module's
-  `pytestmark`, or the test's own mark).
-- e2e: real stacks under the real `pulumi` CLI (tests/e2e, unless marked integration).
+- tests/unit: no process, no port; Pulumi's mocks at most. Held to it: a unit test that starts a
+  process or opens a connection fails, naming what it did (`scripts/test --fast` runs this tier).
+- tests/integration: real parts without stacks: nginx, PostgreSQL, nix-instantiate, git, sshd,
+  the queue service and the writer as processes.
+- tests/e2e: real stacks under the real `pulumi` CLI.
+
+Helpers live in tests/support; the fixtures more than one module uses are in
+tests/support/fixtures.py, registered here for every tier.
 """
 
 import os
 import signal
 import socket
 import subprocess
-import sys
 import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import pytest
 
-import pytest  # noqa: E402
+from tests.support import leaks
 
-from tests import leaks  # noqa: E402
+pytest_plugins = ["tests.support.fixtures"]
 
 TIERS = {
     "unit": "no process, no port (scripts/test --fast)",
@@ -38,13 +35,12 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test gets its tier: integration where its module says so, else e2e under
-    tests/e2e and unit elsewhere."""
+    """Every test gets its tier's marker from its directory (tests/<tier>/), so `-m unit`,
+    `-m integration` and `-m e2e` select a tier wherever pytest is pointed."""
     for item in items:
-        if item.get_closest_marker("integration"):
-            continue
-        e2e = os.sep + "e2e" + os.sep in str(item.path)
-        item.add_marker(pytest.mark.e2e if e2e else pytest.mark.unit)
+        for tier in TIERS:
+            if f"{os.sep}tests{os.sep}{tier}{os.sep}" in str(item.path):
+                item.add_marker(getattr(pytest.mark, tier))
 
 
 class _NotUnit(AssertionError):
@@ -60,8 +56,8 @@ def _unit_stays_in_process(request, monkeypatch):
     def refuse(what):
         def refused(*args, **kwargs):
             raise _NotUnit(
-                f"a unit test {what} ({args[1:2] or ''}): mark it (or its module) "
-                "pytest.mark.integration (tests/conftest.py)"
+                f"a unit test {what} ({args[1:2] or ''}): it belongs in tests/integration "
+                "(tests/conftest.py)"
             )
 
         return refused

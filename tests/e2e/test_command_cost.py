@@ -12,7 +12,7 @@ import stat
 
 import pytest
 
-from tests.e2e.test_flip import Watcher
+from tests.support.watcher import Watcher
 
 
 @pytest.fixture

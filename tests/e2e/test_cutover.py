@@ -3,7 +3,6 @@ watch, automatic rollback, maintenance mode, evidence, and the faults a 3 a.m. o
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -16,22 +15,12 @@ from pathlib import Path
 import pytest
 
 from bluegreen import probe
-from cutover.operator import Operator
 from cutover.results import Outcome
 from cutover.workspace import PulumiError
-from tests import leaks
-from tests.e2e.test_flip import Watcher
-from tests.readme import block_after, run_block
-
-
-def operator(project) -> tuple[Operator, list[str]]:
-    said: list[str] = []
-    return Operator(project.ws, out=said.append), said
-
-
-def flip_log(project) -> list[dict]:
-    with open(os.path.join(project.dir, ".bluegreen", "flips.jsonl")) as f:
-        return [json.loads(line) for line in f]
+from tests.support import leaks
+from tests.support.docs import block_after, run_block
+from tests.support.operating import flip_log, operator
+from tests.support.watcher import Watcher
 
 
 def test_flip_in_canary_steps_moves_traffic_and_records_evidence(project):

@@ -10,7 +10,7 @@ import subprocess
 
 from cutover.operator import Operator
 from cutover.results import Outcome
-from tests.e2e.test_flip import Watcher
+from tests.support.watcher import Watcher
 
 
 def _init_git(path: str) -> str:

@@ -16,9 +16,9 @@ import pytest
 
 from cutover.operator import Operator
 from cutover.results import Outcome
-from tests.e2e.test_cutover import flip_log, operator
-from tests.e2e.test_flip import Watcher
 from tests.support.busy import busy_loops
+from tests.support.operating import flip_log, operator
+from tests.support.watcher import Watcher
 
 
 def _pid(project, stack: str, name: str) -> int:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cutover.workspace import PulumiError
-from tests.e2e.test_flip import Watcher
+from tests.support.watcher import Watcher
 
 
 def refused(project, stack: str) -> str:

@@ -7,8 +7,8 @@ import os
 import signal
 
 from cutover.results import Outcome
-from tests.e2e.test_cutover import flip_log, operator
-from tests.e2e.test_flip import Watcher
+from tests.support.operating import flip_log, operator
+from tests.support.watcher import Watcher
 
 
 def _pid(project, color: str) -> int:

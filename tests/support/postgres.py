@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from tests import leaks
+from tests.support import leaks
 from tests.support.sandbox import free_ports
 
 USER = "queue"

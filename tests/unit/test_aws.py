@@ -14,7 +14,7 @@ import pulumi
 import pytest
 
 from bluegreen.config import ConfigError
-from tests.unit.mocks import StackMocks, build_arm, build_edge, deploy, install, stack, where
+from tests.support.mocks import StackMocks, build_arm, build_edge, deploy, install, stack, where
 
 VPC = {"vpcId": "vpc-0123abcd", "subnetIds": '["subnet-0aaa1111", "subnet-0bbb2222"]'}
 TG_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{}/0123456789abcdef"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from tests.unit.mocks import StackMocks as Mocks
-from tests.unit.mocks import build_arm, build_edge, install, stack
+from tests.support.mocks import StackMocks as Mocks
+from tests.support.mocks import build_arm, build_edge, install, stack
 
 STACK_OUTPUTS = {
     "organization/bluegreen/blue": {

@@ -3,7 +3,7 @@
 import pytest
 
 from bluegreen.config import ConfigError, other
-from tests.unit.mocks import stack
+from tests.support.mocks import stack
 
 
 def load(name: str = "blue", **values):

@@ -11,8 +11,8 @@ import pulumi
 import pytest
 
 from bluegreen.config import ConfigError
-from tests.unit.mocks import StackMocks as Mocks
-from tests.unit.mocks import build_arm, build_edge, deploy, install, maintenance, stack, where
+from tests.support.mocks import StackMocks as Mocks
+from tests.support.mocks import build_arm, build_edge, deploy, install, maintenance, stack, where
 
 SNIPPET = "nginx.ingress.kubernetes.io/configuration-snippet"
 

@@ -20,11 +20,8 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
+from tests.support.layers_cases import ROOT_PATH
 
-from tests.support.sandbox import ROOT
-
-ROOT_PATH = Path(ROOT)
 OWN = {
     "bluegreen",
     "agents",
@@ -35,6 +32,8 @@ OWN = {
     "tests",
     "bench",
 }
+
+
 # What each layer may import of the project's own top-level modules.
 ALLOWED = {
     "core": {"bluegreen"},
@@ -147,18 +146,6 @@ def test_a_wrong_way_import_is_caught(tmp_path):
         "policy/bluegreen_policy/rules.py (policy) imports bluegreen",
         "policy/bluegreen_policy/rules.py (policy) imports httpx, not in policy/requirements.txt",
     ]
-
-
-@pytest.mark.integration
-def test_no_sys_path_edits():
-    """Modules import by their package, never by editing the import path at run time."""
-    edits = []
-    for path in sorted(ROOT_PATH.rglob("*.py")):
-        rel = path.relative_to(ROOT_PATH).as_posix()
-        if rel.startswith((".venv/", "tests/")) or "sys.path" not in path.read_text():
-            continue
-        edits.append(rel)
-    assert edits == []
 
 
 def test_the_tooling_and_the_pack_agree_on_the_names_they_share():

@@ -9,7 +9,7 @@ import pytest
 
 from bluegreen import announce, nginx
 from bluegreen.config import ConfigError
-from tests.unit.mocks import stack
+from tests.support.mocks import stack
 
 EDGE = {"role": "edge", "activeColor": "blue"}
 

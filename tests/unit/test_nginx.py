@@ -8,11 +8,16 @@ import pytest
 
 from bluegreen import nginx, nginx_conf, probe
 from bluegreen.config import Backpressure, Cache, Queue, Shadow, weights_for
-from tests.unit.mocks import maintenance
+from tests.support.mocks import maintenance
 
 NODES = {"blue": ["127.0.0.1:18081"], "green": ["127.0.0.1:18082"]}
+
+
 LEASE = nginx.Lease(fence=1, since=0.0, handover=5)
+
+
 TOKEN = "0123456789abcdef" * 2
+
 
 OFF = {
     "cache": Cache(False, 256, ()),
@@ -165,19 +170,15 @@ def test_a_reload_keeps_kept_alive_clients_where_nginx_can():
     )
 
 
-@pytest.mark.integration
-def test_the_local_nginx_version_is_read():
-    from platforms.local.nginx_binary import nginx_version
-
-    version = nginx_version()
-    assert len(version) == 3 and version >= (1, 18, 0)
-
-
-# --- the edge as the trust boundary ------------------------------------------------------------
-
 ROOT = nginx._SHARED.parent.parent
+
+
 SOURCES = ("__main__.py", "agents", "app", "bench", "bluegreen", "components", "cutover", "nixos")
+
+
 SOURCES += ("platforms", "policy", "scripts")
+
+
 RESPONSE_HEADERS = {
     "X-Bluegreen-Color",
     "X-Bluegreen-Version",
@@ -187,9 +188,15 @@ RESPONSE_HEADERS = {
     "X-Bluegreen-Cache",
 }
 """What the arms and the edge answer with; none is read from a request."""
+
+
 NAME = re.compile(r"x-bluegreen-[a-z][a-z-]*[a-z]", re.I)
+
+
 # Where a header is read from a request: in njs, in nginx variables.
 READ = re.compile(r"headersIn\[['\"](x-bluegreen-[\w-]+)|\$http_(x_bluegreen_\w+)", re.I)
+
+
 # ... and in the arms' and services' request handlers, by name or by a constant of the module.
 HANDLER_READ = re.compile(r"self\.headers\.get\(\s*(?:['\"](x-bluegreen-[\w-]+)|([A-Z_]+))", re.I)
 

@@ -8,7 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from tests.readme import (
+from tests.support.docs import (
     ROOT,
     RUN,
     anchors,
@@ -46,8 +46,8 @@ def test_every_sh_block_is_run_by_a_test_or_says_why_not():
         f"{b.doc}:{b.line} (under {b.heading!r})" for b in sh_blocks() if not b.run and not b.note
     ]
     assert not unexplained, (
-        "no test runs these blocks: run one from a test with tests.readme.block_after (and list "
-        "it in RUN), or put `<!-- not run by tests: REASON -->` just above it: "
+        "no test runs these blocks: run one from a test with tests.support.docs.block_after (and "
+        "list it in RUN), or put `<!-- not run by tests: REASON -->` just above it: "
         f"{unexplained}"
     )
 
@@ -62,7 +62,7 @@ def _block_after_calls() -> dict[tuple[str, str], str]:
     calls: dict[tuple[str, str], str] = {}
     for path in sorted((ROOT / "tests").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if rel in ("tests/readme.py", "tests/unit/test_readme.py"):
+        if rel in ("tests/support/docs.py", "tests/unit/test_readme.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call):
@@ -73,7 +73,7 @@ def _block_after_calls() -> dict[tuple[str, str], str]:
             args = list(node.args) + [k.value for k in node.keywords if k.arg == "doc"]
             assert all(isinstance(a, ast.Constant) for a in args), (
                 f"{rel}:{node.lineno}: call block_after with literal arguments, so that "
-                "tests/readme.py RUN can be checked against it"
+                "tests/support/docs.py RUN can be checked against it"
             )
             heading, doc = args[0].value, (args[1].value if len(args) > 1 else "README.md")
             calls[(doc, heading)] = rel

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 RUN: dict[tuple[str, str], str] = {
     ("README.md", "## Flip and roll back"): "tests/e2e/test_flip.py",
@@ -162,7 +162,7 @@ def block_after(heading: str, doc: str = "README.md") -> str:
     """The first ```sh block under `heading` (the line as written, "## Flip and roll back") in
     `doc`; only blocks RUN lists, so that a block a test runs cannot lose its test unnoticed."""
     if (doc, heading) not in RUN:
-        raise KeyError(f"{doc} {heading!r} is not in tests/readme.py RUN: add it there")
+        raise KeyError(f"{doc} {heading!r} is not in tests/support/docs.py RUN: add it there")
     for block in sh_blocks(doc):
         if block.heading == heading and block.first:
             return block.text

@@ -22,8 +22,6 @@ import pytest
 from platforms.nixos import bundle, host, render, ssh_deploy
 from tests.support.sandbox import free_ports
 
-pytestmark = pytest.mark.integration  # real nginx (or sshd) and processes; no stacks
-
 SSHD = "/usr/sbin/sshd"
 
 

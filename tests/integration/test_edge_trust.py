@@ -21,18 +21,14 @@ from bluegreen.config import Backpressure, Cache, Queue, Shadow
 from cutover.sources.access_log import AccessLogSource
 from platforms.local.edge_files import served, write_state
 from platforms.local.nginx_binary import js_module
-from tests.e2e import test_switch
-from tests.e2e.test_switch import OWN, TOKEN, Edge
+from tests.support.edge import OWN, TOKEN, Edge
+from tests.support.mocks import maintenance
 from tests.support.sandbox import free_ports
-from tests.unit.mocks import maintenance
-
-pytestmark = pytest.mark.integration  # real nginx; no stacks
 
 FORGED = {name: "forged" for name in probe.REQUEST_HEADERS}
 """A client's try at every X-Bluegreen-* header bluegreen sends in requests."""
 OFF = Backpressure(0, 0, 0, 1, "always", 300)
 QUEUE = Queue(paths=("/orders",), rate=2, burst=0, connections=4)
-start = test_switch.start
 """The edge in front of two real arms (app/server.py), no limits, cache nor shadow unless told."""
 
 

@@ -12,8 +12,6 @@ import pytest
 from bluegreen import arm_metrics, probe
 from tests.support.sandbox import ROOT, free_ports
 
-pytestmark = pytest.mark.integration  # real processes and ports
-
 
 @pytest.fixture
 def arm():

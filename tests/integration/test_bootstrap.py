@@ -11,11 +11,7 @@ import os
 import stat
 import subprocess
 
-import pytest
-
 from cutover.workspace import ROOT
-
-pytestmark = pytest.mark.integration  # real processes and ports
 
 
 def bootstrap(tmp_path, version: str) -> subprocess.CompletedProcess:

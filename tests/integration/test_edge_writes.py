@@ -17,11 +17,8 @@ import pytest
 
 from bluegreen import nginx
 from bluegreen.config import Queue, Window
-from tests.e2e.test_switch import start  # noqa: F401 (the fixture: real nginx and two arms)
+from tests.support.mocks import maintenance
 from tests.support.sandbox import free_ports
-from tests.unit.mocks import maintenance
-
-pytestmark = pytest.mark.integration  # real nginx (or sshd) and processes; no stacks
 
 
 class Intake:
