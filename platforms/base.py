@@ -54,7 +54,7 @@ class EdgeEndpoint:
     exports: dict[str, pulumi.Output] = field(default_factory=dict)
     """Platform-specific outputs the edge stack exports (e.g. albDnsName for DNS aliases)."""
     metrics: pulumi.Input[dict] | None = None
-    """Where the hold after a flip reads traffic per colour, as cutover/metrics.py reads it:
+    """Where the hold after a flip reads traffic per colour, as cutover/sources/ reads it:
     {"source": "accessLog" | "prometheus" | "cloudwatch", ...}, exported as `metrics`."""
 
 

@@ -3,7 +3,7 @@ flip reads (bluegreen:metrics, one of the platform's own, the first being its de
 PromQL templates of a Prometheus source (bluegreen:promqlRequests, promqlErrors, promqlP95,
 promqlBuckets, over
 the platform's conventional metrics by default). The adapter writes what it read into the edge
-stack's `metrics` output, which the `bluegreen` command reads (cutover/metrics.py)."""
+stack's `metrics` output, which the `bluegreen` command reads (cutover/sources/)."""
 
 from __future__ import annotations
 

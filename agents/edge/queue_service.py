@@ -116,7 +116,8 @@ def make_handler(
             headers = dict(self.headers.items())
             # To this service every write comes from nginx: the edge names the client's address
             # in X-Bluegreen-Client, replacing whatever a client sent (QUEUE_REQUEST_HEADERS in
-            # bluegreen/nginx.py). Without it (a service reached directly), the peer it is.
+            # bluegreen/nginx_conf/queueing.py). Without it (a service reached directly), the
+            # peer it is.
             peer = self.headers.get(CLIENT_HEADER) or self.client_address[0]
             client = intents.client_id(headers, peer)
             try:

@@ -5,7 +5,7 @@
 // file `$bluegreen_state` names, which bluegreen replaces atomically (rename, or NixOS's /etc
 // switch), and which this module reads once per request (njs gives each request its own VM).
 //
-// The state (bluegreen/nginx.py `switch_state` writes it; nixos/modules/edge-node.nix too):
+// The state (bluegreen/nginx.py `switch_state` writes it; nixos/modules/edge-node/ too):
 //   generation   fingerprint of this state and the nginx.conf it was written for
 //   conf         the generation of that nginx.conf ($bluegreen_conf): a worker of another
 //                config (during a reload) answers with its own, so a probe never mistakes it

@@ -158,3 +158,32 @@ def test_the_tooling_and_the_pack_agree_on_the_names_they_share():
     assert rolling_back.SMOKE_POLICY == settings.SMOKE
     assert flip_log.SMOKE_REPORT_ENV == smoke.REPORT_ENV
     assert probe.PROBE_HEADER == smoke.PROBE_HEADER
+
+
+SIZE = 360  # "about 350 lines"
+ONE_PIECE = re.compile(r"\bOne (module|piece)\b")
+
+
+def long_modules(root: Path) -> list[str]:
+    """Modules of the project over SIZE lines whose docstring does not say why they are one
+    piece (a sentence beginning "One module" or "One piece")."""
+    long = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith((".venv/", "tests/")) or "/." in f"/{rel}":
+            continue
+        text = path.read_text()
+        why = ast.get_docstring(ast.parse(text)) or ""
+        if text.count("\n") > SIZE and not ONE_PIECE.search(why):
+            long.append(f"{rel} ({text.count(chr(10))} lines)")
+    return long
+
+
+def test_no_module_is_long_without_saying_why():
+    assert long_modules(ROOT_PATH) == []
+
+
+def test_a_long_module_without_a_reason_is_caught(tmp_path):
+    (tmp_path / "big.py").write_text('"""Many things."""\n' + "x = 1\n" * (SIZE + 1))
+    (tmp_path / "fine.py").write_text('"""One module: a reason."""\n' + "x = 1\n" * (SIZE + 1))
+    assert long_modules(tmp_path) == [f"big.py ({SIZE + 2} lines)"]

@@ -31,7 +31,7 @@ let
     bluegreen_replay = "replay";
     bluegreen_cache_bypass = "cacheBypass";
   };
-  # The 413 of a kept write over the cap (`render_local` in bluegreen/nginx.py has the same).
+  # The 413 of a kept write over the cap (`render_local` in bluegreen/nginx_conf/ has the same).
   tooLarge = builtins.toJSON {
     error = "too large";
     message = "a write kept during maintenance has at most ${toString q.maxBodyKb} KiB";

@@ -21,7 +21,8 @@ most 1 in 100 under load; slower and 2% refused at least 95 in 100; 0.1% passed 
 100). With `--baseline REF` (5c10c4d: the p95 gate) the same trials run first with the pack as
 it was at REF (bench/baseline.py).
 
-    .venv/bin/python -m bench.judge [--trials 100] [--baseline 5c10c4d] [--conditions idle,busy]
+    .venv/bin/python -m bench.gate_trials [--trials 100] [--baseline 5c10c4d]
+        [--conditions idle,busy]
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def run_side(root: str, trials: int, conditions: list[str], scenarios: list[str]
                             [
                                 sys.executable,
                                 "-m",
-                                "bench.judge",
+                                "bench.gate_trials",
                                 "--drive",
                                 blue,
                                 green,
