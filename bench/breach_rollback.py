@@ -19,6 +19,7 @@ import threading
 import time
 
 from bluegreen import probe
+from cutover.flip import flip
 from cutover.operator import Operator
 from cutover.results import Outcome
 from tests.support.sandbox import make_project
@@ -76,7 +77,7 @@ def one_run(project, op: Operator) -> float:
     failer = threading.Thread(target=fail_green, daemon=True)
     with Load(project.edge_url) as load:
         failer.start()
-        ended = op.flip("green", hold_s=120, interval=1)
+        ended = flip(op, "green", hold_s=120, interval=1)
         failer.join()
         time.sleep(1)
     os.kill(green, signal.SIGUSR2)  # well again, for the next run

@@ -13,6 +13,7 @@ import tempfile
 
 from cutover.operator import Operator
 from cutover.results import Outcome
+from cutover.rolling_back import rollback
 from tests.support.sandbox import make_project
 
 
@@ -29,7 +30,7 @@ def main() -> int:
             for _ in range(runs):
                 project.ws.config_set("live", "bluegreen:activeColor", "green")
                 project.ws.up("live")
-                assert op.rollback(reason="bench").outcome is Outcome.DONE
+                assert rollback(op, reason="bench").outcome is Outcome.DONE
                 record = [e for e in op.log.last(1) if e.get("phase") == "done"][-1]
                 recover.append(record["timeToRecover"])
                 updates.append(record["seconds"])

@@ -11,9 +11,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from bluegreen import config
-from cutover import ci, flip_log
+from cutover import ci, flip_log, watching
 from cutover import commit_rollback as reverting
+from cutover.flip import flip
 from cutover.results import Outcome, Report
+from cutover.rolling_back import rollback
+from cutover.shadow import shadow
+from cutover.status import status
 
 if TYPE_CHECKING:
     from cutover.operator import Operator
@@ -22,9 +26,9 @@ if TYPE_CHECKING:
 def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> Report:
     """The subcommand; the stop rules are the edge stack's `hold`, with any flags over it."""
     if args.command == "rollback":
-        return op.rollback()
+        return rollback(op)
     if args.command == "status":
-        return status_json(op) if args.json else op.status()
+        return status_json(op) if args.json else status(op)
     if args.command == "queue":
         from cutover import queue  # the intent store's libraries, only where it is read
 
@@ -35,11 +39,18 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> Report:
     }
     rules = dataclasses.replace(hold, **{k: v for k, v in overrides.items() if v is not None})
     if args.command == "watch":
-        return watch(op, args, rules)
+        return watch_command(op, args, rules)
     if args.command == "shadow":
-        return op.shadow(args.hold, args.interval, rules)
-    return op.flip(
-        args.color, args.canary, args.hold, args.interval, args.freeze_writes, rules, args.shadow
+        return shadow(op, args.hold, args.interval, rules)
+    return flip(
+        op,
+        args.color,
+        args.canary,
+        args.hold,
+        args.interval,
+        args.freeze_writes,
+        rules,
+        args.shadow,
     )
 
 
@@ -53,7 +64,7 @@ def status_json(op: Operator) -> Report:
     return Report(Outcome.DONE)
 
 
-def watch(op: Operator, args: argparse.Namespace, rules: config.Hold) -> Report:
+def watch_command(op: Operator, args: argparse.Namespace, rules: config.Hold) -> Report:
     """`watch`, skipped when the traffic did not move since --if-moved-since; the verdict to
     --verdict-file."""
     live = op.live()
@@ -67,7 +78,7 @@ def watch(op: Operator, args: argparse.Namespace, rules: config.Hold) -> Report:
             record = ci.verdict_record(op.stack, watched, "unmoved", None, None, None, False)
             ci.write_verdict(args.verdict_file, record)
         return Report(Outcome.UNCHANGED)
-    report = op.watch(args.hold, args.interval, rules, live=live)
+    report = watching.watch(op, args.hold, args.interval, rules, live=live)
     verdict = report.verdict
     if args.verdict_file and verdict is not None:
         record = ci.verdict_record(

@@ -9,7 +9,7 @@ moving the same pointer back, and keep evidence in the flip log.
 the stacks serve (read once per command), the pointer written, the metrics source, the hold and
 its display, the flip log and the notices. The operations are one module each, and each returns a
 `Report` (cutover/results.py): cutover/flip.py, rolling_back.py, shadow.py, watching.py and
-status.py; `Operator.flip` and the like call them.
+status.py, each a function of an `Operator`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from functools import cached_property
 from bluegreen import config
 from bluegreen.config import COLORS
 from bluegreen.live_stack import CANARY, POINTER, ArmOutputs, LiveOutputs
-from cutover import flip, flip_log, queue, rolling_back, shadow, status, watching
+from cutover import flip_log, queue
 from cutover.hold import Check, Verdict, hold
-from cutover.results import Report
 from cutover.sources import factory
 from cutover.sources.interface import ColorStats, MetricsSource
 from cutover.workspace import PulumiError, Workspace
@@ -103,50 +102,6 @@ class Operator:
     @cached_property
     def log(self) -> flip_log.FlipLog:
         return flip_log.FlipLog(self.ws.project_dir)
-
-    # --- the operations (one module each) ------------------------------------------------
-
-    def flip(
-        self,
-        target: str,
-        canary: list[int] | None = None,
-        hold_s: float = 30.0,
-        interval: float = 1.0,
-        freeze_writes: bool = False,
-        rules: config.Hold | None = None,
-        shadow_s: float | None = None,
-    ) -> Report:
-        """cutover/flip.py: move traffic to `target`, holding each step."""
-        return flip.flip(self, target, canary, hold_s, interval, freeze_writes, rules, shadow_s)
-
-    def rollback(self, reason: str = "operator request") -> Report:
-        """cutover/rolling_back.py: back to the other colour now."""
-        return rolling_back.rollback(self, reason)
-
-    def shadow(
-        self,
-        hold_s: float,
-        interval: float = 1.0,
-        rules: config.Hold | None = None,
-        live: LiveOutputs | None = None,
-        arms: Mapping[str, ArmOutputs] | None = None,
-    ) -> Report:
-        """cutover/shadow.py: judge the idle colour on mirrored live requests."""
-        return shadow.shadow(self, hold_s, interval, rules, live, arms)
-
-    def watch(
-        self,
-        hold_s: float,
-        interval: float = 1.0,
-        rules: config.Hold | None = None,
-        live: LiveOutputs | None = None,
-    ) -> Report:
-        """cutover/watching.py: hold and watch the colour taking traffic now."""
-        return watching.watch(self, hold_s, interval, rules, live)
-
-    def status(self) -> Report:
-        """cutover/status.py: what the edge serves and how each arm answers now."""
-        return status.status(self)
 
     # --- what is there -------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bluegreen import probe
+from cutover.flip import flip
 from cutover.results import Outcome
 from cutover.workspace import PulumiError
 from tests.support import leaks
@@ -27,7 +28,7 @@ def test_flip_in_canary_steps_moves_traffic_and_records_evidence(project):
     project.up_all(active="blue")
     op, said = operator(project)
     with Watcher(project.edge_url) as load:
-        ended = op.flip("green", canary=[25, 100], hold_s=2, interval=0.5)
+        ended = flip(op, "green", canary=[25, 100], hold_s=2, interval=0.5)
     assert ended.outcome is Outcome.DONE, said
     assert not load.failures, load.failures
     assert project.colors(20) == ["green"] * 20
@@ -63,7 +64,7 @@ def test_new_colour_crashing_during_a_canary_step_is_rolled_back(project):
     crasher = threading.Thread(target=crash_green_once_it_takes_traffic, daemon=True)
     with Watcher(project.edge_url):
         crasher.start()
-        ended = op.flip("green", canary=[25, 100], hold_s=20, interval=0.5)
+        ended = flip(op, "green", canary=[25, 100], hold_s=20, interval=0.5)
     assert ended.outcome is Outcome.ROLLED_BACK
     last = flip_log(project)[-1]
     assert last["phase"] == "rolled-back" and last["step"] == 25, last
@@ -80,7 +81,7 @@ def test_a_refused_step_leaves_the_pointer_where_it_was(project):
     project.ws.config_set("green", "bluegreen:simulate", "ready-status=503")
     project.up_all(active="blue")
     op, said = operator(project)
-    assert op.flip("green", hold_s=1).outcome is Outcome.FAILED
+    assert flip(op, "green", hold_s=1).outcome is Outcome.FAILED
     assert any("the pointer stays at blue" in line for line in said), said
     # The log keeps why, as the policy said it, however long the command's output was.
     [violation] = flip_log(project)[-1]["violations"]
@@ -237,7 +238,7 @@ def test_freeze_writes_holds_writes_for_the_flip_and_lifts_them_after(project):
     writer = threading.Thread(target=write_while_holding, daemon=True)
     writer.start()
     with Watcher(project.edge_url):  # reads keep flowing, so the hold has traffic to judge
-        ended = op.flip("green", hold_s=4, interval=0.5, freeze_writes=True)
+        ended = flip(op, "green", hold_s=4, interval=0.5, freeze_writes=True)
         assert ended.outcome is Outcome.DONE, said
     writer.join(timeout=10)
     assert during == [503], "writes during the flip's hold must be refused"

@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 
+from cutover.flip import flip
 from cutover.operator import Operator
 from cutover.results import Outcome
+from cutover.status import status
 from tests.support.watcher import Watcher
 
 
@@ -72,7 +74,7 @@ def test_the_commands_flip_records_the_gates_figures_and_the_holds_verdict(proje
     project.up_all(active="blue")
     said: list[str] = []
     with Watcher(project.edge_url):
-        ended = Operator(project.ws, out=said.append).flip("green", hold_s=2, interval=0.5)
+        ended = flip(Operator(project.ws, out=said.append), "green", hold_s=2, interval=0.5)
         assert ended.outcome is Outcome.DONE
     last = project.ws.outputs("live")["evidence"][-1]
     assert last["to"]["activeColor"] == "green"
@@ -88,6 +90,6 @@ def test_the_commands_flip_records_the_gates_figures_and_the_holds_verdict(proje
     assert any(line.startswith("gate latency: green is ") for line in said), said
     assert any(line.startswith("hold errors: green ") for line in said), said
     shown: list[str] = []
-    Operator(project.ws, out=shown.append).status()
+    status(Operator(project.ws, out=shown.append))
     assert any(line.startswith("    gate latency: green is ") for line in shown), shown
     assert any(line.startswith("    hold errors: green ") for line in shown), shown

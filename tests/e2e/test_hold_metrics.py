@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from cutover.flip import flip
 from cutover.operator import Operator
 from cutover.results import Outcome
 from tests.support.busy import busy_loops
@@ -66,7 +67,7 @@ def test_a_green_that_starts_failing_during_the_hold_is_rolled_back_through_prom
     failer = threading.Thread(target=fail_green_once_it_takes_traffic, daemon=True)
     with Watcher(project.edge_url):
         failer.start()
-        ended = op.flip("green", hold_s=30, interval=1)
+        ended = flip(op, "green", hold_s=30, interval=1)
         failer.join()
     assert ended.outcome is Outcome.ROLLED_BACK, said
     last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
@@ -82,7 +83,7 @@ def test_a_green_that_gets_no_traffic_is_inconclusive_and_rolled_back(watched):
     project = watched
     op, said = operator(project)
     # nobody sends a request
-    assert op.flip("green", hold_s=3, interval=1).outcome is Outcome.ROLLED_BACK
+    assert flip(op, "green", hold_s=3, interval=1).outcome is Outcome.ROLLED_BACK
     last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
     assert (last["phase"], last["verdict"]) == ("rolled-back", "inconclusive"), last
     assert "no data is not a pass" in last["breach"]
@@ -108,7 +109,7 @@ def test_keep_holding_judges_once_traffic_comes(watched):
 
     sender = threading.Thread(target=traffic_after_the_hold_time, daemon=True)
     sender.start()
-    ended = op.flip("green", hold_s=2, interval=1)
+    ended = flip(op, "green", hold_s=2, interval=1)
     sender.join()
     assert ended.outcome is Outcome.DONE, said
     assert op.verdict is not None and op.verdict.outcome == "held"
@@ -121,7 +122,7 @@ def test_a_metrics_source_that_is_down_refuses_the_flip_with_the_pointer_unmoved
     os.killpg(_pid(project, "live", "prometheus"), signal.SIGTERM)
     time.sleep(0.5)
     op, said = operator(project)
-    assert op.flip("green", hold_s=5).outcome is Outcome.REFUSED
+    assert flip(op, "green", hold_s=5).outcome is Outcome.REFUSED
     url = f"http://127.0.0.1:{project.ports['prometheus']}"
     assert said[-1].startswith(
         f"flip to green refused, the pointer stays at blue: Prometheus at {url} did not answer"
@@ -180,7 +181,7 @@ def test_a_green_slowed_by_a_fifth_during_the_hold_is_rolled_back_through_promet
     with Watcher(project.edge_url):
         time.sleep(5)  # blue's traffic before the flip: the baseline
         slower.start()
-        ended = op.flip("green", hold_s=30, interval=1)
+        ended = flip(op, "green", hold_s=30, interval=1)
         slower.join()
     assert ended.outcome is Outcome.ROLLED_BACK, said
     last = [e for e in flip_log(project) if e["event"] == "flip"][-1]
@@ -202,7 +203,7 @@ def test_an_identical_green_is_held_on_a_busy_machine(working):
     op, said = operator(project)
     with busy_loops(4), Watcher(project.edge_url):
         time.sleep(5)
-        ended = op.flip("green", hold_s=10, interval=1)
+        ended = flip(op, "green", hold_s=10, interval=1)
     assert ended.outcome is Outcome.DONE, said
     assert op.verdict is not None and op.verdict.outcome == "held", op.verdict
     [latency] = _judged(said)[-1:]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import signal
 
+from cutover.flip import flip
 from cutover.results import Outcome
+from cutover.shadow import shadow
 from tests.support.operating import flip_log, operator
 from tests.support.watcher import Watcher
 
@@ -40,7 +42,7 @@ def test_a_failing_idle_arm_is_caught_on_shadow_traffic_and_the_flip_is_refused(
     os.kill(_pid(project, "green"), signal.SIGUSR1)  # green answers 500 to all but its health
     op, said = operator(project)
     with Watcher(project.edge_url) as load:
-        ended = op.flip("green", hold_s=4, interval=0.5)
+        ended = flip(op, "green", hold_s=4, interval=0.5)
     assert ended.outcome is Outcome.REFUSED, said
     assert any("green is not ready for users: errors: green " in line for line in said), said
     assert any("flip to green refused, the pointer stays at blue" in line for line in said), said
@@ -53,12 +55,12 @@ def test_no_shadow_traffic_is_not_a_pass(project):
     shadowing(project)
     op, said = operator(project)
     # nobody sent a request: nothing was mirrored
-    assert op.shadow(2, 0.5).outcome is Outcome.NOT_HELD
+    assert shadow(op, 2, 0.5).outcome is Outcome.NOT_HELD
     assert any("fewer than the 20 needed to judge it" in line for line in said), said
 
 
 def test_shadow_without_a_mirror_says_how_to_turn_it_on(project):
     project.up_all(active="blue")
     op, said = operator(project)
-    assert op.shadow(2, 0.5).outcome is Outcome.NOT_READY
+    assert shadow(op, 2, 0.5).outcome is Outcome.NOT_READY
     assert "set bluegreen:shadow" in said[-1] and "pulumi up -s live" in said[-1], said

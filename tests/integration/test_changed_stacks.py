@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-The choice of stacks CI previews and updates from a git diff."""
+"""The choice of stacks CI previews and updates from a git diff."""
 
 import json
 import os

@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-`bluegreen commit-rollback` against real git: a checkout in a temporary directory whose
+"""`bluegreen commit-rollback` against real git: a checkout in a temporary directory whose
 `origin` is a bare repository next to it. GitHub cannot be reached from here, so `gh` is a stand-in
 on PATH that records the arguments it was called with and answers with a pull request address, as
 the real `gh pr create` does; everything else (commits, pushes, a pre-receive hook refusing main

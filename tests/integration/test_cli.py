@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-The `bluegreen` command refuses bad arguments before anything is read or changed: each error
+"""The `bluegreen` command refuses bad arguments before anything is read or changed: each error
 names the argument, the value it got and what is allowed, and the command exits 2."""
 
 from __future__ import annotations

@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-The flip record's provider: what makes a record, and what never does."""
+"""The flip record's provider: what makes a record, and what never does."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-The intent store (agents/edge/intents.py) on a SQLite file and on a real PostgreSQL server:
+"""The intent store (agents/edge/intents.py) on a SQLite file and on a real PostgreSQL server:
 what a client and an operator notice: receipts, order, once-only, dead letters, sealed
 credentials, owner-only files."""
 

@@ -1,19 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-The shape of the tree: four layers with arrows one way, and a policy pack that stands alone.
-
-    core      bluegreen/                           config, probes, renderers, shared facts
-    agents    agents/                              what runs on hosts (the edge's queue service
-                                                   and store, an arm's writer): the core only
-    program   __main__.py, components/, platforms/ the Pulumi program: imports the core
-    tooling   cutover/                             the `bluegreen` command: imports the core,
-                                                   and the pack's judge (one judge, gate and hold)
-    policy    policy/                              pulumi-policy, the standard library, itself
-
-The program and the tooling never import each other: the tooling drives the program through the
-pulumi CLI, as a person does. Tests, benches and scripts sit on top and
-may import anything; nothing imports them.
-"""
+"""No module edits the import path at run time: every file of the tree, read."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-The nginx text: one group per colour, the other colour as backup, the switch state, and that
+"""The nginx text: one group per colour, the other colour as backup, the switch state, and that
 nothing can be injected."""
 
 

@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-The nixos platform without a NixOS host: the Nix it ships and renders, evaluated for real.
+"""The nixos platform without a NixOS host: the Nix it ships and renders, evaluated for real.
 
 No nixpkgs is available offline, so `nix-instantiate` (Debian's nix-bin) evaluates the node
 configs with `nixos/tests/lib-stub.nix` in place of nixpkgs' lib. The nginx that the edge

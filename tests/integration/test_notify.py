@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-Webhook notices (cutover/notify.py) against a real HTTP receiver on loopback: what a channel
+"""Webhook notices (cutover/notify.py) against a real HTTP receiver on loopback: what a channel
 reads for each event, and that a webhook that fails or hangs never holds up the cutover."""
 
 from __future__ import annotations
@@ -21,9 +19,12 @@ from bluegreen.config import SECRET as SECRET_SHOWN
 from bluegreen.live_stack import ArmOutputs
 from cutover import display, notify, status
 from cutover.engine_events import EngineEvents, PulumiError, Result
+from cutover.flip import flip
 from cutover.operator import Operator
 from cutover.results import Outcome
+from cutover.rolling_back import rollback
 from cutover.sources.interface import ColorStats
+from cutover.watching import watch
 from cutover.workspace import ROOT
 from tests.support.receiver import SECRET, Receiver
 
@@ -235,7 +236,7 @@ def test_a_rollback_is_told_and_a_hanging_webhook_does_not_delay_it(tmp_path, ha
     hook = hooks(hanging.url, warn=said.append, timeout=1.0)
     op = Operator(Edge(tmp_path), out=said.append, notify=hook)
     start = time.monotonic()
-    assert op.rollback().outcome is Outcome.DONE
+    assert rollback(op).outcome is Outcome.DONE
     assert time.monotonic() - start < 2
     assert op.ws.set["bluegreen:activeColor"] == "blue"
     deadline = time.monotonic() + 5
@@ -249,7 +250,7 @@ def test_a_rollback_is_told_and_a_hanging_webhook_does_not_delay_it(tmp_path, ha
 def test_a_failed_rollback_is_told_as_failed(tmp_path, receiver, hooks):
     hook = hooks(receiver.url, warn=print)
     op = Operator(Edge(tmp_path, fail=True), out=lambda line: None, notify=hook)
-    assert op.rollback().outcome is Outcome.FAILED
+    assert rollback(op).outcome is Outcome.FAILED
     hook.close(5)
     assert [b["bluegreen"]["event"] for b in receiver.bodies] == ["failed"]
     assert receiver.bodies[0]["text"] == (
@@ -261,7 +262,7 @@ def test_a_flip_refused_before_the_pointer_moves_is_told(tmp_path, receiver, hoo
     hook = hooks(receiver.url, warn=print)
     edge = Edge(tmp_path)
     op = Operator(edge, out=lambda line: None, notify=hook)
-    assert op.flip("blue").outcome is Outcome.REFUSED
+    assert flip(op, "blue").outcome is Outcome.REFUSED
     hook.close(5)
     assert edge.set == {}, "nothing was written"
     (body,) = receiver.bodies
@@ -295,7 +296,7 @@ def test_watch_shows_the_hold_and_tells_the_rollback_with_its_figures(
     show = display.for_hold(said.append, console=Console(file=io.StringIO()))
     op = Operator(Edge(tmp_path), out=said.append, notify=hook, display=show)
     monkeypatch.setattr(Operator, "source", lambda self, live, arms: Failing())
-    assert op.watch(hold_s=0.2, interval=0.1).outcome is Outcome.ROLLED_BACK
+    assert watch(op, hold_s=0.2, interval=0.1).outcome is Outcome.ROLLED_BACK
     hook.close(5)
     # Not a terminal: the hold's last figures as a plain line, before the rollback.
     shown = [line for line in said if line.startswith("hold green 100%:")]
@@ -369,7 +370,7 @@ def test_a_rollback_is_not_held_back_by_a_bad_webhook_url_and_says_nobody_was_to
     edge = Secret(tmp_path)
     said: list[str] = []
     op = Operator(edge, out=said.append, notify=notify.Told(edge, "live"))
-    assert op.rollback().outcome is Outcome.DONE
+    assert rollback(op).outcome is Outcome.DONE
     assert edge.served["activeColor"] == "blue"
     err = capsys.readouterr().err
     assert "bluegreen: warning: nobody was told: bluegreen:webhookUrl" in err

@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-Every policy, pass and violation, called directly with argument objects built here.
+"""Every policy, pass and violation, called directly with argument objects built here.
 
 The smoke test talks HTTP to real reference services on loopback; nothing of the policy SDK is
 mocked.

@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-The queue service as a real process on loopback (`python -m agents.edge.queue_service`), with its
+"""The queue service as a real process on loopback (`python -m agents.edge.queue_service`), with its
 SQLite store, in front of a stand-in edge that serves the status document and records what is
 replayed to it. What a client and an operator notice: receipts, refusals, intents kept across a
 kill -9, replay in arrival order once each, dead letters, credentials never in clear on disk."""

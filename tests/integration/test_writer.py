@@ -1,6 +1,4 @@
-"""The integration tier (real processes) of what follows.
-
-`bluegreen-writer` runs an arm's background writer only while the edge's lease lets its colour
+"""`bluegreen-writer` runs an arm's background writer only while the edge's lease lets its colour
 write: real processes on loopback, the real wrapper (`python -m agents.arm.writer`, what a node's
 `bluegreen-writer` runs, from a directory with no Pulumi project, as on an arm host) around the
 real app/consumer.py, and a stand-in edge in the test serving a lease document the test changes.

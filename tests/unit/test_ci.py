@@ -1,8 +1,5 @@
-"""`bluegreen commit-rollback` against real git: a checkout in a temporary directory whose
-`origin` is a bare repository next to it. GitHub cannot be reached from here, so `gh` is a stand-in
-on PATH that records the arguments it was called with and answers with a pull request address, as
-the real `gh pr create` does; everything else (commits, pushes, a pre-receive hook refusing main
-as branch protection does) is real git."""
+"""The CI path in process: when traffic moved, what the verdict names, what a rollback may change,
+and what the workflows say (against real git: tests/integration/test_ci.py)."""
 
 from __future__ import annotations
 

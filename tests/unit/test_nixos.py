@@ -1,13 +1,5 @@
-"""The nixos platform without a NixOS host: the Nix it ships and renders, evaluated for real.
-
-No nixpkgs is available offline, so `nix-instantiate` (Debian's nix-bin) evaluates the node
-configs with `nixos/tests/lib-stub.nix` in place of nixpkgs' lib. The nginx that the edge
-module describes is assembled the way nixpkgs' nginx module writes it and run for real on
-loopback (Debian's njs module standing in for the one nixpkgs builds in), with the switch state
-the module puts in /etc, so maintenance mode and a flip without a reload are checked by
-requests, not by reading text. The SSH transport itself is proven in tests/e2e/test_nixos_ssh.py
-against a real sshd.
-"""
+"""The nixos platform without a NixOS host, in process: what the renderer writes and what a deploy
+sends. tests/integration/test_nixos.py evaluates the Nix for real."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Every policy, pass and violation, called directly with argument objects built here.
-
-The smoke test talks HTTP to real reference services on loopback; nothing of the policy SDK is
-mocked.
-"""
+"""Every policy, pass and violation, called directly with argument objects built here (the smoke
+test against real reference services: tests/integration/test_policy.py)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""`bluegreen-writer` runs an arm's background writer only while the edge's lease lets its colour
-write: real processes on loopback, the real wrapper (`python -m agents.arm.writer`, what a node's
-`bluegreen-writer` runs, from a directory with no Pulumi project, as on an arm host) around the
-real app/consumer.py, and a stand-in edge in the test serving a lease document the test changes.
-
-Everything is judged from what a user can see: the wrapper's event lines, /proc, and the
-consumer's database. Waits have deadlines; nothing asserts on how long anything took.
-"""
+"""`bluegreen-writer`'s arguments and rules, in process (the wrapper as a real process around the
+reference consumer: tests/integration/test_writer.py)."""
 
 from __future__ import annotations
 
