@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal, cast
 
 from bluegreen.config_parts.dns_settings import Dns, read_dns
+from bluegreen.config_parts.edge_sites import Sites, read_sites
 from bluegreen.config_parts.hold_settings import HOLD_METRICS, Hold, read_hold
 from bluegreen.config_parts.maintenance_settings import (
     Maintenance,
@@ -68,6 +69,7 @@ __all__ = [
     "Maintenance",
     "Queue",
     "Shadow",
+    "Sites",
     "Window",
     "from_stack_config",
     "other",
@@ -164,6 +166,8 @@ class EdgeSettings(Common):
     handover_s: int = 5
     """How long the writer lease stays with nobody after the pointer moves, so that the old
     colour's writers are gone before the new colour's start (`bluegreen writer`)."""
+    sites: Sites = Sites()
+    """The edges of bluegreen:edges and the waves of bluegreen:waves (none: the one edge)."""
 
     @property
     def weights(self) -> dict[str, int]:
@@ -259,6 +263,7 @@ def _edge(read: Reader, common: Common, project_dir: str) -> EdgeSettings:
         shadow=read_shadow(read),
         backpressure=read_backpressure(read),
         handover_s=read.integer("writerHandoverSeconds", 1, 600),
+        sites=read_sites(read),
     )
 
 

@@ -93,6 +93,9 @@ class LiveOutputs:
     metrics: dict | None = None
     """Where the hold reads live traffic (cutover/sources/ describes it); None: not said."""
     versions: dict[str, str] | None = None
+    edges: dict[str, str] = field(default_factory=dict)
+    """Each site's edge URL, when the stack has several edges (bluegreen:edges); {}: one edge,
+    at `url`."""
 
     @classmethod
     def from_outputs(cls, outputs: Mapping | None) -> LiveOutputs:
@@ -112,6 +115,11 @@ class LiveOutputs:
             else (),
             metrics=_mapping(outputs.get("metrics")),
             versions=_mapping(outputs.get("versions")),
+            edges={
+                str(site): e["url"]
+                for site, e in (_mapping(outputs.get("edges")) or {}).items()
+                if isinstance(e, Mapping) and isinstance(e.get("url"), str)
+            },
         )
 
     @property

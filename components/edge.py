@@ -121,7 +121,7 @@ class Edge(pulumi.ComponentResource):
                 s,
                 s.dns,
                 args.platform,
-                edge_hosts=served.url.apply(lambda u: [urlsplit(u).hostname]),
+                edge_hosts=served.hosts or served.url.apply(lambda u: [urlsplit(u).hostname]),
                 arm_hosts={
                     c: pulumi.Output.from_input(a.nodes).apply(dns.hosts)
                     for c, a in args.arms.items()

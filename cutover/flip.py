@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bluegreen import config
 from bluegreen.config import COLORS, other
+from bluegreen.config_parts.edge_sites import MOVING_ENV
 from bluegreen.live_stack import CANARY, MAINTENANCE, POINTER, LiveOutputs
 from cutover import flip_log, rolling_back
 from cutover import shadow as shadowing
@@ -40,9 +41,12 @@ class _Flip:
     """The pointer, canary weight and maintenance keys in the edge stack's file before the flip."""
     served: LiveOutputs
     """What the edge served before the flip (its outputs)."""
+    waves: tuple[tuple[str, ...], ...] = ()
+    """The edges' waves (bluegreen:waves), one step each; () for a flip of every edge at once."""
     fields: dict = field(default_factory=dict)
     """Common to each of the flip's log records."""
     step: int | None = None
+    wave: int | None = None
 
 
 def flip(
@@ -59,6 +63,16 @@ def flip(
     When the edge mirrors live requests to `target` (bluegreen:shadow), it is first judged
     on them for `shadow_s` (default: as long as a hold; 0 skips it)."""
     rules = rules or op.edge.hold
+    sites = op.edge.sites
+    waves = sites.waves if sites.several and len(sites.waves) > 1 else ()
+    if waves and canary:
+        return _refused(
+            op,
+            op.live().active_color,
+            target,
+            "--canary steps and bluegreen:waves do not combine yet: a flip in waves moves each "
+            "wave's edges all at once; leave out --canary, or bluegreen:waves",
+        )
     live = op.live()
     current = live.active_color
     if current == target and live.weight(target) == 100:
@@ -78,10 +92,11 @@ def flip(
     run = _Flip(
         current=current,
         target=target,
-        steps=canary or [100],
+        steps=[100] * len(waves) if waves else canary or [100],
         freeze=freeze_writes,
         before=op.file_values(POINTER, CANARY, MAINTENANCE),
         served=live,
+        waves=waves,
     )
     run.fields = {
         "id": uuid.uuid4().hex[:12],
@@ -89,6 +104,7 @@ def flip(
         "to": target,
         "versions": {c: arms[c].version for c in COLORS},
         "steps": run.steps,
+        **({"waves": [list(w) for w in waves]} if waves else {}),
     }
     op.log.record(event="flip", phase="started", **run.fields)
     op.notify("flip", "started", {**run.fields, "weights": live.weights})
@@ -107,7 +123,7 @@ def flip(
             "error": err.summary,
         }
     except KeyboardInterrupt:
-        op.out(f"interrupted {_during(run.step)}")
+        op.out(f"interrupted {_during(run.step, run.wave)}")
         end = {"phase": "interrupted", "step": run.step}
         raise
     finally:
@@ -150,40 +166,73 @@ def _steps(
         op.ws.up(op.stack)
     gated = op.ws.with_env(report.env)  # the gate writes its smoke figures to the report
     amend: dict | None = None  # the previous step's hold, for its record
-    for step in run.steps:
+    waves_seen: list[dict] = []  # each wave's verdict, for the one record of the whole flip
+    for i, step in enumerate(run.steps):
         run.step = step
         op.set_config(op.pointer(run.target, step))
+        ws, held = gated, source
+        if run.waves:
+            run.wave = i + 1
+            moved = [site for wave in run.waves[: i + 1] for site in wave]
+            ws = gated.with_env({MOVING_ENV: json.dumps(moved)})
         # Preview first, as a careful operator would: the gate judges the step there, and a
         # refusal costs one smoke sample and changes nothing.
-        gated.preview(op.stack, diff=True)
+        ws.preview(op.stack, diff=True)
         noted = {"command": "bluegreen flip", "flip": run.fields["id"], "step": step}
-        flip_log.noting(gated, amend, noted).up(op.stack)
+        flip_log.noting(ws, amend, noted).up(op.stack)
         run.fields["smoke"] = report.figures() or run.fields.get("smoke", {})
         for line in judged(run.fields["smoke"], run.target, run.current):
             op.out(f"gate {line}")
-        op.out(f"{run.target} now takes {step}% of traffic; holding {hold_s:g} s")
-        # Only requests after this step took effect count toward its verdict.
-        verdict = op.hold(source, run.target, step, baseline, hold_s, interval, rules)
+        if run.waves:
+            # The wave's own edges' traffic, where the source tells edges apart (the access
+            # logs); else all of it, which sends the target only what the moved edges send.
+            held = op.source(run.served, op.arms(), run.waves[i])
+            op.out(
+                f"wave {i + 1} of {len(run.waves)} ({', '.join(run.waves[i])}): {run.target} "
+                f"now takes their traffic; holding {hold_s:g} s"
+            )
+        else:
+            op.out(f"{run.target} now takes {step}% of traffic; holding {hold_s:g} s")
+        # Only requests after this step took effect count toward its verdict. A wave's edges
+        # send the target all their traffic; where the source cannot tell edges apart, nothing
+        # says what share of it the wave's edges carry, so there is no share to expect.
+        per_edge = bool((run.served.metrics or {}).get("sites"))
+        weight = step if not run.waves or per_edge else 0
+        verdict = op.hold(held, run.target, weight, baseline, hold_s, interval, rules)
         seen = flip_log.seen(verdict.stats)
         for line in judged(flip_log.hold_note(verdict, "")["hold"], run.target, run.current):
             op.out(f"hold {line}")
+        if run.waves:
+            waves_seen.append(
+                {"wave": i + 1, "edges": list(run.waves[i]), "verdict": verdict.outcome}
+                | {"seen": seen}
+            )
         if verdict.outcome != "held":
             what = "stop rule broken" if verdict.outcome == "breach" else "inconclusive"
-            op.out(f"{what} during the {step}% step: {verdict.reason}; rolling back")
+            op.out(f"{what} {_during(step, run.wave)}: {verdict.reason}; rolling back")
             return {
                 "phase": "rolled-back",
                 "step": step,
                 "verdict": verdict.outcome,
                 "breach": verdict.reason,
                 "seen": seen,
+                **({"waveVerdicts": waves_seen} if run.waves else {}),
             }
-        op.out(f"held {verdict.seconds:.1f} s at {step}%: {json.dumps(seen)}")
+        where = f"wave {run.wave}" if run.waves else f"{step}%"
+        op.out(f"held {verdict.seconds:.1f} s at {where}: {json.dumps(seen)}")
         amend = flip_log.hold_note(verdict, "held")
+        if run.waves:
+            amend["waves"] = list(waves_seen)
         if step != run.steps[-1]:  # the last step's is the whole flip's (phase done)
             op.notify("flip", "held", {**run.fields, "step": step, "seen": seen})
     flip_id = run.fields["id"]
     op.annotate(amend, lambda record: record.get("flip") == flip_id)
-    return {"phase": "done", "outcome": "ok", "seen": seen}
+    return {
+        "phase": "done",
+        "outcome": "ok",
+        "seen": seen,
+        **({"waveVerdicts": waves_seen} if run.waves else {}),
+    }
 
 
 def _put_back(op: Operator, run: _Flip, end: dict) -> dict:
@@ -208,9 +257,11 @@ def _put_back(op: Operator, run: _Flip, end: dict) -> dict:
         if moved:
             what = "was interrupted" if end["phase"] == "interrupted" else "failed"
             reason = end.get("breach") or f"the flip to {run.target} {what}"
-            reason += f" {_during(run.step)}"
+            reason += f" {_during(run.step, run.wave)}"
             back = run.current or run.before[POINTER] or other(run.target)
             amend = flip_log.hold_note(op.verdict, "rolled-back") if "verdict" in end else None
+            if amend and end.get("waveVerdicts"):
+                amend["waves"] = end["waveVerdicts"]
             ended = rolling_back.update_back(op, run.target, back, reason, served.url, amend=amend)
             if ended is Outcome.FAILED:
                 return {"cleanup": "the rollback failed: see the rollback record"}
@@ -224,5 +275,7 @@ def _put_back(op: Operator, run: _Flip, end: dict) -> dict:
     return {}
 
 
-def _during(step: int | None) -> str:
+def _during(step: int | None, wave: int | None = None) -> str:
+    if wave:
+        return f"during wave {wave}"
     return f"during the {step}% step" if step else "before the first step"

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from bluegreen import config
 from bluegreen.config import COLORS
+from bluegreen.config_parts.edge_sites import Sites
 from bluegreen.live_stack import CANARY, POINTER, ArmOutputs, LiveOutputs
 from cutover import flip_log, queue
 from cutover.hold import Check, Verdict, hold
@@ -41,6 +42,8 @@ class Edge:
     hold: config.Hold
     queue: queue.Where
     """Where the edge keeps write intents during maintenance (`bluegreen queue`)."""
+    sites: Sites = Sites()
+    """Its edges (bluegreen:edges) and the waves a flip walks them in (bluegreen:waves)."""
 
 
 def read_edge(ws: Workspace, stack: str) -> Edge:
@@ -64,6 +67,7 @@ def read_edge(ws: Workspace, stack: str) -> Edge:
         health_path=settings.health_path,
         hold=settings.hold,
         queue=queue.Where(stack, settings.run_dir, settings.maintenance.queue),
+        sites=settings.sites,
     )
 
 
@@ -162,10 +166,16 @@ class Operator:
 
     # --- the hold ------------------------------------------------------------------------
 
-    def source(self, live: LiveOutputs, arms: Mapping[str, ArmOutputs]) -> MetricsSource:
-        """The metrics source the edge stack's outputs name, answering now; else `Unreachable`."""
+    def source(
+        self,
+        live: LiveOutputs,
+        arms: Mapping[str, ArmOutputs],
+        sites: Sequence[str] | None = None,
+    ) -> MetricsSource:
+        """The metrics source the edge stack's outputs name, answering now; else `Unreachable`.
+        `sites`: only these edges' traffic, where the source tells edges apart."""
         addresses = {n: c for c in COLORS for n in arms[c].nodes}
-        source = factory.from_output(live.metrics, addresses)
+        source = factory.from_output(live.metrics, addresses, sites)
         source.check()
         return source
 

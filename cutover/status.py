@@ -4,12 +4,14 @@ live stack's evidence), the maintenance queue and this machine's flip log, as te
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from bluegreen import probe
 from bluegreen.config import COLORS, other
 from bluegreen.live_stack import ArmOutputs, LiveOutputs, Traffic
 from bluegreen.reader import VERSION
+from bluegreen.switch import STATUS_PATH
 from cutover import queue
 from cutover.hold import judged
 from cutover.results import Outcome, Report
@@ -32,6 +34,8 @@ def status(op: Operator) -> Report:
             f"weights blue {live.weight('blue')} / green {live.weight('green')}  "
             f"maintenance {'ON' if live.maintenance else 'off'}  edge {live.url}"
         )
+    for line in edge_lines(live.edges):
+        op.out(line)
     if arms is None or set(arms) != set(COLORS):
         found = op.ws.outputs_of(op.edge.arm_stacks[c] for c in COLORS)
         arms = {c: ArmOutputs.from_outputs(found[op.edge.arm_stacks[c]]) for c in COLORS}
@@ -49,6 +53,26 @@ def status(op: Operator) -> Report:
             f"{'  ' + e['breach'] if e.get('breach') else ''}  by {e['who']}"
         )
     return Report(Outcome.DONE)
+
+
+def edge_lines(edges: Mapping[str, str]) -> list[str]:
+    """With several edges, what each serves, asked of it (its status document), at once."""
+
+    def line(site: str, url: str) -> str:
+        answer = probe.request(url.rstrip("/") + STATUS_PATH)
+        live = answer.json().get("live") if answer.ok else None
+        if not isinstance(live, Mapping):
+            return f"  edge {site} {url}: {answer.describe() if not answer.ok else 'no state'}"
+        weights = live.get("weights") or {}
+        return (
+            f"  edge {site} {url}: {live.get('color')} ({live.get('version')})  "
+            f"weights blue {weights.get('blue')} / green {weights.get('green')}"
+        )
+
+    if not edges:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(edges))) as pool:
+        return list(pool.map(line, edges, edges.values()))
 
 
 def _changes(stack: str, live: LiveOutputs) -> list[str]:

@@ -56,6 +56,8 @@ class EdgeEndpoint:
     metrics: pulumi.Input[dict] | None = None
     """Where the hold after a flip reads traffic per colour, as cutover/sources/ reads it:
     {"source": "accessLog" | "prometheus" | "cloudwatch", ...}, exported as `metrics`."""
+    hosts: list[str] | None = None
+    """The address of each edge, where the DNS name's records point (None: the url's host)."""
 
 
 Arms = dict[str, ArmView]

@@ -1,12 +1,13 @@
 """The local edge's metrics source: nginx's JSON access log, as the edge stack's `metrics`
-output names it: `{"source": "accessLog", "path": ...}`."""
+output names it: `{"source": "accessLog", "path": ..., "paths": [...]}`, one log per edge when
+the stack has several (bluegreen:edges), read together."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from bluegreen_policy import judge
 
@@ -21,37 +22,42 @@ class AccessLogSource:
 
     RECENT_BYTES = 512 * 1024
 
-    def __init__(self, path: str, addresses: Mapping[str, str]) -> None:
-        self.path = path
-        self.describe = f"nginx's access log {path}"
+    def __init__(self, paths: str | Sequence[str], addresses: Mapping[str, str]) -> None:
+        self.paths = (paths,) if isinstance(paths, str) else tuple(paths)
+        self.describe = f"nginx's access log {', '.join(self.paths)}"
         self.colors = dict(addresses)  # "host:port" -> colour, to attribute retried attempts
         self.start()
 
     def check(self) -> None:
-        if not os.access(self.path, os.R_OK):
-            raise Unreachable(f"{self.describe} cannot be read: is the local edge up?")
+        for path in self.paths:
+            if not os.access(path, os.R_OK):
+                raise Unreachable(f"nginx's access log {path} cannot be read: is that edge up?")
 
-    def _size(self) -> int:
+    @staticmethod
+    def _size(path: str) -> int:
         try:
-            return os.path.getsize(self.path)
+            return os.path.getsize(path)
         except OSError:
             return 0
 
     def start(self) -> None:
-        self.offset = self._size()
+        self.offsets = {path: self._size(path) for path in self.paths}
         self.counts: dict[str, list[int]] = {}
         # Per colour, how many requests took each whole millisecond (nginx logs no finer): a
         # hold that keeps holding holds one number per millisecond seen, not one per request.
         self.latencies: dict[str, Counter[int]] = {}
 
     def read(self) -> Stats:
-        self.offset += self._scan(self.offset, self.counts, self.latencies)
+        for path in self.paths:
+            self.offsets[path] += self._scan(path, self.offsets[path], self.counts, self.latencies)
         return self._stats(self.counts, self.latencies)
 
     def recent(self, color: str) -> ColorStats:
         counts: dict[str, list[int]] = {}
         latencies: dict[str, Counter[int]] = {}
-        self._scan(max(0, self._size() - self.RECENT_BYTES), counts, latencies, skip_first=True)
+        for path in self.paths:
+            start = max(0, self._size(path) - self.RECENT_BYTES)
+            self._scan(path, start, counts, latencies, skip_first=True)
         return self._stats(counts, latencies).get(color, ColorStats())
 
     @staticmethod
@@ -80,6 +86,7 @@ class AccessLogSource:
 
     def _scan(
         self,
+        path: str,
         offset: int,
         counts: dict[str, list[int]],
         latencies: dict[str, Counter[int]],
@@ -87,7 +94,7 @@ class AccessLogSource:
     ) -> int:
         """Count whole lines from `offset`; return how many bytes were consumed."""
         try:
-            with open(self.path, "rb") as f:
+            with open(path, "rb") as f:
                 f.seek(offset)
                 chunk = f.read()
         except OSError:

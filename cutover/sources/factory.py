@@ -3,16 +3,20 @@ them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from cutover.sources.access_log import AccessLogSource
 from cutover.sources.interface import MetricsSource, Unreachable
 from cutover.sources.prometheus import PrometheusSource
 
 
-def from_output(metrics: Mapping | None, addresses: Mapping[str, str]) -> MetricsSource:
+def from_output(
+    metrics: Mapping | None, addresses: Mapping[str, str], sites: Sequence[str] | None = None
+) -> MetricsSource:
     """The source the edge stack's `metrics` output names. `addresses` maps each arm node's
-    host:port to its colour (the access log names upstreams by address)."""
+    host:port to its colour (the access log names upstreams by address). `sites`: only the
+    traffic of these edges (a wave of a flip in waves), where the source tells edges apart (the
+    access logs do; Prometheus, scraping the arms, sees every edge's traffic)."""
     if not metrics:
         raise Unreachable(
             "the live stack exports no `metrics` output: run `pulumi up -s live` once with this "
@@ -20,7 +24,10 @@ def from_output(metrics: Mapping | None, addresses: Mapping[str, str]) -> Metric
         )
     kind = metrics.get("source")
     if kind == "accessLog":
-        return AccessLogSource(metrics["path"], addresses)
+        logs = metrics.get("sites") or {}
+        if sites and logs:
+            return AccessLogSource([logs[site] for site in sites if site in logs], addresses)
+        return AccessLogSource(metrics.get("paths") or metrics["path"], addresses)
     if kind == "prometheus":
         return PrometheusSource(metrics["url"], metrics["queries"], metrics["selectors"])
     if kind == "cloudwatch":

@@ -1,6 +1,6 @@
-"""The local edge: nginx on loopback (nginx_edge.py), and beside it what the edge's features run
-here: the maintenance queue's service, Prometheus scraping the arms, Knot DNS for RFC 2136
-records."""
+"""The local edge: nginx on loopback (nginx_edge.py), one per site of bluegreen:edges, each on
+its own loopback address as a stand-in for a site; beside them what the edge's features run here:
+the maintenance queue's service, Prometheus scraping the arms, Knot DNS for RFC 2136 records."""
 
 from __future__ import annotations
 
@@ -16,10 +16,17 @@ import pulumi
 from agents.edge import intents
 from bluegreen import arm_metrics, nginx
 from bluegreen.config import QUEUE_DSN, ConfigError, Dns, EdgeSettings
+from bluegreen.config_parts.edge_sites import moving
 from bluegreen.reader import NAMESPACE, Reader
 from platforms import metrics_keys
 from platforms.base import Arms, EdgeEndpoint, EdgePlatform
 from platforms.local.edge_files import PROBE_TOKEN_FILE, listens_on
+from platforms.local.local_sites import (
+    Site,
+    refuse_bad_places,
+    refuse_moving_past_an_unreachable_edge,
+    site_traffic,
+)
 from platforms.local.loopback import ROOT, read_bind_address, refuse_taken
 from platforms.local.nginx_binary import NO_JS, js_module
 from platforms.local.nginx_edge import NginxEdge
@@ -82,9 +89,28 @@ class LocalEdge(EdgePlatform):
     def queue_listen(self) -> str:
         return f"{self.bind_address}:{self.queue_port}"
 
+    def sites(self, s: EdgeSettings) -> list[Site]:
+        """Each nginx this stack runs: one per site of bluegreen:edges, in its order, or the
+        single edge at bluegreen:bindAddress."""
+        if not s.sites.several:
+            return [Site("", self.bind_address, self.port, s.run_dir)]
+        return [
+            Site(
+                site.name,
+                site.place,
+                self.port,
+                s.run_dir if i == 0 else f"{s.run_dir}-{site.name}",
+            )
+            for i, site in enumerate(s.sites.sites)
+        ]
+
     def preflight(self, s: EdgeSettings) -> None:
-        ours = listens_on(s.run_dir) == self.listen
-        refuse_taken(self.bind_address, self.port, "edgePort", ours)
+        sites = self.sites(s)
+        refuse_bad_places(s)
+        for site in sites:
+            ours = listens_on(site.run_dir) == site.listen
+            refuse_taken(site.host, site.port, "edgePort", ours)
+        refuse_moving_past_an_unreachable_edge(s, sites)
         if js_module() is None:
             raise ConfigError([NO_JS + " (nothing was changed)"])
         if self.metrics == "prometheus":
@@ -108,14 +134,77 @@ class LocalEdge(EdgePlatform):
         nodes = pulumi.Output.all(*[arms[c].nodes for c in arms]).apply(
             lambda node_lists: dict(zip(arms, node_lists, strict=True))
         )
-        switch = NginxEdge(
-            f"{name}-nginx",
+        sites = self.sites(s)
+        moves = moving(s.sites, os.environ)
+        traffic = {site.name: site_traffic(s, site, moves) for site in sites}
+        switches = [
+            self.switch(
+                f"{name}-nginx" + (f"-{site.name}" if i else ""),
+                parent,
+                s,
+                site,
+                traffic[site.name],
+                nodes,
+                arms,
+            )
+            for i, site in enumerate(sites)
+        ]
+        if s.maintenance.queue.enabled:
+            self.queue_service(name, parent, s, sites[0])
+        if self.metrics == "prometheus":
+            source = self.prometheus(name, parent, s, arms)
+        else:
+            logs = {site.name: os.path.join(site.run_dir, "access.log") for site in sites}
+            paths = list(logs.values())
+            several = {"paths": paths, "sites": logs} if s.sites.several else {}
+            source = pulumi.Output.from_input({"source": "accessLog", "path": paths[0], **several})
+        exports = {}
+        if s.sites.several:
+            # What each site serves once its switch applied it: during a flip in waves the sites
+            # of the waves not moved yet still serve the colour they served.
+            exports["edges"] = {
+                site.name: sw.generation.apply(
+                    lambda _, site=site: {
+                        "url": f"http://{site.listen}/",
+                        "listen": site.listen,
+                        "activeColor": traffic[site.name][0],
+                        "weights": traffic[site.name][1],
+                    }
+                )
+                for site, sw in zip(sites, switches, strict=True)
+            }
+        return EdgeEndpoint(
+            url=pulumi.Output.from_input(f"http://{sites[0].listen}/"),
+            generation=switches[0].generation
+            if len(switches) == 1
+            else pulumi.Output.all(*[sw.generation for sw in switches]).apply(
+                lambda gens: ",".join(str(g) for g in gens)
+            ),
+            metrics=source,
+            exports=exports,
+            hosts=[site.host for site in sites],
+        )
+
+    def switch(
+        self,
+        resource: str,
+        parent: pulumi.Resource,
+        s: EdgeSettings,
+        site: Site,
+        traffic: tuple[str, dict[str, int]],
+        nodes: pulumi.Output,
+        arms: Arms,
+    ) -> NginxEdge:
+        """One site's nginx: every site gets the same serving state from the same update, but
+        for the colour and weights of a site a flip in waves has not moved yet (`traffic`)."""
+        return NginxEdge(
+            resource,
             {
                 "app": s.app_name,
-                "runDir": s.run_dir,
-                "listen": self.listen,
-                "activeColor": s.active_color,
-                "weights": s.weights,
+                "runDir": site.run_dir,
+                "listen": site.listen,
+                "activeColor": traffic[0],
+                "weights": traffic[1],
                 "nodes": nodes,
                 "arms": {
                     c: {"endpoint": a.endpoint, "version": a.version} for c, a in arms.items()
@@ -128,19 +217,6 @@ class LocalEdge(EdgePlatform):
                 **nginx.Features(s.maintenance, s.cache, s.shadow, s.backpressure).props(),
             },
             pulumi.ResourceOptions(parent=parent),
-        )
-        if s.maintenance.queue.enabled:
-            self.queue_service(name, parent, s)
-        if self.metrics == "prometheus":
-            source = self.prometheus(name, parent, s, arms)
-        else:
-            source = pulumi.Output.from_input(
-                {"source": "accessLog", "path": os.path.join(s.run_dir, "access.log")}
-            )
-        return EdgeEndpoint(
-            url=pulumi.Output.from_input(f"http://{self.listen}/"),
-            generation=switch.generation,
-            metrics=source,
         )
 
     def prometheus(
@@ -183,9 +259,13 @@ class LocalEdge(EdgePlatform):
             lambda _: metrics_keys.prometheus_output(f"http://{address}", self.queries, selectors)
         )
 
-    def queue_service(self, name: str, parent: pulumi.Resource, s: EdgeSettings) -> Process:
+    def queue_service(
+        self, name: str, parent: pulumi.Resource, s: EdgeSettings, site: Site
+    ) -> Process:
         """The maintenance queue's service on loopback: nginx passes it the keyed writes to
         queued paths during maintenance; it replays them through the edge once writes are open.
+        With several sites, one service keeps the store every site's nginx passes writes to,
+        and replays each through the first site, once.
         Its store and key are owner-only files in the run directory (or PostgreSQL, whose DSN
         goes to it in an owner-only file, never in its command line)."""
         q = s.maintenance.queue
@@ -207,7 +287,7 @@ class LocalEdge(EdgePlatform):
                     f"--listen={self.queue_listen}",
                     *store,
                     f"--key-file={local.key}",
-                    f"--edge=http://{self.listen}",
+                    f"--edge=http://{site.listen}",
                     f"--max-body-kb={q.max_body_kb}",
                     f"--soak={q.soak_s}",
                     f"--max-pending={q.max_pending}",
@@ -217,7 +297,7 @@ class LocalEdge(EdgePlatform):
                     f"--retry-horizon={q.retry_minutes * 60}",
                     # The edge's probe token (nginx_edge writes it, owner-only, on its first
                     # apply): the service's polls and replays prove themselves with it.
-                    f"--probe-token-file={os.path.join(s.run_dir, PROBE_TOKEN_FILE)}",
+                    f"--probe-token-file={os.path.join(site.run_dir, PROBE_TOKEN_FILE)}",
                 ],
                 "cwd": s.run_dir,
                 "env": {"PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"},

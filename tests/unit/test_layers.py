@@ -187,3 +187,28 @@ def test_a_long_module_without_a_reason_is_caught(tmp_path):
     (tmp_path / "big.py").write_text('"""Many things."""\n' + "x = 1\n" * (SIZE + 1))
     (tmp_path / "fine.py").write_text('"""One module: a reason."""\n' + "x = 1\n" * (SIZE + 1))
     assert long_modules(tmp_path) == [f"big.py ({SIZE + 2} lines)"]
+
+
+def same_names(root: Path) -> dict[str, list[str]]:
+    """Module file names that more than one module of the project uses (tests, whose tiers
+    pair by name, and package markers aside)."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith((".venv/", "tests/")) or "/." in f"/{rel}":
+            continue
+        if path.name not in ("__init__.py", "__main__.py"):
+            seen.setdefault(path.name, []).append(rel)
+    return {name: rels for name, rels in seen.items() if len(rels) > 1}
+
+
+def test_no_two_modules_share_a_name():
+    """A name says which module it is: no evidence.py in three packages, told apart by aliases."""
+    assert same_names(ROOT_PATH) == {}
+
+
+def test_two_modules_of_one_name_are_caught(tmp_path):
+    for rel in ("a/evidence.py", "b/evidence.py", "a/__init__.py", "b/__init__.py"):
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text("")
+    assert same_names(tmp_path) == {"evidence.py": ["a/evidence.py", "b/evidence.py"]}
