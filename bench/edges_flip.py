@@ -16,44 +16,13 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
 import time
 
-from bluegreen import probe
 from cutover.flip import flip
 from cutover.operator import Operator
 from cutover.results import Outcome
 from tests.support.sandbox import LocalProject, make_project
-
-
-class Users:
-    """One user per site, a request at a time on a fresh connection."""
-
-    def __init__(self, urls: list[str]) -> None:
-        self.urls = urls
-        self.requests = 0
-        self.failed = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(u,)) for u in urls]
-
-    def _run(self, url: str) -> None:
-        while not self._stop.is_set():
-            ok = probe.request(url, timeout=5).color is not None
-            with self._lock:
-                self.requests += 1
-                self.failed += not ok
-            time.sleep(0.01)
-
-    def __enter__(self) -> Users:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()
+from tests.support.watcher import SiteUsers
 
 
 def measure(project: LocalProject, count: int, hold: float) -> dict:
@@ -63,22 +32,22 @@ def measure(project: LocalProject, count: int, hold: float) -> dict:
         waves = [list(sites)[:1], list(sites)[1:]]
         project.ws.config_set("live", "bluegreen:waves", json.dumps(waves))
     project.up_all(active="blue")
-    urls = [f"http://{host}:{project.ports['live']}/" for host in sites.values()]
+    urls = {site: f"http://{host}:{project.ports['live']}/" for site, host in sites.items()}
     found: dict = {"edges": count}
-    with Users(urls) as users:
+    with SiteUsers(urls, pause=0.01) as users:
         start = time.perf_counter()
         project.ws.config_set("live", "bluegreen:activeColor", "green")
         project.ws.up("live")
         found["update"] = time.perf_counter() - start
-    found["updateRequests"], found["updateFailed"] = users.requests, users.failed
-    with Users(urls) as users:
+    found["updateRequests"], found["updateFailed"] = users.requests, len(users.failures)
+    with SiteUsers(urls, pause=0.01) as users:
         start = time.perf_counter()
         op = Operator(project.ws, out=lambda _: None)
         ended = flip(op, "blue", hold_s=hold, interval=0.5)
         found["waves"] = time.perf_counter() - start
     if ended.outcome is not Outcome.DONE:
         raise SystemExit(f"the flip in waves with {count} edges ended {ended}")
-    found["wavesRequests"], found["wavesFailed"] = users.requests, users.failed
+    found["wavesRequests"], found["wavesFailed"] = users.requests, len(users.failures)
     return found
 
 

@@ -11,11 +11,11 @@ import signal
 import threading
 import time
 
-from bluegreen import probe
 from cutover.flip import flip
 from cutover.results import Outcome
 from tests.support.operating import flip_log, operator
 from tests.support.sandbox import LocalProject
+from tests.support.watcher import SiteUsers
 
 SITES = {"site-a": "127.0.0.1", "site-b": "127.0.0.2", "site-c": "127.0.0.3"}
 
@@ -33,37 +33,6 @@ def with_edges(project: LocalProject, waves: list[list[str]] | None = None) -> N
     project.ws.config_set("live", "bluegreen:edges", json.dumps(SITES))
     if waves:
         project.ws.config_set("live", "bluegreen:waves", json.dumps(waves))
-
-
-class Sites:
-    """Users at every site: requests on fresh connections to each edge, recording when each
-    colour first answered there, and every failure."""
-
-    def __init__(self, urls: dict[str, str]) -> None:
-        self.urls = urls
-        self.first: dict[tuple[str, str], float] = {}
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(s,)) for s in urls]
-
-    def _run(self, site: str) -> None:
-        while not self._stop.is_set():
-            answer = probe.request(self.urls[site], timeout=2)
-            if answer.color is None:
-                self.failures.append(f"{site}: {answer.describe()}")
-            else:
-                self.first.setdefault((site, answer.color), time.monotonic())
-            time.sleep(0.005)
-
-    def __enter__(self) -> Sites:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()
 
 
 def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(project):
@@ -111,7 +80,7 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(project):
     # `bluegreen flip` in waves: one wave at a time, each held, one record with each verdict.
     project.ws.config_set("live", "bluegreen:waves", json.dumps([["site-a"], ["site-b", "site-c"]]))
     op, said = operator(project)
-    with Sites(site_urls(project)) as users:
+    with SiteUsers(site_urls(project)) as users:
         ended = flip(op, "blue", hold_s=3, interval=0.5)
     assert ended.outcome is Outcome.DONE, said
     assert not users.failures, users.failures[:5]
@@ -146,7 +115,7 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(project):
 
     killer = threading.Thread(target=kill_green_in_wave_2)
     killer.start()
-    with Sites(site_urls(project)):
+    with SiteUsers(site_urls(project)):
         ended = flip(op, "green", hold_s=3, interval=0.5)
     killer.join()
     assert killed, said
