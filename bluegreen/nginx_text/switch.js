@@ -5,6 +5,9 @@
 // file `$bluegreen_state` names, which bluegreen replaces atomically (rename, or NixOS's /etc
 // switch), and which this module reads once per request (njs gives each request its own VM).
 //
+// One module, over 350 lines, on purpose: nginx.conf imports one file (`js_import`), and every
+// js_set variable and handler below reads the same state through `load`.
+//
 // The state (bluegreen/nginx.py `switch_state` writes it; nixos/modules/edge-node/ too):
 //   generation   fingerprint of this state and the nginx.conf it was written for
 //   conf         the generation of that nginx.conf ($bluegreen_conf): a worker of another
