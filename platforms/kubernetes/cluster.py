@@ -50,6 +50,35 @@ ARM_SERVICE_PORT = 80
 """The port of every arm's Service (and the live one); it targets bluegreen:appPort."""
 
 
+def cluster_service(
+    resource: str,
+    name: str,
+    cfg: Cluster,
+    labels: dict[str, str],
+    selector: pulumi.Input[dict[str, str]],
+    opts: pulumi.ResourceOptions,
+    annotations: dict[str, str] | None = None,
+) -> k8s.core.v1.Service:
+    """A ClusterIP Service on `ARM_SERVICE_PORT` targeting bluegreen:appPort: each arm's, and
+    the live one whose selector is the switch."""
+    return k8s.core.v1.Service(
+        resource,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=name, namespace=cfg.namespace, labels=labels, annotations=annotations
+        ),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type="ClusterIP",
+            selector=selector,
+            ports=[
+                k8s.core.v1.ServicePortArgs(
+                    name="http", port=ARM_SERVICE_PORT, target_port=cfg.app_port
+                )
+            ],
+        ),
+        opts=opts,
+    )
+
+
 def service_name(arm: ArmView) -> pulumi.Output[str]:
     def pick(outputs: dict) -> str:
         if not outputs.get("serviceName"):

@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 from bluegreen.config import ArmSettings
 from bluegreen.reader import Alphabet, Reader
 from platforms.base import ArmEndpoint, ArmPlatform
-from platforms.kubernetes.cluster import ARM_SERVICE_PORT, Cluster, service_host
+from platforms.kubernetes.cluster import ARM_SERVICE_PORT, Cluster, cluster_service, service_host
 
 _IMAGE = Alphabet(r"[a-z0-9][a-z0-9._/:@-]{0,254}", "an image reference")
 
@@ -99,21 +99,8 @@ class KubernetesArm(ArmPlatform):
         # pulumi-kubernetes waits for a Service to have ready endpoints; an arm scaled to zero
         # never gets one, and its deploy would hang for ten minutes and then fail.
         no_pods = {"pulumi.com/skipAwait": "true"} if settings.replicas == 0 else None
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=full_name, namespace=cfg.namespace, labels=selector, annotations=no_pods
-            ),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP",
-                selector=selector,
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="http", port=ARM_SERVICE_PORT, target_port=cfg.app_port
-                    )
-                ],
-            ),
-            opts=opts,
+        service = cluster_service(
+            f"{name}-service", full_name, cfg, selector, selector, opts, annotations=no_pods
         )
         host = service.metadata.apply(lambda meta: service_host(meta.name, cfg.namespace))
         return ArmEndpoint(

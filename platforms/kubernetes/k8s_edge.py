@@ -18,9 +18,9 @@ from bluegreen.switch import generation
 from platforms import metrics_keys
 from platforms.base import Arms, EdgeEndpoint, EdgePlatform, refused, write_refusals
 from platforms.kubernetes.cluster import (
-    ARM_SERVICE_PORT,
     K8S_NAME,
     Cluster,
+    cluster_service,
     service_host,
     service_name,
 )
@@ -212,22 +212,7 @@ class KubernetesEdge(EdgePlatform):
         app = settings.app_name
         # The switch: the reference guide's selector flip. Only the colour label changes.
         selector = {"app": app, "color": live_color}
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=app, namespace=cfg.namespace, labels={"app": app}
-            ),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP",
-                selector=selector,
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="http", port=ARM_SERVICE_PORT, target_port=cfg.app_port
-                    )
-                ],
-            ),
-            opts=opts,
-        )
+        service = cluster_service(f"{name}-service", app, cfg, {"app": app}, selector, opts)
         served_by: list[pulumi.Output] = [service.metadata.apply(lambda meta: meta.name)]
         m = settings.maintenance
         shadow = settings.shadow.percent > 0  # 100, with writes and an Ingress (refusals)
