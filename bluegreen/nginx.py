@@ -236,6 +236,12 @@ class Lease:
     The edge serves its own stamp (`LEASE_STAMP`) instead, since this one is taken before the
     copy, the rebuild or the warm-up, and on another machine's clock."""
     handover: int
+    shared: bool = False
+    """Served by every edge of several (bluegreen:edges): no edge stamps it; the live stack's
+    `LeaseStamp` stamps them all at once, when every edge serves it, so no holder's writers start
+    while another edge still serves the old holder (platforms/local/lease_stamp.py)."""
+    nobody: bool = False
+    """Held by nobody: the edges serve different colours (a flip in waves, between waves)."""
 
     @classmethod
     def next(
@@ -247,6 +253,17 @@ class Lease:
             return cls(int(previous["fence"]), float(previous["since"]), handover)
         fence = int(previous["fence"]) + 1 if previous else 1
         return cls(fence, round(float(now), 3), handover)
+
+    @classmethod
+    def across_edges(
+        cls, given: Mapping[str, Any], previous: Mapping[str, Any] | None, handover: int, now: float
+    ) -> Lease:
+        """The lease every edge of several serves (`given`: the colour, None for nobody, and the
+        fence the program chose for all of them), never below the fence this edge served."""
+        fence = max(int(given["fence"]), int(previous["fence"]) if previous else 0)
+        same = previous and int(previous["fence"]) == fence
+        since = float(previous["since"]) if same else round(float(now), 3)
+        return cls(fence, since, handover, shared=True, nobody=given.get("color") is None)
 
 
 def restored(previous: Mapping[str, Any], failed: Mapping[str, Any], now: float) -> dict:
@@ -333,10 +350,11 @@ def switch_state(
         else None,
         "window": window if m.window.start or m.window.end else None,
         "lease": {
-            "color": active,
+            "color": None if lease.nobody else active,
             "fence": lease.fence,
             "since": lease.since,
             "handover": lease.handover,
+            **({"shared": True} if lease.shared else {}),
         },
         "shadow": {"percent": shadow.percent, "writes": shadow.writes} if shadow.percent else None,
         "limits": {

@@ -171,6 +171,10 @@ def _steps(
         run.step = step
         op.set_config(op.pointer(run.target, step))
         ws, held = gated, source
+        # Only requests after this step took effect count toward its verdict. A wave's edges
+        # send the target all their traffic; where the source cannot tell edges apart, nothing
+        # says what share of it the wave's edges carry, so there is no share to expect.
+        per_edge = bool((run.served.metrics or {}).get("sites"))
         if run.waves:
             run.wave = i + 1
             moved = [site for wave in run.waves[: i + 1] for site in wave]
@@ -183,22 +187,22 @@ def _steps(
         run.fields["smoke"] = report.figures() or run.fields.get("smoke", {})
         for line in judged(run.fields["smoke"], run.target, run.current):
             op.out(f"gate {line}")
+        parts = {}
         if run.waves:
             # The wave's own edges' traffic, where the source tells edges apart (the access
             # logs); else all of it, which sends the target only what the moved edges send.
+            # There, each of the wave's edges is judged on its own traffic as well.
             held = op.source(run.served, op.arms(), run.waves[i])
+            if per_edge and len(run.waves[i]) > 1:
+                parts = {site: op.source(run.served, op.arms(), (site,)) for site in run.waves[i]}
             op.out(
                 f"wave {i + 1} of {len(run.waves)} ({', '.join(run.waves[i])}): {run.target} "
                 f"now takes their traffic; holding {hold_s:g} s"
             )
         else:
             op.out(f"{run.target} now takes {step}% of traffic; holding {hold_s:g} s")
-        # Only requests after this step took effect count toward its verdict. A wave's edges
-        # send the target all their traffic; where the source cannot tell edges apart, nothing
-        # says what share of it the wave's edges carry, so there is no share to expect.
-        per_edge = bool((run.served.metrics or {}).get("sites"))
         weight = step if not run.waves or per_edge else 0
-        verdict = op.hold(held, run.target, weight, baseline, hold_s, interval, rules)
+        verdict = op.hold(held, run.target, weight, baseline, hold_s, interval, rules, parts)
         seen = flip_log.seen(verdict.stats)
         for line in judged(flip_log.hold_note(verdict, "")["hold"], run.target, run.current):
             op.out(f"hold {line}")
@@ -206,6 +210,7 @@ def _steps(
             waves_seen.append(
                 {"wave": i + 1, "edges": list(run.waves[i]), "verdict": verdict.outcome}
                 | {"seen": seen}
+                | ({"perEdge": verdict.edges} if verdict.edges else {})
             )
         if verdict.outcome != "held":
             what = "stop rule broken" if verdict.outcome == "breach" else "inconclusive"

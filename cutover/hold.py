@@ -36,6 +36,9 @@ class Verdict:
     seconds: float
     decision: judging.Decision | None = None
     """The judge's last decision, with every metric's finding (None: too little to judge)."""
+    edges: dict[str, str] | None = None
+    """Each edge's own verdict, where the hold judged edges apart (`parts`): "pass", "fail",
+    "undecided" or "no data" (too few requests at that edge to judge it alone)."""
 
     @property
     def breach(self) -> str | None:
@@ -117,6 +120,33 @@ def too_little(stats: Stats, target: str, rules: Hold) -> str | None:
     )
 
 
+def edge_breach(
+    parts: Mapping[str, MetricsSource],
+    found: dict[str, str],
+    target: str,
+    weight: int,
+    baseline: ColorStats | None,
+    rules: Hold,
+) -> str | None:
+    """Judge each edge's own traffic (a wave's edges, each against the same baseline), noting
+    each edge's verdict in `found`; why one failed, or None. An edge with too few requests to be
+    judged alone is "no data", never a pass: the wave's traffic together still has to pass."""
+    for site, part in parts.items():
+        stats = part.read()
+        routed = routed_around(stats, target, weight, rules)
+        if routed:
+            found[site] = "fail"
+            return f"at edge {site}: {routed}"
+        if too_little(stats, target, rules) is not None:
+            found[site] = "no data"
+            continue
+        decision = judge(stats, target, weight, baseline, rules)
+        found[site] = {"pass": "pass", "fail": "fail"}.get(decision.outcome, "undecided")
+        if decision.outcome == "fail":
+            return f"at edge {site}: {decision.reason}"
+    return None
+
+
 Check = Callable[[Stats, float, float], None]
 """Called after each check with the figures so far, the seconds held and the seconds left."""
 
@@ -131,13 +161,22 @@ def hold(
     rules: Hold,
     keep_holding: bool = False,
     on_check: Check | None = None,
+    parts: Mapping[str, MetricsSource] | None = None,
 ) -> Verdict:
     """Watch for `seconds`, checking every `interval`; stop at the first failed metric. When the
     time is up, a pass holds; a judge still undecided goes on checking up to `rules.max_s` in all,
     then the hold is inconclusive. Too little traffic by the end is inconclusive too, or with
-    `keep_holding` the hold waits for it. The source counts from when `hold` starts."""
-    source.start()
+    `keep_holding` the hold waits for it. The source counts from when `hold` starts.
+    `parts`: each edge's own traffic, judged apart as well (`edge_breach`)."""
+    parts = parts or {}
+    for part in (source, *parts.values()):
+        part.start()
+    found: dict[str, str] = {}
     start = time.monotonic()
+
+    def verdict(outcome: Outcome, why: str | None) -> Verdict:
+        return Verdict(outcome, why, stats, elapsed, decision, dict(found) if parts else None)
+
     cap = max(seconds, float(rules.max_s))
     decision: judging.Decision | None = None
     while True:
@@ -148,24 +187,25 @@ def hold(
         if on_check:
             on_check(stats, elapsed, max(0.0, seconds - elapsed))
         routed = routed_around(stats, target, weight, rules)
+        routed = routed or edge_breach(parts, found, target, weight, baseline, rules)
         if routed:
-            return Verdict("breach", routed, stats, elapsed, decision)
+            return verdict("breach", routed)
         few = too_little(stats, target, rules)
         if few is None:
             decision = judge(stats, target, weight, baseline, rules)
             if decision.outcome == "fail":
-                return Verdict("breach", decision.reason, stats, elapsed, decision)
+                return verdict("breach", decision.reason)
         if elapsed < seconds:
             continue
         if decision is not None and few is None and decision.outcome == "pass":
-            return Verdict("held", None, stats, elapsed, decision)
+            return verdict("held", None)
         if few is not None and keep_holding or few is None and elapsed < cap:
             continue
         why = few or (
             f"still undecided after {elapsed:.0f} s (bluegreen:holdMaxSeconds {rules.max_s}): "
             f"{decision.reason if decision else 'nothing judged'}; not decided is not a pass"
         )
-        return Verdict("inconclusive", why, stats, elapsed, decision)
+        return verdict("inconclusive", why)
 
 
 def judged(figures: Mapping | None, target: str, live: str | None) -> list[str]:

@@ -196,6 +196,7 @@ class Operator:
         hold_s: float,
         interval: float,
         rules: config.Hold,
+        parts: Mapping[str, MetricsSource] | None = None,
     ) -> Verdict:
         with self.display(target, weight, hold_s) as on_check:
             self.verdict = hold(
@@ -208,6 +209,7 @@ class Operator:
                 rules,
                 keep_holding=self.keep_holding,
                 on_check=on_check,
+                parts=parts,
             )
         return self.verdict
 

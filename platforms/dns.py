@@ -13,16 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import dns.exception
-import dns.message
-import dns.query
-import dns.rcode
-import dns.tsigkeyring
-import dns.update
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 from bluegreen.config import COLORS, Dns, EdgeSettings
+from bluegreen.rfc2136 import lookup
+from bluegreen.rfc2136 import update as _update
 from platforms.base import EdgePlatform
 
 
@@ -59,54 +55,6 @@ def hosts(nodes: list[str]) -> list[str]:
     return seen
 
 
-# --- RFC 2136 --------------------------------------------------------------------------------
-
-
-def _server(props: dict[str, Any]) -> tuple[str, int]:
-    host, port = props["server"].rsplit(":", 1)
-    return host, int(port)
-
-
-def _update(props: dict[str, Any], values: list[str] | None) -> None:
-    """Replace (or, with None, delete) the record's rrset, signed with the TSIG key."""
-    keyring = dns.tsigkeyring.from_text({props["keyName"]: (props["algorithm"], props["secret"])})
-    update = dns.update.UpdateMessage(
-        props["zone"], keyring=keyring, keyalgorithm=props["algorithm"]
-    )
-    relative = props["name"][: -len(props["zone"]) - 1]
-    rtype = props.get("type", "A")
-    if values is None:
-        update.delete(relative, rtype)
-    else:
-        data = values if rtype == "A" else [values[0].rstrip(".") + "."]
-        update.replace(relative, int(props["ttl"]), rtype, *data)
-    host, port = _server(props)
-    try:
-        reply = dns.query.tcp(update, host, port=port, timeout=5)
-    except (OSError, dns.exception.DNSException) as err:
-        raise RuntimeError(
-            f"DNS update of {props['name']} at {props['server']} failed: "
-            f"{err or type(err).__name__} (check bluegreen:dnsServer and the TSIG key "
-            "bluegreen:tsigKeyName/tsigSecret)"
-        ) from None
-    if reply.rcode() != dns.rcode.NOERROR:
-        raise RuntimeError(
-            f"DNS update of {props['name']} at {props['server']} was refused: "
-            f"{dns.rcode.to_text(reply.rcode())}"
-        )
-
-
-def lookup(name: str, server: str, rtype: str = "A") -> tuple[list[str], int | None]:
-    """The values and TTL `server` answers for `name` (empty when it has none)."""
-    host, port = server.rsplit(":", 1)
-    reply = dns.query.udp(dns.message.make_query(name, rtype), host, port=int(port), timeout=2)
-    for rrset in reply.answer:
-        if rtype == "A":
-            return sorted(r.address for r in rrset), rrset.ttl
-        return sorted(r.to_text().rstrip(".") for r in rrset), rrset.ttl
-    return [], None
-
-
 class RecordProvider(ResourceProvider):
     serialize_as_secret_always = False
 
@@ -115,11 +63,20 @@ class RecordProvider(ResourceProvider):
         # Confirm what resolvers will be told: the primary answers the new values and TTL.
         rtype = props.get("type", "A")
         want = (sorted(v.rstrip(".") for v in props["values"]), int(props["ttl"]))
+
+        def answers(got: tuple[list[str], int | None]) -> bool:
+            # With health checks (agents/edge/dns_health.py) a failed edge may already be out.
+            if props.get("healthChecked") and got[0] and got[1] == want[1]:
+                return set(got[0]) <= set(want[0])
+            return got == want
+
         deadline = time.monotonic() + 5
-        while lookup(props["name"], props["server"], rtype) != want and time.monotonic() < deadline:
+        while not answers(lookup(props["name"], props["server"], rtype)):
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.05)
         got = lookup(props["name"], props["server"], rtype)
-        if got != want:
+        if not answers(got):
             raise RuntimeError(f"{props['name']} answers {got} after the update, expected {want}")
         return props
 
@@ -131,6 +88,7 @@ class RecordProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         keys = ("name", "zone", "server", "type", "values", "ttl", "keyName", "algorithm", "secret")
+        keys += ("healthChecked",)
         changed = [k for k in keys if olds.get(k) != news.get(k)]
         replaces = [k for k in ("name", "zone", "server") if k in changed]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
@@ -172,6 +130,8 @@ def declare(
     if d.provider == "rfc2136":
         secret = pulumi.Config("bluegreen").require_secret("tsigSecret")
         depends = platform.dns_server(name, parent, settings, d, secret)
+        # Several edges behind the live name: the platform's health agent withdraws a failed one.
+        checked = settings.sites.several and not d.switch
         return depends + [
             DnsRecord(
                 f"{name}-dns-{fqdn.split('.')[0]}",
@@ -185,6 +145,7 @@ def declare(
                     "keyName": d.tsig_key_name,
                     "algorithm": d.tsig_algorithm,
                     "secret": secret,
+                    **({"healthChecked": True} if fqdn == n.live and checked else {}),
                 },
                 pulumi.ResourceOptions(parent=parent, depends_on=depends),
             )
@@ -192,7 +153,12 @@ def declare(
         ]
     import pulumi_aws as aws
 
-    return [
+    # Several edges on aws: the live name routes by latency, with health checks (the platform's
+    # `latency_sites`, AwsEdge's); None elsewhere, and with the DNS switch (no edge behind it).
+    latency = getattr(platform, "latency_sites", None)
+    sites = latency(settings) if latency and not d.switch else None
+    routed = route53_latency(name, parent, settings, d, wanted.pop(n.live), sites) if sites else []
+    return routed + [
         aws.route53.Record(
             f"{name}-dns-{fqdn.split('.')[0]}",
             zone_id=d.zone_id,
@@ -204,3 +170,72 @@ def declare(
         )
         for fqdn, values in wanted.items()
     ]
+
+
+# --- Route 53 latency routing: several edges on aws ------------------------------------------
+
+HEALTH_INTERVAL_S = 10
+HEALTH_FAILURES = 2
+"""Route 53 withdraws an edge after this many failed checks this far apart; resolvers stop using
+it within that (2 x 10 s) plus the record's TTL (bluegreen:dnsTtl): 50 s with the default 30."""
+
+
+@dataclass(frozen=True)
+class LatencySite:
+    """One edge of the live name under latency routing: its site, AWS region, and scheme."""
+
+    name: str
+    region: str
+    https: bool
+
+
+def route53_latency(
+    name: str,
+    parent: pulumi.Resource,
+    settings: EdgeSettings,
+    d: Dns,
+    edge_hosts: pulumi.Input[list[str]],
+    sites: list[LatencySite],
+) -> list[pulumi.Resource]:
+    """The live name as one latency record per edge (`edge_hosts`, in site order), each a CNAME
+    with the short TTL and withdrawn while the health check of its ALB fails: a user gets the
+    nearest healthy edge. The first keeps the single edge's record name; it is replaced (a
+    latency record cannot stand beside a plain one), deleted first and the others after it."""
+    import pulumi_aws as aws
+
+    fqdn = names(settings.app_name, d.zone).live
+    hosts = pulumi.Output.from_input(edge_hosts)
+    first: list[pulumi.Resource] = []
+    declared: list[pulumi.Resource] = []
+    for i, site in enumerate(sites):
+        host = hosts.apply(lambda h, i=i: h[i])
+        check = aws.route53.HealthCheck(
+            f"{name}-health-{site.name}",
+            type="HTTPS" if site.https else "HTTP",
+            fqdn=host,
+            port=443 if site.https else 80,
+            resource_path=settings.health_path,
+            request_interval=HEALTH_INTERVAL_S,
+            failure_threshold=HEALTH_FAILURES,
+            tags={"Name": f"bluegreen-{settings.app_name}-{site.name}"},
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        record = aws.route53.Record(
+            f"{name}-dns-{fqdn.split('.')[0]}" + (f"-{site.name}" if i else ""),
+            zone_id=d.zone_id,
+            name=fqdn,
+            type="CNAME",
+            ttl=d.ttl,
+            records=[host],
+            set_identifier=site.name,
+            latency_routing_policies=[
+                aws.route53.RecordLatencyRoutingPolicyArgs(region=site.region)
+            ],
+            health_check_id=check.id,
+            opts=pulumi.ResourceOptions(
+                parent=parent, delete_before_replace=not i, depends_on=first
+            ),
+        )
+        first = first or [record]
+        declared.append(record)
+    return declared

@@ -96,12 +96,13 @@ def render(props: dict[str, Any], olds: dict[str, Any] | None, module: str) -> C
     # The fence only grows: from the state nginx serves, or this resource's own record of it
     # when that file is gone.
     known = [x for x in ((previous or {}).get("lease"), (olds or {}).get("lease")) if x]
-    lease = nginx.Lease.next(
-        max(known, key=lambda x: int(x["fence"])) if known else None,
-        active,
-        int(props["handover"]),
-        time.time(),
-    )
+    latest = max(known, key=lambda x: int(x["fence"])) if known else None
+    if props.get("siteLease"):  # one of several edges: the lease all of them serve
+        lease = nginx.Lease.across_edges(
+            props["siteLease"], latest, int(props["handover"]), time.time()
+        )
+    else:
+        lease = nginx.Lease.next(latest, active, int(props["handover"]), time.time())
     state = nginx.switch_state(
         conf_generation=nginx_conf.conf_generation(text),
         active=active,

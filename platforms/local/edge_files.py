@@ -128,11 +128,11 @@ def write_state(run_dir: str, state: dict) -> None:
             os.fchmod(f.fileno(), 0o644)
         json.dump({**state, "writtenAt": time.time()}, f, sort_keys=True)
     os.replace(path + ".next", path)
-    if state.get("lease"):
-        _stamp(run_dir, int(state["lease"]["fence"]))
+    if state.get("lease") and not state["lease"].get("shared"):
+        stamp(run_dir, int(state["lease"]["fence"]))
 
 
-def _stamp(run_dir: str, fence: int) -> None:
+def stamp(run_dir: str, fence: int) -> None:
     """Stamp when the edge began serving `fence` (switch.js serves it as the lease's `since`):
     just after the state is in place, never before, and only for a new fence, so a weight or
     maintenance change keeps the holder's writers running. The other fences' stamps go: a fence

@@ -96,3 +96,17 @@ def site_traffic(
         return s.active_color, s.weights
     weights = {str(c): int(w) for c, w in (state.get("weights") or {}).items()}
     return state["active"], weights
+
+
+def shared_lease(
+    sites: list[Site], traffic: dict[str, tuple[str, dict[str, int]]]
+) -> dict[str, object]:
+    """The writer lease every site serves after this update (lease_stamp.py says why one):
+    held by the colour they all serve, or by nobody while they serve different ones (between the
+    waves of a flip). The same fence while that holds; else one above the highest any serves."""
+    colors = {active for active, _ in traffic.values()}
+    color = colors.pop() if len(colors) == 1 else None
+    served = [(read_state(site.run_dir) or {}).get("lease") for site in sites]
+    fences = {int(lease["fence"]) for lease in served if lease}
+    same = all(lease and lease.get("color") == color for lease in served) and len(fences) == 1
+    return {"color": color, "fence": fences.pop() if same else max(fences, default=0) + 1}

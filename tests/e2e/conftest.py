@@ -58,8 +58,9 @@ def deployed(_shared) -> LocalProject:
 @pytest.fixture
 def dns_project(project):
     """Blue on 127.0.0.10 and green on 127.0.0.11, as the reference guide's two nodes."""
-    [dns_port] = free_ports(1)
+    dns_port, health_port = free_ports(2)
     project.ports["dns"] = dns_port
+    project.ws.config_set("live", "bluegreen:dnsHealthPort", str(health_port))
     project.ws.config_set("blue", "bluegreen:bindAddress", "127.0.0.10")
     project.ws.config_set("green", "bluegreen:bindAddress", "127.0.0.11")
     for key, value in {

@@ -1,7 +1,9 @@
 """Several edges in front of the same two arms (bluegreen:edges): three nginx edges on loopback
-addresses of their own, standing in for sites, moved by one update of the live stack, each
-confirmed; an edge that cannot be reached refuses a flip before any edge moves; and
-`bluegreen flip` walking the edges in waves (bluegreen:waves) with one verdict."""
+addresses of their own, standing in for sites, behind one name in the local Knot DNS, moved by
+one update of the live stack, each confirmed and all serving one writer lease; an edge killed
+under load costs users who resolve the name nothing, and leaves the name's answer within the
+DNS health agent's bound; an edge that cannot be reached refuses a flip before any edge moves;
+and `bluegreen flip` walks the edges in waves (bluegreen:waves) with one verdict."""
 
 from __future__ import annotations
 
@@ -11,11 +13,19 @@ import signal
 import threading
 import time
 
+from bluegreen import probe
+from bluegreen.rfc2136 import lookup
+from bluegreen.switch import LEASE_PATH
 from cutover.flip import flip
 from cutover.results import Outcome
 from tests.support.operating import flip_log, operator
 from tests.support.sandbox import LocalProject
-from tests.support.watcher import SiteUsers
+from tests.support.watcher import ResolvingUsers, SiteUsers
+
+NAME = "shop.bluegreen.test"
+BOUND_S = 4.5
+"""The DNS health agent's bound from an edge's failure to its address leaving the answer:
+2 failed checks 1 s apart, a 0.5 s timeout, one interval to act (agents/edge/dns_health.py)."""
 
 SITES = {"site-a": "127.0.0.1", "site-b": "127.0.0.2", "site-c": "127.0.0.3"}
 
@@ -29,14 +39,82 @@ def served(project: LocalProject) -> dict[str, set[str | None]]:
     return {site: set(project.colors(10, url)) for site, url in site_urls(project).items()}
 
 
+def leases(project: LocalProject) -> dict[str, dict]:
+    """The writer lease each site serves."""
+    return {
+        site: json.loads(probe.request(url.rstrip("/") + LEASE_PATH).body or b"{}")
+        for site, url in site_urls(project).items()
+    }
+
+
+class LeaseSamples:
+    """Reads every site's lease over and over while a flip runs: who may write, at each moment."""
+
+    def __init__(self, project: LocalProject) -> None:
+        self.project, self.samples = project, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(leases(self.project))
+            time.sleep(0.05)
+
+    def holders(self) -> list[set[str]]:
+        """At each sample, the colours whose writers may run (holder, and the handover past)."""
+        return [
+            {
+                lease["holder"]
+                for lease in sample.values()
+                if lease.get("holder") and lease["now"] >= lease["since"] + lease["handover"]
+            }
+            for sample in self.samples
+        ]
+
+    def __enter__(self) -> LeaseSamples:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def kill_nginx(run_dir: str) -> None:
+    """The site's nginx dies at once, master and workers, as when its host goes."""
+    with open(os.path.join(run_dir, "nginx.pid")) as f:
+        master = int(f.read().split()[0])
+    workers = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                    workers.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    for pid in [master, *workers]:
+        os.kill(pid, signal.SIGKILL)
+
+
+def answer_without(host: str, server: str, within: float) -> float | None:
+    """Seconds until the live name's answer leaves out `host`, or None within `within`."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if host not in lookup(NAME, server)[0]:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    return None
+
+
 def with_edges(project: LocalProject, waves: list[list[str]] | None = None) -> None:
     project.ws.config_set("live", "bluegreen:edges", json.dumps(SITES))
     if waves:
         project.ws.config_set("live", "bluegreen:waves", json.dumps(waves))
 
 
-def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(project):
+def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(dns_project):
     """One deploy for the whole story (each phase needs the last one's edges)."""
+    project = dns_project
     with_edges(project)
     project.up_all(active="blue")
     assert served(project) == {site: {"blue"} for site in SITES}
@@ -47,6 +125,8 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(project):
         os.path.join(project.dir, ".bluegreen", "live-site-b", "access.log"),
         os.path.join(project.dir, ".bluegreen", "live-site-c", "access.log"),
     ]
+    # One name answers every edge, with the short TTL.
+    assert lookup(NAME, project.server) == (sorted(SITES.values()), 30)
 
     # A bare `pulumi up` (CI) moves every edge in one update; the preview shows each edge.
     project.ws.config_set("live", "bluegreen:activeColor", "green")
@@ -54,11 +134,26 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(project):
     assert preview.count("pulumi-python:dynamic/local:NginxEdge: (update)") == 3, preview
     project.ws.up("live")
     assert served(project) == {site: {"green"} for site in SITES}
+    # Every edge serves one writer lease: the same holder and fence, its handover started at
+    # once on all of them, when all of them served green.
+    served_leases = leases(project)
+    assert {(x["holder"], x["fence"]) for x in served_leases.values()} == {("green", 2)}
+    stamps = [x["since"] for x in served_leases.values()]
+    assert max(stamps) - min(stamps) < 0.5, served_leases
 
-    # site-c's nginx goes away: moving traffic now would leave it behind, so nothing moves.
-    pid_file = os.path.join(project.dir, ".bluegreen", "live-site-c", "nginx.pid")
-    with open(pid_file) as f:
-        os.kill(int(f.read().split()[0]), signal.SIGTERM)
+    # site-c's nginx dies under load: users who resolve the name go on to the next address,
+    # and the DNS health agent takes site-c out of the answer within its bound.
+    with ResolvingUsers(NAME, project.server, project.ports["live"]) as users:
+        time.sleep(1)
+        kill_nginx(os.path.join(project.dir, ".bluegreen", "live-site-c"))
+        left = answer_without(SITES["site-c"], project.server, BOUND_S + 2)
+        time.sleep(1)
+    assert left is not None, lookup(NAME, project.server)
+    assert lookup(NAME, project.server) == (sorted(SITES.values())[:2], 30)
+    assert not users.failures, users.failures[:5]
+    assert users.requests > 100 and set(users.answered) == set(SITES.values()), users.answered
+
+    # Moving traffic now would leave site-c behind, so nothing moves.
     project.ws.config_set("live", "bluegreen:activeColor", "blue")
     refused = project.ws.run(["up", "--stack", "live", "--yes", "--skip-preview"], check=False)
     said = refused.stdout + refused.stderr
@@ -72,6 +167,10 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(project):
     project.ws.config_set("live", "bluegreen:activeColor", "green")
     project.ws.up("live")
     assert served(project) == {site: {"green"} for site in SITES}
+    back = time.monotonic()
+    while SITES["site-c"] not in lookup(NAME, project.server)[0]:
+        assert time.monotonic() - back < BOUND_S + 2, "site-c did not come back into the answer"
+        time.sleep(0.05)
     with project.bluegreen("status") as status:
         out, _ = status.communicate(timeout=60)
     for site, url in site_urls(project).items():
@@ -80,10 +179,24 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(project):
     # `bluegreen flip` in waves: one wave at a time, each held, one record with each verdict.
     project.ws.config_set("live", "bluegreen:waves", json.dumps([["site-a"], ["site-b", "site-c"]]))
     op, said = operator(project)
-    with SiteUsers(site_urls(project)) as users:
+    with (
+        SiteUsers(site_urls(project)) as users,
+        ResolvingUsers(NAME, project.server, project.ports["live"]) as resolving,
+        LeaseSamples(project) as lease,
+    ):
         ended = flip(op, "blue", hold_s=3, interval=0.5)
     assert ended.outcome is Outcome.DONE, said
     assert not users.failures, users.failures[:5]
+    assert not resolving.failures and resolving.requests > 100, resolving.failures[:5]
+    # Never two holders: between the waves nobody may write, and blue's writers start only
+    # when every edge serves blue (one fence on all of them, stamped at once).
+    holders = lease.holders()
+    assert all(len(h) <= 1 for h in holders), [h for h in holders if len(h) > 1][:3]
+    between = [
+        s for s in lease.samples if all("fence" in x and x["holder"] is None for x in s.values())
+    ]
+    assert between, "the lease was never held by nobody between the waves"
+    assert {(x["holder"], x["fence"]) for x in leases(project).values()} == {("blue", 4)}
     assert served(project) == {site: {"blue"} for site in SITES}
     assert "wave 1 of 2 (site-a): blue now takes their traffic; holding 3 s" in said
     assert "wave 2 of 2 (site-b, site-c): blue now takes their traffic; holding 3 s" in said
@@ -96,6 +209,8 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(project):
         (["site-a"], "held"),
         (["site-b", "site-c"], "held"),
     ]
+    # Wave 2's edges were judged each on its own traffic as well as together.
+    assert set(records[0]["waves"][1]["perEdge"]) == {"site-b", "site-c"}
     assert flip_log(project)[-1]["waves"] == [["site-a"], ["site-b", "site-c"]]
 
     # Green dies once wave 2 has moved to it: every edge goes back to blue.
