@@ -96,6 +96,8 @@ class LiveOutputs:
     edges: dict[str, str] = field(default_factory=dict)
     """Each site's edge URL, when the stack has several edges (bluegreen:edges); {}: one edge,
     at `url`."""
+    edge_traffic: dict[str, Traffic] = field(default_factory=dict)
+    """What each site's edge was recorded serving by the last update that applied it."""
 
     @classmethod
     def from_outputs(cls, outputs: Mapping | None) -> LiveOutputs:
@@ -119,6 +121,11 @@ class LiveOutputs:
                 str(site): e["url"]
                 for site, e in (_mapping(outputs.get("edges")) or {}).items()
                 if isinstance(e, Mapping) and isinstance(e.get("url"), str)
+            },
+            edge_traffic={
+                str(site): Traffic.from_outputs(e)
+                for site, e in (_mapping(outputs.get("edges")) or {}).items()
+                if isinstance(e, Mapping)
             },
         )
 

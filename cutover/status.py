@@ -34,7 +34,7 @@ def status(op: Operator) -> Report:
             f"weights blue {live.weight('blue')} / green {live.weight('green')}  "
             f"maintenance {'ON' if live.maintenance else 'off'}  edge {live.url}"
         )
-    for line in edge_lines(live.edges):
+    for line in edge_lines(live.edges, live.edge_traffic):
         op.out(line)
     if arms is None or set(arms) != set(COLORS):
         found = op.ws.outputs_of(op.edge.arm_stacks[c] for c in COLORS)
@@ -55,18 +55,27 @@ def status(op: Operator) -> Report:
     return Report(Outcome.DONE)
 
 
-def edge_lines(edges: Mapping[str, str]) -> list[str]:
-    """With several edges, what each serves, asked of it (its status document), at once."""
+def edge_lines(edges: Mapping[str, str], recorded: Mapping[str, Traffic]) -> list[str]:
+    """With several edges, what each serves: asked of it (its status document), at once, where
+    each has an address of its own; else, or when it does not answer one, what the last update
+    recorded it serving (on kubernetes every cluster's ingress has the one host name, and DNS
+    picks which answers)."""
+    own = len(set(edges.values())) == len(edges)
 
     def line(site: str, url: str) -> str:
-        answer = probe.request(url.rstrip("/") + STATUS_PATH)
-        live = answer.json().get("live") if answer.ok else None
-        if not isinstance(live, Mapping):
-            return f"  edge {site} {url}: {answer.describe() if not answer.ok else 'no state'}"
-        weights = live.get("weights") or {}
+        answer = probe.request(url.rstrip("/") + STATUS_PATH) if own else None
+        live = answer.json().get("live") if answer and answer.ok else None
+        if isinstance(live, Mapping):
+            weights = live.get("weights") or {}
+            return (
+                f"  edge {site} {url}: {live.get('color')} ({live.get('version')})  "
+                f"weights blue {weights.get('blue')} / green {weights.get('green')}"
+            )
+        traffic = recorded.get(site) or Traffic()
+        asked = f"; {answer.describe() if not answer.ok else 'no state'}" if answer else ""
         return (
-            f"  edge {site} {url}: {live.get('color')} ({live.get('version')})  "
-            f"weights blue {weights.get('blue')} / green {weights.get('green')}"
+            f"  edge {site} {url}: {traffic.active_color} as recorded  weights blue "
+            f"{traffic.weight('blue')} / green {traffic.weight('green')}{asked}"
         )
 
     if not edges:

@@ -152,3 +152,9 @@ class EdgePlatform(ABC):
     ) -> list[pulumi.Resource]:
         """The RFC 2136 primary this platform runs itself, if any; the records wait for it."""
         return []
+
+    def latency_sites(self, s: EdgeSettings) -> list | None:
+        """Several edges behind latency-routed, health-checked records (platforms/dns.py
+        `LatencySite`s, Route 53 on aws), in site order; None: the live name is one record of
+        every edge's address (with, where the platform runs one, a health agent beside it)."""
+        return None

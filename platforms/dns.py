@@ -154,9 +154,8 @@ def declare(
     import pulumi_aws as aws
 
     # Several edges on aws: the live name routes by latency, with health checks (the platform's
-    # `latency_sites`, AwsEdge's); None elsewhere, and with the DNS switch (no edge behind it).
-    latency = getattr(platform, "latency_sites", None)
-    sites = latency(settings) if latency and not d.switch else None
+    # `latency_sites`); not with the DNS switch (no edge behind the name).
+    sites = platform.latency_sites(settings) if not d.switch else None
     routed = route53_latency(name, parent, settings, d, wanted.pop(n.live), sites) if sites else []
     return routed + [
         aws.route53.Record(

@@ -23,11 +23,12 @@ it serves. Unset (a bare `pulumi up`, CI, a rollback): every site moves in the o
 
 MAX_SITES = 16
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
-_PLACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,252}")
+_PLACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_@/-]{0,252}")
 SITES_ALLOWED = (
     'a JSON object of up to 16 edges, each a site name (lower-case letters, digits and "-", '
-    'starting with a letter) and its place, such as {"site-a": "127.0.0.1", "site-b": '
-    '"127.0.0.2"}'
+    "starting with a letter) and its place (a loopback address on local, a node on nixos, an "
+    'AWS region on aws, a kube context on kubernetes), such as {"site-a": "127.0.0.1", '
+    '"site-b": "127.0.0.2"}'
 )
 WAVES_ALLOWED = (
     "a JSON list of waves, each a non-empty list of the site names in bluegreen:edges, every "

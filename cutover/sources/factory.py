@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from cutover.sources.access_log import AccessLogSource
+from cutover.sources.combined import CombinedSource
 from cutover.sources.interface import MetricsSource, Unreachable
 from cutover.sources.prometheus import PrometheusSource
 
@@ -16,7 +17,8 @@ def from_output(
     """The source the edge stack's `metrics` output names. `addresses` maps each arm node's
     host:port to its colour (the access log names upstreams by address). `sites`: only the
     traffic of these edges (a wave of a flip in waves), where the source tells edges apart (the
-    access logs do; Prometheus, scraping the arms, sees every edge's traffic)."""
+    access logs and CloudWatch, per ALB, do; Prometheus, scraping the arms, sees every edge's
+    traffic)."""
     if not metrics:
         raise Unreachable(
             "the live stack exports no `metrics` output: run `pulumi up -s live` once with this "
@@ -34,5 +36,9 @@ def from_output(
         # boto3 only for a stack that reads it
         from cutover.sources.cloudwatch import CloudWatchSource
 
+        albs = metrics.get("sites") or {}
+        if sites and albs:  # each edge is an ALB of its own, in its region
+            parts = [CloudWatchSource.from_output(albs[site]) for site in sites if site in albs]
+            return parts[0] if len(parts) == 1 else CombinedSource(parts)
         return CloudWatchSource.from_output(metrics)
     raise Unreachable(f"the live stack's metrics source {kind!r} is not one this command reads")

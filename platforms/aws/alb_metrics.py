@@ -17,12 +17,15 @@ def arn_suffix(arn: str) -> str:
 
 
 def cloudwatch_source(
-    alb: aws.lb.LoadBalancer, target_groups: dict[str, pulumi.Output[str]]
+    alb: aws.lb.LoadBalancer,
+    target_groups: dict[str, pulumi.Output[str]],
+    region: pulumi.Input[str] | None = None,
 ) -> pulumi.Output[dict]:
     """The hold's source: CloudWatch's metrics of this ALB per arm target group, in the
-    region the ALB is in (the provider's)."""
+    region the ALB is in (`region`, else the default provider's)."""
     colors = list(target_groups)
-    region = aws.get_region_output().region
+    if region is None:
+        region = aws.get_region_output().region
     return pulumi.Output.all(region, alb.arn_suffix, *[target_groups[c] for c in colors]).apply(
         lambda v: {
             "source": "cloudwatch",
@@ -31,3 +34,18 @@ def cloudwatch_source(
             "targetGroups": {c: arn_suffix(a) for c, a in zip(colors, v[2:], strict=True)},
         }
     )
+
+
+def with_sites(first: pulumi.Output[dict], sites: dict[str, pulumi.Output[dict]]) -> pulumi.Output:
+    """Several edges (bluegreen:edges): the first site's source as before, and under `sites`
+    each site's own region, ALB and target groups, so the hold can read a wave's edges."""
+    names = list(sites)
+
+    def merge(values: list[dict]) -> dict:
+        per_site = zip(names, values[1:], strict=True)
+        return {
+            **values[0],
+            "sites": {n: {k: v for k, v in m.items() if k != "source"} for n, m in per_site},
+        }
+
+    return pulumi.Output.all(first, *[sites[n] for n in names]).apply(merge)

@@ -63,31 +63,35 @@ def live_listener(
     alb: aws.lb.LoadBalancer,
     switch: aws.lb.ListenerDefaultActionArgs,
     certificate_arn: str | None,
+    provider: pulumi.ProviderResource | None = None,
+    site: str = "",
 ) -> aws.lb.Listener:
     """The listener that carries `switch`: HTTPS with `certificate_arn` (and HTTP redirecting to
-    it), else HTTP."""
+    it), else HTTP. With several edges, `site` ("-<site>" but for the first, alb_sites.py) ends
+    the names and `provider` is its region's."""
+    opts = pulumi.ResourceOptions(parent=parent, provider=provider)
     if certificate_arn is None:
         return aws.lb.Listener(
-            f"{name}-http",
+            f"{name}-http{site}",
             load_balancer_arn=alb.arn,
             port=80,
             protocol="HTTP",
             default_actions=[switch],
-            opts=pulumi.ResourceOptions(parent=parent),
+            opts=opts,
         )
     listener = aws.lb.Listener(
-        f"{name}-https",
+        f"{name}-https{site}",
         load_balancer_arn=alb.arn,
         port=443,
         protocol="HTTPS",
         certificate_arn=certificate_arn,
         ssl_policy="ELBSecurityPolicy-TLS13-1-2-2021-06",
         default_actions=[switch],
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=opts,
     )
     # Plain HTTP only redirects: no request reaches an arm unencrypted.
     aws.lb.Listener(
-        f"{name}-http",
+        f"{name}-http{site}",
         load_balancer_arn=alb.arn,
         port=80,
         protocol="HTTP",
@@ -99,20 +103,25 @@ def live_listener(
                 ),
             )
         ],
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=opts,
     )
     return listener
 
 
 def maintenance_rule(
-    name: str, parent: pulumi.Resource, listener: aws.lb.Listener, m: Maintenance
+    name: str,
+    parent: pulumi.Resource,
+    listener: aws.lb.Listener,
+    m: Maintenance,
+    provider: pulumi.ProviderResource | None = None,
+    site: str = "",
 ) -> aws.lb.ListenerRule:
     """Maintenance (read-only) mode: writes are answered by the ALB, reads still go to the arms.
     An ALB fixed response cannot carry headers, so there is no Retry-After header here (nginx
     edges send one); the same JSON body every edge sends carries the delay as "retryAfter"
     (seconds) instead."""
     return aws.lb.ListenerRule(
-        f"{name}-maintenance",
+        f"{name}-maintenance{site}",
         listener_arn=listener.arn,
         priority=MAINTENANCE_PRIORITY,
         conditions=[
@@ -132,5 +141,5 @@ def maintenance_rule(
                 ),
             )
         ],
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )

@@ -1,23 +1,28 @@
 """The live edge on AWS: an ALB whose listener is the traffic switch (alb_switch.py), confirmed
 through the ALB after each change, and read by the hold in CloudWatch (alb_metrics.py). What an
-ALB cannot do is refused before anything is declared (`AwsEdge.refusals`)."""
+ALB cannot do is refused before anything is declared (`AwsEdge.refusals`). With several edges
+(bluegreen:edges) one ALB per site, each in its region (alb_sites.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_aws as aws
 
-from bluegreen.config import COLORS, EdgeSettings
+from bluegreen.config import EdgeSettings
 from bluegreen.reader import Reader
 from bluegreen.switch import generation
-from platforms import metrics_keys
-from platforms.aws.alb_metrics import cloudwatch_source
-from platforms.aws.alb_switch import arm_output, forward_action, live_listener, maintenance_rule
+from platforms import dns, metrics_keys
+from platforms.aws import alb_sites
+from platforms.aws.alb_metrics import cloudwatch_source, with_sites
+from platforms.aws.alb_switch import forward_action, live_listener, maintenance_rule
 from platforms.aws.vpc import Network, load_balancer, tags_of
 from platforms.base import Arms, EdgeEndpoint, EdgePlatform, refused, write_refusals
 from platforms.confirm import TrafficConfirmation
+from platforms.held_sites import site_traffic
 
 
 @dataclass(frozen=True)
@@ -98,23 +103,129 @@ class AwsEdge(EdgePlatform):
                     f"set it to 0, {only}; {waf}",
                 )
             )
+        found.extend(alb_sites.refusals(settings))
+        d = settings.dns
+        if settings.sites.several and d and d.provider == "rfc2136" and not d.switch:
+            found.append(
+                refused(
+                    "dnsProvider",
+                    d.provider,
+                    "the live name cannot be one CNAME to the several ALBs of bluegreen:edges",
+                    'set it to "route53", whose latency records with a health check per edge '
+                    'route each user to a healthy ALB, or "none"',
+                )
+            )
         return found
+
+    def preflight(self, s: EdgeSettings) -> None:
+        configured = pulumi.Config("aws").get("region")
+        stack_region = (
+            configured or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        )
+        alb_sites.refuse_first_elsewhere(s, stack_region)
+
+    def latency_sites(self, s: EdgeSettings) -> list[dns.LatencySite] | None:
+        """Several edges: the live name's Route 53 records route by latency to each site's ALB,
+        in site order (EdgeEndpoint.hosts), each withdrawn when its health check fails."""
+        if not s.sites.several:
+            return None
+        https = self.certificate_arn is not None
+        return [
+            dns.LatencySite(site.name, site.region or "", https)
+            for site in alb_sites.sites(s, self.network)
+        ]
 
     def edge(
         self, name: str, parent: pulumi.Resource, settings: EdgeSettings, arms: Arms
     ) -> EdgeEndpoint:
+        sites = alb_sites.sites(settings, self.network)
+        traffic = site_traffic(settings, [site.name for site in sites], os.environ)
+        served = [
+            self.site(name, parent, settings, arms, site, traffic[site.name]) for site in sites
+        ]
+        first = served[0]
+        exports: dict[str, pulumi.Output] = {
+            "albDnsName": first.alb.dns_name,
+            "albZoneId": first.alb.zone_id,
+            "confirmedAfterSeconds": first.confirmed_after,
+        }
+        metrics = cloudwatch_source(first.alb, first.target_groups)
+        served_generation = first.generation
+        if settings.sites.several:
+            # What each site serves once its listener has it: during a flip in waves the sites
+            # of the waves not moved yet keep the weights they had (platforms/held_sites.py).
+            exports["edges"] = {
+                sv.site.name: pulumi.Output.all(sv.url, sv.generation).apply(
+                    lambda v, sv=sv: {
+                        "url": v[0],
+                        "region": sv.site.region,
+                        "activeColor": sv.traffic[0],
+                        "weights": sv.traffic[1],
+                    }
+                )
+                for sv in served
+            }
+            metrics = with_sites(
+                metrics,
+                {
+                    sv.site.name: cloudwatch_source(sv.alb, sv.target_groups, sv.site.region)
+                    for sv in served
+                },
+            )
+            served_generation = pulumi.Output.all(*[sv.generation for sv in served]).apply(
+                lambda gens: ",".join(str(g) for g in gens)
+            )
+        return EdgeEndpoint(
+            url=first.url,
+            generation=served_generation,
+            exports=exports,
+            metrics=metrics,
+            hosts=[sv.alb.dns_name for sv in served] if settings.sites.several else None,
+        )
+
+    def site(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        settings: EdgeSettings,
+        arms: Arms,
+        site: alb_sites.AlbSite,
+        traffic: tuple[str, dict[str, int]],
+    ) -> ServedSite:
+        """One site's ALB, listener and confirmation, in its region: every site gets the same
+        serving state from the same update, but for the weights of a site a flip in waves has
+        not moved yet (`traffic`)."""
+        provider = None
+        if not site.first:
+            # An explicit provider takes none of the stack's aws: config but what is passed here;
+            # the credentials come from the environment, or the profile the stack names.
+            provider = aws.Provider(
+                f"{name}-aws-{site.name}",
+                region=site.region,
+                profile=pulumi.Config("aws").get("profile"),
+                opts=pulumi.ResourceOptions(parent=parent),
+            )
         https = self.certificate_arn is not None
         what = f"bluegreen {settings.app_name} live ALB: HTTP and HTTPS"
-        alb = load_balancer(f"{name}-alb", parent, self.network, what, (80, 443), tags_of(settings))
-        target_groups = {c: arm_output(arms[c], "targetGroupArn") for c in COLORS}
+        alb = load_balancer(
+            site.named(f"{name}-alb"),
+            parent,
+            site.network,
+            what,
+            (80, 443),
+            tags_of(settings),
+            provider,
+        )
+        target_groups = alb_sites.target_groups(arms, site)
         # bluegreen:stickyCanary alone keeps clients for a day, as the nginx edges' cookie does.
         sticky_s = self.stickiness_seconds or (86400 if settings.sticky else 0)
-        weights = settings.weights
+        weights = traffic[1]
         switch = forward_action(target_groups, weights, sticky_s)
-        listener = live_listener(name, parent, alb, switch, self.certificate_arn)
+        suffix = site.named("")
+        listener = live_listener(name, parent, alb, switch, self.certificate_arn, provider, suffix)
         m = settings.maintenance
         if m.enabled:
-            maintenance_rule(name, parent, listener, m)
+            maintenance_rule(name, parent, listener, m, provider, suffix)
 
         fingerprint = generation(
             json.dumps(
@@ -131,7 +242,7 @@ class AwsEdge(EdgePlatform):
         url = pulumi.Output.all(alb.dns_name, listener.arn).apply(lambda v: f"{scheme}://{v[0]}/")
         weighted = [c for c, w in weights.items() if w > 0]
         confirm = TrafficConfirmation(
-            f"{name}-confirm",
+            site.named(f"{name}-confirm"),
             {
                 "url": url,
                 "color": weighted[0] if len(weighted) == 1 else None,
@@ -140,13 +251,25 @@ class AwsEdge(EdgePlatform):
             },
             pulumi.ResourceOptions(parent=parent, depends_on=[listener]),
         )
-        return EdgeEndpoint(
+        return ServedSite(
+            site=site,
+            traffic=traffic,
+            alb=alb,
+            target_groups=target_groups,
             url=url,
             generation=listener.arn.apply(lambda _: fingerprint),
-            exports={
-                "albDnsName": alb.dns_name,
-                "albZoneId": alb.zone_id,
-                "confirmedAfterSeconds": confirm.confirmedAfterSeconds,
-            },
-            metrics=cloudwatch_source(alb, target_groups),
+            confirmed_after=confirm.confirmedAfterSeconds,
         )
+
+
+@dataclass(frozen=True)
+class ServedSite:
+    """What one site's declarations give the edge's exports."""
+
+    site: alb_sites.AlbSite
+    traffic: tuple[str, dict[str, int]]
+    alb: aws.lb.LoadBalancer
+    target_groups: dict[str, pulumi.Output[str]]
+    url: pulumi.Output[str]
+    generation: pulumi.Output[str]
+    confirmed_after: pulumi.Output

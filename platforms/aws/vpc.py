@@ -48,6 +48,7 @@ def security_group(
     vpc_id: str,
     description: str,
     ingress: list[aws.ec2.SecurityGroupIngressArgs],
+    provider: pulumi.ProviderResource | None = None,
 ) -> aws.ec2.SecurityGroup:
     return aws.ec2.SecurityGroup(
         name,
@@ -59,7 +60,7 @@ def security_group(
         egress=[
             aws.ec2.SecurityGroupEgressArgs(protocol="-1", from_port=0, to_port=0, **_ANYWHERE)
         ],
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )
 
 
@@ -71,10 +72,17 @@ def http_in(*ports: int) -> list[aws.ec2.SecurityGroupIngressArgs]:
 
 
 def load_balancer(
-    name: str, parent: pulumi.Resource, network: Network, what: str, ports: tuple[int, ...], tags
+    name: str,
+    parent: pulumi.Resource,
+    network: Network,
+    what: str,
+    ports: tuple[int, ...],
+    tags,
+    provider: pulumi.ProviderResource | None = None,
 ) -> aws.lb.LoadBalancer:
-    """An application load balancer open to the world on `ports`."""
-    sg = security_group(f"{name}-sg", parent, network.vpc_id, what, http_in(*ports))
+    """An application load balancer open to the world on `ports`, in `provider`'s region (None:
+    the stack's)."""
+    sg = security_group(f"{name}-sg", parent, network.vpc_id, what, http_in(*ports), provider)
     return aws.lb.LoadBalancer(
         name,
         load_balancer_type="application",
@@ -82,7 +90,7 @@ def load_balancer(
         security_groups=[sg.id],
         drop_invalid_header_fields=True,
         tags=tags,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )
 
 

@@ -22,7 +22,9 @@ Without an Ingress no traffic passes ingress-nginx: the hold then reads the arms
 (bluegreen/arm_metrics.py) by their `color` label, which that Prometheus must scrape from the pods.
 
 The arm is k8s_arm.py's, the live edge k8s_edge.py's, the Ingress's annotations and metrics
-ingress.py's; cluster.py has the context, the namespace and the Services' names both use.
+ingress.py's; cluster.py has the context, the namespace and the Services' names both use. With
+bluegreen:edges the edge is declared again in each site's context (k8s_sites.py), in front of the
+arms running there: every such context runs both arms, which this stack does not deploy.
 """
 
 from __future__ import annotations

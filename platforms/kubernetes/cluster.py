@@ -12,6 +12,14 @@ from bluegreen.reader import Alphabet, Reader
 from platforms.base import ArmView
 
 K8S_NAME = Alphabet(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a Kubernetes name")
+KUBE_CONTEXT = Alphabet(
+    r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,252}",
+    "a kubeconfig context name: letters, digits and ._:@/-, starting with a letter or digit "
+    "(kind-dev, gke_project_zone_name, arn:aws:eks:eu-west-1:123456789012:cluster/prod, "
+    "kubernetes-admin@kubernetes)",
+)
+"""bluegreen:kubeContext's, and each site's place in bluegreen:edges. Not empty: an empty context
+would be whatever context the kubeconfig has selected, which the explicit provider rules out."""
 
 
 @dataclass(frozen=True)
@@ -27,15 +35,20 @@ class Cluster:
         context = read.required(
             "kubeContext", ": the kubernetes platform needs the kubeconfig context to deploy to"
         )
+        if read.optional("kubeContext") is not None:
+            read.matching("kubeContext", KUBE_CONTEXT, context)
         namespace = read.matching("namespace", K8S_NAME)
         return cls(context, namespace, read.integer("appPort", 1, 65535))
 
-    def options(self, name: str, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    def options(
+        self, name: str, parent: pulumi.Resource, context: str | None = None, site: str = ""
+    ) -> pulumi.ResourceOptions:
         """Options for every object: an explicit provider, so a deploy goes to the context the
-        stack names, never to whatever context the operator's kubeconfig has selected."""
+        stack names, never to whatever context the operator's kubeconfig has selected. An edge
+        site in another context (bluegreen:edges) gets its own, `<name>-k8s-<site>`."""
         provider = k8s.Provider(
-            f"{name}-k8s",
-            context=self.context,
+            f"{name}-k8s-{site}" if site else f"{name}-k8s",
+            context=context or self.context,
             namespace=self.namespace,
             opts=pulumi.ResourceOptions(parent=parent),
         )

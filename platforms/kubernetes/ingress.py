@@ -9,7 +9,7 @@ import re
 import pulumi
 import pulumi_kubernetes as k8s
 
-from bluegreen.config import COLORS, Maintenance
+from bluegreen.config import COLORS, EdgeSettings, Maintenance
 from bluegreen.reader import BANNER
 from bluegreen.switch import WRITE_METHODS, maintenance_body
 from platforms.kubernetes.cluster import ARM_SERVICE_PORT, service_host
@@ -93,6 +93,38 @@ def maintenance_snippet(m: Maintenance) -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def ingress_annotations(
+    settings: EdgeSettings, host: str, namespace: str, idle: pulumi.Output[str] | None
+) -> dict[str, pulumi.Input[str]]:
+    """The main Ingress's annotations: maintenance, cookie affinity, and the mirror to `idle`,
+    the idle colour's own Service (bluegreen:shadow; None without it)."""
+    annotations: dict[str, pulumi.Input[str]] = {}
+    m = settings.maintenance
+    if m.enabled:
+        # Needs the controller to allow snippets (allow-snippet-annotations: "true",
+        # annotations-risk-level: Critical); ingress-nginx refuses the Ingress otherwise,
+        # and the update fails instead of silently taking writes.
+        annotations[f"{ANNOTATION}/configuration-snippet"] = maintenance_snippet(m)
+    if settings.sticky:
+        # Cookie affinity; canaries honour it (affinity-canary-behavior: sticky), so a
+        # client stays on the arm it first reached during a canary step.
+        annotations[f"{ANNOTATION}/affinity"] = "cookie"
+        annotations[f"{ANNOTATION}/affinity-canary-behavior"] = "sticky"
+        annotations[f"{ANNOTATION}/session-cookie-name"] = "bluegreen_client"
+        annotations[f"{ANNOTATION}/session-cookie-max-age"] = "86400"
+    if idle is not None:
+        # Shadow traffic: ingress-nginx mirrors every request, body included, to the
+        # idle colour's own Service and discards the answers; the mirrored request keeps
+        # the users' Host. A flip moves it with the backend. The copy is tied to the
+        # original request: a slow idle arm slows users' requests. Both annotations are
+        # "High" risk in ingress-nginx, which its default annotations-risk-level allows.
+        annotations[f"{ANNOTATION}/mirror-target"] = idle.apply(
+            lambda service: mirror_target(service, namespace)
+        )
+        annotations[f"{ANNOTATION}/mirror-host"] = host
+    return annotations
 
 
 def _backend(service: pulumi.Input[str]) -> k8s.networking.v1.IngressBackendArgs:

@@ -1,10 +1,13 @@
 """The live edge on Kubernetes: the live Service, whose selector is the switch, and the optional
 Ingress in front of it (ingress.py); what neither can do is refused before anything is declared
-(`KubernetesEdge.refusals`, `preflight`)."""
+(`KubernetesEdge.refusals`, `preflight`). With bluegreen:edges, one copy of them per site, each in
+its own kubeconfig context, in front of the arms running in that context (k8s_sites.py says why
+every context must run both arms)."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,6 +20,7 @@ from bluegreen.reader import HOST_NAME, Alphabet, Reader
 from bluegreen.switch import generation
 from platforms import metrics_keys
 from platforms.base import Arms, EdgeEndpoint, EdgePlatform, refused, write_refusals
+from platforms.held_sites import site_traffic
 from platforms.kubernetes.cluster import (
     K8S_NAME,
     Cluster,
@@ -27,14 +31,26 @@ from platforms.kubernetes.cluster import (
 from platforms.kubernetes.ingress import (
     ANNOTATION,
     INGRESS_QUERIES,
+    ingress_annotations,
     ingress_spec,
     maintenance_snippet,
-    mirror_target,
     service_selector,
     split,
 )
+from platforms.kubernetes.k8s_sites import Site, sites
+from platforms.kubernetes.k8s_sites import refusals as site_refusals
 
 _INGRESS_HOST = Alphabet(HOST_NAME.pattern, "a host name")
+
+
+@dataclass(frozen=True)
+class _Served:
+    """One site's copy of the edge, as the stack exports it."""
+
+    url: str
+    service_name: pulumi.Output[str]
+    generation: pulumi.Output[str]
+    """Its fingerprint, once its Service and Ingresses are applied."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +88,10 @@ class KubernetesEdge(EdgePlatform):
     def refusals(self, settings: EdgeSettings) -> list[str]:
         """What a Service and ingress-nginx annotations cannot do: an edge cache, an edge-wide
         rate limit or connection cap, and shadow traffic other than ingress-nginx's mirror of
-        every request through the Ingress. Only values other than the defaults are refused."""
+        every request through the Ingress. Only values other than the defaults are refused. And
+        sites of bluegreen:edges whose contexts cannot each hold a copy of the edge."""
         only = "the only value on kubernetes"
-        found = []
+        found = site_refusals(self.cluster, settings)
         cache = settings.cache
         if cache.enabled:
             found.append(
@@ -197,54 +214,77 @@ class KubernetesEdge(EdgePlatform):
         refusals = self.refusals(settings)
         if refusals:  # load() reports them first; a mirror must never copy writes to a live arm
             raise ConfigError(refusals)
+        places = sites(self.cluster, settings)
+        traffic = site_traffic(settings, [p.name for p in places], os.environ)
+        for active, weights in traffic.values():  # before any site's objects are declared
+            if split(weights, active)[1] and not self.ingress_host:
+                raise ConfigError(
+                    [
+                        f"weights {weights} need an Ingress on kubernetes: set "
+                        "bluegreen:ingressHost for the ingress-nginx canary, or flip all traffic "
+                        "with bluegreen:activeColor"
+                    ]
+                )
+        served = [
+            self.serve(name, parent, settings, arms, site, *traffic[site.name]) for site in places
+        ]
+        exports: dict[str, pulumi.Output] = {"serviceName": served[0].service_name}
+        if settings.sites.several:
+            # What each site serves once its objects are applied: during a flip in waves the
+            # sites of the waves not moved yet still serve what they served.
+            exports["edges"] = {
+                site.name: sv.generation.apply(
+                    lambda _, site=site, url=sv.url: {
+                        "url": url,
+                        "context": site.context,
+                        "activeColor": traffic[site.name][0],
+                        "weights": traffic[site.name][1],
+                    }
+                )
+                for site, sv in zip(places, served, strict=True)
+            }
+        return EdgeEndpoint(
+            url=pulumi.Output.from_input(served[0].url),
+            generation=served[0].generation
+            if len(served) == 1
+            else pulumi.Output.all(*[sv.generation for sv in served]).apply(",".join),
+            exports=exports,
+            metrics=self.metrics(arms),
+        )
+
+    def serve(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        settings: EdgeSettings,
+        arms: Arms,
+        site: Site,
+        active: str,
+        weights: dict[str, int],
+    ) -> _Served:
+        """One site's copy of the edge, in its context: the same objects from the same settings,
+        but for the colour and weights a flip in waves has not moved there yet."""
         cfg = self.cluster
-        weights = settings.weights
-        live_color, canary, canary_weight = split(weights, settings.active_color)
+        live_color, canary, canary_weight = split(weights, active)
         host = self.ingress_host
-        if canary and not host:
-            raise ConfigError(
-                [
-                    f"weights {weights} need an Ingress on kubernetes: set bluegreen:ingressHost "
-                    "for the ingress-nginx canary, or flip all traffic with bluegreen:activeColor"
-                ]
-            )
-        opts = cfg.options(name, parent)
+        opts = cfg.options(name, parent, site.context, site.provider)
         app = settings.app_name
         # The switch: the reference guide's selector flip. Only the colour label changes.
         selector = {"app": app, "color": live_color}
-        service = cluster_service(f"{name}-service", app, cfg, {"app": app}, selector, opts)
+        service = cluster_service(
+            f"{name}-service{site.suffix}", app, cfg, {"app": app}, selector, opts
+        )
         served_by: list[pulumi.Output] = [service.metadata.apply(lambda meta: meta.name)]
         m = settings.maintenance
         shadow = settings.shadow.percent > 0  # 100, with writes and an Ingress (refusals)
         if host:
-            annotations: dict[str, pulumi.Input[str]] = {}
-            if m.enabled:
-                # Needs the controller to allow snippets (allow-snippet-annotations: "true",
-                # annotations-risk-level: Critical); ingress-nginx refuses the Ingress otherwise,
-                # and the update fails instead of silently taking writes.
-                annotations[f"{ANNOTATION}/configuration-snippet"] = maintenance_snippet(m)
-            if settings.sticky:
-                # Cookie affinity; canaries honour it (affinity-canary-behavior: sticky), so a
-                # client stays on the arm it first reached during a canary step.
-                annotations[f"{ANNOTATION}/affinity"] = "cookie"
-                annotations[f"{ANNOTATION}/affinity-canary-behavior"] = "sticky"
-                annotations[f"{ANNOTATION}/session-cookie-name"] = "bluegreen_client"
-                annotations[f"{ANNOTATION}/session-cookie-max-age"] = "86400"
-            if shadow:
-                # Shadow traffic: ingress-nginx mirrors every request, body included, to the
-                # idle colour's own Service and discards the answers; the mirrored request keeps
-                # the users' Host. A flip moves it with the backend. The copy is tied to the
-                # original request: a slow idle arm slows users' requests. Both annotations are
-                # "High" risk in ingress-nginx, which its default annotations-risk-level allows.
-                idle = service_name(arms[other(settings.active_color)])
-                annotations[f"{ANNOTATION}/mirror-target"] = idle.apply(
-                    lambda service: mirror_target(service, cfg.namespace)
-                )
-                annotations[f"{ANNOTATION}/mirror-host"] = host
+            idle = service_name(arms[other(active)]) if shadow else None
             ingress = k8s.networking.v1.Ingress(
-                f"{name}-ingress",
+                f"{name}-ingress{site.suffix}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=app, namespace=cfg.namespace, annotations=annotations
+                    name=app,
+                    namespace=cfg.namespace,
+                    annotations=ingress_annotations(settings, host, cfg.namespace, idle),
                 ),
                 # The live colour's own Service, so that ingress-nginx's metrics name the
                 # colour that served (the module docstring says why).
@@ -254,7 +294,7 @@ class KubernetesEdge(EdgePlatform):
             served_by.append(ingress.metadata.apply(lambda meta: meta.name))
             if canary:
                 canary_ingress = k8s.networking.v1.Ingress(
-                    f"{name}-canary",
+                    f"{name}-canary{site.suffix}",
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         name=f"{app}-canary",
                         namespace=cfg.namespace,
@@ -284,12 +324,10 @@ class KubernetesEdge(EdgePlatform):
                 sort_keys=True,
             )
         )
-        ready = pulumi.Output.all(*served_by)
-        return EdgeEndpoint(
-            url=pulumi.Output.from_input(url),
-            generation=ready.apply(lambda _: fingerprint),
-            exports={"serviceName": service.metadata.apply(lambda meta: meta.name)},
-            metrics=self.metrics(arms),
+        return _Served(
+            url,
+            service.metadata.apply(lambda meta: meta.name),
+            pulumi.Output.all(*served_by).apply(lambda _: fingerprint),
         )
 
     def metrics(self, arms: Arms) -> pulumi.Output[dict]:

@@ -3,9 +3,13 @@ runs nginx as the traffic switch (modules in nixos/modules, rendering in render.
 with it in bundle.py, the deploy in host.py over ssh_deploy.py).
 
 An arm stack declares one `bluegreen:nixos:Host` per node of `bluegreen:nodes`; the live stack
-declares one for `bluegreen:edgeNode`. A flip changes the edge's rendered file only, so only the
+declares one for `bluegreen:edgeNode`, or one per site of `bluegreen:edges`, whose place is that
+site's edge node (nixos_sites.py; setting both is refused). Every edge node is rendered from the
+same settings, deployed over the same ssh and confirms the new colour through itself; one that a
+flip in waves does not move yet keeps its traffic (edge_hold.py), and every edge of one update
+serves the same writer lease (host.py). A flip changes the edge's rendered file only, so only the
 edge host is switched, and there only the switch state in /etc changes: nginx reads it per
-request and is not reloaded (nixos/modules/edge-node/). The edge node also runs Prometheus
+request and is not reloaded (nixos/modules/edge-node/). The (first) edge node also runs Prometheus
 scraping both arms (the hold after a flip reads it, through the live stack's `metrics` output),
 unless bluegreen:prometheusUrl names a Prometheus of the operator's own. Missing or malformed
 nodes, users, ports, commands and URLs are refused while the keys are read, and so is
@@ -23,10 +27,11 @@ import pulumi
 
 from bluegreen import arm_metrics
 from bluegreen.config import ArmSettings, EdgeSettings
+from bluegreen.config_parts.edge_sites import moving
 from bluegreen.reader import Alphabet, Reader, is_host
 from platforms import metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform, refused
-from platforms.nixos import bundle, render
+from platforms.nixos import bundle, edge_hold, nixos_sites, render
 from platforms.nixos.host import EdgeHostProvider, NixosHost
 from platforms.nixos.ssh_deploy import REMOTE_DIR
 
@@ -135,7 +140,7 @@ class NixosArm(ArmPlatform):
 @dataclass(frozen=True)
 class NixosEdge(EdgePlatform):
     node: str
-    """Address of the NixOS node that runs nginx."""
+    """Address of the NixOS node that runs nginx; "" when bluegreen:edges names one per site."""
     port: int
     """The port nginx listens on for users' traffic."""
     ssh: Ssh
@@ -150,7 +155,10 @@ class NixosEdge(EdgePlatform):
 
     @classmethod
     def from_config(cls, read: Reader) -> NixosEdge:
-        node = read.required("edgeNode", ": the nixos platform needs the edge node's address")
+        if (read.optional("edges") or "").strip():
+            node = read.optional("edgeNode") or ""  # refused with bluegreen:edges (`refusals`)
+        else:
+            node = read.required("edgeNode", ": the nixos platform needs the edge node's address")
         if node and not is_host(node):
             read.problems.append(
                 f'bluegreen:edgeNode must be an IP address or host name, got "{node}"'
@@ -170,17 +178,17 @@ class NixosEdge(EdgePlatform):
     def runs_prometheus(self) -> bool:
         return self.prometheus_url is None
 
-    @property
-    def metrics_url(self) -> str:
-        """Where the hold queries Prometheus: the operator's, or the edge node's own."""
+    def metrics_url(self, node: str) -> str:
+        """Where the hold queries Prometheus: the operator's, or the one the (first) edge node
+        `node` runs."""
         if self.prometheus_url is not None:
             return self.prometheus_url
-        return f"http://{render.host_port(self.node, self.prometheus_port)}"
+        return f"http://{render.host_port(node, self.prometheus_port)}"
 
     def refusals(self, s: EdgeSettings) -> list[str]:
         # Warming the cache takes a switch state that only the warming requests see, before the
         # one that moves traffic: two switches of the edge node for one flip.
-        found = []
+        found = nixos_sites.refusals(s, self.node)
         if s.cache.warm_paths:
             found.append(
                 "bluegreen:cacheWarmPaths must be unset on the nixos platform (the edge node "
@@ -203,9 +211,75 @@ class NixosEdge(EdgePlatform):
         return found
 
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
-        url = f"http://{render.host_port(self.node, self.port)}/"
+        sites = nixos_sites.edge_sites(s, self.node)
+        moves = moving(s.sites, os.environ)
+        urls = [f"http://{render.host_port(site.place, self.port)}/" for site in sites]
+        deployed = []
+        for i, (site, url) in enumerate(zip(sites, urls, strict=True)):
+            several = {}
+            if s.sites.several:
+                several[edge_hold.PEERS] = [u for u in urls if u != url]
+                if moves is not None and site.name not in moves:
+                    several[edge_hold.HOLD] = True
+            deployed.append(
+                self.edge_host(
+                    nixos_sites.resource_name(name, i, site),
+                    parent,
+                    s,
+                    arms,
+                    site.place,
+                    # The first edge node runs the Prometheus the hold reads: one for the stack.
+                    prometheus=i == 0 and self.runs_prometheus,
+                    several=several,
+                )
+            )
+        selectors = {c: arm_metrics.color_selector(c) for c in arms}
+        source = metrics_keys.prometheus_output(
+            self.metrics_url(sites[0].place), self.queries, selectors
+        )
+        exports = {}
+        if s.sites.several:
+            # What each node serves once it applied the update: during a flip in waves the
+            # sites of the waves not moved yet still serve the colour they served.
+            exports["edges"] = {
+                site.name: h.edge.apply(
+                    lambda e, site=site, url=url: {
+                        "url": url,
+                        "activeColor": e["activeColor"],
+                        "weights": {c: int(w) for c, w in e["weights"].items()},
+                        "node": site.place,
+                    }
+                )
+                for site, url, h in zip(sites, urls, deployed, strict=True)
+            }
+        return EdgeEndpoint(
+            url=pulumi.Output.from_input(urls[0]),
+            generation=deployed[0].generation
+            if len(deployed) == 1
+            else pulumi.Output.all(*[h.generation for h in deployed]).apply(
+                lambda gens: ",".join(str(g) for g in gens)
+            ),
+            # Once the node is switched: its Prometheus runs from then on.
+            metrics=deployed[0].digest.apply(lambda _: source),
+            exports=exports,
+            # The DNS name's records then give every edge node.
+            hosts=[site.place for site in sites] if s.sites.several else None,
+        )
+
+    def edge_host(
+        self,
+        resource: str,
+        parent: pulumi.Resource,
+        s: EdgeSettings,
+        arms: Arms,
+        node: str,
+        prometheus: bool,
+        several: dict,
+    ) -> NixosHost:
+        """One edge node, rendered from the edge's settings; `several`: the inputs of a site of
+        bluegreen:edges (the other edges, and whether it holds its traffic)."""
+        url = f"http://{render.host_port(node, self.port)}/"
         weights = s.weights
-        targets = sorted(c for c, w in weights.items() if w > 0)
         colors = list(arms)
         # The host renders the file from these (EdgeHostProvider): with bluegreen:limitWhen
         # "hold", when the limits end depends on when traffic last moved.
@@ -225,15 +299,15 @@ class NixosEdge(EdgePlatform):
                 shadow=s.shadow,
                 backpressure=s.backpressure,
                 sticky=s.sticky,
-                prometheus_port=self.prometheus_port if self.runs_prometheus else None,
+                prometheus_port=self.prometheus_port if prometheus else None,
                 handover=s.handover_s,
                 queue_port=self.queue_port,
             )
         )
-        host = NixosHost(
-            f"{name}-{self.node}",
+        return NixosHost(
+            resource,
             {
-                **self.ssh.connection(s.run_dir, self.node),
+                **self.ssh.connection(s.run_dir, node),
                 "fileName": render.file_name(s.app_name, "edge"),
                 "edge": spec,
                 "bundle": bundle.files(),
@@ -241,20 +315,13 @@ class NixosEdge(EdgePlatform):
                     "url": url,
                     # Through the edge, the colour that answers must be the new one (not a
                     # canary); the switch state's generation is added where it is rendered.
-                    "headers": {"x-bluegreen-color": targets[0]} if len(targets) == 1 else {},
+                    "headers": edge_hold.color_header(weights),
                     "timeoutSeconds": s.flip_timeout_s,
                 },
+                **several,
             },
             pulumi.ResourceOptions(parent=parent),
             provider=EdgeHostProvider(),
-        )
-        selectors = {c: arm_metrics.color_selector(c) for c in arms}
-        source = metrics_keys.prometheus_output(self.metrics_url, self.queries, selectors)
-        return EdgeEndpoint(
-            url=pulumi.Output.from_input(url),
-            generation=host.generation,
-            # Once the node is switched: its Prometheus runs from then on.
-            metrics=host.digest.apply(lambda _: source),
         )
 
 

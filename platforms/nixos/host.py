@@ -24,7 +24,13 @@ back and switched to, and the update fails saying what was seen.
 An arm's file is rendered by the program. The edge's is rendered here (`EdgeHostProvider`), from
 the edge's settings: with bluegreen:limitWhen "hold" the switch state says until when the limits
 apply, the time of the last change that moved traffic plus bluegreen:limitHoldSeconds, and only
-the resource knows its previous weights and that time (its outputs).
+the resource knows its previous weights and that time (its outputs). With several edges
+(bluegreen:edges) each node is one such resource: one a flip in waves does not move yet keeps the
+traffic it served (edge_hold.py); one that moves follows the highest writer lease any edge serves,
+read from each of them just before its own switch, so every edge of one update serves the same
+fence, one higher on a change. Nothing needs every node read before any is written: the edges
+that switch first serve the new holder at the new fence, which `nginx.Lease.next` keeps for that
+holder, so an edge that reads them after gets the same lease as one that read them before.
 
 The SSH private key is a secret input, and never logged. The transport itself, the two ssh
 commands and the key's file that exists only while they run, is ssh_deploy.py's; this module
@@ -37,6 +43,7 @@ import math
 import time
 import urllib.parse
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pulumi
@@ -50,8 +57,8 @@ from pulumi.dynamic import (
 )
 
 from bluegreen import nginx, probe
-from bluegreen.switch import LEASE_PATH
-from platforms.nixos import render
+from bluegreen.switch import LEASE_PATH, STATUS_PATH
+from platforms.nixos import edge_hold, render
 from platforms.nixos.ssh_deploy import DeployError, deploy, digest, files_of
 
 # What `pulumi destroy` leaves in the file the host's configuration.nix imports: a module that
@@ -137,11 +144,15 @@ class HostProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in _REPLACE_ON if olds.get(k) != news.get(k)]
         try:
-            files = files_of(self.prepare(news, olds)[0])
+            prepared = self.prepare(news, olds)[0]
+            files = files_of(prepared)
         except (KeyError, TypeError, ValueError):  # inputs still unknown in a preview
             return DiffResult(changes=True, replaces=replaces, delete_before_replace=False)
+        # What the state would record (an edge that holds its traffic records what it serves).
         changed = olds.get("digest") != digest(files) or any(
-            olds.get(k) != v for k, v in news.items() if k not in self.outputs and k != "__provider"
+            olds.get(k) != v
+            for k, v in prepared.items()
+            if k not in self.outputs and k != "__provider"
         )
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
 
@@ -184,14 +195,37 @@ def served_lease(confirm: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {"color": answer.json().get("holder"), "fence": fence}
 
 
+def peer_lease(url: str) -> dict[str, Any] | None:
+    """The lease another edge of several serves, with its holder: while writes are frozen the
+    edge serves none, but holds the lease for the colour it serves (its status), so that an edge
+    that switched first is followed, not outgrown."""
+    lease = served_lease({"url": url})
+    if lease and lease["color"] is None:
+        answer = probe.request(urllib.parse.urljoin(url, STATUS_PATH), timeout=2.0)
+        live = (answer.json() or {}).get("live") if answer.status == 200 else None
+        lease["color"] = live.get("color") if isinstance(live, dict) else None
+    return lease
+
+
+def peer_leases(urls: list[str]) -> list[dict[str, Any]]:
+    """The leases the other edges of several serve (`edge_hold.PEERS`), read at once; those
+    that cannot be read are left out."""
+    if not urls:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
+        return [lease for lease in pool.map(peer_lease, urls) if lease]
+
+
 def highest(
-    recorded: Mapping[str, Any] | None, served: Mapping[str, Any] | None
+    recorded: Mapping[str, Any] | None, *served: Mapping[str, Any] | None
 ) -> Mapping[str, Any] | None:
-    """The lease the next one follows: this resource's record, unless the edge serves a higher
-    fence (a failed update's restore, which Pulumi does not record); then that one, whose holder
-    may be another colour, or unknown while writes are frozen (None: the fence grows)."""
-    if served and (not recorded or int(served["fence"]) > int(recorded["fence"])):
-        return {"since": 0, **(recorded or {}), **served}
+    """The lease the next one follows: this resource's record, unless an edge serves a higher
+    fence (a failed update's restore, which Pulumi does not record; another edge of several);
+    then the highest, whose holder may be another colour, or unknown while writes are frozen
+    (None: the fence grows)."""
+    for lease in served:
+        if lease and (not recorded or int(lease["fence"]) > int(recorded["fence"])):
+            recorded = {"since": 0, **(recorded or {}), **lease}
     return recorded
 
 
@@ -207,14 +241,20 @@ class EdgeHostProvider(HostProvider):
         self, props: dict[str, Any], olds: dict[str, Any] | None, live: bool = False
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         now = time.time()
+        # A site a flip in waves does not move yet serves what it served (edge_hold.py).
+        kept = edge_hold.held(props, olds)
+        props = kept or {k: v for k, v in props.items() if k != edge_hold.HOLD}
         until = limits_until(props["edge"], olds, now)
         # The fence only grows: the next one follows this resource's last, or the edge's when
-        # it serves a higher one. The time of the change is the apply's, in whole seconds (Nix
-        # writes large floats inexactly); the edge serves its own stamp as `since`.
+        # it serves a higher one, or, for a site of several that moves, any other edge's: every
+        # edge of one update comes to the same lease (module docstring). The time of the change
+        # is the apply's, in whole seconds (Nix writes large floats inexactly); the edge serves
+        # its own stamp as `since`.
         spec = props["edge"]
         served = served_lease(props.get("confirm")) if live else None
+        others = peer_leases(props.get(edge_hold.PEERS) or []) if live and not kept else []
         lease = nginx.Lease.next(
-            highest((olds or {}).get("lease"), served),
+            highest((olds or {}).get("lease"), served, *others),
             spec["activeColor"],
             int(spec.get("handover") or 5),
             int(now),

@@ -23,6 +23,7 @@ from platforms.nixos import bundle, host, render, ssh_deploy
 from tests.support.sandbox import free_ports
 
 SSHD = "/usr/sbin/sshd"
+HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 
 
 def free_port() -> int:
@@ -31,7 +32,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def sshd(tmp_path):
-    """An sshd on 127.0.0.1 that accepts only the test's key; stopped even when the test fails."""
+    """An sshd on 127.0.0.1 (and .2, .3: `HOSTS`) that accepts only the test's key; stopped even
+    when the test fails."""
     if not os.path.exists(SSHD) or shutil.which("ssh") is None:
         pytest.fail("sshd or ssh is missing: run scripts/bootstrap (openssh-server, -client)")
     d = tmp_path / "ssh"
@@ -57,10 +59,11 @@ def sshd(tmp_path):
     port = free_port()
     user = getpass.getuser()
     config = d / "sshd_config"
+    # Three loopback addresses stand in for three hosts (every 127.0.0.0/8 address is loopback).
+    listen = "".join(f"ListenAddress {a}\n" for a in HOSTS)
     config.write_text(
         f"""\
-ListenAddress 127.0.0.1
-Port {port}
+{listen}Port {port}
 HostKey {d}/host_key
 AuthorizedKeysFile {d}/authorized_keys
 PidFile {d}/sshd.pid

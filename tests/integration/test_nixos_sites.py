@@ -1,0 +1,240 @@
+"""Several edge nodes on nixos (bluegreen:edges) deployed over a real ssh: the live stack's program
+declares one edge host per site (under the mocks), and each host's provider runs as the engine
+runs it, all at once, against one sshd on three loopback addresses standing in for three nodes
+(tests/integration/test_nixos_ssh.py's). The stand-in `nixos-rebuild` records which node it ran
+on and activates the file copied there; an edge on each node's address answers with what is
+active, as the node's nginx would, so each switch is confirmed through its own node. Only NixOS
+building the system is left out: the files the nodes got are evaluated with nix-instantiate.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import threading
+import types
+from concurrent.futures import ThreadPoolExecutor
+
+import pulumi
+import pytest
+from pulumi.runtime import rpc
+
+from bluegreen import nginx
+from bluegreen.config_parts.edge_sites import MOVING_ENV
+from platforms.base import ArmView
+from platforms.nixos import host
+from tests.integration import test_nixos, test_nixos_ssh
+from tests.integration.test_nixos import STATE, evaluate
+from tests.integration.test_nixos_ssh import HOSTS, free_port
+from tests.support.mocks import stack
+from tests.support.nixos_cases import NODES
+
+# The nixos tests' fixtures: a real sshd (on HOSTS), and nix-instantiate's environment.
+sshd = test_nixos_ssh.sshd
+nix_env = test_nixos.nix_env
+
+SITES = dict(zip(("site-a", "site-b", "site-c"), HOSTS, strict=True))
+
+
+class Node(http.server.BaseHTTPRequestHandler):
+    """A node's edge: its colour, generation and writer lease, from the file last switched to."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        path = self.server.root / self.server.server_address[0] / "active.nix"
+        if not path.exists():
+            self.send_response(503)
+            self.end_headers()
+            return
+        text = path.read_text()
+        color = re.search(r'activeColor = "([a-z]+)";', text).group(1)
+        fence = int(re.search(r"fence = ([0-9]+);", text).group(1))
+        self.send_response(200)
+        self.send_header("X-Bluegreen-Color", color)
+        generation = re.search(r'generation = "([0-9a-f]+)";', text).group(1)
+        self.send_header("X-Bluegreen-Edge-Generation", generation)
+        self.end_headers()
+        lease = {"holder": color, "fence": fence, "since": 0, "handover": 5}
+        self.wfile.write(json.dumps(lease if self.path == nginx.LEASE_PATH else {}).encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    """Where each node keeps its files (`nodes/<address>`), the stand-in nixos-rebuild, and an
+    edge on every node's address at one port."""
+    root = tmp_path / "nodes"
+    script = tmp_path / "bin" / "nixos-rebuild"
+    script.parent.mkdir()
+    script.write_text(
+        '#!/bin/sh\nset -eu\nwhat="$*"\nset -- $SSH_CONNECTION\n'  # $3: the address reached
+        f'printf "%s %s\\n" "$what" "$3" >> {tmp_path}/switches\n'
+        f'cp {root}/"$3"/etc/nixos/bluegreen/shop-edge.nix {root}/"$3"/active.nix\n'
+    )
+    script.chmod(0o755)
+    port = free_port()
+    servers = []
+    for address in HOSTS:
+        (root / address).mkdir(parents=True)
+        server = http.server.ThreadingHTTPServer((address, port), Node)
+        server.root = root
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+
+    def switches() -> dict[str, int]:
+        """How many times each node was switched."""
+        done = tmp_path / "switches"
+        lines = done.read_text().splitlines() if done.exists() else []
+        return {site: lines.count(f"switch {a}") for site, a in SITES.items()}
+
+    def active(site: str) -> str:
+        """The file the node was last switched to."""
+        return (root / SITES[site] / "active.nix").read_text()
+
+    yield types.SimpleNamespace(
+        root=root, rebuild=str(script), port=port, switches=switches, active=active
+    )
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+class Recorder(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.created: dict[str, dict] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.created[args.name] = {
+            k: rpc.unwrap_rpc_secret(v) if rpc.is_rpc_secret(v) else v
+            for k, v in args.inputs.items()
+        }
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class Live:
+    """The live stack: its program run under the mocks, then each edge host it declares applied
+    as the engine applies it (create, or diff and update), all at once."""
+
+    def __init__(self, ssh, nodes, tmp_path, monkeypatch) -> None:
+        self.sshd, self.nodes, self.tmp_path, self.env = ssh, nodes, tmp_path, monkeypatch
+        self.state: dict[str, dict] = {}
+        self.provider = host.EdgeHostProvider()
+
+    def declare(self, active: str, sites: dict[str, str], moving=None) -> dict[str, dict]:
+        if moving is None:
+            self.env.delenv(MOVING_ENV, raising=False)
+        else:
+            self.env.setenv(MOVING_ENV, json.dumps(moving))
+        mocks = Recorder()
+        pulumi.runtime.set_mocks(mocks, project="bluegreen", stack="live", preview=False)
+        pulumi.runtime.set_all_config({"bluegreen:sshKey": self.sshd["key"]}, ["bluegreen:sshKey"])
+        loaded = stack(
+            "live",
+            role="edge",
+            platform="nixos",
+            activeColor=active,
+            edges=json.dumps(sites),
+            sshUser=self.sshd["user"],
+            sshPort=str(self.sshd["port"]),
+            nixosRebuild=self.nodes.rebuild,
+            edgePort=str(self.nodes.port),
+            runDir=str(self.tmp_path / "run"),
+        )
+        arms = {
+            c: ArmView(c, f"http://{n[0]}", "v1", n, pulumi.Output.from_input({}))
+            for c, n in NODES.items()
+        }
+        pulumi.runtime.test(lambda: loaded.platform.edge("live", None, loaded.settings, arms).url)()
+        pulumi.runtime.set_all_config({}, [])
+        # Every node is this machine: each gets a directory of its own for /etc/nixos/bluegreen.
+        return {
+            name: {
+                **props,
+                "remoteDir": str(self.nodes.root / props["host"] / "etc/nixos/bluegreen"),
+            }
+            for name, props in mocks.created.items()
+        }
+
+    def up(self, active: str, sites: dict[str, str], moving=None) -> set[str]:
+        """Declare, then apply what changed; the names of the hosts that changed."""
+        declared = self.declare(active, sites, moving)
+
+        def apply(name: str) -> str | None:
+            props, olds = declared[name], self.state.get(name)
+            if olds is None:
+                self.state[name] = self.provider.create(props).outs
+            elif self.provider.diff(name, olds, props).changes:
+                self.state[name] = self.provider.update(name, olds, props).outs
+            else:
+                return None
+            return name
+
+        with ThreadPoolExecutor(max_workers=len(declared)) as pool:
+            return {n for n in pool.map(apply, declared) if n}
+
+    def fences(self) -> dict[str, tuple[str, int]]:
+        """The writer lease each node's state records, by site."""
+        by_host = {props["host"]: props["lease"] for props in self.state.values()}
+        return {
+            site: (by_host[a]["color"], by_host[a]["fence"])
+            for site, a in SITES.items()
+            if a in by_host
+        }
+
+
+A, B, C = ("live-127.0.0.1", "live-127.0.0.2-site-b", "live-127.0.0.3-site-c")
+
+
+def test_every_edge_node_is_switched_confirmed_and_moved_in_its_wave(
+    sshd, nodes, nix_env, tmp_path, monkeypatch
+):
+    live = Live(sshd, nodes, tmp_path, monkeypatch)
+    two = {k: SITES[k] for k in ("site-a", "site-b")}
+
+    # Two edge nodes: each gets the rendered file and the bundle, is switched once, and
+    # confirmed through itself.
+    assert live.up("green", two) == {A, B}
+    assert nodes.switches() == {"site-a": 1, "site-b": 1, "site-c": 0}
+    for name, address in ((A, SITES["site-a"]), (B, SITES["site-b"])):
+        remote = nodes.root / address / "etc/nixos/bluegreen"
+        assert (remote / "shop-edge.nix").read_text() == live.state[name]["config"]
+        assert (remote / "nixos/modules/edge-node/default.nix").exists()
+
+    # A flip changes every node, with one writer lease on all of them.
+    assert live.up("blue", two) == {A, B}
+    assert nodes.switches() == {"site-a": 2, "site-b": 2, "site-c": 0}
+    assert all('activeColor = "blue";' in nodes.active(s) for s in two)
+    assert live.fences() == {"site-a": ("blue", 2), "site-b": ("blue", 2)}
+
+    # A third site joins, serving what the others serve, their lease included; the others are
+    # not switched again.
+    live.up("blue", SITES)
+    assert nodes.switches() == {"site-a": 2, "site-b": 2, "site-c": 1}
+    assert live.fences()["site-c"] == ("blue", 2)
+
+    # A flip in waves: the first wave moves site-a only.
+    assert live.up("green", SITES, moving=["site-a"]) == {A}
+    assert nodes.switches() == {"site-a": 3, "site-b": 2, "site-c": 1}
+    assert 'activeColor = "green";' in nodes.active("site-a")
+    assert all('activeColor = "blue";' in nodes.active(s) for s in ("site-b", "site-c"))
+    assert live.state[B]["edge"]["activeColor"] == "blue"  # what the stack exports for it
+
+    # The last wave (or a bare `pulumi up`) moves the rest, to the lease site-a serves.
+    assert live.up("green", SITES) == {B, C}
+    assert nodes.switches() == {"site-a": 3, "site-b": 3, "site-c": 2}
+    assert live.fences() == {s: ("green", 3) for s in SITES}
+
+    # What each node got evaluates as NixOS would build it: the same switch state but for the
+    # Prometheus the first node alone runs.
+    for site, address in SITES.items():
+        result = evaluate(nix_env, str(nodes.root / address / "etc/nixos/bluegreen/shop-edge.nix"))
+        assert result["failedAssertions"] == [], site
+        state = json.loads(result["config"]["environment"]["etc"][STATE]["text"])
+        assert (state["active"], state["lease"]["fence"]) == ("green", 3), site
+        runs = "prometheus" in result["config"]["services"]
+        assert runs is (site == "site-a"), site
