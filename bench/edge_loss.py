@@ -19,7 +19,6 @@ import argparse
 import base64
 import json
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from bluegreen.rfc2136 import lookup
 from cutover.flip import flip
 from cutover.operator import Operator
 from cutover.results import Outcome
-from tests.support.sandbox import LocalProject, free_ports, make_project
+from tests.support.sandbox import LocalProject, free_ports, kill_at_once, make_project
 from tests.support.watcher import ResolvingUsers
 
 NAME = "shop.bluegreen.test"
@@ -54,22 +53,6 @@ def configure(project: LocalProject) -> str:
     return f"127.0.0.1:{dns_port}"
 
 
-def kill_group_of(pid_file: str, parent_too: bool = True) -> None:
-    """SIGKILL the process in `pid_file` and its children, at once."""
-    with open(pid_file) as f:
-        pid = int(f.read().split()[0])
-    children = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    children.append(int(entry))
-        except (OSError, ValueError, IndexError):
-            continue
-    for victim in [pid, *children] if parent_too else children:
-        os.kill(victim, signal.SIGKILL)
-
-
 def until(test, limit: float) -> float | None:
     start = time.monotonic()
     while time.monotonic() - start < limit:
@@ -86,7 +69,7 @@ def lose_an_edge(project: LocalProject, server: str, site: str) -> dict:
     )
     with ResolvingUsers(NAME, server, project.ports["live"]) as users:
         time.sleep(1)
-        kill_group_of(os.path.join(run_dir, "nginx.pid"))
+        kill_at_once(os.path.join(run_dir, "nginx.pid"))
         left = until(lambda: host not in lookup(NAME, server)[0], 15)
         time.sleep(1)
     project.ws.up("live")  # moves nothing; starts the edge again
@@ -108,7 +91,7 @@ def lose_green_in_wave_2(project: LocalProject, server: str) -> float:
     def kill_when_wave_2_moves() -> None:
         while not killed and time.monotonic() < deadline:
             if any(line.startswith("wave 2 of 2") for line in said):
-                kill_group_of(os.path.join(project.dir, ".bluegreen", "green", "green.pid"))
+                kill_at_once(os.path.join(project.dir, ".bluegreen", "green", "green.pid"))
                 killed.append(time.monotonic())
             time.sleep(0.02)
 

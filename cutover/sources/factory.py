@@ -37,8 +37,9 @@ def from_output(
         from cutover.sources.cloudwatch import CloudWatchSource
 
         albs = metrics.get("sites") or {}
-        if sites and albs:  # each edge is an ALB of its own, in its region
-            parts = [CloudWatchSource.from_output(albs[site]) for site in sites if site in albs]
+        if albs:  # each edge is an ALB of its own, in its region: a wave's, or all of them
+            chosen = [site for site in (sites or albs) if site in albs]
+            parts = [CloudWatchSource.from_output(albs[site]) for site in chosen]
             return parts[0] if len(parts) == 1 else CombinedSource(parts)
         return CloudWatchSource.from_output(metrics)
     raise Unreachable(f"the live stack's metrics source {kind!r} is not one this command reads")

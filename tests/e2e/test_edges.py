@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -19,7 +20,7 @@ from bluegreen.switch import LEASE_PATH
 from cutover.flip import flip
 from cutover.results import Outcome
 from tests.support.operating import flip_log, operator
-from tests.support.sandbox import LocalProject
+from tests.support.sandbox import LocalProject, kill_at_once
 from tests.support.watcher import ResolvingUsers, SiteUsers
 
 NAME = "shop.bluegreen.test"
@@ -80,22 +81,6 @@ class LeaseSamples:
         self._thread.join()
 
 
-def kill_nginx(run_dir: str) -> None:
-    """The site's nginx dies at once, master and workers, as when its host goes."""
-    with open(os.path.join(run_dir, "nginx.pid")) as f:
-        master = int(f.read().split()[0])
-    workers = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
-                    workers.append(int(entry))
-        except (OSError, ValueError, IndexError):
-            continue
-    for pid in [master, *workers]:
-        os.kill(pid, signal.SIGKILL)
-
-
 def answer_without(host: str, server: str, within: float) -> float | None:
     """Seconds until the live name's answer leaves out `host`, or None within `within`."""
     start = time.monotonic()
@@ -131,7 +116,14 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(dns_proje
     # A bare `pulumi up` (CI) moves every edge in one update; the preview shows each edge.
     project.ws.config_set("live", "bluegreen:activeColor", "green")
     preview = project.ws.preview("live", diff=True).stdout
-    assert preview.count("pulumi-python:dynamic/local:NginxEdge: (update)") == 3, preview
+    changed = sorted(re.findall(r"([\w:/.-]+): \((?:update|create|replace|delete)", preview))
+    # Each edge's switch, the writer lease every edge serves, the evidence record: nothing else.
+    assert changed == [
+        "bluegreen:index:Edge",
+        "pulumi-python:dynamic/bluegreen:FlipRecord",
+        "pulumi-python:dynamic/local:LeaseStamp",
+        *["pulumi-python:dynamic/local:NginxEdge"] * 3,
+    ], preview
     project.ws.up("live")
     assert served(project) == {site: {"green"} for site in SITES}
     # Every edge serves one writer lease: the same holder and fence, its handover started at
@@ -145,7 +137,7 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(dns_proje
     # and the DNS health agent takes site-c out of the answer within its bound.
     with ResolvingUsers(NAME, project.server, project.ports["live"]) as users:
         time.sleep(1)
-        kill_nginx(os.path.join(project.dir, ".bluegreen", "live-site-c"))
+        kill_at_once(os.path.join(project.dir, ".bluegreen", "live-site-c", "nginx.pid"))
         left = answer_without(SITES["site-c"], project.server, BOUND_S + 2)
         time.sleep(1)
     assert left is not None, lookup(NAME, project.server)

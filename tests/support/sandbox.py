@@ -253,3 +253,21 @@ def make_project(tmp_path, policy: bool = False, root: str = ROOT) -> LocalProje
     for stack in ("blue", "green", "live"):
         lp.ws.ensure_stack(stack)
     return lp
+
+
+def kill_at_once(pid_file: str) -> None:
+    """SIGKILL the process named in `pid_file` and its children together (an nginx master and
+    its workers, an arm and its server), as when their host goes."""
+    with open(pid_file) as f:
+        pid = int(f.read().split()[0])
+    children = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    children.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    for victim in [pid, *children]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)

@@ -36,7 +36,28 @@ class Watcher:
         self._thread.join()
 
 
-class SiteUsers:
+class Users:
+    """Users making requests on threads of their own until the `with` block ends."""
+
+    def __init__(self, runs: list[tuple]) -> None:
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=args) for args in runs]
+
+    def _run(self, *args) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+
+class SiteUsers(Users):
     """Users at every site of several edges: one each, a request at a time on a fresh
     connection (as curl makes them), recording how many were sent, every failure, and when
     each colour first answered at each site."""
@@ -47,8 +68,7 @@ class SiteUsers:
         self.requests = 0
         self.first: dict[tuple[str, str], float] = {}
         self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(s,)) for s in urls]
+        super().__init__([(site,) for site in urls])
 
     def _run(self, site: str) -> None:
         while not self._stop.is_set():
@@ -60,18 +80,8 @@ class SiteUsers:
                 self.first.setdefault((site, answer.color), time.monotonic())
             time.sleep(self.pause)
 
-    def __enter__(self) -> SiteUsers:
-        for t in self._threads:
-            t.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()
-
-
-class ResolvingUsers:
+class ResolvingUsers(Users):
     """Users who reach the service by its name, as a browser or curl does: each resolves the
     live name at the authoritative server (keeping the answer for its TTL, at most `cache_s`),
     and sends each request on a fresh connection to the first address, going on to the next when
@@ -87,8 +97,7 @@ class ResolvingUsers:
         self.failures: list[str] = []
         self.answered: dict[str, int] = {}
         """Requests answered per edge address."""
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(users)]
+        super().__init__([(i,) for i in range(users)])
 
     def _run(self, turn: int) -> None:
         addresses: list[str] = []
@@ -115,13 +124,3 @@ class ResolvingUsers:
             self.requests += 1
             self.failovers += bool(tried) and len(tried) < len(ordered)
             time.sleep(0.005)
-
-    def __enter__(self) -> ResolvingUsers:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()

@@ -44,9 +44,11 @@ def test_a_wave_reads_each_of_its_albs_in_its_own_region():
     assert (one.region, one.load_balancer) == ("us-east-1", "app/live-2/0123456789abcdef")
 
 
-def test_without_a_wave_the_first_alb_is_read_as_before():
-    source = factory.from_output(METRICS, {})
-    assert (source.region, source.load_balancer) == ("eu-west-1", "app/live-1/0123456789abcdef")
+def test_without_a_wave_every_alb_is_read_and_one_alb_as_before():
+    source = factory.from_output(METRICS, {})  # the deploy workflow's watch: every edge
+    assert [p.region for p in source.parts] == ["eu-west-1", "us-east-1", "ap-south-1"]
+    one = factory.from_output({k: v for k, v in METRICS.items() if k != "sites"}, {})
+    assert (one.region, one.load_balancer) == ("eu-west-1", "app/live-1/0123456789abcdef")
 
 
 def test_counts_add_up_and_the_slowest_p95_stands_for_the_wave():
