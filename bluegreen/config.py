@@ -179,7 +179,7 @@ Settings = ArmSettings | EdgeSettings
 
 # Keys only one role may set. They have no default in Pulumi.yaml, so a stack that sets one of
 # the other role's is told so rather than silently ignored.
-_ARM_ONLY = ("color", "version", "port", "simulate")
+_ARM_ONLY = ("color", "version", "port", "simulate", "armRegions")
 _EDGE_ONLY = ("activeColor",)
 _COLOR = '"blue" or "green"'
 

@@ -9,9 +9,10 @@ idle arm through it before any traffic moves, and people can try the new version
 
 Nothing here creates resources inside `apply()`; the preview shows everything `up` will do.
 
-The arm is aws_arm.py's, the live edge aws_edge.py's (its switch alb_switch.py, its metrics
-alb_metrics.py, its sites in several regions alb_sites.py); vpc.py has the network, security
-groups and load balancers both use.
+The arm is aws_arm.py's (in further regions arm_regions.py's), the live edge aws_edge.py's (its
+switch alb_switch.py, its metrics alb_metrics.py, its sites in several regions alb_sites.py);
+aws_places.py reads a region's place (region, VPC, subnets) for both, and vpc.py has the network,
+security groups and load balancers both use.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ site a flip in waves does not move yet serves is read from this stack's own last
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,15 +14,11 @@ import pulumi
 
 from bluegreen.config import COLORS, ConfigError, EdgeSettings
 from platforms.aws.alb_switch import arm_output
+from platforms.aws.aws_places import REGION as REGION  # where it was before aws_places.py
+from platforms.aws.aws_places import parse_place as _parse
 from platforms.aws.vpc import Network
 from platforms.base import Arms, ArmView
 
-REGION = re.compile(
-    r"[a-z]{2,4}(-gov|-iso[a-z]?)?-"
-    r"(central|north|south|east|west|northeast|northwest|southeast|southwest)-[1-9][0-9]?"
-)
-_VPC = re.compile(r"vpc-[0-9a-f]{8,17}")
-_SUBNET = re.compile(r"subnet-[0-9a-f]{8,17}")
 PLACES_ALLOWED = (
     "an AWS region for each site on the aws platform, such as eu-west-1, us-east-1 or "
     "ap-southeast-2, each region once: the first site in the stack's own region (its ALB keeps "
@@ -49,24 +44,6 @@ class AlbSite:
         """A resource's name: the first site keeps the single edge's, so a stack with one edge
         grows into several without replacing anything."""
         return base if self.first else f"{base}-{self.name}"
-
-
-def _parse(place: str) -> tuple[str, Network | None, str | None]:
-    """A place's region and network (None: the stack's), and what is wrong with it if anything."""
-    region, *rest = place.split(":")
-    if not REGION.fullmatch(region):
-        return region, None, f"{region!r} is not an AWS region"
-    if not rest:
-        return region, None, None
-    vpc, *subnets = rest
-    if not _VPC.fullmatch(vpc):
-        return region, None, f"{vpc!r} is not a VPC id (vpc-0123abcd)"
-    bad = [x for x in subnets if not _SUBNET.fullmatch(x)]
-    if bad:
-        return region, None, f"{bad[0]!r} is not a subnet id (subnet-0aaa1111)"
-    if len(set(subnets)) != len(subnets) or len(subnets) < 2:
-        return region, None, "an ALB needs at least two different subnets, in two zones"
-    return region, Network(vpc, tuple(subnets)), None
 
 
 def refusals(s: EdgeSettings) -> list[str]:
@@ -153,8 +130,8 @@ def _in_region(arm: ArmView, site: AlbSite) -> pulumi.Output[str]:
             "): an ALB forwards only to target groups in its own VPC, so the arm's instances "
             f"must run in {region} too, its stack exporting their target group as "
             f'targetGroupArns {{"{region}": "arn:aws:elasticloadbalancing:{region}:..."}}. '
-            f"The aws arm declares one region: take {site.name} out of bluegreen:edges, or "
-            f"deploy the {arm.color} arm there too."
+            f"The aws arm runs there with bluegreen:armRegions on its stack: add {region} to the "
+            f"{arm.color} arm's and update it first, or take {site.name} out of bluegreen:edges."
         )
 
     return arm.outputs.apply(pick)

@@ -1,6 +1,7 @@
 """The arm on AWS: an Auto Scaling group of instances running the app, behind a target group of
 its own, and a small ALB of its own that reaches it alone (the direct endpoint the policy pack
-smoke-tests before any traffic moves)."""
+smoke-tests before any traffic moves). With bluegreen:armRegions the instances and a target group
+run in more regions too, for the edges there (arm_regions.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import pulumi_aws as aws
 
 from bluegreen.config import ArmSettings
 from bluegreen.reader import Alphabet, Reader
+from platforms.aws import arm_regions
+from platforms.aws.arm_regions import ArmRegion, Placed
+from platforms.aws.aws_places import stack_region
 from platforms.aws.vpc import Network, aws_id, load_balancer, security_group, tags_of
 from platforms.base import ArmEndpoint, ArmPlatform
 
@@ -71,19 +75,21 @@ def _compute(
     cfg: AwsArm,
     s: ArmSettings,
     target_group: aws.lb.TargetGroup,
+    at: Placed,
 ) -> aws.autoscaling.Group:
-    """Instances of this arm registered in `target_group`.
+    """Instances of this arm registered in `target_group`, in `at`'s region.
 
     Kept behind this one function so the arm's compute can be swapped (ECS, a fixed set of
     instances) without touching the target group, the direct ALB or the edge.
     """
     # Both ALBs (this arm's own and the live one, in another stack) reach the instances from
     # inside the VPC; nothing outside the VPC can reach the app port directly.
-    vpc = aws.ec2.get_vpc_output(id=cfg.network.vpc_id)
+    invoke = pulumi.InvokeOutputOptions(provider=at.provider) if at.provider else None
+    vpc = aws.ec2.get_vpc_output(id=at.network.vpc_id, opts=invoke)
     sg = security_group(
-        f"{name}-instances",
+        f"{name}-instances{at.suffix}",
         parent,
-        cfg.network.vpc_id,
+        at.network.vpc_id,
         f"bluegreen {s.app_name} {s.color}: app port from the VPC",
         [
             aws.ec2.SecurityGroupIngressArgs(
@@ -93,10 +99,11 @@ def _compute(
                 cidr_blocks=[vpc.cidr_block],
             )
         ],
+        at.provider,
     )
     template = aws.ec2.LaunchTemplate(
-        f"{name}-launch",
-        image_id=cfg.ami,
+        f"{name}-launch{at.suffix}",
+        image_id=at.ami,
         instance_type=cfg.instance_type,
         vpc_security_group_ids=[sg.id],
         user_data=base64.b64encode(user_data(s, cfg.app_port).encode()).decode(),
@@ -105,16 +112,16 @@ def _compute(
             http_tokens="required", http_endpoint="enabled"
         ),
         tags=tags_of(s, s.color, s.version),
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, provider=at.provider),
     )
     replicas = s.replicas
     group = aws.autoscaling.Group(
-        f"{name}-group",
+        f"{name}-group{at.suffix}",
         desired_capacity=replicas,
         min_size=replicas,
         # Room for a rolling instance refresh to start new instances before old ones go.
         max_size=max(2 * replicas, 1),
-        vpc_zone_identifiers=list(cfg.network.subnet_ids),
+        vpc_zone_identifiers=list(at.network.subnet_ids),
         launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
             id=template.id, version=template.latest_version.apply(str)
         ),
@@ -137,9 +144,41 @@ def _compute(
             aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=True)
             for k, v in tags_of(s, s.color, s.version).items()
         ],
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, provider=at.provider),
     )
     return group
+
+
+def _target_group(
+    name: str, parent: pulumi.Resource, cfg: AwsArm, settings: ArmSettings, at: Placed
+) -> aws.lb.TargetGroup:
+    """The target group of this arm's instances in `at`'s region: the edge's ALB there and this
+    arm's direct one forward to it."""
+    return aws.lb.TargetGroup(
+        f"{name}-tg{at.suffix}",
+        port=cfg.app_port,
+        protocol="HTTP",
+        target_type="instance",
+        vpc_id=at.network.vpc_id,
+        # An instance only gets traffic once it answers the readiness path with 200, from
+        # this arm's own ALB and from the live one alike.
+        health_check=aws.lb.TargetGroupHealthCheckArgs(
+            enabled=True,
+            protocol="HTTP",
+            port="traffic-port",
+            path=settings.health_path,
+            matcher="200",
+            interval=10,
+            timeout=5,
+            healthy_threshold=2,
+            unhealthy_threshold=2,
+        ),
+        # The app answers in milliseconds; AWS's default 300 s drain would make every
+        # instance refresh of a new version wait five minutes per batch.
+        deregistration_delay=30,
+        tags=tags_of(settings, settings.color, settings.version),
+        opts=pulumi.ResourceOptions(parent=parent, provider=at.provider),
+    )
 
 
 @dataclass(frozen=True)
@@ -149,6 +188,8 @@ class AwsArm(ArmPlatform):
     """The image the launch template boots."""
     instance_type: str
     app_port: int
+    regions: tuple[ArmRegion, ...] = ()
+    """The regions it runs in besides its own (bluegreen:armRegions, arm_regions.py)."""
 
     @classmethod
     def from_config(cls, read: Reader) -> AwsArm:
@@ -157,36 +198,17 @@ class AwsArm(ArmPlatform):
             ami=aws_id(read, "ami", "the AMI the arm boots (ami-...)", "ami-0123abcd"),
             instance_type=read.matching("instanceType", _INSTANCE_TYPE),
             app_port=read.integer("appPort", 1, 65535),
+            regions=arm_regions.read(read),
         )
+
+    def preflight(self, s: ArmSettings) -> None:
+        arm_regions.refuse_home(self.regions, stack_region())
 
     def arm(self, name: str, parent: pulumi.Resource, settings: ArmSettings) -> ArmEndpoint:
         tags = tags_of(settings, settings.color, settings.version)
-        target_group = aws.lb.TargetGroup(
-            f"{name}-tg",
-            port=self.app_port,
-            protocol="HTTP",
-            target_type="instance",
-            vpc_id=self.network.vpc_id,
-            # An instance only gets traffic once it answers the readiness path with 200, from
-            # this arm's own ALB and from the live one alike.
-            health_check=aws.lb.TargetGroupHealthCheckArgs(
-                enabled=True,
-                protocol="HTTP",
-                port="traffic-port",
-                path=settings.health_path,
-                matcher="200",
-                interval=10,
-                timeout=5,
-                healthy_threshold=2,
-                unhealthy_threshold=2,
-            ),
-            # The app answers in milliseconds; AWS's default 300 s drain would make every
-            # instance refresh of a new version wait five minutes per batch.
-            deregistration_delay=30,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=parent),
-        )
-        _compute(name, parent, self, settings, target_group)
+        home = Placed(self.network, self.ami)
+        target_group = _target_group(name, parent, self, settings, home)
+        _compute(name, parent, self, settings, target_group, home)
         what = f"bluegreen {settings.app_name} {settings.color}: direct endpoint, HTTP"
         alb = load_balancer(f"{name}-direct", parent, self.network, what, (80,), tags)
         listener = aws.lb.Listener(
@@ -202,12 +224,36 @@ class AwsArm(ArmPlatform):
         # The endpoint resolves only once the listener forwards, so the gate never probes an
         # ALB that answers 503 for lack of a listener.
         ready = pulumi.Output.all(alb.dns_name, listener.arn).apply(lambda v: v[0])
+        exports: dict[str, pulumi.Output] = {
+            "targetGroupArn": target_group.arn,
+            "albDnsName": alb.dns_name,
+            "albZoneId": alb.zone_id,
+        }
+        if self.regions:
+            exports["targetGroupArns"] = self.elsewhere(name, parent, settings, target_group)
         return ArmEndpoint(
             endpoint=ready.apply(lambda dns: f"http://{dns}"),
             nodes=ready.apply(lambda dns: [f"{dns}:80"]),
-            exports={
-                "targetGroupArn": target_group.arn,
-                "albDnsName": alb.dns_name,
-                "albZoneId": alb.zone_id,
-            },
+            exports=exports,
         )
+
+    def elsewhere(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        settings: ArmSettings,
+        own: aws.lb.TargetGroup,
+    ) -> pulumi.Output[dict[str, str]]:
+        """The arm's instances and target group in each region of bluegreen:armRegions, with the
+        same user data, version and replicas as in its own; every region's target group."""
+        home = aws.get_region_output().region
+        tags = tags_of(settings, settings.color, settings.version)
+        arns = {}
+        for where in self.regions:
+            provider = arm_regions.provider(name, parent, where.region, home)
+            ami = arm_regions.image(name, parent, where, self.ami, home, provider, tags)
+            at = Placed(where.network, ami, provider, f"-{where.region}")
+            target_group = _target_group(name, parent, self, settings, at)
+            _compute(name, parent, self, settings, target_group, at)
+            arns[where.region] = target_group.arn
+        return arm_regions.by_region(home, own.arn, arns)

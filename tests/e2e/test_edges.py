@@ -112,6 +112,14 @@ def test_several_edges_move_in_one_update_or_in_waves_with_one_verdict(dns_proje
     ]
     # One name answers every edge, with the short TTL.
     assert lookup(NAME, project.server) == (sorted(SITES.values()), 30)
+    # The health agent that keeps it so has its TSIG key in an owner-only file, never in argv.
+    run_dir = os.path.join(project.dir, ".bluegreen", "live")
+    assert os.stat(os.path.join(run_dir, "dns-health.key")).st_mode & 0o777 == 0o600
+    with (
+        open(os.path.join(run_dir, "dns-health.pid")) as f,
+        open(f"/proc/{f.read().split()[0]}/cmdline", "rb") as cmdline,
+    ):
+        assert project.tsig_secret.encode() not in cmdline.read()
 
     # A bare `pulumi up` (CI) moves every edge in one update; the preview shows each edge.
     project.ws.config_set("live", "bluegreen:activeColor", "green")

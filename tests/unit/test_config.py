@@ -102,6 +102,10 @@ def test_pointer_lives_only_on_the_edge():
     assert "bluegreen:version belongs only in an arm stack" in problems(
         "live", **{**EDGE, "version": "v3"}
     )
+    regions = '{"us-east-1": "vpc-0aaa1111:subnet-0ccc3333:subnet-0ddd4444"}'
+    assert "bluegreen:armRegions belongs only in an arm stack" in problems(
+        "live", **{**EDGE, "armRegions": regions}
+    )
 
 
 def test_a_key_without_a_default_is_not_set_until_a_stack_sets_it():
