@@ -148,6 +148,7 @@ def _switch_edge(node: str, root: str, name: str, text: str) -> None:
         versions=by_color["versions"],
         maintenance=Maintenance(False, 503, 30, ""),
         limits_until=None,
+        lease=nginx.Lease(1, time.time(), 0),
         probe_token=nginx.probe_token(values.get("probeToken")),
         **off,
     )

@@ -6,15 +6,16 @@ An arm stack declares one `bluegreen:nixos:Host` per node of `bluegreen:nodes`; 
 declares one for `bluegreen:edgeNode`, or one per site of `bluegreen:edges`, whose place is that
 site's edge node (nixos_sites.py; setting both is refused). Every edge node is rendered from the
 same settings, deployed over the same ssh and confirms the new colour through itself; one that a
-flip in waves does not move yet keeps its traffic (edge_hold.py), and every edge of one update
-serves the same writer lease (host.py). A flip changes the edge's rendered file only, so only the
-edge host is switched, and there only the switch state in /etc changes: nginx reads it per
-request and is not reloaded (nixos/modules/edge-node/). The (first) edge node also runs Prometheus
-scraping both arms (the hold after a flip reads it, through the live stack's `metrics` output),
-unless bluegreen:prometheusUrl names a Prometheus of the operator's own. Missing or malformed
-nodes, users, ports, commands and URLs are refused while the keys are read, and so is
-bluegreen:cacheWarmPaths (`refusals`); whether a host answers is only known by deploying to it,
-so no preflight.
+flip in waves does not move yet keeps its traffic (edge_hold.py), and every node serves one writer
+lease, released on all at once (lease_release.py). A flip changes the edge's rendered file only,
+so only the edge host is switched, and there only the switch state in /etc changes: nginx reads it
+per request and is not reloaded (nixos/modules/edge-node/). The (first) edge node also runs
+Prometheus scraping both arms (the hold after a flip reads it, through the live stack's `metrics`
+output), unless bluegreen:prometheusUrl names a Prometheus of the operator's own. Missing or
+malformed nodes, users, ports, commands and URLs are refused while the keys are read, and so is
+bluegreen:cacheWarmPaths (`refusals`); whether one edge node answers is only known by deploying
+to it, but with several a flip is refused while a node deployed before cannot be reached
+(`preflight`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from bluegreen import arm_metrics
 from bluegreen.config import ArmSettings, EdgeSettings
 from bluegreen.config_parts.edge_sites import moving
 from bluegreen.reader import Alphabet, Reader, is_host
-from platforms import metrics_keys
+from platforms import held_sites, metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform, refused
-from platforms.nixos import bundle, edge_hold, nixos_sites, render
+from platforms.nixos import bundle, edge_hold, lease_release, nixos_sites, render, ssh_deploy
 from platforms.nixos.host import EdgeHostProvider, NixosHost
 from platforms.nixos.ssh_deploy import REMOTE_DIR
 
@@ -58,7 +59,7 @@ class Ssh:
             rebuild=read.matching("nixosRebuild", _COMMAND),
         )
 
-    def connection(self, run_dir: str, host: str) -> dict:
+    def connection(self, run_dir: str, host: str, key: str | None = None) -> dict:
         return {
             "host": host,
             "user": self.user,
@@ -67,7 +68,7 @@ class Ssh:
             "remoteDir": REMOTE_DIR,
             "rebuild": self.rebuild,
             # A secret Output: the engine keeps it encrypted in the state and masked in every diff.
-            "sshKey": pulumi.Config("bluegreen").require_secret("sshKey"),
+            "sshKey": key or pulumi.Config("bluegreen").require_secret("sshKey"),
         }
 
 
@@ -210,15 +211,26 @@ class NixosEdge(EdgePlatform):
             )
         return found
 
+    def preflight(self, s: EdgeSettings) -> None:
+        key = pulumi.Config("bluegreen").get("sshKey")  # unset: refused as the edge is declared
+        if s.sites.several and key:
+            nixos_sites.refuse_moving_past_an_unreachable_node(
+                s, lambda place: ssh_deploy.reachable(self.ssh.connection(s.run_dir, place, key))
+            )
+
     def edge(self, name: str, parent: pulumi.Resource, s: EdgeSettings, arms: Arms) -> EdgeEndpoint:
         sites = nixos_sites.edge_sites(s, self.node)
         moves = moving(s.sites, os.environ)
         urls = [f"http://{render.host_port(site.place, self.port)}/" for site in sites]
+        if s.sites.several:  # who holds the one writer lease (lease_release.py)
+            traffic = held_sites.site_traffic(s, [site.name for site in sites], os.environ)
+            shared = {"holder": lease_release.holder(traffic) or ""}  # "": nobody
         deployed = []
         for i, (site, url) in enumerate(zip(sites, urls, strict=True)):
             several = {}
             if s.sites.several:
                 several[edge_hold.PEERS] = [u for u in urls if u != url]
+                several[edge_hold.SHARED] = shared
                 if moves is not None and site.name not in moves:
                     several[edge_hold.HOLD] = True
             deployed.append(
@@ -239,6 +251,14 @@ class NixosEdge(EdgePlatform):
         )
         exports = {}
         if s.sites.several:
+            connections = {x.name: self.ssh.connection(s.run_dir, x.place) for x in sites}
+            lease_release.EdgeLeaseStamp(
+                f"{name}-lease",
+                lease_release.stamp_props(
+                    connections, {x.name: h.lease for x, h in zip(sites, deployed, strict=True)}
+                ),
+                pulumi.ResourceOptions(parent=parent, depends_on=deployed),
+            )
             # What each node serves once it applied the update: during a flip in waves the
             # sites of the waves not moved yet still serve the colour they served.
             exports["edges"] = {

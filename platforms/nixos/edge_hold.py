@@ -2,9 +2,11 @@
 
 The program cannot read what a node serves, but the node's host resource knows what it deployed
 last (its outputs). So the program marks such a site's inputs with `HOLD`, and the provider
-(`host.EdgeHostProvider`) renders it with the new settings but the colour, weights and writer
-lease it served: nothing that moves traffic changes there, and unless another setting changed
-the node is not even switched. A site never deployed takes the pointer's traffic.
+(`host.EdgeHostProvider`) renders it with the new settings but the colour and weights it served:
+nothing that moves traffic changes there. Its writer lease is the one every node serves
+(`SHARED`, lease_release.py): held by nobody while the nodes serve different colours, so the
+first wave switches a held node once, for the lease alone; unless another setting changed, the
+later waves do not. A site never deployed takes the pointer's traffic.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ HOLD = "holdTraffic"
 """The input that says: keep serving the traffic you served (a directive, never recorded)."""
 
 PEERS = "peers"
-"""The input listing the other edges' URLs, whose served writer lease a moving edge follows."""
+"""The input listing the other edges' URLs, whose served writer lease every edge follows."""
+
+SHARED = "sharedLease"
+"""The input of a site of several: `{"holder": colour}`, who holds the one writer lease every
+node serves ("" for nobody, between the waves of a flip: the engine drops a None); the fence is
+the node's to find (lease_release.py)."""
 
 
 def color_header(weights: Mapping[str, Any]) -> dict[str, str]:

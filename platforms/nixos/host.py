@@ -26,11 +26,8 @@ the edge's settings: with bluegreen:limitWhen "hold" the switch state says until
 apply, the time of the last change that moved traffic plus bluegreen:limitHoldSeconds, and only
 the resource knows its previous weights and that time (its outputs). With several edges
 (bluegreen:edges) each node is one such resource: one a flip in waves does not move yet keeps the
-traffic it served (edge_hold.py); one that moves follows the highest writer lease any edge serves,
-read from each of them just before its own switch, so every edge of one update serves the same
-fence, one higher on a change. Nothing needs every node read before any is written: the edges
-that switch first serve the new holder at the new fence, which `nginx.Lease.next` keeps for that
-holder, so an edge that reads them after gets the same lease as one that read them before.
+traffic it served (edge_hold.py), and every node serves one writer lease, which none of them
+stamps (lease_release.py says how the nodes come to the same one, and who stamps it).
 
 The SSH private key is a secret input, and never logged. The transport itself, the two ssh
 commands and the key's file that exists only while they run, is ssh_deploy.py's; this module
@@ -39,6 +36,7 @@ holds the providers, which Pulumi finds again by this module's path.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import urllib.parse
@@ -58,7 +56,7 @@ from pulumi.dynamic import (
 
 from bluegreen import nginx, probe
 from bluegreen.switch import LEASE_PATH, STATUS_PATH
-from platforms.nixos import edge_hold, render
+from platforms.nixos import edge_hold, lease_release, render
 from platforms.nixos.ssh_deploy import DeployError, deploy, digest, files_of
 
 # What `pulumi destroy` leaves in the file the host's configuration.nix imports: a module that
@@ -195,25 +193,30 @@ def served_lease(confirm: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {"color": answer.json().get("holder"), "fence": fence}
 
 
-def peer_lease(url: str) -> dict[str, Any] | None:
-    """The lease another edge of several serves, with its holder: while writes are frozen the
-    edge serves none, but holds the lease for the colour it serves (its status), so that an edge
-    that switched first is followed, not outgrown."""
+def peer_lease(url: str, holder: str | None) -> dict[str, Any] | None:
+    """The lease an edge of several serves (`color` None: nobody), read for one held by `holder`.
+    An edge serves no holder both for nobody and while writes are frozen (its status says
+    `readOnly`), when it holds the lease for the colour it serves; whether a frozen edge's lease
+    is held by nobody it does not say. So it is read as nobody's when `holder` is nobody (a fence
+    nobody holds needs no new number), else as the colour it serves: an edge that switched first
+    is followed, not outgrown."""
     lease = served_lease({"url": url})
-    if lease and lease["color"] is None:
+    if lease and lease["color"] is None and holder is not None:
         answer = probe.request(urllib.parse.urljoin(url, STATUS_PATH), timeout=2.0)
-        live = (answer.json() or {}).get("live") if answer.status == 200 else None
-        lease["color"] = live.get("color") if isinstance(live, dict) else None
+        doc = (answer.json() or {}) if answer.status == 200 else {}
+        live = doc.get("live")
+        if doc.get("readOnly") and isinstance(live, dict):
+            lease["color"] = live.get("color")
     return lease
 
 
-def peer_leases(urls: list[str]) -> list[dict[str, Any]]:
-    """The leases the other edges of several serve (`edge_hold.PEERS`), read at once; those
-    that cannot be read are left out."""
+def peer_leases(urls: list[str], holder: str | None) -> list[dict[str, Any]]:
+    """The leases the edges at `urls` serve (`peer_lease`), read at once; those that cannot be
+    read are left out."""
     if not urls:
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
-        return [lease for lease in pool.map(peer_lease, urls) if lease]
+        return [lease for lease in pool.map(lambda u: peer_lease(u, holder), urls) if lease]
 
 
 def highest(
@@ -246,19 +249,27 @@ class EdgeHostProvider(HostProvider):
         props = kept or {k: v for k, v in props.items() if k != edge_hold.HOLD}
         until = limits_until(props["edge"], olds, now)
         # The fence only grows: the next one follows this resource's last, or the edge's when
-        # it serves a higher one, or, for a site of several that moves, any other edge's: every
-        # edge of one update comes to the same lease (module docstring). The time of the change
-        # is the apply's, in whole seconds (Nix writes large floats inexactly); the edge serves
-        # its own stamp as `since`.
+        # it serves a higher one. The time of the change is the apply's, in whole seconds (Nix
+        # writes large floats inexactly); the edge serves its own stamp as `since`.
         spec = props["edge"]
-        served = served_lease(props.get("confirm")) if live else None
-        others = peer_leases(props.get(edge_hold.PEERS) or []) if live and not kept else []
-        lease = nginx.Lease.next(
-            highest((olds or {}).get("lease"), served, *others),
-            spec["activeColor"],
-            int(spec.get("handover") or 5),
-            int(now),
-        )
+        handover = int(spec.get("handover") or 5)
+        recorded = (olds or {}).get("lease")
+        shared = props.get(edge_hold.SHARED)
+        if shared is None:
+            served = served_lease(props.get("confirm")) if live else None
+            lease = nginx.Lease.next(
+                highest(recorded, served), spec["activeColor"], handover, int(now)
+            )
+        else:
+            # One of several: the lease every node serves, held by `holder` (lease_release.py),
+            # read from this node and the others for a deploy and for a diff too, so that a
+            # node left behind by a failed update shows a change.
+            holder = shared.get("holder") or None
+            urls = [(props.get("confirm") or {}).get("url"), *(props.get(edge_hold.PEERS) or [])]
+            asked = live or olds is not None
+            read = peer_leases([u for u in urls if u], holder) if asked else []
+            followed = highest(recorded, *read)
+            lease = lease_release.shared_lease(holder, recorded, followed, handover, int(now))
         # One per edge, kept across updates (`nginx.probe_token`).
         token = nginx.probe_token((olds or {}).get("probeToken"))
         rendered = render.edge_from_spec(spec, until, lease, token)
@@ -282,13 +293,17 @@ class EdgeHostProvider(HostProvider):
     def restoring(self, previous: dict[str, Any], failed: dict[str, Any]) -> dict[str, Any]:
         """`previous` again, its lease with a fence no lower than the failed one's, which the
         edge may have served (`nginx.restored` is the local edge's same rule)."""
-        spec = previous["edge"]
+        spec, old = previous["edge"], previous.get("lease") or {}
+        # A lease of several goes back to its holder, still unstamped (lease_release.py).
+        holder = old.get("color") if old.get("shared") else spec["activeColor"]
         lease = nginx.Lease.next(
             highest(previous.get("lease"), failed.get("lease")),
-            spec["activeColor"],
+            holder,
             int(spec.get("handover") or 5),
             int(time.time()),
         )
+        if old.get("shared"):
+            lease = dataclasses.replace(lease, shared=True, nobody=holder is None)
         token = nginx.probe_token(failed.get("probeToken"), previous.get("probeToken"))
         rendered = render.edge_from_spec(spec, previous.get("limitsUntil"), lease, token)
         return {

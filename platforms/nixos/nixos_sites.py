@@ -4,16 +4,22 @@ changes.
 
 bluegreen:edgeNode is the one-edge default. With bluegreen:edges set it must be unset: each site
 names its own node, and a stack that said both would leave a reader guessing which one serves.
+A flip moves every node or none: one that moves traffic while a node deployed before cannot be
+reached over ssh is refused before any node is switched (`refuse_moving_past_an_unreachable_node`).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-from bluegreen.config import EdgeSettings
-from bluegreen.config_parts.edge_sites import Site
+from bluegreen.config import ConfigError, EdgeSettings
+from bluegreen.config_parts.edge_sites import Site, moving
 from bluegreen.reader import NAMESPACE, is_host
+from platforms import held_sites
 from platforms.base import refused
 
 NODES_ALLOWED = (
@@ -88,3 +94,34 @@ def refusals(s: EdgeSettings, edge_node: str) -> list[str]:
             "(nothing was changed)"
         )
     return found
+
+
+def refuse_moving_past_an_unreachable_node(
+    s: EdgeSettings, reach: Callable[[str], str | None]
+) -> None:
+    """The local platform's rule (local_sites.refuse_moving_past_an_unreachable_edge) over ssh:
+    an update that moves traffic on any node, while a node deployed before does not answer
+    `reach` (None: it answers; else what ssh said), is refused before any node is switched.
+    What each node serves and which were deployed come from the stack's last outputs
+    (held_sites.served_before); the nodes are asked only when traffic would move, all at once.
+    One edge is left as it always was: its update fails at its own deploy."""
+    if not s.sites.several:
+        return
+    served = held_sites.served_before(s, s.sites.sites[0].name)
+    moves = moving(s.sites, os.environ)
+    pointer = (s.active_color, dict(s.weights))
+    deployed = [site for site in s.sites.sites if site.name in served]
+    if not any((moves is None or x.name in moves) and served[x.name] != pointer for x in deployed):
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(deployed))) as pool:
+        answers = pool.map(reach, [x.place for x in deployed])
+        said = dict(zip([x.name for x in deployed], answers, strict=True))
+    down = [f"{x.name} ({x.place}: {said[x.name]})" for x in deployed if said[x.name]]
+    if down:
+        raise ConfigError(
+            [
+                f"{NAMESPACE}:activeColor {s.active_color} would move traffic, but the edge node "
+                f"{'; '.join(down)} cannot be reached over ssh: a flip moves every edge or none. "
+                f"Bring it back, or take it out of {NAMESPACE}:edges (nothing was changed)"
+            ]
+        )

@@ -271,7 +271,7 @@ def edge_node(
       fence = {_int(lease.fence, 1, 2**62)};
       since = {_int(int(lease.since), 0, 2**62)};
       handover = {_int(lease.handover, 1, 600)};
-    }};
+{_shared(lease, active_color)}    }};
     shadow = {{ percent = {_int(shadow.percent, 0, 100)}; writes = {_bool(shadow.writes)}; }};
     limits.retryAfter = {_int(b.retry_after_s, 1, 3600)};
     limits.until = {"null" if until is None else _int(until, 0, 2**62)};
@@ -281,6 +281,13 @@ def edge_node(
 }}
 """
     return EdgeConfig(text=text, generation=state["generation"], conf=conf, state=state)
+
+
+def _shared(lease: nginx.Lease, active: str) -> str:
+    """What only the one lease of several edges sets (one edge's file stays as it was): no stamp
+    on activation, and its holder, null for nobody."""
+    holder = "null" if lease.nobody else _str("color", active)
+    return f"      shared = true;\n      holder = {holder};\n" if lease.shared else ""
 
 
 def _epoch(moment: datetime | None) -> str:

@@ -1,6 +1,8 @@
 """The SSH transport of a NixOS deploy (host.py's providers call `deploy`): the rendered file
 and the bundle copied in one `ssh` that unpacks a tar from stdin into a staging directory and
-renames each file into place, then `<bluegreen:nixosRebuild> switch` in another.
+renames each file into place, then `<bluegreen:nixosRebuild> switch` in another. Over the same
+transport: whether a host answers at all (`reachable`, before a flip of several edge nodes), and
+one shell command (`remote`, the writer lease's stamp).
 
 The SSH private key is written to a 0600 file in a private temporary directory only for the
 duration of the ssh calls (`key_file`), and never logged. Host keys are accepted on first
@@ -25,6 +27,9 @@ from typing import Any
 
 REMOTE_DIR = "/etc/nixos/bluegreen"
 _TIMEOUT_S = 1800  # a first switch may build the app's closure on the host
+CONNECT_TIMEOUT_S = 15
+REACH_TIMEOUT_S = 3
+"""How long `reachable` waits for a host: it asks before a flip changes anything, preview too."""
 
 
 class DeployError(RuntimeError):
@@ -43,7 +48,9 @@ class Target:
     remote_dir: str = REMOTE_DIR
 
 
-def ssh_command(target: Target, key_path: str, remote: str) -> list[str]:
+def ssh_command(
+    target: Target, key_path: str, remote: str, connect_timeout: int = CONNECT_TIMEOUT_S
+) -> list[str]:
     """The ssh command line that runs `remote` (one shell command) on the target."""
     if any(c.isspace() or c == '"' for c in target.known_hosts + key_path):
         # ssh splits UserKnownHostsFile on whitespace: such a path would silently mean two files.
@@ -67,7 +74,7 @@ def ssh_command(target: Target, key_path: str, remote: str) -> list[str]:
         "-o",
         "IdentitiesOnly=yes",
         "-o",
-        "ConnectTimeout=15",
+        f"ConnectTimeout={int(connect_timeout)}",
         f"{target.user}@{target.host}",
         remote,
     ]
@@ -176,3 +183,25 @@ def deploy(props: Mapping[str, Any], files: Mapping[str, str]) -> None:
                 f"`{props['rebuild']} switch` failed on {where} (exit {done.returncode}); "
                 f"the host keeps its current system:\n{_tail(done.stderr + done.stdout)}"
             )
+
+
+def remote(
+    props: Mapping[str, Any], command: str, connect_timeout: int = CONNECT_TIMEOUT_S
+) -> str | None:
+    """Run one shell command on the host of `props` (a deploy's connection: host, user, port,
+    knownHosts, remoteDir, sshKey): None when it succeeded, else what ssh or the command said."""
+    target = _target(props)
+    os.makedirs(os.path.dirname(target.known_hosts), exist_ok=True)
+    with key_file(props["sshKey"]) as key:
+        done = run(ssh_command(target, key, command, connect_timeout), None)
+    if done.returncode == 0:
+        return None
+    return _tail(done.stderr, 3) if done.stderr.strip() else f"ssh exit {done.returncode}"
+
+
+def reachable(props: Mapping[str, Any]) -> str | None:
+    """None when the host runs `true` over ssh within `REACH_TIMEOUT_S`, else what ssh said."""
+    try:
+        return remote(props, "true", REACH_TIMEOUT_S)
+    except (DeployError, OSError, subprocess.SubprocessError) as err:
+        return str(err)

@@ -37,7 +37,7 @@ from bluegreen.config import Backpressure, Cache, Queue, Shadow, Window, weights
 from bluegreen.nginx_conf import render_local
 from bluegreen.switch import WRITE_METHODS, maintenance_body
 from platforms.local.nginx_binary import js_module
-from platforms.nixos import bundle, host, render, ssh_deploy
+from platforms.nixos import bundle, host, lease_release, render, ssh_deploy
 from tests.support.mocks import maintenance
 from tests.support.nixos_cases import (
     ALWAYS,
@@ -1313,3 +1313,57 @@ def test_the_nixos_edge_serves_the_lease_and_the_window_for_real(live_edge):
     flood = [probe.request(url + "/orders/1", **write) for _ in range(20)]
     refused = [a for a in flood if a.status == 429]
     assert refused and {a.headers["retry-after"] for a in refused} == {"1"}
+
+
+@pytest.mark.parametrize("nobody", [True, False], ids=["nobody", "holder"])
+def test_a_shared_lease_is_what_switch_state_builds_and_activation_leaves_it_unstamped(
+    nix_env, tmp_path, nobody
+):
+    """One of several edge nodes (bluegreen:edges): its lease is the one they all serve, held
+    by nobody between the waves of a flip, and the node does not stamp it itself; the old
+    fence's stamp is not its to drop either (platforms/nixos/lease_release.py does both)."""
+    lease = nginx.Lease(fence=7, since=1795000100, handover=5, shared=True, nobody=nobody)
+    defaults = live_defaults()
+    rendered = edge_config("green", TWO_BLUE, lease=lease)
+    result = evaluate(nix_env, on_host(tmp_path, "shop-edge.nix", rendered.text))
+    assert result["failedAssertions"] == []
+    want = nginx.switch_state(
+        conf_generation=rendered.conf,
+        active="green",
+        weights=weights_for("green"),
+        sticky=False,
+        versions=VERSIONS,
+        maintenance=maintenance(enabled=False),
+        shadow=defaults.shadow,
+        backpressure=defaults.backpressure,
+        limits_until=None,
+        lease=lease,
+        probe_token=PROBE_TOKEN,
+    )
+    assert state_of(result) == want and want["generation"] == rendered.generation
+    assert want["lease"]["color"] == (None if nobody else "green") and want["lease"]["shared"]
+    folder = tmp_path / "lease"
+    folder.mkdir()
+    (folder / "lease-6").touch()
+    script = result["config"]["system"]["activationScripts"]["bluegreen-edge-lease"]["text"]
+    subprocess.run(["sh", "-euc", script.replace(LEASE_DIR, str(folder))], check=True)
+    assert os.listdir(folder) == ["lease-6"]
+
+
+def test_a_shared_lease_holds_for_nobody_until_the_live_stack_stamps_it(live_edge):
+    """On real nginx: the lease of several edge nodes is served with `since` as now, so no
+    holder's writers start, until the stamp the live stack puts on every node at once."""
+    url, _ = live_edge("green")
+    live_edge.switch("green", lease=nginx.Lease(2, NOW, 5, shared=True, nobody=True))
+    lease = probe.request(url + nginx.LEASE_PATH).json()
+    assert (lease["holder"], lease["fence"]) == (None, 2), "nobody, between waves"
+    live_edge.switch("green", lease=nginx.Lease(3, NOW, 5, shared=True))
+    lease = probe.request(url + nginx.LEASE_PATH).json()
+    assert (lease["holder"], lease["fence"]) == ("green", 3)
+    assert lease["since"] == lease["now"], "unstamped: the handover starts with every request"
+    folder = live_edge.prefix / "lease"
+    stamped = time.time()
+    subprocess.run(["sh", "-euc", lease_release.stamp_script(str(folder), 3)], check=True)
+    lease = probe.request(url + nginx.LEASE_PATH).json()
+    assert stamped - 0.05 <= lease["since"] < lease["now"] < lease["since"] + lease["handover"]
+    assert os.listdir(folder) == ["lease-3"], "the stamps of other fences go"

@@ -1,11 +1,11 @@
 # services.bluegreen-edge.lease: the writer lease the edge serves at /_bluegreen/lease
-# (switch-state.nix stamps it).
+# (switch-state.nix stamps it, unless it is the one lease of several edges).
 { config, lib, ... }:
 
 let
   cfg = config.services.bluegreen-edge;
   inherit (lib) mkOption types;
-  inherit (import ./common.nix { inherit lib cfg; }) leaseDir stateOnly;
+  inherit (import ./common.nix { inherit lib cfg; }) color leaseDir stateOnly;
 in
 {
   options.services.bluegreen-edge.lease = {
@@ -26,6 +26,25 @@ in
         that ran `pulumi up`: a record for people. The edge serves as the lease's `since` when
         this host began serving {option}`services.bluegreen-edge.lease.fence`, by its own
         clock (a stamp in {file}`${leaseDir}` that activation creates).
+      '' + stateOnly;
+    };
+    shared = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Whether this is the one lease every edge node of several serves (bluegreen:edges).
+        Activation then does not stamp it: the live stack stamps every node at once, once they
+        all serve it, so no holder's writers start while another node still serves the old
+        holder. Until its stamp exists the edge counts the handover from each request.
+      '' + stateOnly;
+    };
+    holder = mkOption {
+      type = types.nullOr color;
+      default = null;
+      description = ''
+        Who holds a {option}`services.bluegreen-edge.lease.shared` lease: the colour every
+        edge node serves, or null for nobody (they serve different colours, between the waves
+        of a flip). Without `shared` the holder is {option}`services.bluegreen-edge.activeColor`.
       '' + stateOnly;
     };
     handover = mkOption {

@@ -28,7 +28,10 @@ let
     window =
       if cfg.maintenance.window.start != null || cfg.maintenance.window.end != null
       then { inherit (cfg.maintenance.window) start end; } else null;
-    lease = { color = cfg.activeColor; inherit (cfg.lease) fence since handover; };
+    lease = {
+      color = if cfg.lease.shared then cfg.lease.holder else cfg.activeColor;
+      inherit (cfg.lease) fence since handover;
+    } // lib.optionalAttrs cfg.lease.shared { shared = true; };
     shadow = if shadowing then { inherit (cfg.shadow) percent writes; } else null;
     limits = if limited then { inherit (cfg.limits) retryAfter until; } else null;
     warm = null;
@@ -45,11 +48,13 @@ in
     # from when this host serves it, by this host's clock; a fence it already serves keeps its
     # stamp (a weight or maintenance change, a reboot). Until the stamp exists switch.js counts
     # the handover from the request. Other fences' stamps go: one served again (a manual
-    # rollback) starts its handover afresh.
+    # rollback) starts its handover afresh. A shared lease is not stamped here: the live stack
+    # stamps every edge node at once (platforms/nixos/lease_release.py).
     system.activationScripts.bluegreen-edge-lease = {
       deps = [ "etc" ];
       text = ''
         mkdir -p -m 0755 ${leaseDir}
+      '' + lib.optionalString (!cfg.lease.shared) ''
         if [ ! -e ${leaseDir}/${leaseStamp} ]; then
           touch ${leaseDir}/${leaseStamp}
           for stamp in ${leaseDir}/lease-*; do
