@@ -1,10 +1,11 @@
-"""bluegreen: one program, three stacks. `blue` and `green` are arms; `live` is the edge."""
+"""bluegreen: one program, four stacks. `blue` and `green` are arms; `live` is the edge; `data` is
+the database the arms share, deployed first."""
 
 import pulumi
 
 import platforms
 from bluegreen import config
-from components import Arm, ArmArgs, Edge, EdgeArgs, arm_from_stack
+from components import Arm, ArmArgs, Data, DataArgs, Edge, EdgeArgs, arm_from_stack, data_from_stack
 
 try:
     stack = platforms.from_engine()
@@ -16,8 +17,13 @@ if stack.settings.freeze_override:
     # The policy pack lets this update through a change freeze; the reason must be on record.
     pulumi.log.warn(f"change-freeze override in effect: {stack.settings.freeze_override}")
 
-if isinstance(stack, platforms.ArmStack):
-    arm = Arm(stack.settings.color, ArmArgs(settings=stack.settings, platform=stack.platform))
+if isinstance(stack, platforms.DataStack):
+    data = Data("data", DataArgs(settings=stack.settings, platform=stack.platform))
+    pulumi.export("dsn", data.dsn)
+    pulumi.export("schema", data.schema)
+elif isinstance(stack, platforms.ArmStack):
+    s = stack.settings
+    arm = Arm(s.color, ArmArgs(settings=s, platform=stack.platform, data=data_from_stack(s)))
     pulumi.export("color", arm.color)
     pulumi.export("version", arm.version)
     pulumi.export("endpoint", arm.endpoint)

@@ -29,11 +29,22 @@ SIGUSR1 makes a running arm answer every request but its health path with 500, a
 that passed its checks and then fails under real traffic; SIGHUP makes its delay --slow-factor
 times longer (1.2 by default: a release that slows down under real traffic); SIGUSR2 makes it
 well again.
+
+With `--dsn-file PATH` (a file holding a libpq DSN, readable by its owner only: a DSN is never
+on the command line) and `--items-shape v1|v2`, the arm serves a table in PostgreSQL (app/items.py,
+its revisions in app/migrations): `GET /items` lists the first 1,000 rows by id, `GET /items/<id>`
+one row, and `POST /items` with a JSON body inserts one and answers 201 with it. Shape v1 (the
+release that needs revision 0001_items) reads and writes `{"id", "title"}`, shape v2
+(0002_items_name and later) `{"id", "name"}`. A POST with an Idempotency-Key seen before is
+answered as the first time and inserts nothing. When the database fails, the request is answered
+503 with `Retry-After: 1` and nothing is kept of it: a write is applied or refused, never
+dropped. Without --dsn-file, /items is a path like any other.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import random
@@ -58,8 +69,9 @@ BUCKETS = tuple(float(f"{0.00025 * 2 ** (k / 8):.6g}") for k in range(115))
 
 
 JOURNAL_PATH = "/_arm/writes"
-WRITES: dict = {"lock": threading.Lock(), "journal": [], "answers": {}}
-"""The writes this arm received, and the first answer to each client's Idempotency-Key."""
+WRITES: dict = {"lock": threading.Lock(), "journal": [], "answers": {}, "keys": {}}
+"""The writes this arm received, the first answer to each client's Idempotency-Key, and a lock
+per key, which a write holds from its check of the answers to its own answer kept."""
 
 
 def client_of(headers, peer: str) -> str:
@@ -104,7 +116,13 @@ FAILING = {"on": False, "slow": False}
 by SIGHUP and cleared by SIGUSR2: --delay-ms times --slow-factor."""
 
 
-def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
+def key_lock(scoped: tuple[str, str]) -> threading.Lock:
+    with WRITES["lock"]:
+        return WRITES["keys"].setdefault(scoped, threading.Lock())
+
+
+def make_handler(args: argparse.Namespace, items=None) -> type[BaseHTTPRequestHandler]:
+    """The request handler; `items`, an app/items.py Items, serves /items from the database."""
     identity = {"color": args.color, "version": args.version}
     metrics = Metrics(args.color, args.version)
 
@@ -118,18 +136,34 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
         def log_message(self, fmt: str, *values: object) -> None:  # quiet: nginx logs requests
             pass
 
-        def _send(self, status: int, payload: dict, counted: bool = True, cache_s: int = 0) -> None:
+        def _send(
+            self,
+            status: int,
+            payload: dict | list,
+            counted: bool = True,
+            cache_s: int = 0,
+            headers: dict | None = None,
+        ) -> None:
             body = (json.dumps(payload) + "\n").encode()
-            self._answer(status, body, "application/json", cache_s)
+            self._answer(status, body, "application/json", cache_s, headers)
             # bluegreen's own probes (the switch's confirmation, the gate's smoke sample) are not
             # users' traffic: the hold after a flip must never count them as such. Through the
             # edge the header is only there when the edge verified the probe's token.
             if counted and not self.headers.get("X-Bluegreen-Probe"):
                 metrics.observe(self.command, status, time.perf_counter() - self.started)
 
-        def _answer(self, status: int, body: bytes, content_type: str, cache_s: int = 0) -> None:
+        def _answer(
+            self,
+            status: int,
+            body: bytes,
+            content_type: str,
+            cache_s: int = 0,
+            headers: dict | None = None,
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             if cache_s:
                 self.send_header("Cache-Control", f"public, max-age={cache_s}")
             self.send_header("Content-Length", str(len(body)))
@@ -174,12 +208,53 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
                 return
             if self._delay_and_fail():
                 return
+            if items is not None and (path == "/items" or path.startswith("/items/")):
+                self._reply(self._read_items(path))
+                return
             # /assets/ is what an edge cache may keep: the same for everyone, for 5 minutes.
             cache_s = 300 if path.startswith("/assets/") else 0
             hello = {"message": f"hello from {args.color}", "path": path, **identity}
             self._send(200, hello, cache_s=cache_s)
 
         do_HEAD = do_GET
+
+        def _reply(self, answer: tuple) -> None:
+            """Send (status, payload) or (status, payload, headers)."""
+            status, payload, *headers = answer
+            self._send(status, payload, headers=headers[0] if headers else None)
+
+        def _read_items(self, path: str) -> tuple:
+            """(status, payload[, headers]) of a GET under /items."""
+            try:
+                if path == "/items":
+                    return 200, items.list()
+                item_id = path.removeprefix("/items/")
+                row = items.get(int(item_id)) if item_id.isdigit() else None
+            except items.Error as e:
+                return self._unavailable(e)
+            return (200, row) if row else (404, {"error": f"no item {item_id}"})
+
+        def _write_items(self, path: str, body: bytes) -> tuple:
+            """(status, payload[, headers]) of a write under /items: POST /items inserts."""
+            if self.command != "POST" or path != "/items":
+                allow = "GET, HEAD, POST" if path == "/items" else "GET, HEAD"
+                return 405, {"error": f"{self.command} {path}: not allowed"}, {"Allow": allow}
+            try:
+                value = json.loads(body or b"null").get(items.column)
+            except (ValueError, AttributeError):
+                value = None
+            if not isinstance(value, str) or not value:
+                return 400, {"error": f'send a JSON object with a non-empty "{items.column}"'}
+            try:
+                return 201, items.add(value)
+            except items.Error as e:
+                return self._unavailable(e)
+
+        def _unavailable(self, error: Exception) -> tuple:
+            """A database error: 503, to be retried (a write is not kept: the client retries)."""
+            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+            print(f"{self.command} {self.path}: database error: {reason}", flush=True)
+            return 503, {"error": "database unavailable", "reason": reason}, {"Retry-After": "1"}
 
         def _write(self) -> None:
             self.started = time.perf_counter()
@@ -191,25 +266,32 @@ def make_handler(args: argparse.Namespace) -> type[BaseHTTPRequestHandler]:
             # A key is its client's own (as the edge's queue scopes it): another client's same
             # key is another write, not a replay of this one.
             scoped = (client_of(self.headers, self.client_address[0]), key)
-            with WRITES["lock"]:
-                first = WRITES["answers"].get(scoped) if key else None
-                WRITES["journal"].append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "key": key,
-                        "bytes": len(body),
-                        "replay": self.headers.get("X-Bluegreen-Replay"),
-                        "duplicate": first is not None,
-                    }
-                )
+            path = self.path.split("?", 1)[0]
+            table = items is not None and (path == "/items" or path.startswith("/items/"))
+            with key_lock(scoped) if key else contextlib.nullcontext():
+                with WRITES["lock"]:
+                    first = WRITES["answers"].get(scoped) if key else None
+                    WRITES["journal"].append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "key": key,
+                            "bytes": len(body),
+                            "replay": self.headers.get("X-Bluegreen-Replay"),
+                            "duplicate": first is not None,
+                        }
+                    )
                 if first is None:
-                    first = {"accepted": self.command, "path": self.path, **identity}
-                    if key:
-                        WRITES["answers"][scoped] = first
+                    if table:
+                        first = self._write_items(path, body)
+                    else:
+                        first = (200, {"accepted": self.command, "path": self.path, **identity})
+                    if key and first[0] < 300:  # kept: an answer that took effect
+                        with WRITES["lock"]:
+                            WRITES["answers"][scoped] = first
             # A key seen before is answered as the first time and applied once (RFC draft
             # "The Idempotency-Key HTTP Header Field"): a replayed intent never applies twice.
-            self._send(200, first)
+            self._reply(first)
 
         do_POST = do_PUT = do_PATCH = do_DELETE = _write
 
@@ -227,11 +309,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--delay-ms", type=float, default=0.0)
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--slow-factor", type=float, default=1.2)
+    p.add_argument("--dsn-file", help="a file holding the DSN of the database serving /items")
+    p.add_argument("--items-shape", choices=["v1", "v2"], help="v1: title; v2: name")
     args = p.parse_args(argv)
+    items = None
+    if (args.dsn_file is None) != (args.items_shape is None):
+        p.error("--dsn-file and --items-shape go together")
+    if args.dsn_file:
+        from items import Items  # app/items.py, beside this file
+
+        try:
+            with open(args.dsn_file) as f:
+                dsn = f.read().strip()
+        except OSError as e:
+            p.error(f"--dsn-file: {e}")
+        if not dsn:
+            p.error(f"--dsn-file: {args.dsn_file} holds no DSN")
+        items = Items(dsn, args.items_shape)
 
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 1024
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(args))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(args, items))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGUSR1, lambda *_: FAILING.update(on=True))
     signal.signal(signal.SIGHUP, lambda *_: FAILING.update(slow=True))
@@ -241,6 +339,8 @@ def main(argv: list[str] | None = None) -> None:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if items is not None:
+            items.close()
 
 
 if __name__ == "__main__":

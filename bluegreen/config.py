@@ -1,4 +1,5 @@
-"""The core settings of a stack, by role: `ArmSettings` (blue, green) or `EdgeSettings` (live).
+"""The core settings of a stack, by role: `ArmSettings` (blue, green), `EdgeSettings` (live) or
+`DataSettings` (data).
 
 Nothing is created or changed when config is invalid: the settings are read before any resource
 is declared, and a `ConfigError` lists every bad key with the value it got and what is allowed.
@@ -19,6 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal, cast
 
+from bluegreen.config_parts.data_settings import (
+    Data,
+    SchemaNeed,
+    read_data,
+    read_edge_data,
+    read_need,
+)
 from bluegreen.config_parts.dns_settings import Dns, read_dns
 from bluegreen.config_parts.edge_sites import Sites, read_sites
 from bluegreen.config_parts.hold_settings import HOLD_METRICS, Hold, read_hold
@@ -63,11 +71,14 @@ __all__ = [
     "Color",
     "Common",
     "ConfigError",
+    "Data",
+    "DataSettings",
     "Dns",
     "EdgeSettings",
     "Hold",
     "Maintenance",
     "Queue",
+    "SchemaNeed",
     "Shadow",
     "Sites",
     "Window",
@@ -136,6 +147,9 @@ class ArmSettings(Common):
     """The edge stack whose pointer says whether this arm is live."""
     replicas: int
     """How many instances serve this arm (local runs one process, nixos one per node)."""
+    schema: SchemaNeed | None = None
+    """What this arm's release needs of the data stack (bluegreen:schemaRevision); None: it keeps
+    no data and reads no data stack."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,8 @@ class EdgeSettings(Common):
     colour's writers are gone before the new colour's start (`bluegreen writer`)."""
     sites: Sites = Sites()
     """The edges of bluegreen:edges and the waves of bluegreen:waves (none: the one edge)."""
+    data_stack: str = "data"
+    """The data stack whose applied revisions the gate checks a flip against, if it exists."""
 
     @property
     def weights(self) -> dict[str, int]:
@@ -175,7 +191,15 @@ class EdgeSettings(Common):
         return weights_for(self.active_color, self.canary_weight)
 
 
-Settings = ArmSettings | EdgeSettings
+@dataclass(frozen=True)
+class DataSettings(Common):
+    """The data stack: the database the arms share, migrated to `data.schema_revision`."""
+
+    role: ClassVar[str] = "data"
+    data: Data
+
+
+Settings = ArmSettings | EdgeSettings | DataSettings
 
 # Keys only one role may set. They have no default in Pulumi.yaml, so a stack that sets one of
 # the other role's is told so rather than silently ignored.
@@ -225,6 +249,7 @@ def _arm(read: Reader, common: Common) -> ArmSettings:
         version=read.matching("version", VERSION, version) if version else version,
         live_stack=read.matching("liveStack", STACK),
         replicas=read.integer("replicas", 0, 1000),
+        schema=read_need(read),
     )
 
 
@@ -264,6 +289,7 @@ def _edge(read: Reader, common: Common, project_dir: str) -> EdgeSettings:
         backpressure=read_backpressure(read),
         handover_s=read.integer("writerHandoverSeconds", 1, 600),
         sites=read_sites(read),
+        data_stack=read_edge_data(read),
     )
 
 
@@ -274,16 +300,20 @@ def read_settings(read: Reader, project_dir: str) -> Settings:
     role = read.optional("role")
     if role is None:
         read.problems.append(
-            f'{NAMESPACE}:role is not set for stack "{read.stack}": it must be "arm" '
-            '(Pulumi.blue.yaml, Pulumi.green.yaml) or "edge" (Pulumi.live.yaml)'
+            f'{NAMESPACE}:role is not set for stack "{read.stack}": it must be "arm" (Pulumi.blue'
+            '.yaml, Pulumi.green.yaml), "edge" (Pulumi.live.yaml) or "data" (Pulumi.data.yaml)'
         )
-    elif role not in ("arm", "edge"):
-        read.problem("role", role, '"arm" or "edge"')
+    elif role not in ("arm", "edge", "data"):
+        read.problem("role", role, '"arm", "edge" or "data"')
     common = _common(read, project_dir)
     if role == "arm":
         return _arm(read, common)
     if role == "edge":
         return _edge(read, common, project_dir)
+    if role == "data":
+        for keys, belongs in ((_ARM_ONLY, "an arm stack"), (_EDGE_ONLY, "the edge stack")):
+            _misplaced(read, keys, "data", belongs)
+        return DataSettings(**vars(common), data=read_data(read))
     read.stop()
 
 

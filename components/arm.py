@@ -8,7 +8,7 @@ import pulumi
 
 from bluegreen.config import ArmSettings
 from components.naming import qualified
-from platforms.base import ArmPlatform
+from platforms.base import ArmPlatform, DataLink
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,10 @@ class ArmArgs:
     """This arm stack's validated config (colour, version, health path)."""
     platform: ArmPlatform
     """The adapter, with its own validated keys, that declares the arm's compute."""
+    data: DataLink | None = None
+    """The data stack as this arm reads it (components/data.py `data_from_stack`); None for an
+    arm without bluegreen:schemaRevision, which declares exactly what it did before there was a
+    data stack."""
 
 
 class Arm(pulumi.ComponentResource):
@@ -41,13 +45,23 @@ class Arm(pulumi.ComponentResource):
             "replicas": s.replicas,
             "freezeOverride": s.freeze_override,
         }
+        data = args.data
+        if data is not None:
+            # The revision this release needs, and what the data stack has applied: the pack
+            # refuses an arm whose revision is not applied yet.
+            gate["schema"] = {"needs": data.needs, "applied": data.applied, "dataStack": data.stack}
         super().__init__("bluegreen:index:Arm", name, gate, opts)
-        deployed = args.platform.arm(name, self, s)
+        if data is None:
+            deployed = args.platform.arm(name, self, s)
+        else:
+            deployed = args.platform.arm(name, self, s, data=data)  # type: ignore[call-arg]
         self.color = pulumi.Output.from_input(s.color)
         self.version = pulumi.Output.from_input(s.version)
         self.endpoint = deployed.endpoint
         self.nodes = deployed.nodes
-        self.exports = deployed.exports
+        self.exports = dict(deployed.exports)
+        if data is not None:
+            self.exports["schemaRevision"] = pulumi.Output.from_input(data.needs)
         self.register_outputs(
             {
                 "color": self.color,

@@ -12,6 +12,7 @@ from bluegreen import flip_evidence
 from bluegreen.announce import WEBHOOK_URL
 from bluegreen.config import COLORS, EdgeSettings, utc_text
 from bluegreen.reader import NAMESPACE
+from components.data import data_applied
 from components.evidence import FlipRecord
 from components.naming import qualified
 from components.notice import WindowNotice
@@ -111,6 +112,19 @@ class Edge(pulumi.ComponentResource):
             "maintenance": s.maintenance.enabled,
             "freezeOverride": s.freeze_override,
         }
+        applied = data_applied(s.data_stack)
+        if applied is not None:
+            # With a data stack: the revision each arm's release needs (its `schemaRevision`
+            # output, null for an arm that keeps no data) and what the database has applied; the
+            # pack refuses traffic to an arm whose revision is not applied.
+            gate["schema"] = {
+                "arms": {
+                    c: a.outputs.apply(lambda o: o.get("schemaRevision"))
+                    for c, a in args.arms.items()
+                },
+                "applied": applied,
+                "dataStack": qualified(s.data_stack),
+            }
         super().__init__("bluegreen:index:Edge", name, gate, opts)
         served = args.platform.edge(name, self, s, args.arms)
         self.dns_records: list[pulumi.Resource] = []

@@ -3,8 +3,9 @@
 The registry is `REGISTRY` below: a platform's name and the module of its adapter. Adding a
 platform is one module and one entry here. Each module defines `ARM` and `EDGE`, the classes of
 platforms/base.py that read the platform's own keys for that role (`from_config`) and declare its
-resources. Modules are imported only when their platform is chosen, so a local stack never loads a
-cloud SDK.
+resources, and `DATA` where it runs the data stack's database (elsewhere a data stack is refused,
+naming bluegreen:platform). Modules are imported only when their platform is chosen, so a local
+stack never loads a cloud SDK.
 
 The core (bluegreen/config.py) cannot import this package; it reads the keys every platform
 shares. `load` composes the two: one `Reader` goes through the core's keys and the platform's, so
@@ -19,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bluegreen import config
-from bluegreen.config import ArmSettings, EdgeSettings
-from bluegreen.reader import Getter, Reader
+from bluegreen.config import ArmSettings, DataSettings, EdgeSettings
+from bluegreen.reader import NAMESPACE, Getter, Reader
 from platforms import lifeline
-from platforms.base import ArmPlatform, EdgePlatform
+from platforms.base import ArmPlatform, DataPlatform, EdgePlatform, refused
 
 lifeline.bind_to_engine()  # in a dynamic provider process: exit when the engine goes away
 
@@ -56,12 +57,26 @@ class EdgeStack:
         self.platform.preflight(self.settings)
 
 
+@dataclass(frozen=True)
+class DataStack:
+    """The data stack's validated config: the shared settings and the platform's own."""
+
+    settings: DataSettings
+    platform: DataPlatform
+
+    def preflight(self) -> None:
+        self.platform.preflight(self.settings)
+
+
+Loaded = ArmStack | EdgeStack | DataStack
+
+
 def adapter(name: str):
     """The module of a registered platform."""
     return importlib.import_module(REGISTRY[name])
 
 
-def load(get: Getter, stack: str, project_dir: str) -> ArmStack | EdgeStack:
+def load(get: Getter, stack: str, project_dir: str) -> Loaded:
     """Read and validate a stack's whole config; `ConfigError` names every problem at once."""
     read = Reader(get, stack)
     name = read.declared("platform")
@@ -71,8 +86,30 @@ def load(get: Getter, stack: str, project_dir: str) -> ArmStack | EdgeStack:
     if name not in REGISTRY:
         read.stop()
     module = adapter(name)
-    if isinstance(settings, ArmSettings):
-        loaded: ArmStack | EdgeStack = ArmStack(settings, module.ARM.from_config(read))
+    if isinstance(settings, DataSettings):
+        if getattr(module, "DATA", None) is None:
+            read.problems.append(
+                refused(
+                    "platform",
+                    name,
+                    f"the {name} platform cannot run the data stack's database yet "
+                    f"({REGISTRY[name]} has no DATA adapter)",
+                    'set it to "local" on the data stack',
+                )
+            )
+            read.stop()
+        loaded: Loaded = DataStack(settings, module.DATA.from_config(read))
+    elif isinstance(settings, ArmSettings):
+        loaded = ArmStack(settings, module.ARM.from_config(read))
+        if settings.schema is not None and not module.ARM.reads_data:
+            read.problems.append(
+                refused(
+                    "schemaRevision",
+                    settings.schema.revision,
+                    f"the {name} arm cannot read the data stack yet",
+                    f"unset {NAMESPACE}:schemaRevision, or run this arm on local",
+                )
+            )
     else:
         loaded = EdgeStack(settings, module.EDGE.from_config(read))
         read.problems.extend(loaded.platform.refusals(settings))
@@ -80,7 +117,7 @@ def load(get: Getter, stack: str, project_dir: str) -> ArmStack | EdgeStack:
     return loaded
 
 
-def from_engine() -> ArmStack | EdgeStack:
+def from_engine() -> Loaded:
     """This stack's config as the engine passes it, Pulumi.yaml's defaults included."""
     import pulumi
 

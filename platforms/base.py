@@ -3,6 +3,7 @@
 An adapter is two frozen dataclasses, one per role, each holding the platform's own keys for that
 role, read and validated by its `from_config`; `arm()` and `edge()` declare the resources. A key
 that only one role of one platform uses is a field of that class alone, so it is never Optional.
+A platform that runs the data stack's database has a third, a `DataPlatform` (`database()`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Self
+from typing import ClassVar, Self
 
 import pulumi
 
-from bluegreen.config import ArmSettings, Dns, EdgeSettings, utc_text
+from bluegreen.config import ArmSettings, DataSettings, Dns, EdgeSettings, utc_text
 from bluegreen.reader import NAMESPACE, Reader
 
 
@@ -60,6 +61,39 @@ class EdgeEndpoint:
     """The address of each edge, where the DNS name's records point (None: the url's host)."""
 
 
+@dataclass(frozen=True)
+class DataLink:
+    """The data stack as an arm reads it (components/data.py `data_from_stack`): set only on an
+    arm with bluegreen:schemaRevision."""
+
+    stack: str
+    """The data stack's whole name (org/project/stack)."""
+    needs: str
+    """The revision this arm's release needs."""
+    dsn: pulumi.Output[str]
+    """The libpq DSN of the database, a secret: it goes to the app in an owner-only file."""
+    applied: pulumi.Output[list[str]]
+    """The revisions applied to the database, oldest first, as the data stack last recorded."""
+
+    @property
+    def items_shape(self) -> str:
+        """The reference app's shape of the items table for `needs`: v1 reads `title`, which only
+        0001_items has alone; from 0002_items_name on, v2 reads `name`."""
+        return "v1" if self.needs == "0001_items" else "v2"
+
+
+@dataclass(frozen=True)
+class DataEndpoint:
+    """What a platform's database gives the data stack."""
+
+    dsn: pulumi.Output[str]
+    """A libpq DSN (postgresql://user:password@host:port/db), secret, that the migration and the
+    arms connect with; it resolves once the database answers."""
+    instance: pulumi.Output[str]
+    """What tells this database apart from one created in its place (its system identifier on
+    local): a new one is migrated again even when its DSN is the same."""
+
+
 Arms = dict[str, ArmView]
 """Both arms as the edge reads them from their stacks, by colour."""
 
@@ -91,9 +125,15 @@ class ArmPlatform(ABC):
         naming the key, the value and what is allowed. Most platforms have nothing to check."""
         return None
 
+    reads_data: ClassVar[bool] = False
+    """Whether this platform's arm can run with bluegreen:schemaRevision (reading the data
+    stack): `arm()` is then called with `data`. Elsewhere that key is refused before anything
+    is declared."""
+
     @abstractmethod
     def arm(self, name: str, parent: pulumi.Resource, s: ArmSettings) -> ArmEndpoint:
-        """Declare one arm's compute as children of `parent`."""
+        """Declare one arm's compute as children of `parent`. Where `reads_data`, it takes a
+        keyword `data: DataLink | None` too (given only when the arm needs a schema)."""
 
 
 def write_refusals(settings: EdgeSettings, edge: str, only: str) -> list[str]:
@@ -158,3 +198,21 @@ class EdgePlatform(ABC):
         `LatencySite`s, Route 53 on aws), in site order; None: the live name is one record of
         every edge's address (with, where the platform runs one, a health agent beside it)."""
         return None
+
+
+class DataPlatform(ABC):
+    """One platform's data stack: its own keys and how it runs the database the arms share."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, read: Reader) -> Self:
+        """Read and validate this platform's data keys; problems go to `read`."""
+
+    def preflight(self, s: DataSettings) -> None:
+        """As `ArmPlatform.preflight`, for the data stack."""
+        return None
+
+    @abstractmethod
+    def database(self, name: str, parent: pulumi.Resource, s: DataSettings) -> DataEndpoint:
+        """Declare the database (a PostgreSQL) as children of `parent`; the component migrates
+        it (platforms/migration.py) through the DSN this returns."""

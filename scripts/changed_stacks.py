@@ -1,4 +1,5 @@
-"""Which stacks a change touches, in the order CI must update them: arms before `live`.
+"""Which stacks a change touches, in the order CI must update them: `data` (the database the arms
+read) first, then the arms, then `live`.
 
 A stack file (`Pulumi.<stack>.yaml`) touches that stack; the program, its components, platforms,
 policy pack or dependencies touch every stack. Used by .github/workflows; tested in
@@ -30,10 +31,12 @@ PROGRAM = (
     "policy/",
 )
 EDGE = "live"
+DATA = "data"
 
 
 def stacks_for(paths: Iterable[str], all_stacks: Iterable[str]) -> list[str]:
-    """The stacks `paths` touch: arms first (alphabetically), then the edge, one update each."""
+    """The stacks `paths` touch: the data stack first, the arms (alphabetically), then the edge,
+    one update each."""
     known = set(all_stacks)
     touched: set[str] = set()
     for path in paths:
@@ -43,7 +46,8 @@ def stacks_for(paths: Iterable[str], all_stacks: Iterable[str]) -> list[str]:
                 touched.add(match.group(1))
         elif path.startswith(PROGRAM):
             touched |= known
-    return sorted(touched - {EDGE}) + ([EDGE] if EDGE in touched else [])
+    first = [DATA] if DATA in touched else []
+    return first + sorted(touched - {EDGE, DATA}) + ([EDGE] if EDGE in touched else [])
 
 
 def stack_files(root: str = ".") -> list[str]:

@@ -1,19 +1,27 @@
-"""The local arm: app/server.py as a process on loopback."""
+"""The local arm: app/server.py as a process on loopback.
+
+With bluegreen:schemaRevision the arm serves the data stack's database: its DSN (a secret) goes
+to the app in an owner-only file in the run dir (`--dsn-file`, never on the command line) with
+the shape of the items table its revision has (`--items-shape`). A new DSN (a new password, port
+or database) restarts the app, which reads the file once: the process's environment carries a
+fingerprint of it (the app takes SIGHUP, the files' reload signal, as "get slow")."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pulumi
 
 from bluegreen import probe
 from bluegreen.config import ArmSettings
 from bluegreen.reader import VERSION, Reader
-from platforms.base import ArmEndpoint, ArmPlatform
+from platforms.base import ArmEndpoint, ArmPlatform, DataLink
 from platforms.local.loopback import ROOT, read_bind_address, refuse_taken
 from platforms.local.process import Process
 
@@ -50,6 +58,8 @@ def _simulate(read: Reader) -> dict[str, str]:
 class LocalArm(ArmPlatform):
     """The arm's service: app/server.py as a process on loopback."""
 
+    reads_data: ClassVar[bool] = True
+
     bind_address: str
     port: int
     """The port the arm's service listens on: its direct endpoint."""
@@ -75,7 +85,9 @@ class LocalArm(ArmPlatform):
         answer = probe.readiness(f"http://{self.bind_address}:{self.port}", s.health_path, 1)
         refuse_taken(self.bind_address, self.port, "port", ours=answer.color == s.color)
 
-    def arm(self, name: str, parent: pulumi.Resource, s: ArmSettings) -> ArmEndpoint:
+    def arm(
+        self, name: str, parent: pulumi.Resource, s: ArmSettings, data: DataLink | None = None
+    ) -> ArmEndpoint:
         host, port = self.bind_address, self.port
         endpoint = f"http://{host}:{port}"
         argv = [
@@ -89,13 +101,26 @@ class LocalArm(ArmPlatform):
             f"--health-path={s.health_path}",
             *self.app_args,
         ]
+        env: pulumi.Input[dict] = {"PYTHONUNBUFFERED": "1"}
+        with_data: dict[str, Any] = {}
+        if data is not None:
+            dsn_file = os.path.join(s.run_dir, f"{s.color}.dsn")
+            argv += [f"--dsn-file={dsn_file}", f"--items-shape={data.items_shape}"]
+            with_data["files"] = {dsn_file: data.dsn}
+            env = data.dsn.apply(
+                lambda dsn: {
+                    "PYTHONUNBUFFERED": "1",
+                    "BLUEGREEN_DSN_FINGERPRINT": hashlib.sha256(dsn.encode()).hexdigest()[:16],
+                }
+            )
         service = Process(
             f"{name}-service",
             {
                 "name": f"{s.app_name}-{s.color}",
                 "argv": argv,
                 "cwd": s.run_dir,
-                "env": {"PYTHONUNBUFFERED": "1"},
+                "env": env,
+                **with_data,
                 "bind": host,
                 "port": port,
                 "portKey": "bluegreen:port",

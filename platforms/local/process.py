@@ -4,7 +4,10 @@ The process must outlive the `pulumi` run that started it, so it gets its own se
 file. Its identity is its pid *and* its start time: `delete` signals the process only when both
 still match, so a recycled pid never gets a stranger killed. Its `files` (path: text) are written
 before it starts; a change to them alone rewrites them and sends the process `reloadSignal`
-(SIGHUP by default) instead of restarting it.
+(SIGHUP by default) instead of restarting it. Its `healthUrl` is an http:// URL any answer of which
+means it serves, or tcp://host:port for a server that speaks no HTTP (PostgreSQL), ready once it
+accepts a connection; `stopSignal` (SIGTERM by default) is what stops it (SIGINT is PostgreSQL's
+fast shutdown), SIGKILL after `stopGraceSeconds` (5).
 """
 
 from __future__ import annotations
@@ -86,12 +89,13 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def stop(pid: int, ticks: int, grace_s: float = 5.0) -> None:
-    """SIGTERM the process group we started, SIGKILL after `grace_s`; only if still ours."""
+def stop(pid: int, ticks: int, grace_s: float = 5.0, signum: int = signal.SIGTERM) -> None:
+    """Signal the process group we started (SIGTERM unless `signum`), SIGKILL after `grace_s`;
+    only if still ours."""
     if not is_running(pid, ticks):
         return
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signum)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s
@@ -114,12 +118,29 @@ def _write_files(files: dict[str, str] | None) -> None:
         os.replace(tmp, path)  # the process never reads half a file
 
 
+def _answers(url: str) -> bool:
+    """Whether the process serves: any HTTP answer at an http:// URL (readiness is the gate's
+    call), or a connection accepted at tcp://host:port."""
+    if not url.startswith("tcp://"):
+        return probe.request(url, timeout=1.0).status is not None
+    host, _, port = url.removeprefix("tcp://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
+
+
 def _tail(path: str, lines: int = 15) -> str:
     try:
         with open(path, errors="replace") as f:
             return "".join(f.readlines()[-lines:]).strip()
     except OSError:
         return "(no log)"
+
+
+def _stop_signal(props: dict[str, Any]) -> int:
+    return getattr(signal, props.get("stopSignal") or "SIGTERM")
 
 
 class ProcessProvider(ResourceProvider):
@@ -152,18 +173,16 @@ class ProcessProvider(ResourceProvider):
             f.write(f"{proc.pid} {ticks}\n")
 
         deadline = time.monotonic() + float(props.get("readyTimeout", 15))
-        answer = None
+        serving = False
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
-            answer = probe.request(props["healthUrl"], timeout=1.0)
-            if (
-                answer.status is not None
-            ):  # any HTTP answer means it is serving; readiness is the gate's call
+            serving = _answers(props["healthUrl"])
+            if serving:
                 break
             time.sleep(0.05)
-        if answer is None or answer.status is None:
-            stop(proc.pid, ticks or 0)
+        if not serving:
+            stop(proc.pid, ticks or 0, signum=_stop_signal(props))
             why = (
                 f"exited with code {proc.returncode}"
                 if proc.poll() is not None
@@ -202,7 +221,8 @@ class ProcessProvider(ResourceProvider):
         return ReadResult(id_=id_, outs=props)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        stop(int(props["pid"]), int(props["startTicks"]))
+        grace_s = float(props.get("stopGraceSeconds") or 5)
+        stop(int(props["pid"]), int(props["startTicks"]), grace_s, signum=_stop_signal(props))
         for _ in range(100):  # the arm's port must be free before a replacement starts
             if not port_in_use(props["bind"], int(props["port"])):
                 break

@@ -15,6 +15,9 @@ from bluegreen_policy.settings import no_settings
 
 EDGE = "bluegreen:index:Edge"
 ARM = "bluegreen:index:Arm"
+MIGRATIONS = ("pulumi-python:dynamic/data:Migration", "pulumi-python:dynamic/bluegreen:Migration")
+"""The data stack's migration (platforms/migration.py; a dynamic resource's type names its
+module and name)."""
 Report = Callable[..., None]
 
 
@@ -60,6 +63,53 @@ def observed(args: ResourceValidationArgs, report: Report) -> dict[str, Any] | N
         report(
             f"{args.name} denied: the gate cannot read what is live now ({err}). "
             "Nothing was changed; check the backend (pulumi login, PULUMI_BACKEND_URL)."
+        )
+        return None
+    return props
+
+
+def short(stack: str | None) -> str:
+    """A stack's own name (org/project/NAME), as `pulumi up -s` takes it in this project."""
+    return (stack or "").rsplit("/", 1)[-1]
+
+
+MIGRATION_INPUTS = (
+    "stack",
+    "target",
+    "applied",
+    "revisions",
+    "pending",
+    "armStacks",
+    "liveStack",
+)
+"""What the data guards read of a migration: never its `dsn`, which a preview may not know yet."""
+
+
+def inputs(args: ResourceValidationArgs, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Those of the resource's inputs a policy reads, normalised: an input it does not read that
+    a preview cannot know yet (an unknown) leaves the policy able to run."""
+    present = set(args.props)
+    return {k: plain(args.props[k]) for k in keys if k in present}
+
+
+def migration_observed(args: ResourceValidationArgs, report: Report) -> dict[str, Any] | None:
+    """A migration's inputs plus what the stacks it must not break say now: the revision each arm
+    stack needs (`armNeeds`: colour to its `schemaRevision` output, None for a stateless arm or
+    none deployed), and of the live stack its traffic (`liveWeights`), its traffic changes
+    (`evidence`, the newest last) and its `rollbackWindowMinutes`. None after reporting a failed
+    read, as `observed`."""
+    props = inputs(args, MIGRATION_INPUTS)
+    try:
+        stacks = props.get("armStacks") or {}
+        props["armNeeds"] = {c: outputs_of(s).get("schemaRevision") for c, s in stacks.items()}
+        live = outputs_of(props.get("liveStack"))
+        props["liveWeights"] = live.get("weights") or {}
+        props["evidence"] = live.get("evidence") or []
+        props["rollbackWindowMinutes"] = live.get("rollbackWindowMinutes")
+    except state.StateReadError as err:
+        report(
+            f"{args.name} denied: the gate cannot read what the arms and the live stack run now "
+            f"({err}). Nothing was changed; check the backend (pulumi login, PULUMI_BACKEND_URL)."
         )
         return None
     return props

@@ -3,7 +3,8 @@
 They judge the inputs of the `bluegreen:index:Edge` and `bluegreen:index:Arm` components (the
 pointer before and after, the weights before and after, each arm's direct endpoint and pinned
 version, the live colour an arm deploy happens under), and where the question is "is it really
-ready", they ask the arms themselves over HTTP.
+ready", they ask the arms themselves over HTTP. The guards of the database the arms share are in
+data_rules.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from bluegreen_policy import settings, smoke
+from bluegreen_policy import data_rules, settings, smoke
 from bluegreen_policy.observed import (
     ARM,
     EDGE,
@@ -329,4 +330,5 @@ POLICIES = [
         validate=maintenance_during_flip,
         enforcement_level=EnforcementLevel.ADVISORY,
     ),
+    *data_rules.POLICIES,  # the shared database's guards
 ]

@@ -25,7 +25,21 @@ ROLLBACK = "bluegreen-rollback-target"
 LIVE_ARM = "bluegreen-no-deploy-to-live-arm"
 FREEZE = "bluegreen-change-freeze"
 MAINTENANCE = "bluegreen-maintenance-during-flip"
-ALL_POLICIES = (SMOKE, WEIGHTS, DNS, ROLLBACK, LIVE_ARM, FREEZE, MAINTENANCE)
+SCHEMA_APPLIED = "bluegreen-schema-applied"
+CONTRACT_SAFE = "bluegreen-contract-safe"
+EXPAND_SAFE = "bluegreen-expand-safe"
+ALL_POLICIES = (
+    SMOKE,
+    WEIGHTS,
+    DNS,
+    ROLLBACK,
+    LIVE_ARM,
+    FREEZE,
+    MAINTENANCE,
+    SCHEMA_APPLIED,
+    CONTRACT_SAFE,
+    EXPAND_SAFE,
+)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The end-to-end tests and the benches drive the real `pulumi` CLI against it, with real processes
 on loopback, without touching the stacks `scripts/demo` leaves running. `teardown` destroys every
-stack and reports any process or port left behind.
+stack and reports any process or port left behind. With `data=True` the project has a data stack
+too (PostgreSQL on a port of its own, a password of its own), deployed before the arms.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import glob
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from bluegreen import probe
 from cutover.workspace import ROOT, Workspace, toolchain_env
 from platforms.local.edge_files import served
+from platforms.local.local_data import data_home
 from platforms.local.process import port_in_use, start_ticks
 
 COPIED = (
@@ -117,8 +120,15 @@ class LocalProject:
         """Which arm answered each of n requests through the edge (None for a failed request)."""
         return [probe.request(url or self.edge_url).color for _ in range(n)]
 
+    @property
+    def has_data(self) -> bool:
+        return os.path.exists(os.path.join(self.dir, "Pulumi.data.yaml"))
+
     def up_all(self, active: str = "blue") -> None:
-        """Deploy both arms (at once: they are independent stacks), then the edge."""
+        """Deploy the data stack if there is one, both arms (at once: they are independent
+        stacks), then the edge."""
+        if self.has_data:
+            self.ws.up("data")
         with ThreadPoolExecutor(max_workers=2) as pool:
             for done in [pool.submit(self.ws.up, color) for color in ("blue", "green")]:
                 done.result()
@@ -127,15 +137,18 @@ class LocalProject:
 
     def pids(self) -> list[tuple[int, int | None]]:
         """Every process our run directories know about: the arms' services, nginx, Knot,
-        Prometheus and the queue service, by their pid files."""
+        Prometheus, the queue service and PostgreSQL, by their pid files (ours: "pid ticks";
+        a daemon's: its pid first, as PostgreSQL's own postmaster.pid, whose next line is its data
+        directory)."""
         found = []
         for path in glob.glob(os.path.join(self.dir, ".bluegreen", "**", "*.pid"), recursive=True):
             try:
                 parts = open(path).read().split()
-            except OSError:
+                pid = int(parts[0])
+            except (OSError, ValueError, IndexError):
                 continue
-            if parts:
-                found.append((int(parts[0]), int(parts[1]) if len(parts) > 1 else None))
+            ticks = parts[1] if len(parts) > 1 else ""
+            found.append((pid, int(ticks) if ticks.isdigit() else None))
         return found
 
     def stop(self) -> list[str]:
@@ -156,7 +169,7 @@ class LocalProject:
 
     def teardown(self) -> list[str]:
         """Destroy every stack; return what was left behind (processes, ports) after that."""
-        for stack in ("live", "green", "blue"):
+        for stack in ("live", "green", "blue", "data"):
             if os.path.exists(os.path.join(self.dir, f"Pulumi.{stack}.yaml")):
                 self.ws.destroy(stack, check=False)
         return self._gone()
@@ -184,10 +197,12 @@ class LocalProject:
                 break
             time.sleep(0.05)
         self._signal(signal.SIGKILL)
-        # A local edge run as root keeps what its workers read outside the run dir.
+        # A local edge run as root keeps what its workers read outside the run dir, and so does
+        # the data stack's PostgreSQL (its cluster).
         for run_dir in glob.glob(os.path.join(self.dir, ".bluegreen", "*")):
-            if os.path.isdir(run_dir) and served(run_dir) != run_dir:
-                shutil.rmtree(served(run_dir), ignore_errors=True)
+            for kept in (served(run_dir), data_home(run_dir)):
+                if os.path.isdir(run_dir) and kept != run_dir:
+                    shutil.rmtree(kept, ignore_errors=True)
         return left
 
 
@@ -204,9 +219,12 @@ def _yaml(value: object) -> str:
     return str(value)
 
 
-def make_project(tmp_path, policy: bool = False, root: str = ROOT) -> LocalProject:
+def make_project(
+    tmp_path, policy: bool = False, root: str = ROOT, data: bool = False
+) -> LocalProject:
     """The copy is made from `root` (another checkout of the project, e.g. an older commit for a
-    bench's baseline); the venv and the Pulumi CLI are always this checkout's."""
+    bench's baseline); the venv and the Pulumi CLI are always this checkout's. `data`: with a
+    data stack at revision 0001_items (port `ports["data"]`, a password of its own)."""
     project = os.path.join(str(tmp_path), "bluegreen")
     os.makedirs(project)
     for name in COPIED:
@@ -252,6 +270,13 @@ def make_project(tmp_path, policy: bool = False, root: str = ROOT) -> LocalProje
     )
     for stack in ("blue", "green", "live"):
         lp.ws.ensure_stack(stack)
+    if data:
+        [lp.ports["data"]] = free_ports(1)
+        values = {"role": "data", "schemaRevision": "0001_items", "databasePort": lp.ports["data"]}
+        lp.write_stack("data", values)
+        lp.ws.ensure_stack("data")
+        password = secrets.token_urlsafe(18)
+        lp.ws.config_set_secret("data", "bluegreen:databasePassword", password)
     return lp
 
 

@@ -27,3 +27,9 @@ def test_docs_and_tests_touch_nothing():
 
 def test_a_deleted_stack_file_is_not_deployed():
     assert stacks_for(["Pulumi.staging.yaml"], STACKS) == []
+
+
+def test_the_data_stack_goes_before_the_arms():
+    stacks = [*STACKS, "data"]
+    assert stacks_for(["components/arm.py"], stacks) == ["data", "blue", "green", "live"]
+    assert stacks_for(["Pulumi.data.yaml", "Pulumi.blue.yaml"], stacks) == ["data", "blue"]

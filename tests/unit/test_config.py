@@ -12,6 +12,7 @@ def load(name: str = "blue", **values):
 
 ARM = {"role": "arm", "color": "blue", "version": "v1", "port": "18081"}
 EDGE = {"role": "edge", "activeColor": "blue"}
+DATA = {"role": "data", "schemaRevision": "0001_items", "databasePassword": "pw"}
 
 
 def problems(name: str = "blue", **values) -> str:
@@ -323,6 +324,7 @@ def test_every_key_the_program_reads_is_in_pulumi_yaml():
         dns = {"dnsProvider": "route53"}
         read |= keys_read("blue", **ARM, platform=platform)
         read |= keys_read("live", **EDGE, **dns, platform=platform, canaryWeight="0")
+        read |= keys_read("data", **DATA, platform=platform)
     read |= tooling_keys()
     assert read - declared - undeclared == set()
     assert (declared | undeclared) - read == set(), "keys in Pulumi.yaml that nothing reads"

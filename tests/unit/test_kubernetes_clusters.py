@@ -194,8 +194,8 @@ class LastOutputs(StackMocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         name = args.args.get("name")
-        if args.token != READ_OUTPUTS or name in self.stacks:  # the arms' stacks
-            return {}
+        if args.token != READ_OUTPUTS or name != "organization/bluegreen/live":
+            return {}  # the arms' stacks, and a data stack this project does not have
         self.reads.append(name)
         if isinstance(self.last, Exception):
             raise self.last
