@@ -64,6 +64,19 @@ def test_the_backfill_fills_the_rows_already_there_in_committed_batches(postgres
     assert batches == (20000 // 5000,)
 
 
+def test_the_backfill_passes_ids_past_the_small_integers(postgres_dsn):
+    """Batch bounds past 32,767: a bound added up in SQL from small parameters overflowed."""
+    schema.upgrade(postgres_dsn, "0001_items")
+    with psycopg.connect(postgres_dsn) as conn:
+        conn.execute(
+            "INSERT INTO items (id, title) SELECT n, 't' || n FROM generate_series(30001, 30050) n"
+        )
+    schema.upgrade(postgres_dsn, "0002_items_name")
+    with psycopg.connect(postgres_dsn) as conn:
+        left = conn.execute("SELECT count(*) FROM items WHERE name IS DISTINCT FROM title")
+        assert left.fetchone() == (0,)
+
+
 @pytest.fixture
 def app(tmp_path):
     """Start app/server.py with --dsn-file and --items-shape; yield a function that does."""

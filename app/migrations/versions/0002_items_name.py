@@ -44,7 +44,9 @@ TRIGGER = (
     "FOR EACH ROW EXECUTE FUNCTION items_title_name()"
 )
 
-BACKFILL = "UPDATE items SET name = title WHERE id >= :low AND id < :low + :batch AND name IS NULL"
+BACKFILL = "UPDATE items SET name = title WHERE id >= :low AND id < :high AND name IS NULL"
+"""One batch: the bounds are computed here, not in SQL, where psycopg would send small Python
+integers as smallint and `:low + :batch` would overflow past 32,767."""
 
 
 def upgrade() -> None:
@@ -60,12 +62,13 @@ def backfill() -> None:
     time (the rows written since, the trigger has filled)."""
     if context.is_offline_mode():
         # Rendered once: run online, it repeats for each BATCH ids from min(id) to max(id).
-        op.execute(sa.text(f"-- once per {BATCH} ids\n{BACKFILL}").bindparams(low=1, batch=BATCH))
+        once = sa.text(f"-- once per {BATCH} ids\n{BACKFILL}").bindparams(low=1, high=1 + BATCH)
+        op.execute(once)
         return
     bind = op.get_bind()
-    low, high = bind.execute(sa.text("SELECT min(id), max(id) FROM items")).one()
-    while low is not None and low <= high:
-        bind.execute(sa.text(BACKFILL), {"low": low, "batch": BATCH})
+    low, last = bind.execute(sa.text("SELECT min(id), max(id) FROM items")).one()
+    while low is not None and low <= last:
+        bind.execute(sa.text(BACKFILL), {"low": low, "high": low + BATCH})
         low += BATCH
 
 
