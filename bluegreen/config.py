@@ -26,6 +26,7 @@ from bluegreen.config_parts.data_settings import (
     read_data,
     read_edge_data,
     read_need,
+    read_rollback_window,
 )
 from bluegreen.config_parts.dns_settings import Dns, read_dns
 from bluegreen.config_parts.edge_sites import Sites, read_sites
@@ -184,6 +185,8 @@ class EdgeSettings(Common):
     """The edges of bluegreen:edges and the waves of bluegreen:waves (none: the one edge)."""
     data_stack: str = "data"
     """The data stack whose applied revisions the gate checks a flip against, if it exists."""
+    rollback_window_minutes: int = 30
+    """After a flip, how long a rollback to the arm it left counts as possible (for a contract)."""
 
     @property
     def weights(self) -> dict[str, int]:
@@ -204,7 +207,7 @@ Settings = ArmSettings | EdgeSettings | DataSettings
 # Keys only one role may set. They have no default in Pulumi.yaml, so a stack that sets one of
 # the other role's is told so rather than silently ignored.
 _ARM_ONLY = ("color", "version", "port", "simulate", "armRegions")
-_EDGE_ONLY = ("activeColor",)
+_EDGE_ONLY = ("activeColor", "rollbackWindowMinutes")
 _COLOR = '"blue" or "green"'
 
 
@@ -290,6 +293,7 @@ def _edge(read: Reader, common: Common, project_dir: str) -> EdgeSettings:
         handover_s=read.integer("writerHandoverSeconds", 1, 600),
         sites=read_sites(read),
         data_stack=read_edge_data(read),
+        rollback_window_minutes=read_rollback_window(read),
     )
 
 

@@ -5,7 +5,11 @@ Each update that moves traffic (a flip, a canary step, a rollback; by the `blueg
 CI, or a bare `pulumi up -s live`) appends one record to the edge stack's `evidence` output:
 
     {"time", "who", "where", "commit", "from": {"activeColor", "weights"}, "to": {...},
-     "versions": {"blue", "green"}, "smoke": {...}, "hold": {...}, "outcome": ...}
+     "versions": {"blue", "green"}, "schema": {...}, "smoke": {...}, "hold": {...}, "outcome": ...}
+
+`schema` only where the edge read a data stack (`schema_record`): which release traffic left and
+which it went to, with the revision each needs, and what the database had applied; the policy
+pack's rollback window for a contract reads it from the newest record.
 
 `who` and `where` come from the environment of the update (GitHub Actions' actor and run URL in
 CI; user@host otherwise). The gate's smoke figures are read from the file $BLUEGREEN_SMOKE_REPORT
@@ -34,6 +38,8 @@ RECORD_TYPE = "pulumi-python:dynamic/bluegreen:FlipRecord"
 """The type of the edge's evidence resource in the stack's state (components/evidence.py)."""
 KEEP = 50
 """How many records the state keeps; the optional JSON-lines file keeps all."""
+SCHEMA = "schema"
+"""The record's key for the schema revisions of its change (`schema_record`)."""
 
 
 def user_at_host() -> str:
@@ -95,6 +101,37 @@ def smoke(env: Mapping[str, str]) -> dict | None:
     """The gate's figures of this update, if $BLUEGREEN_SMOKE_REPORT names a report."""
     path = env.get(SMOKE_REPORT_ENV)
     return (read_report(path) or None) if path else None
+
+
+def _moved(before: Mapping, after: Mapping, sign: int) -> str | None:
+    """The colour whose share fell (sign -1) or rose (+1) between two traffic records."""
+    was, now_ = before.get("weights") or {}, after.get("weights") or {}
+    return next(
+        (c for c in sorted({*was, *now_}) if sign * ((now_.get(c) or 0) - (was.get(c) or 0)) > 0),
+        None,
+    )
+
+
+def schema_record(
+    before: Mapping | None, after: Mapping, needs: Mapping[str, str | None], applied: list[str]
+) -> dict:
+    """The record's `schema`: {"from": {"color", "needs"}, "to": {...}, "applied": [...]}.
+
+    `from` is the colour the change took traffic from (the one whose share fell; else the colour
+    that was active), `to` the colour it gave traffic to (whose share rose; else the active one),
+    each with the revision its release needs (null: it keeps no data); `from` is null for the
+    stack's first record. `needs` maps each colour to its arm's `schemaRevision` output, and
+    `applied` is what the data stack had applied when the edge read it."""
+
+    def side(color: object) -> dict | None:
+        return None if not color else {"color": color, "needs": needs.get(str(color))}
+
+    source = target = None
+    if before is not None:
+        source = _moved(before, after, -1) or before.get("activeColor")
+        target = _moved(before, after, +1)
+    target = target or after.get("activeColor")
+    return {"from": side(source), "to": side(target), "applied": [str(r) for r in applied]}
 
 
 def now() -> str:

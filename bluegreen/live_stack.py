@@ -4,8 +4,9 @@ and its outputs as typed values.
 A flip, a rollback and the CI watch move traffic by writing `POINTER` (with `CANARY` for a
 canary step, and `MAINTENANCE` to freeze writes) in Pulumi.<stack>.yaml. What the edge serves
 after an update is in the stack's outputs (__main__.py and components/edge.py export them);
-`LiveOutputs.from_outputs` reads them, and an arm stack's with `ArmOutputs.from_outputs`. Both
-tolerate missing keys (a stack never deployed has no outputs; an older one lacks the newer ones).
+`LiveOutputs.from_outputs` reads them, an arm stack's with `ArmOutputs.from_outputs`, and the
+data stack's `schema` with `SchemaOutputs.from_outputs`. All tolerate missing keys (a stack never
+deployed has no outputs; an older one lacks the newer ones).
 """
 
 from __future__ import annotations
@@ -62,17 +63,69 @@ class ArmOutputs:
     """Each node's host:port (the access log names upstreams by address)."""
     stack: str | None = None
     """The arm's stack, as the edge's `arms` output names it."""
+    schema_revision: str | None = None
+    """The schema revision its release needs (bluegreen:schemaRevision); None: it keeps no data."""
 
     @classmethod
     def from_outputs(cls, outputs: Mapping | None) -> ArmOutputs:
         outputs = outputs if isinstance(outputs, Mapping) else {}
         nodes = outputs.get("nodes")
+        revision = outputs.get("schemaRevision")
         return cls(
             endpoint=outputs.get("endpoint"),
             version=outputs.get("version"),
             nodes=tuple(nodes) if isinstance(nodes, list | tuple) else (),
             stack=outputs.get("stack"),
+            schema_revision=revision if isinstance(revision, str) else None,
         )
+
+
+@dataclass(frozen=True)
+class SchemaOutputs:
+    """The data stack's `schema` output (components/data.py): what its database has applied."""
+
+    applied: tuple[str, ...] = ()
+    """The revisions applied, oldest first."""
+    current: str | None = None
+    phases: dict[str, str] = field(default_factory=dict)
+    """Each revision's phase, "expand" or "contract"."""
+    floor: str | None = None
+    """What the newest applied contract `contracts`: a release needing a revision before it needs
+    a shape that is gone. None: no contract applied."""
+
+    @classmethod
+    def from_outputs(cls, schema: object) -> SchemaOutputs:
+        """From the `schema` output's value (anything else reads as nothing applied)."""
+        schema = schema if isinstance(schema, Mapping) else {}
+        applied, current, floor = schema.get("applied"), schema.get("current"), schema.get("floor")
+        return cls(
+            applied=tuple(str(r) for r in applied) if isinstance(applied, list | tuple) else (),
+            current=current if isinstance(current, str) else None,
+            phases={str(k): str(v) for k, v in (_mapping(schema.get("phases")) or {}).items()},
+            floor=floor if isinstance(floor, str) else None,
+        )
+
+    @property
+    def floor_contract(self) -> str | None:
+        """The applied contract that set the floor: the newest applied contract revision."""
+        if self.floor is None:
+            return None
+        return next((r for r in reversed(self.applied) if self.phases.get(r) == "contract"), None)
+
+    def unsafe(self, need: str | None) -> str | None:
+        """Why a release needing `need` cannot run on this database, as the end of "<colour> needs
+        <need>, ..."; None: it can (it is applied, and no applied contract removed its shape; or it
+        keeps no data)."""
+        if need is None:
+            return None
+        if need not in self.applied:
+            return "which is not applied"
+        floor = self.floor
+        if floor in self.applied and self.applied.index(need) < self.applied.index(floor):
+            contract = self.floor_contract
+            by = f"the applied contract {contract}" if contract else "an applied contract"
+            return f"whose shape {by} removed"
+        return None
 
 
 @dataclass(frozen=True)
@@ -98,6 +151,10 @@ class LiveOutputs:
     at `url`."""
     edge_traffic: dict[str, Traffic] = field(default_factory=dict)
     """What each site's edge was recorded serving by the last update that applied it."""
+    data_stack: str | None = None
+    """The data stack the edge read the applied schema revisions of; None: it read none."""
+    rollback_window_minutes: int | None = None
+    """bluegreen:rollbackWindowMinutes as the stack exports it; None: not said."""
 
     @classmethod
     def from_outputs(cls, outputs: Mapping | None) -> LiveOutputs:
@@ -105,6 +162,7 @@ class LiveOutputs:
         maintenance = outputs.get("maintenance")
         arms = _mapping(outputs.get("arms"))
         evidence = outputs.get("evidence")
+        data_stack, window = outputs.get("dataStack"), outputs.get("rollbackWindowMinutes")
         return cls(
             deployed=bool(outputs),
             traffic=Traffic.from_outputs(outputs),
@@ -127,6 +185,10 @@ class LiveOutputs:
                 for site, e in (_mapping(outputs.get("edges")) or {}).items()
                 if isinstance(e, Mapping)
             },
+            data_stack=data_stack if isinstance(data_stack, str) and data_stack else None,
+            rollback_window_minutes=None
+            if isinstance(window, bool) or not isinstance(window, int)
+            else window,
         )
 
     @property

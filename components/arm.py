@@ -48,8 +48,15 @@ class Arm(pulumi.ComponentResource):
         data = args.data
         if data is not None:
             # The revision this release needs, and what the data stack has applied: the pack
-            # refuses an arm whose revision is not applied yet.
-            gate["schema"] = {"needs": data.needs, "applied": data.applied, "dataStack": data.stack}
+            # refuses an arm whose revision is not applied yet, or whose shape an applied
+            # contract removed (`floor`, set by `floorContract`).
+            gate["schema"] = {
+                "needs": data.needs,
+                "applied": data.applied,
+                "dataStack": data.stack,
+                "floor": data.floor,
+                "floorContract": data.floor_contract,
+            }
         super().__init__("bluegreen:index:Arm", name, gate, opts)
         if data is None:
             deployed = args.platform.arm(name, self, s)

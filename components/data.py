@@ -2,8 +2,10 @@
 bluegreen:schemaRevision; and how an arm reads it (`data_from_stack`).
 
 The data stack deploys first (data, then the arms, then live): an arm that needs a revision reads
-the data stack's outputs, `dsn` (a secret) and `schema` ({current, applied, phases}), through a
-StackReference, and a flip never touches the database.
+the data stack's outputs, `dsn` (a secret) and `schema` ({current, applied, phases, floor}),
+through a StackReference, and a flip never touches the database. `floor` is what the newest
+applied contract `contracts` (null before any): a release needing a revision before it needs a
+shape that is gone, which the policy pack refuses though that revision is in `applied`.
 
 The component's inputs, and the Migration's, are what the policy pack judges a data deploy by:
 the target, the revisions with their phases, and `pending`, the SQL of each revision this update
@@ -21,6 +23,7 @@ import pulumi
 
 from bluegreen import schema
 from bluegreen.config import ArmSettings, DataSettings
+from bluegreen.live_stack import SchemaOutputs
 from components.naming import qualified
 from platforms.base import DataLink, DataPlatform
 from platforms.migration import Migration, refusal
@@ -47,12 +50,28 @@ def _read_outputs(name: str) -> dict | None:
     return dict((result.value or {}).get("outputs") or {})
 
 
-def data_applied(data_stack: str) -> list[str] | None:
-    """What the data stack has applied, as it last recorded it; None where there is no data stack
-    (or it was never deployed): the edge of a project without one judges no schema."""
+def data_schema(data_stack: str) -> SchemaOutputs | None:
+    """The data stack's `schema` as it last recorded it; None where there is no data stack (or it
+    was never deployed): the edge of a project without one judges no schema."""
     found = (_read_outputs(qualified(data_stack)) or {}).get("schema")
-    applied = found.get("applied") if isinstance(found, dict) else None
-    return [str(r) for r in applied] if isinstance(applied, list) else None
+    ok = isinstance(found, dict) and isinstance(found.get("applied"), list)
+    return SchemaOutputs.from_outputs(found) if ok else None
+
+
+def data_applied(data_stack: str) -> list[str] | None:
+    """What the data stack has applied, as it last recorded it; None as for `data_schema`."""
+    found = data_schema(data_stack)
+    return None if found is None else list(found.applied)
+
+
+def floor(applied: list[str], revisions: list[schema.Revision]) -> str | None:
+    """What the newest applied contract `contracts`: the oldest revision a release may still need
+    (None: no contract applied)."""
+    known = {r.id: r for r in revisions}
+    for rev in reversed(applied):
+        if rev in known and known[rev].phase == "contract":
+            return known[rev].contracts
+    return None
 
 
 def _finding(found: Any) -> dict:
@@ -120,7 +139,12 @@ class Data(pulumi.ComponentResource):
         )
         self.dsn = pulumi.Output.secret(served.dsn)
         self.schema = pulumi.Output.all(migration.applied, migration.current).apply(
-            lambda a: {"current": a[1], "applied": a[0], "phases": phases}
+            lambda a: {
+                "current": a[1],
+                "applied": a[0],
+                "phases": phases,
+                "floor": floor(list(a[0] or []), revisions),
+            }
         )
         self.register_outputs({"dsn": self.dsn, "schema": self.schema})
 
@@ -154,10 +178,12 @@ def data_from_stack(s: ArmSettings) -> DataLink | None:
     name = qualified(s.schema.data_stack)
     _require_data_stack(name, s)
     ref = pulumi.StackReference("data", stack_name=name)
-    found = ref.get_output("schema")
+    found = ref.get_output("schema").apply(SchemaOutputs.from_outputs)
     return DataLink(
         stack=name,
         needs=s.schema.revision,
         dsn=pulumi.Output.secret(ref.get_output("dsn")),
-        applied=found.apply(lambda v: [str(r) for r in (v or {}).get("applied") or []]),
+        applied=found.apply(lambda v: list(v.applied)),
+        floor=found.apply(lambda v: v.floor),
+        floor_contract=found.apply(lambda v: v.floor_contract),
     )

@@ -12,7 +12,7 @@ from bluegreen import flip_evidence
 from bluegreen.announce import WEBHOOK_URL
 from bluegreen.config import COLORS, EdgeSettings, utc_text
 from bluegreen.reader import NAMESPACE
-from components.data import data_applied
+from components.data import data_schema
 from components.evidence import FlipRecord
 from components.naming import qualified
 from components.notice import WindowNotice
@@ -112,19 +112,22 @@ class Edge(pulumi.ComponentResource):
             "maintenance": s.maintenance.enabled,
             "freezeOverride": s.freeze_override,
         }
-        applied = data_applied(s.data_stack)
-        if applied is not None:
+        data = data_schema(s.data_stack)
+        needs = {
+            c: a.outputs.apply(lambda o: o.get("schemaRevision")) for c, a in args.arms.items()
+        }
+        if data is not None:
             # With a data stack: the revision each arm's release needs (its `schemaRevision`
             # output, null for an arm that keeps no data) and what the database has applied; the
-            # pack refuses traffic to an arm whose revision is not applied.
+            # pack refuses traffic to an arm whose revision is not applied, or whose shape an
+            # applied contract removed (`floor`, set by `floorContract`).
             gate["schema"] = {
-                "arms": {
-                    c: a.outputs.apply(lambda o: o.get("schemaRevision"))
-                    for c, a in args.arms.items()
-                },
-                "applied": applied,
+                "arms": needs,
+                "applied": list(data.applied),
                 "dataStack": qualified(s.data_stack),
             }
+            if data.floor is not None:
+                gate["schema"] |= {"floor": data.floor, "floorContract": data.floor_contract}
         super().__init__("bluegreen:index:Edge", name, gate, opts)
         served = args.platform.edge(name, self, s, args.arms)
         self.dns_records: list[pulumi.Resource] = []
@@ -170,7 +173,14 @@ class Edge(pulumi.ComponentResource):
             c: {"stack": s.arm_stacks[c], "endpoint": a.endpoint, "version": a.version}
             for c, a in args.arms.items()
         }
+        # For how long a rollback to the arm traffic leaves stays possible: the policy pack holds
+        # back a contract that removes a shape its release needs until then.
+        self.exports["rollbackWindowMinutes"] = s.rollback_window_minutes
+        if data is not None:
+            self.exports["dataStack"] = s.data_stack  # `bluegreen status` reads it only then
         # The evidence of this update, if it moves traffic: written once the switch applied it.
+        # With a data stack it also says what each arm's release needs and what was applied
+        # (flip_evidence.schema_record): the contract's rollback window reads it.
         record = FlipRecord(
             f"{name}-evidence",
             {
@@ -180,6 +190,7 @@ class Edge(pulumi.ComponentResource):
                 "after": applied,
                 "root": os.getcwd(),
                 "file": s.evidence_file,
+                "schema": None if data is None else {"arms": needs, "applied": list(data.applied)},
             },
             pulumi.ResourceOptions(parent=self),
         )

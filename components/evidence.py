@@ -35,10 +35,16 @@ def _record(before: dict | None, props: dict[str, Any], note: dict) -> dict:
         "from": before,
         "to": props["traffic"],
         "versions": props["versions"],
+        flip_evidence.SCHEMA: None,
         "smoke": flip_evidence.smoke(env),
         "hold": None,
         "outcome": "applied",
     }
+    data = props.get("schema")
+    if isinstance(data, dict):  # the edge read a data stack: what each release needs
+        record[flip_evidence.SCHEMA] = flip_evidence.schema_record(
+            before, props["traffic"], data.get("arms") or {}, data.get("applied") or []
+        )
     record.update(note.get("record") or {})
     # The state drops null values; the file keeps what the state keeps.
     return {k: v for k, v in record.items() if v is not None}

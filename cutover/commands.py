@@ -17,7 +17,7 @@ from cutover.flip import flip
 from cutover.results import Outcome, Report
 from cutover.rolling_back import rollback
 from cutover.shadow import shadow
-from cutover.status import status
+from cutover.status import schema_view, status
 
 if TYPE_CHECKING:
     from cutover.operator import Operator
@@ -55,11 +55,15 @@ def run(op: Operator, args: argparse.Namespace, hold: config.Hold) -> Report:
 
 
 def status_json(op: Operator) -> Report:
-    """`status --json`: what the edge serves and the arms' versions, on stdout alone."""
+    """`status --json`: what the edge serves and the arms' versions (with a data stack, its
+    `schema`: cutover/status.py `schema_summary`), on stdout alone."""
     arms = op.arms()
     record = ci.snapshot(
         op.stack, op.live(), {c: (op.edge.arm_stacks[c], arms[c]) for c in config.COLORS}
     )
+    schema = schema_view(op, op.live(), arms)  # with a data stack: its revisions, one more read
+    if schema is not None:
+        record["schema"] = schema
     print(json.dumps(record, indent=2, sort_keys=True), flush=True)
     return Report(Outcome.DONE)
 

@@ -1,5 +1,6 @@
-"""`bluegreen status`: what the edge serves, how each arm answers, the last traffic changes (the
-live stack's evidence), the maintenance queue and this machine's flip log, as text."""
+"""`bluegreen status`: what the edge serves, how each arm answers, the schema revisions (with a
+data stack), the last traffic changes (the live stack's evidence), the maintenance queue and this
+machine's flip log, as text."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from bluegreen import probe
 from bluegreen.config import COLORS, other
-from bluegreen.live_stack import ArmOutputs, LiveOutputs, Traffic
+from bluegreen.live_stack import ArmOutputs, LiveOutputs, SchemaOutputs, Traffic
 from bluegreen.reader import VERSION
 from bluegreen.switch import STATUS_PATH
 from cutover import queue
@@ -41,6 +42,9 @@ def status(op: Operator) -> Report:
         arms = {c: ArmOutputs.from_outputs(found[op.edge.arm_stacks[c]]) for c in COLORS}
     for color in COLORS:
         op.out(arm_line(op, color, arms[color]))
+    found = schema_view(op, live)
+    for line in schema_lines(found) if found is not None else []:
+        op.out(line)
     for line in _changes(op.stack, live):
         op.out(line)
     for line in queue.status_lines(op.queue_where()):
@@ -82,6 +86,69 @@ def edge_lines(edges: Mapping[str, str], recorded: Mapping[str, Traffic]) -> lis
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(edges))) as pool:
         return list(pool.map(line, edges, edges.values()))
+
+
+def schema_view(
+    op: Operator, live: LiveOutputs, arms: Mapping[str, ArmOutputs] | None = None
+) -> dict | None:
+    """With a data stack (the live stack exports `dataStack` when its edge read one), what
+    `schema_summary` makes of the data stack's outputs and of what each arm stack needs now;
+    None without one, and no stack is read. `arms`: the arm stacks' outputs, if already read;
+    else they are read at once with the data stack's (the revisions the edge last read may be
+    older than an arm's last deploy)."""
+    name = live.data_stack
+    if name is None:
+        return None
+    if arms is None:
+        stacks = {c: op.edge.arm_stacks[c] for c in COLORS}
+        found = op.ws.outputs_of([name, *stacks.values()])
+        arms = {c: ArmOutputs.from_outputs(found[stacks[c]]) for c in COLORS}
+        data = found[name]
+    else:
+        data = op.ws.outputs(name)
+    needs = {c: arms[c].schema_revision if c in arms else None for c in COLORS}
+    schema = SchemaOutputs.from_outputs(data.get("schema"))
+    return schema_summary(name, schema, needs, live.active_color)
+
+
+def schema_summary(
+    name: str, schema: SchemaOutputs, needs: Mapping[str, str | None], active: str | None
+) -> dict:
+    """`status --json`'s `schema`: the data stack's applied revisions and current one, what each
+    arm's release needs (null: it keeps no data), and whether a rollback to the idle colour is
+    schema-safe: its release needs nothing, or a revision that is applied and that no applied
+    contract removed the shape of."""
+    idle = other(active) if active in COLORS else None
+    why = schema.unsafe(needs.get(idle)) if idle else None
+    return {
+        "dataStack": name,
+        "current": schema.current,
+        "applied": list(schema.applied),
+        "floor": schema.floor,
+        "floorContract": schema.floor_contract,
+        "arms": dict(needs),
+        "rollback": {
+            "color": idle,
+            "safe": idle is not None and why is None,
+            "reason": f"{idle} needs {needs.get(idle)}, {why}" if why else None,
+        },
+    }
+
+
+def schema_lines(summary: Mapping) -> list[str]:
+    """`schema_summary` as status prints it."""
+    applied = ", ".join(summary["applied"]) or "none"
+    lines = [
+        f"schema (data stack {summary['dataStack']}): current {summary['current'] or 'none'}  "
+        f"applied {applied}"
+    ]
+    for color, need in summary["arms"].items():
+        lines.append(f"  {color:<5} needs {need or 'no schema revision (keeps no data)'}")
+    rollback = summary["rollback"]
+    if rollback["color"] is not None:
+        safe = "schema-safe" if rollback["safe"] else f"not schema-safe: {rollback['reason']}"
+        lines.append(f"  a rollback to {rollback['color']} is {safe}")
+    return lines
 
 
 def _changes(stack: str, live: LiveOutputs) -> list[str]:

@@ -74,6 +74,11 @@ class DataLink:
     """The libpq DSN of the database, a secret: it goes to the app in an owner-only file."""
     applied: pulumi.Output[list[str]]
     """The revisions applied to the database, oldest first, as the data stack last recorded."""
+    floor: pulumi.Output[str | None] | None = None
+    """What the newest applied contract `contracts` (None: no contract applied): a release needing
+    a revision before it needs a shape that is gone (components/data.py)."""
+    floor_contract: pulumi.Output[str | None] | None = None
+    """The applied contract that set `floor`, named in the policy pack's refusal."""
 
     @property
     def items_shape(self) -> str:

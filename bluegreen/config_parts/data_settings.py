@@ -1,6 +1,7 @@
 """The data stack's settings and what the other stacks read of it (bluegreen:schemaRevision,
 bluegreen:databasePassword, bluegreen:dataStack): the shared PostgreSQL and the schema revision
-each stack asks for.
+each stack asks for; and the live stack's bluegreen:rollbackWindowMinutes, for how long a rollback
+keeps a release's schema needs alive.
 
 A revision is an exact id from app/migrations (bluegreen.schema.revisions()): on the data stack the
 revision the database is migrated to, on an arm the revision its release needs. Any other value is
@@ -19,6 +20,13 @@ from bluegreen.reader import NAMESPACE, STACK, Reader
 SCHEMA_REVISION = "schemaRevision"
 DATABASE_PASSWORD = "databasePassword"
 DATA_STACK = "dataStack"
+ROLLBACK_WINDOW = "rollbackWindowMinutes"
+ROLLBACK_WINDOW_MINUTES = 30
+"""bluegreen:rollbackWindowMinutes when the live stack does not set it. Written here, not in
+Pulumi.yaml: a declared default would reach the arm and data stacks too, which must not set it.
+The policy pack assumes the same for a live stack that exports none."""
+ROLLBACK_WINDOW_MAX = 10080
+"""A week, in minutes."""
 
 
 @dataclass(frozen=True)
@@ -116,3 +124,22 @@ def read_edge_data(read: Reader) -> str:
             f'edge stack "{read.stack}" sets it to "{revision}": remove it here'
         )
     return _stack(read, DATA_STACK)
+
+
+def read_rollback_window(read: Reader) -> int:
+    """bluegreen:rollbackWindowMinutes on the live stack: after traffic leaves an arm, for how many
+    minutes a rollback to it is still possible (the policy pack holds back a contract revision that
+    removes a shape its release needs until then). Unset: `ROLLBACK_WINDOW_MINUTES`."""
+    raw = read.optional(ROLLBACK_WINDOW)
+    if raw is None:
+        return ROLLBACK_WINDOW_MINUTES
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = -1
+    if not 0 <= value <= ROLLBACK_WINDOW_MAX:
+        read.problem(
+            ROLLBACK_WINDOW, raw, f"an integer from 0 to {ROLLBACK_WINDOW_MAX} (minutes; a week)"
+        )
+        return ROLLBACK_WINDOW_MINUTES
+    return value

@@ -3,8 +3,11 @@ rollback would bring back.
 
 - **bluegreen-schema-applied**, on `bluegreen:index:Arm` and `bluegreen:index:Edge`: an arm is not
   deployed, and traffic does not move to it, before the data stack applied the schema revision
-  its release needs. The arm's input `schema` is {"needs", "applied", "dataStack"}; the edge's is
-  {"arms": {colour: revision or null}, "applied", "dataStack"}. Absent: nothing needs a schema.
+  its release needs, nor once an applied contract removed the shape it needs: a revision before
+  the `floor` (what the newest applied contract `contracts`, named by `floorContract`) in
+  `applied`'s order. The arm's input `schema` is {"needs", "applied", "dataStack", "floor",
+  "floorContract"}; the edge's is {"arms": {colour: revision or null}, "applied", "dataStack",
+  "floor", "floorContract"}. Absent: nothing needs a schema; no `floor`: no contract applied.
 - **bluegreen-contract-safe**, on the data stack's migration (observed.MIGRATIONS): a contract
   revision removes the shape of the expand it `contracts` only when no arm stack needs a revision
   before that one (each arm stack's `schemaRevision` output), and no rollback to a release that
@@ -72,29 +75,44 @@ def schema_applied(args: ResourceValidationArgs, report: Report) -> None:
         return
     applied = list(schema.get("applied") or [])
     data = short(schema.get("dataStack")) or "data"
+    floor, contract = schema.get("floor"), schema.get("floorContract")
 
-    def refusal(need: str) -> str:
+    def refusal(need: str, then: str) -> str:
+        if need not in applied:
+            return (
+                f"needs schema revision {need}, which is not applied on data stack {data} "
+                f"(applied: {_listed(applied)}). Apply it first: set bluegreen:schemaRevision "
+                f"{need} on the data stack and `pulumi up -s {data}`, then {then}."
+            )
+        by = f"the applied contract {contract}" if contract else "an applied contract"
         return (
-            f"needs schema revision {need}, which is not applied on data stack {data} (applied: "
-            f"{_listed(applied)}). Apply it first: set bluegreen:schemaRevision {need} on the "
-            f"data stack and `pulumi up -s {data}`"
+            f"needs schema revision {need}, whose shape {by} removed: deploy a release that "
+            f"needs {floor} or later."
         )
+
+    def refused(need: Any) -> bool:
+        """Not applied, or before the floor in `applied`'s order."""
+        if not need:
+            return False
+        if need not in applied:
+            return True
+        return floor in applied and applied.index(need) < applied.index(floor)
 
     if args.resource_type == ARM:
         need = schema.get("needs")
-        if need and need not in applied:
+        if refused(need):
             arm = short(props.get("stack")) or stack_name(args)
             report(
-                f"Deploy to {props.get('color') or arm} denied: arm stack {arm} {refusal(need)}, "
-                f"then `pulumi up -s {arm}`."
+                f"Deploy to {props.get('color') or arm} denied: arm stack {arm} "
+                f"{refusal(need, f'`pulumi up -s {arm}`')}"
             )
         return
     weights = props.get("weights") or {}
     for color, need in sorted((schema.get("arms") or {}).items()):
-        if need and (weights.get(color) or 0) > 0 and need not in applied:
+        if (weights.get(color) or 0) > 0 and refused(need):
             report(
                 f"{step_verb(props, color)} to {color} on stack {stack_name(args)} denied: arm "
-                f"{color} {refusal(need)}, then move traffic again."
+                f"{color} {refusal(need, 'move traffic again')}"
             )
 
 

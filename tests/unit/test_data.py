@@ -12,35 +12,14 @@ import pytest
 
 from bluegreen import schema
 from bluegreen.config import ConfigError
-from tests.support.mocks import StackMocks, build_arm, install, stack
-
-DATA_OUTPUTS = {
-    "dsn": "postgresql://bluegreen:pw@127.0.0.1:15432/shop",
-    "schema": {
-        "current": "0002_items_name",
-        "applied": ["0001_items", "0002_items_name"],
-        "phases": {"0001_items": "expand", "0002_items_name": "expand"},
-    },
-}
-
-
-class DataMocks(StackMocks):
-    """Stacks' outputs for StackReferences and for `pulumi:pulumi:readStackOutputs`; a stack
-    not given is one never deployed (no outputs), or with `missing`, one that does not exist."""
-
-    def __init__(self, stacks: dict[str, dict], missing: bool = False) -> None:
-        super().__init__(stacks)
-        self.missing = missing
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        if args.token == "pulumi:pulumi:readStackOutputs":
-            name = args.args["name"]
-            if name not in self.stacks and self.missing:
-                raise Exception(f"unknown stack {name}")
-            if name not in self.stacks:
-                return {"name": name, "outputs": {}}
-            return {"name": name, "outputs": self.stacks[name]}
-        return {}
+from tests.support.data_mocks import (
+    ARM,
+    ARM_OUTPUTS,
+    DATA_OUTPUTS,
+    DataMocks,
+    build_arm_with_data,
+)
+from tests.support.mocks import build_arm, install, stack
 
 
 @pytest.fixture
@@ -48,7 +27,6 @@ def mocks():
     yield install(DataMocks({"organization/bluegreen/data": DATA_OUTPUTS}))
 
 
-ARM = {"role": "arm", "color": "green", "version": "v2", "port": "18082"}
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 
@@ -85,13 +63,6 @@ def test_an_arm_with_a_schema_revision_reads_the_data_stack(mocks):
         return pulumi.Output.all(arm.urn, arm.exports["schemaRevision"], arm.endpoint).apply(check)
 
     run()
-
-
-def build_arm_with_data(loaded, data_from_stack):
-    from components import Arm, ArmArgs
-
-    s = loaded.settings
-    return Arm(s.color, ArmArgs(s, loaded.platform, data=data_from_stack(s)))
 
 
 def test_an_arm_without_one_reads_no_data_stack(mocks):
@@ -177,23 +148,6 @@ def test_a_target_before_what_the_stack_applied_is_refused_before_anything_is_de
     with pytest.raises(pulumi.RunError, match="is at 0002_items_name already"):
         Data("data", DataArgs(loaded.settings, loaded.platform))
     assert mocks.created == {}
-
-
-ARM_OUTPUTS = {
-    "organization/bluegreen/blue": {
-        "color": "blue",
-        "version": "v1",
-        "endpoint": "http://127.0.0.1:18081",
-        "nodes": ["127.0.0.1:18081"],
-    },
-    "organization/bluegreen/green": {
-        "color": "green",
-        "version": "v2",
-        "endpoint": "http://127.0.0.1:18082",
-        "nodes": ["127.0.0.1:18082"],
-        "schemaRevision": "0002_items_name",
-    },
-}
 
 
 @pytest.mark.parametrize("with_data", [True, False])

@@ -165,6 +165,53 @@ def test_traffic_to_arms_whose_revisions_are_applied_or_that_need_none_passes():
     assert judge(data_rules.schema_applied, EDGE, no_schema, stack="live") == []
 
 
+CONTRACTED = ["0001_items", "0002_items_name", "0003_drop_title"]
+FLOOR = {"floor": "0002_items_name", "floorContract": "0003_drop_title"}
+"""What the data stack says once 0003_drop_title (contracts 0002_items_name) is applied."""
+
+
+def test_an_arm_needing_a_shape_an_applied_contract_removed_is_refused():
+    # 0001_items is still in `applied`, but its shape (`title`) is gone.
+    props = arm("0001_items", CONTRACTED)
+    props["schema"] |= FLOOR
+    [message] = judge(data_rules.schema_applied, ARM, props, stack="blue")
+    assert message == (
+        "Deploy to blue denied: arm stack blue needs schema revision 0001_items, whose shape the "
+        "applied contract 0003_drop_title removed: deploy a release that needs 0002_items_name "
+        "or later."
+    )
+    for need in ("0002_items_name", "0003_drop_title"):
+        props = arm(need, CONTRACTED)
+        props["schema"] |= FLOOR
+        assert judge(data_rules.schema_applied, ARM, props, stack="blue") == []
+    # Before any contract (no floor), or from a program that names no contract, 0001 passes or
+    # is refused in general words.
+    assert judge(data_rules.schema_applied, ARM, arm("0001_items", CONTRACTED), stack="blue") == []
+    props = arm("0001_items", CONTRACTED)
+    props["schema"]["floor"] = "0002_items_name"
+    [message] = judge(data_rules.schema_applied, ARM, props, stack="blue")
+    assert "whose shape an applied contract removed" in message
+
+
+def test_traffic_to_an_arm_below_the_floor_is_refused():
+    props = edge(
+        {"blue": 100, "green": 0}, {"blue": "0001_items", "green": "0002_items_name"}, CONTRACTED
+    )
+    props["schema"] |= FLOOR
+    [message] = judge(data_rules.schema_applied, EDGE, props, stack="live")
+    assert message == (
+        "Flip to blue on stack live denied: arm blue needs schema revision 0001_items, whose "
+        "shape the applied contract 0003_drop_title removed: deploy a release that needs "
+        "0002_items_name or later."
+    )
+    # The arm below the floor takes no traffic: nothing is sent to it.
+    idle = edge(
+        {"blue": 0, "green": 100}, {"blue": "0001_items", "green": "0002_items_name"}, CONTRACTED
+    )
+    idle["schema"] |= FLOOR
+    assert judge(data_rules.schema_applied, EDGE, idle, stack="live") == []
+
+
 # --- bluegreen-contract-safe ---------------------------------------------------------------------
 
 
@@ -265,6 +312,19 @@ def test_the_window_is_the_live_stacks_own():
     long = world("0002_items_name", "0002_items_name", [flip(RECORDED)], rollbackWindowMinutes=60)
     [message] = judge(data_rules.contract_safe, MIGRATION, CONTRACT, long)
     assert "is possible until 2026-05-01 13:00 UTC" in message
+
+
+def test_the_record_the_edge_writes_opens_the_window():
+    # The record as components/evidence.py writes it (bluegreen/flip_evidence.py), not as written
+    # here: both arms need the new revision now, and only the record says blue's old one.
+    from bluegreen import flip_evidence
+
+    record = flip()
+    needs = {"blue": "0001_items", "green": "0002_items_name"}
+    schema = flip_evidence.schema_record(record["from"], record["to"], needs, ["0001_items"])
+    stacks = world("0002_items_name", "0002_items_name", [flip(schema)])
+    [message] = judge(data_rules.contract_safe, MIGRATION, CONTRACT, stacks)
+    assert "a rollback to the release blue served until 2026-05-01 12:00 UTC" in message
 
 
 def test_a_record_without_schema_is_judged_by_what_the_arm_needs_now():

@@ -3,7 +3,7 @@ read as today's `.get` did, and values of the wrong type do not pass for right o
 
 from __future__ import annotations
 
-from bluegreen.live_stack import ArmOutputs, LiveOutputs, Traffic
+from bluegreen.live_stack import ArmOutputs, LiveOutputs, SchemaOutputs, Traffic
 
 OUTPUTS = {
     "activeColor": "green",
@@ -66,3 +66,42 @@ def test_traffic_compares_a_status_record_with_the_outputs():
     record = {"stack": "live", "activeColor": "green", "weights": {"blue": 75, "green": 25}}
     assert Traffic.from_outputs(record) == LiveOutputs.from_outputs(OUTPUTS).traffic
     assert Traffic.from_outputs(None) == Traffic()
+
+
+def test_what_the_stacks_say_of_the_schema():
+    assert ArmOutputs.from_outputs({"schemaRevision": "0002_items_name"}).schema_revision == (
+        "0002_items_name"
+    )
+    assert ArmOutputs.from_outputs({"schemaRevision": 2}).schema_revision is None
+    live = LiveOutputs.from_outputs({**OUTPUTS, "dataStack": "data", "rollbackWindowMinutes": 45})
+    assert (live.data_stack, live.rollback_window_minutes) == ("data", 45)
+    older = LiveOutputs.from_outputs({**OUTPUTS, "dataStack": "", "rollbackWindowMinutes": True})
+    assert (older.data_stack, older.rollback_window_minutes) == (None, None)
+
+
+CONTRACTED = {
+    "current": "0003_drop_title",
+    "applied": ["0001_items", "0002_items_name", "0003_drop_title"],
+    "phases": {"0001_items": "expand", "0002_items_name": "expand", "0003_drop_title": "contract"},
+    "floor": "0002_items_name",
+}
+
+
+def test_the_data_stacks_schema_says_which_release_can_run():
+    schema = SchemaOutputs.from_outputs(CONTRACTED)
+    assert (schema.current, schema.floor, schema.floor_contract) == (
+        "0003_drop_title",
+        "0002_items_name",
+        "0003_drop_title",
+    )
+    assert schema.unsafe("0001_items") == (
+        "whose shape the applied contract 0003_drop_title removed"
+    )
+    assert schema.unsafe("0002_items_name") is None and schema.unsafe(None) is None
+    assert schema.unsafe("0004_later") == "which is not applied"
+    # Before the contract there is no floor: every applied revision can run.
+    expanded = SchemaOutputs.from_outputs({**CONTRACTED, "floor": None})
+    assert expanded.floor_contract is None and expanded.unsafe("0001_items") is None
+    # Missing or mistyped: nothing applied.
+    assert SchemaOutputs.from_outputs(None) == SchemaOutputs()
+    assert SchemaOutputs.from_outputs({"applied": "x", "floor": 3}) == SchemaOutputs()
