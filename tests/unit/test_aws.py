@@ -14,60 +14,13 @@ import pulumi
 import pytest
 
 from bluegreen.config import ConfigError
-from tests.support.mocks import StackMocks, build_arm, build_edge, deploy, install, stack, where
-
-VPC = {"vpcId": "vpc-0123abcd", "subnetIds": '["subnet-0aaa1111", "subnet-0bbb2222"]'}
-TG_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{}/0123456789abcdef"
-
-
-def arm_outputs(color: str, version: str) -> dict:
-    dns = f"{color}-direct-123.eu-west-1.elb.amazonaws.com"
-    return {
-        "color": color,
-        "version": version,
-        "endpoint": f"http://{dns}",
-        "nodes": [f"{dns}:80"],
-        "targetGroupArn": TG_ARN.format(color),
-        "albDnsName": dns,
-        "albZoneId": "Z32O12XQLNTSW2",
-    }
-
-
-STACKS = {
-    "organization/bluegreen/blue": arm_outputs("blue", "v1"),
-    "organization/bluegreen/green": arm_outputs("green", "v2"),
-}
-
-
-class Mocks(StackMocks):
-    def state(self, args: pulumi.runtime.MockResourceArgs) -> dict:
-        state = dict(args.inputs)
-        # What AWS computes on create: ARNs, the ALB's DNS name and hosted zone.
-        if args.typ.startswith("aws:lb/"):
-            state["arn"] = f"arn:aws:elasticloadbalancing:::{args.name}"
-        if args.typ == "aws:lb/loadBalancer:LoadBalancer":
-            state["dnsName"] = f"{args.name}-123.eu-west-1.elb.amazonaws.com"
-            state["zoneId"] = "Z32O12XQLNTSW2"
-            state["arnSuffix"] = f"app/{args.name}/50dc6c495c0c9188"
-        if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            state["latestVersion"] = 1
-        return state
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        if args.token == "aws:ec2/getVpc:getVpc":
-            return {"id": args.args["id"], "cidrBlock": "10.0.0.0/16"}
-        if args.token == "aws:index/getRegion:getRegion":  # the provider's region
-            return {"id": "eu-west-1", "name": "eu-west-1", "region": "eu-west-1"}
-        return {}
+from tests.support.aws_mocks import STACKS, TG_ARN, Mocks, forward_of, settings
+from tests.support.mocks import build_arm, build_edge, deploy, install, where
 
 
 @pytest.fixture
 def mocks():
     yield install(Mocks(dict(STACKS)))
-
-
-def settings(name: str, **values):
-    return stack(name, **{"platform": "aws", **VPC, **values})
 
 
 def arm_settings(**values):
@@ -81,12 +34,6 @@ def arm_settings(**values):
         appPort="8080",
         **values,
     )
-
-
-def forward_of(listener: pulumi.runtime.MockResourceArgs) -> dict:
-    (action,) = listener.inputs["defaultActions"]
-    assert action["type"] == "forward"
-    return action["forward"]
 
 
 # --- arms --------------------------------------------------------------------------------------

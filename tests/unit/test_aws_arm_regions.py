@@ -15,9 +15,8 @@ import pulumi
 import pytest
 
 from bluegreen.config import ConfigError
+from tests.support.aws_mocks import RegionMocks, settings, weights_of
 from tests.support.mocks import build_arm, build_edge, deploy, install, where
-from tests.unit.test_aws import settings
-from tests.unit.test_aws_regions import RegionMocks, weights_of
 
 US = "vpc-0aaa1111:subnet-0ccc3333:subnet-0ddd4444"
 AP = "vpc-0bbb2222:subnet-0eee5555:subnet-0fff6666:ami-0456cdef"

@@ -15,14 +15,20 @@ import pytest
 
 from bluegreen.config import ConfigError
 from bluegreen.config_parts.edge_sites import MOVING_ENV
+from tests.support.aws_mocks import (
+    LIVE,
+    STACKS,
+    TG_ARN,
+    RegionMocks,
+    settings,
+    weights_of,
+)
 from tests.support.mocks import build_edge, deploy, install, where
-from tests.unit.test_aws import STACKS, TG_ARN, Mocks, forward_of, settings
 
 EU = "eu-west-1:vpc-0123abcd:subnet-0aaa1111:subnet-0bbb2222"
 US = "us-east-1:vpc-0aaa1111:subnet-0ccc3333:subnet-0ddd4444"
 AP = "ap-southeast-2:vpc-0bbb2222:subnet-0eee5555:subnet-0fff6666"
 EDGES = json.dumps({"eu": "eu-west-1", "us": US, "ap": AP})
-LIVE = "organization/bluegreen/live"
 ZONE = {"dnsProvider": "route53", "dnsZone": "shop.example.com", "dnsZoneId": "Z1"}
 
 
@@ -38,33 +44,6 @@ def regional_stacks() -> dict:
         others = {r: regional_tg(color, r) for r in ("us-east-1", "ap-southeast-2")}
         stacks[name] = {**outputs, "targetGroupArns": others}
     return stacks
-
-
-class RegionMocks(Mocks):
-    """Test_aws's mocks, with each ALB's DNS name in its provider's region, and this stack's own
-    last outputs (`before`) for a flip in waves."""
-
-    def __init__(self, stacks: dict, before: dict | None = None) -> None:
-        super().__init__(stacks)
-        self.before = before
-        self.read: list[str] = []
-        self.regions: dict[str, str] = {}
-
-    def state(self, args: pulumi.runtime.MockResourceArgs) -> dict:
-        state = super().state(args)
-        if args.typ == "pulumi:providers:aws":
-            self.regions[f"{args.name}-id"] = args.inputs["region"]
-        if args.typ == "aws:lb/loadBalancer:LoadBalancer":
-            region = self.regions.get(args.provider.rsplit("::", 1)[-1], "eu-west-1")
-            state["dnsName"] = f"{args.name}-123.{region}.elb.amazonaws.com"
-        return state
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        if args.token == "pulumi:pulumi:readStackOutputs":
-            self.read.append(args.args["name"])
-            if args.args["name"] == LIVE and self.before is not None:
-                return {"name": LIVE, "outputs": self.before}
-        return super().call(args)
 
 
 @pytest.fixture
@@ -94,10 +73,6 @@ def run(s) -> dict:
 
 def of_type(mocks, typ: str) -> dict[str, pulumi.runtime.MockResourceArgs]:
     return {n: a for n, a in mocks.created.items() if a.typ == typ}
-
-
-def weights_of(listener) -> list[tuple[str, int]]:
-    return [(tg["arn"], tg["weight"]) for tg in forward_of(listener)["targetGroups"]]
 
 
 # --- one ALB per region --------------------------------------------------------------------------
