@@ -74,3 +74,12 @@ def dns_project(project):
     project.server = f"127.0.0.1:{dns_port}"
     project.tsig_secret = secret
     return project
+
+
+@pytest.fixture
+def data_project(tmp_path) -> LocalProject:
+    """The project with a data stack (PostgreSQL at 0001_items, not deployed yet), policy on."""
+    lp = make_project(tmp_path, policy=True, data=True)
+    yield lp
+    left = lp.stop()  # stops PostgreSQL and the arms by their pid files, and removes the cluster
+    assert not left, f"left behind: {', '.join(left)}"

@@ -19,17 +19,9 @@ import pytest
 
 from bluegreen import probe
 from cutover.workspace import PulumiError
-from tests.support.sandbox import LocalProject, make_project
+from tests.support.sandbox import LocalProject
 
 REVISIONS = "(0001_items, 0002_items_name, 0003_drop_title)"
-
-
-@pytest.fixture
-def data_project(tmp_path) -> LocalProject:
-    lp = make_project(tmp_path, policy=True, data=True)
-    yield lp
-    left = lp.stop()  # stops PostgreSQL and the arm by their pid files, and removes the cluster
-    assert not left, f"left behind: {', '.join(left)}"
 
 
 def refused(project: LocalProject, stack: str) -> str:
