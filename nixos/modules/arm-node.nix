@@ -16,6 +16,8 @@ let
   urlPath = types.strMatching "/[A-Za-z0-9._~/-]{0,127}";
   address = types.strMatching "[0-9A-Fa-f:.]+|[A-Za-z0-9][A-Za-z0-9.-]{0,252}";
   flag = types.strMatching "--[a-z][a-z-]*=[A-Za-z0-9._+-]*";
+  secretPath = types.strMatching "/[A-Za-z0-9._/-]{1,255}";
+  withData = cfg.dsnFile != null;
 
   loopback = a: lib.hasPrefix "127." a || a == "::1" || a == "localhost";
 
@@ -149,6 +151,27 @@ in
       description = "Further `--name=value` arguments for the application.";
     };
 
+    dsnFile = mkOption {
+      type = types.nullOr secretPath;
+      default = null;
+      example = "/var/lib/bluegreen/secrets/shop-blue.dsn";
+      description = ''
+        A file on the node, readable by root only, holding the libpq DSN of the data stack's
+        database (the deploy ships it for an arm with bluegreen:schemaRevision). The app gets it
+        as a systemd credential (`--dsn-file`), never on its command line or in the Nix store.
+        Set together with {option}`services.bluegreen-arm.itemsShape`; null: no database.
+      '';
+    };
+
+    itemsShape = mkOption {
+      type = types.nullOr (types.enum [ "v1" "v2" ]);
+      default = null;
+      description = ''
+        The shape of the items table the release reads (`--items-shape`): v1 for revision
+        0001_items, v2 from 0002_items_name on.
+      '';
+    };
+
     writers = mkOption {
       type = types.attrsOf writer;
       default = { };
@@ -198,6 +221,13 @@ in
           + " has none.";
       }
       {
+        assertion = withData == (cfg.itemsShape != null);
+        message = ''
+          services.bluegreen-arm.dsnFile and services.bluegreen-arm.itemsShape go together: set
+          both (an arm that reads the data stack) or neither.
+        '';
+      }
+      {
         assertion = cfg.healthPath != "/";
         message = ''
           services.bluegreen-arm.healthPath must not be "/": readiness must be a path of its own,
@@ -220,6 +250,9 @@ in
             "--host=${cfg.listenAddress}"
             "--port=${toString cfg.port}"
             "--health-path=${cfg.healthPath}"
+          ] ++ lib.optionals withData [
+            "--dsn-file=%d/dsn"
+            "--items-shape=${toString cfg.itemsShape}"
           ] ++ cfg.extraArgs);
           # An arm that crashed must come back without an operator: the edge keeps it as the
           # rollback target.
@@ -230,6 +263,9 @@ in
           ProtectSystem = "strict";
           ProtectHome = true;
           PrivateTmp = true;
+        } // lib.optionalAttrs withData {
+          # Copied by systemd to a directory only the service's user can read, as `dsn`.
+          LoadCredential = [ "dsn:${cfg.dsnFile}" ];
         };
       };
     };

@@ -5,9 +5,10 @@
 #
 # The result holds the options of the services.bluegreen-* modules as the node set them (defaults
 # filled in, every value checked against its option's type), what the modules define from them
-# (`config`: services.nginx, environment.etc, systemd.services, networking.firewall) and the
-# messages of the assertions that fail. A value of the wrong type or an option that does not
-# exist aborts the evaluation with the option's full path, as nixos-rebuild would.
+# (`config`: services.nginx, services.postgresql, environment.etc, systemd.services,
+# networking.firewall) and the messages of the assertions that fail. A value of the wrong type
+# or an option that does not exist aborts the evaluation with the option's full path, as
+# nixos-rebuild would.
 { node }:
 
 let
@@ -25,6 +26,12 @@ let
       meta.mainProgram = "bluegreen-app";
     };
     nginxModules.njs = { name = "njs"; };
+    # The data node's PostgreSQL (services.bluegreen-data.package's default).
+    postgresql_16 = {
+      type = "derivation";
+      name = "postgresql-16";
+      outPath = "/nix/store/00000000000000000000000000000000-postgresql-16";
+    };
   };
 
   args = { inherit lib pkgs config; modulesPath = "/nixpkgs/nixos/modules"; };

@@ -1,7 +1,9 @@
 """The arm on AWS: an Auto Scaling group of instances running the app, behind a target group of
 its own, and a small ALB of its own that reaches it alone (the direct endpoint the policy pack
 smoke-tests before any traffic moves). With bluegreen:armRegions the instances and a target group
-run in more regions too, for the edges there (arm_regions.py)."""
+run in more regions too, for the edges there (arm_regions.py). With bluegreen:schemaRevision the
+instances read the data stack's DSN at boot from SSM and may reach its database
+(aws_arm_data.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +11,19 @@ import base64
 import re
 import shlex
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 import pulumi_aws as aws
 
 from bluegreen.config import ArmSettings
 from bluegreen.reader import Alphabet, Reader
-from platforms.aws import arm_regions
+from platforms.aws import arm_regions, aws_arm_data
 from platforms.aws.arm_regions import ArmRegion, Placed
+from platforms.aws.aws_arm_data import DataAccess, DsnFetch
 from platforms.aws.aws_places import stack_region
 from platforms.aws.vpc import Network, aws_id, load_balancer, security_group, tags_of
-from platforms.base import ArmEndpoint, ArmPlatform
+from platforms.base import ArmEndpoint, ArmPlatform, DataLink, refused
 
 # Where the AMI carries the reference service (app/server.py) or anything taking the same flags.
 APP_PATH = "/opt/bluegreen/server.py"
@@ -34,8 +38,9 @@ def _safe(value: str) -> str:
     return value
 
 
-def user_data(settings: ArmSettings, app_port: int) -> str:
-    """The boot script of every instance of this arm: a systemd unit running the app."""
+def user_data(settings: ArmSettings, app_port: int, dsn: DsnFetch | None = None) -> str:
+    """The boot script of every instance of this arm: a systemd unit running the app; with `dsn`,
+    reading the data stack's DSN first (aws_arm_data.py), which the unit hands to the app."""
     argv = [
         "/usr/bin/python3",
         APP_PATH,
@@ -45,11 +50,16 @@ def user_data(settings: ArmSettings, app_port: int) -> str:
         f"--port={int(app_port)}",
         f"--health-path={_safe(settings.health_path)}",
     ]
+    fetch = credential = ""
+    if dsn is not None:
+        argv += ["--dsn-file=%d/dsn", f"--items-shape={_safe(dsn.items_shape)}"]
+        fetch = aws_arm_data.fetch_script(dsn, _safe)
+        credential = f"LoadCredential=dsn:{aws_arm_data.DSN_FILE}\n"
     exec_start = " ".join(shlex.quote(a) for a in argv)
     return f"""#!/bin/sh
 # bluegreen {settings.app_name} {settings.color} {settings.version}
 set -eu
-cat >/etc/systemd/system/bluegreen-app.service <<'UNIT'
+{fetch}cat >/etc/systemd/system/bluegreen-app.service <<'UNIT'
 [Unit]
 Description=bluegreen {_safe(settings.app_name)} {settings.color} {settings.version}
 After=network-online.target
@@ -60,13 +70,17 @@ ExecStart={exec_start}
 Restart=always
 RestartSec=1
 DynamicUser=yes
-
+{credential}
 [Install]
 WantedBy=multi-user.target
 UNIT
 systemctl daemon-reload
 systemctl enable --now bluegreen-app.service
 """
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _compute(
@@ -76,6 +90,7 @@ def _compute(
     s: ArmSettings,
     target_group: aws.lb.TargetGroup,
     at: Placed,
+    access: DataAccess | None = None,
 ) -> aws.autoscaling.Group:
     """Instances of this arm registered in `target_group`, in `at`'s region.
 
@@ -101,18 +116,30 @@ def _compute(
         ],
         at.provider,
     )
+    groups: list = [sg.id]
+    script: pulumi.Input[str] = _base64(user_data(s, cfg.app_port))
+    with_data: dict = {}
+    if access is not None:  # the data stack's (aws_arm_data.py); else as ever
+        groups.append(access.clients_group)
+        script = access.fetch.apply(lambda fetch: _base64(user_data(s, cfg.app_port, fetch)))
+        with_data["iam_instance_profile"] = aws.ec2.LaunchTemplateIamInstanceProfileArgs(
+            arn=access.profile_arn
+        )
     template = aws.ec2.LaunchTemplate(
         f"{name}-launch{at.suffix}",
         image_id=at.ami,
         instance_type=cfg.instance_type,
-        vpc_security_group_ids=[sg.id],
-        user_data=base64.b64encode(user_data(s, cfg.app_port).encode()).decode(),
+        vpc_security_group_ids=groups,
+        user_data=script,
+        **with_data,
         # IMDSv2 only: a request forged through the app cannot read instance credentials.
         metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
             http_tokens="required", http_endpoint="enabled"
         ),
         tags=tags_of(s, s.color, s.version),
-        opts=pulumi.ResourceOptions(parent=parent, provider=at.provider),
+        opts=pulumi.ResourceOptions(
+            parent=parent, provider=at.provider, depends_on=access.ready if access else None
+        ),
     )
     replicas = s.replicas
     group = aws.autoscaling.Group(
@@ -183,6 +210,8 @@ def _target_group(
 
 @dataclass(frozen=True)
 class AwsArm(ArmPlatform):
+    reads_data: ClassVar[bool] = True  # the DSN through SSM (aws_arm_data.py)
+
     network: Network
     ami: str
     """The image the launch template boots."""
@@ -193,22 +222,42 @@ class AwsArm(ArmPlatform):
 
     @classmethod
     def from_config(cls, read: Reader) -> AwsArm:
+        regions = arm_regions.read(read)
+        if regions and read.optional("schemaRevision") is not None:
+            read.problems.append(
+                refused(
+                    arm_regions.KEY,
+                    read.optional(arm_regions.KEY),
+                    "with bluegreen:schemaRevision the instances must reach the data stack's "
+                    "database, which only its own VPC's db-clients group reaches",
+                    "unset bluegreen:armRegions, or bluegreen:schemaRevision",
+                )
+            )
         return cls(
             network=Network.from_config(read),
             ami=aws_id(read, "ami", "the AMI the arm boots (ami-...)", "ami-0123abcd"),
             instance_type=read.matching("instanceType", _INSTANCE_TYPE),
             app_port=read.integer("appPort", 1, 65535),
-            regions=arm_regions.read(read),
+            regions=regions,
         )
 
     def preflight(self, s: ArmSettings) -> None:
         arm_regions.refuse_home(self.regions, stack_region())
 
-    def arm(self, name: str, parent: pulumi.Resource, settings: ArmSettings) -> ArmEndpoint:
+    def arm(
+        self,
+        name: str,
+        parent: pulumi.Resource,
+        settings: ArmSettings,
+        data: DataLink | None = None,
+    ) -> ArmEndpoint:
         tags = tags_of(settings, settings.color, settings.version)
         home = Placed(self.network, self.ami)
         target_group = _target_group(name, parent, self, settings, home)
-        _compute(name, parent, self, settings, target_group, home)
+        access = None
+        if data is not None:
+            access = aws_arm_data.data_access(name, parent, settings, self.network, data)
+        _compute(name, parent, self, settings, target_group, home, access)
         what = f"bluegreen {settings.app_name} {settings.color}: direct endpoint, HTTP"
         alb = load_balancer(f"{name}-direct", parent, self.network, what, (80,), tags)
         listener = aws.lb.Listener(

@@ -25,12 +25,17 @@ The arm is k8s_arm.py's, the live edge k8s_edge.py's, the Ingress's annotations 
 ingress.py's; cluster.py has the context, the namespace and the Services' names both use. With
 bluegreen:edges the edge is declared again in each site's context (k8s_sites.py), in front of the
 arms running there: every such context runs both arms, which this stack does not deploy.
+
+The data stack declares nothing here: its database is one you give by its DSN (k8s_data.py), and
+an arm with bluegreen:schemaRevision gets that DSN as a mounted Secret (k8s_arm.py).
 """
 
 from __future__ import annotations
 
 from platforms.kubernetes.k8s_arm import KubernetesArm
+from platforms.kubernetes.k8s_data import KubernetesData
 from platforms.kubernetes.k8s_edge import KubernetesEdge
 
 ARM = KubernetesArm
 EDGE = KubernetesEdge
+DATA = KubernetesData

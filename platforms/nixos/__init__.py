@@ -1,6 +1,6 @@
 """NixOS hosts reached over SSH: each arm node runs the app as a systemd service, the edge node
-runs nginx as the traffic switch (modules in nixos/modules, rendering in render.py, what ships
-with it in bundle.py, the deploy in host.py over ssh_deploy.py).
+runs nginx as the traffic switch, the data node PostgreSQL (nixos_data.py; modules in
+nixos/modules, rendering in render.py, what ships in bundle.py, the deploy in host.py).
 
 An arm stack declares one `bluegreen:nixos:Host` per node of `bluegreen:nodes`; the live stack
 declares one for `bluegreen:edgeNode`, or one per site of `bluegreen:edges`, whose place is that
@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 
@@ -34,6 +35,7 @@ from platforms import held_sites, metrics_keys
 from platforms.base import ArmEndpoint, ArmPlatform, Arms, EdgeEndpoint, EdgePlatform, refused
 from platforms.nixos import bundle, edge_hold, lease_release, nixos_sites, render, ssh_deploy
 from platforms.nixos.host import EdgeHostProvider, NixosHost
+from platforms.nixos.nixos_data import DataLink, NixosData, arm_data
 from platforms.nixos.ssh_deploy import REMOTE_DIR
 
 # A command name or an absolute path (/run/current-system/sw/bin/nixos-rebuild); it runs in the
@@ -74,6 +76,8 @@ class Ssh:
 
 @dataclass(frozen=True)
 class NixosArm(ArmPlatform):
+    reads_data: ClassVar[bool] = True  # its DSN as a credential (nixos_data.arm_data)
+
     nodes: tuple[str, ...]
     """Addresses of this arm's NixOS nodes (e.g. 10.0.0.10 for blue)."""
     app_port: int
@@ -96,7 +100,10 @@ class NixosArm(ArmPlatform):
             nodes=nodes, app_port=read.integer("appPort", 1, 65535), ssh=Ssh.from_config(read)
         )
 
-    def arm(self, name: str, parent: pulumi.Resource, s: ArmSettings) -> ArmEndpoint:
+    def arm(
+        self, name: str, parent: pulumi.Resource, s: ArmSettings, data: DataLink | None = None
+    ) -> ArmEndpoint:
+        lines, with_data = arm_data(s, data)
         hosts = []
         for node in self.nodes:
             text = render.arm_node(
@@ -106,6 +113,7 @@ class NixosArm(ArmPlatform):
                 version=s.version,
                 port=self.app_port,
                 health_path=s.health_path,
+                data=lines,
             )
             address = render.host_port(node, self.app_port)
             hosts.append(
@@ -125,6 +133,7 @@ class NixosArm(ArmPlatform):
                             },
                             "timeoutSeconds": 60,
                         },
+                        **with_data,
                     },
                     pulumi.ResourceOptions(parent=parent),
                 )
@@ -347,3 +356,4 @@ class NixosEdge(EdgePlatform):
 
 ARM = NixosArm
 EDGE = NixosEdge
+DATA = NixosData

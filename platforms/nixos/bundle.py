@@ -42,6 +42,7 @@ EDGE_MODULE = (
 # so that the modules' relative imports (../pkgs, ../../app) resolve on the host as they do here.
 BUNDLE = (
     "nixos/modules/arm-node.nix",
+    "nixos/modules/data-node.nix",
     *EDGE_MODULE_FILES,
     "bluegreen/nginx_text/proxy.conf",
     "bluegreen/nginx_text/sticky-maps.conf",
@@ -49,6 +50,7 @@ BUNDLE = (
     "nixos/pkgs/bluegreen-app.nix",
     "nixos/pkgs/bluegreen-tools.nix",
     "app/server.py",
+    "app/items.py",
     "app/consumer.py",
 )
 

@@ -29,15 +29,18 @@ the resource knows its previous weights and that time (its outputs). With severa
 traffic it served (edge_hold.py), and every node serves one writer lease, which none of them
 stamps (lease_release.py says how the nodes come to the same one, and who stamps it).
 
-The SSH private key is a secret input, and never logged. The transport itself, the two ssh
-commands and the key's file that exists only while they run, is ssh_deploy.py's; this module
-holds the providers, which Pulumi finds again by this module's path.
+The SSH private key is a secret input, and never logged; so are a host's `secretFiles` (the
+data node's password, an arm's DSN: root's 0600 files in /var/lib/bluegreen/secrets, see
+ssh_deploy.py), which a delete removes once the emptied config no longer reads them. The
+transport itself, the ssh commands and the key's file that exists only while they run, is
+ssh_deploy.py's; this module holds the providers, which Pulumi finds again by this module's path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -57,7 +60,16 @@ from pulumi.dynamic import (
 from bluegreen import nginx, probe
 from bluegreen.switch import LEASE_PATH, STATUS_PATH
 from platforms.nixos import edge_hold, lease_release, render
-from platforms.nixos.ssh_deploy import DeployError, deploy, digest, files_of
+from platforms.nixos.ssh_deploy import (
+    SECRETS_DIR,
+    DeployError,
+    after_switch,
+    deploy,
+    digest,
+    files_of,
+    remote,
+    secrets_of,
+)
 
 # What `pulumi destroy` leaves in the file the host's configuration.nix imports: a module that
 # declares nothing, so the host's next rebuild still evaluates and the service is gone.
@@ -119,12 +131,12 @@ class HostProvider(ResourceProvider):
         previous: dict[str, Any] | None,
     ) -> dict[str, Any]:
         files = files_of(props)
-        deploy(props, files)
+        deploy(props, files, then=after_switch(props, previous))
         ok, seen = confirmed(confirm)
         if not ok:
             if previous is not None:
                 back = self.restoring(previous, props)
-                deploy(back, files_of(back))
+                deploy(back, files_of(back), then=after_switch(back, props))
                 restored = "The previous configuration was switched back to and keeps serving."
             else:
                 restored = "There was no previous configuration to go back to."
@@ -156,7 +168,8 @@ class HostProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         prepared, confirm = self.prepare(news, olds, live=True)
-        if olds.get("digest") == digest(files_of(prepared)):
+        same_secrets = secrets_of(olds) == secrets_of(prepared)
+        if same_secrets and olds.get("digest") == digest(files_of(prepared)):
             # Only how we reach the host changed (key, user, port, probe): nothing to switch.
             return UpdateResult(outs={**prepared, "digest": olds["digest"]})
         return UpdateResult(outs=self._apply(prepared, confirm, olds))
@@ -165,7 +178,12 @@ class HostProvider(ResourceProvider):
         return ReadResult(id_=id_, outs=props)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        deploy(props, {props["fileName"]: TOMBSTONE})
+        deploy(props, {props["fileName"]: TOMBSTONE}, secrets={})
+        if secrets_of(props):  # once nothing reads them any more
+            paths = " ".join(shlex.quote(f"{SECRETS_DIR}/{p}") for p in secrets_of(props))
+            failed = remote(props, f"rm -f -- {paths}")
+            if failed:
+                raise DeployError(f"{props['host']}: removing its secret files failed: {failed}")
 
 
 def limits_until(spec: dict[str, Any], olds: dict[str, Any] | None, now: float) -> int | None:
@@ -327,7 +345,8 @@ class NixosHost(Resource, module="nixos", name="Host"):
         provider: HostProvider | None = None,
     ):
         provider = provider or HostProvider()
+        secret = [*provider.secret_outputs, *(["secretFiles"] if "secretFiles" in props else [])]
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=list(provider.secret_outputs))
+            opts, pulumi.ResourceOptions(additional_secret_outputs=secret)
         )
         super().__init__(provider, name, {**props, **dict.fromkeys(provider.outputs)}, opts)

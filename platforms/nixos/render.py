@@ -87,8 +87,9 @@ def arm_node(
     version: str,
     port: int,
     health_path: str,
+    data: str = "",
 ) -> str:
-    """The configuration of one node of an arm: the app as a service at `version`."""
+    """One arm node's configuration: the app at `version`; `data`, its lines of nixos_data.py."""
     return f"""\
 # Rendered by bluegreen for stack {checked("stack", stack)}, node {checked("host", node)}.
 # `pulumi up -s {stack}` overwrites this file; change Pulumi.{stack}.yaml instead.
@@ -103,7 +104,7 @@ def arm_node(
     version = {_str("version", version)};
     port = {_int(port, 1, 65535)};
     healthPath = {_str("path", health_path)};
-  }};
+{data}  }};
 }}
 """
 
@@ -193,8 +194,7 @@ def edge_node(
             f"      port = {_int(prometheus_port, 1, 65535)};\n"
             "    };\n"
         )
-    # What nginx.conf is made of (and so its fingerprint). Shadow traffic is on or off there;
-    # its share is state.
+    # What nginx.conf (and its fingerprint) is made of: shadowing on or off; its share is state.
     structure = f"""\
     upstreamPrefix = {nix_string(nginx.group_name(checked("name", app), "")[:-1])};
     port = {_int(port, 1, 65535)};

@@ -4,6 +4,13 @@ renames each file into place, then `<bluegreen:nixosRebuild> switch` in another.
 transport: whether a host answers at all (`reachable`, before a flip of several edge nodes), and
 one shell command (`remote`, the writer lease's stamp).
 
+A host's secrets (`secretFiles`: the data node's password, an arm's DSN) go first, in a tar of
+their own, as 0600 files into `SECRETS_DIR` (0700, root's), unpacked into a staging directory
+there and renamed into place: never under /etc/nixos, which a flake's rebuild copies whole into
+the world-readable Nix store. The modules hand them to their services as systemd credentials by
+path. They are no part of the digest (which is not secret); a change of one runs the host's
+`onSecretChange` command after the switch.
+
 The SSH private key is written to a 0600 file in a private temporary directory only for the
 duration of the ssh calls (`key_file`), and never logged. Host keys are accepted on first
 contact into `<runDir>/known_hosts` and checked on every later one.
@@ -15,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -26,6 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 REMOTE_DIR = "/etc/nixos/bluegreen"
+SECRETS_DIR = "/var/lib/bluegreen/secrets"
+"""Where a host's secret files live: root's only, outside /etc/nixos and the Nix store."""
+_SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _TIMEOUT_S = 1800  # a first switch may build the app's closure on the host
 CONNECT_TIMEOUT_S = 15
 REACH_TIMEOUT_S = 3
@@ -92,6 +103,17 @@ def copy_script(remote_dir: str) -> str:
     )
 
 
+def secrets_script(secrets_dir: str) -> str:
+    """Shell run on the host: unpack the tar of secrets on stdin into `secrets_dir` (0700),
+    one rename per file, nothing readable by anyone but root meanwhile."""
+    d = shlex.quote(secrets_dir)
+    return (
+        f'set -eu; umask 077; d={d}; mkdir -p "$d"; chmod 0700 "$d"; '
+        't=$(mktemp -d "$d/.incoming.XXXXXX"); trap \'rm -rf "$t"\' EXIT; '
+        'tar -x -f - -C "$t"; cd "$t"; for f in *; do mv -f "$f" "$d/$f"; done'
+    )
+
+
 def deploy_commands(target: Target, key_path: str, rebuild: str) -> list[list[str]]:
     """The two commands of one deploy: the copy (reads `tarball()` on stdin), then the switch."""
     return [
@@ -101,8 +123,26 @@ def deploy_commands(target: Target, key_path: str, rebuild: str) -> list[list[st
 
 
 def files_of(props: Mapping[str, Any]) -> dict[str, str]:
-    """Every file a deploy writes, by its path relative to the remote dir."""
+    """Every file a deploy writes but the secrets, by its path relative to the remote dir."""
     return {**props["bundle"], props["fileName"]: props["config"]}
+
+
+def secrets_of(props: Mapping[str, Any]) -> dict[str, str]:
+    """The host's secret files (`secretFiles`), by their names in `SECRETS_DIR`."""
+    found = dict(props.get("secretFiles") or {})
+    for name in found:
+        if not _SECRET_NAME.fullmatch(name):
+            raise DeployError(f"refusing the secret file name {name!r}: {_SECRET_NAME.pattern}")
+    return found
+
+
+def after_switch(props: Mapping[str, Any], other: Mapping[str, Any] | None) -> str | None:
+    """`onSecretChange` when the secrets of `props` are new against `other`'s (None: a first
+    deploy), else None: what takes a new secret in (a service that reads it once, say)."""
+    new = secrets_of(props)
+    if new and (other is None or secrets_of(other) != new):
+        return props.get("onSecretChange") or None
+    return None
 
 
 def digest(files: Mapping[str, str]) -> str:
@@ -113,14 +153,14 @@ def digest(files: Mapping[str, str]) -> str:
     return h.hexdigest()
 
 
-def tarball(files: Mapping[str, str]) -> bytes:
+def tarball(files: Mapping[str, str], mode: int = 0o644) -> bytes:
     """The files as a tar archive; fixed owner, mode and time, so equal files give equal bytes."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name in sorted(files):
             data = files[name].encode()
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            info.size, info.mode, info.mtime = len(data), mode, 0
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
 
@@ -164,13 +204,29 @@ def _tail(data: bytes, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(no output)"
 
 
-def deploy(props: Mapping[str, Any], files: Mapping[str, str]) -> None:
-    """Copy `files` to the host and switch it to them."""
+def deploy(
+    props: Mapping[str, Any],
+    files: Mapping[str, str],
+    secrets: Mapping[str, str] | None = None,
+    then: str | None = None,
+) -> None:
+    """Copy `secrets` (default: the host's) and `files` to the host, switch it to them, then run
+    `then` there (`after_switch`)."""
     target = _target(props)
     os.makedirs(os.path.dirname(target.known_hosts), exist_ok=True)
     where = f"{target.user}@{target.host}:{target.port}"
+    secrets = secrets_of(props) if secrets is None else secrets
     with key_file(props["sshKey"]) as key:
         copy, switch = deploy_commands(target, key, props["rebuild"])
+        if secrets:
+            done = run(
+                ssh_command(target, key, secrets_script(SECRETS_DIR)), tarball(secrets, 0o600)
+            )
+            if done.returncode != 0:
+                raise DeployError(
+                    f"copying the secret files to {where}:{SECRETS_DIR} failed (ssh exit "
+                    f"{done.returncode}); nothing was switched:\n{_tail(done.stderr)}"
+                )
         done = run(copy, tarball(files))
         if done.returncode != 0:
             raise DeployError(
@@ -183,6 +239,13 @@ def deploy(props: Mapping[str, Any], files: Mapping[str, str]) -> None:
                 f"`{props['rebuild']} switch` failed on {where} (exit {done.returncode}); "
                 f"the host keeps its current system:\n{_tail(done.stderr + done.stdout)}"
             )
+        if then:
+            done = run(ssh_command(target, key, then), None)
+            if done.returncode != 0:
+                raise DeployError(
+                    f"{where} switched, but `{then}` failed there (exit {done.returncode}), so "
+                    f"it may not use its new secret yet:\n{_tail(done.stderr + done.stdout)}"
+                )
 
 
 def remote(

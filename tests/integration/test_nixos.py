@@ -636,13 +636,16 @@ def test_the_app_package_runs_a_python_with_prometheus_client(nix_env):
     expr = (
         f"(import {ROOT}/nixos/pkgs/bluegreen-app.nix {{ "
         'python3 = { outPath = "/python3"; withPackages = f: { outPath = "/python3-with-" + '
-        'builtins.concatStringsSep "+" (f { prometheus-client = "prometheus-client"; }); }; }; '
+        'builtins.concatStringsSep "+" (f { prometheus-client = "prometheus-client"; '
+        'psycopg = "psycopg"; }); }; }; '
         "writeShellScriptBin = name: text: { inherit name text; }; }).text"
     )
     done = nix(nix_env, "--eval", "--strict", "--json", "-E", expr)
     assert done.returncode == 0, done.stderr
     script = json.loads(done.stdout)
-    assert script.split()[:2] == ["exec", "/python3-with-prometheus-client/bin/python3"], script
+    # psycopg for the items table (tests/integration/test_nixos_data.py).
+    python = "/python3-with-prometheus-client+psycopg/bin/python3"
+    assert script.split()[:2] == ["exec", python], script
 
 
 def servers_nix(blue: int, green: int, green_address: str = "10.0.0.11:8000") -> str:

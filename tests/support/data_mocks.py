@@ -37,6 +37,8 @@ class DataMocks(StackMocks):
 
 
 ARM = {"role": "arm", "color": "green", "version": "v2", "port": "18082"}
+
+
 def build_arm_with_data(loaded, data_from_stack):
     from components import Arm, ArmArgs
 

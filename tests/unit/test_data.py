@@ -194,6 +194,14 @@ def test_data_keys_are_checked():
     message = problems("green", **ARM, databasePassword="hunter2")
     assert "bluegreen:databasePassword belongs only in the data stack" in message
     assert "hunter2" not in message
-    assert 'bluegreen:platform is "aws", but the aws platform cannot run the data stack' in (
-        problems("data", role="data", platform="aws", schemaRevision="0001_items")
+    # Each platform names what it needs to run the database.
+    assert "bluegreen:dataNode is not set" in problems(
+        "data", role="data", platform="nixos", schemaRevision="0001_items", databasePassword="x"
+    )
+    assert "bluegreen:databaseDsn is not set" in problems(
+        "data",
+        role="data",
+        platform="kubernetes",
+        schemaRevision="0001_items",
+        databasePassword="x",
     )
