@@ -20,7 +20,7 @@ import pytest
 
 from tests.support import leaks
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.nixos_env"]
 
 TIERS = {
     "unit": "no process, no port (scripts/test --fast)",

@@ -54,81 +54,20 @@ from tests.support.nixos_cases import (
     edge_config,
     edge_props,
     live_defaults,
-    module_path,
     props,
+)
+from tests.support.nixos_env import (
+    LEASE_DIR,
+    STATE,
+    evaluate,
+    evaluation_error,
+    nix,
+    node_file,
+    on_host,
 )
 from tests.support.sandbox import free_ports
 
-EVAL = os.path.join(ROOT, "nixos", "tests", "eval-node.nix")
-
-
 TWO_BLUE = {"blue": ["10.0.0.10:8000", "10.0.0.12:8000"], "green": ["10.0.0.11:8000"]}
-
-
-STATE = "bluegreen-edge/switch.json"
-
-
-LEASE_DIR = "/var/lib/bluegreen-edge/lease"
-
-
-@pytest.fixture(scope="module")
-def nix_env(tmp_path_factory) -> dict[str, str]:
-    """Environment for nix-instantiate as root on a fresh machine: no daemon, no /nix needed.
-
-    `--store dummy://` (see `nix`) keeps evaluation from opening a store at all; the state and
-    config directories point into a temp dir so that nothing under /nix or ~ is read or created.
-    """
-    if shutil.which("nix-instantiate") is None:
-        pytest.fail("nix-instantiate is not installed: run scripts/bootstrap (Debian's nix-bin)")
-    state = tmp_path_factory.mktemp("nix-state")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
-    env.update(
-        NIX_STATE_DIR=str(state / "state"),
-        NIX_LOG_DIR=str(state / "log"),
-        NIX_CONF_DIR=str(state / "conf"),
-        HOME=str(state),
-        NIX_PATH="",
-    )
-    return env
-
-
-def nix(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["nix-instantiate", "--store", "dummy://", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def evaluate(env: dict[str, str], node: str) -> dict:
-    """eval-node.nix on one node file: its options, what it defines, its failed assertions."""
-    done = nix(env, "--eval", "--strict", "--json", EVAL, "--arg", "node", node)
-    assert done.returncode == 0, f"evaluating {node} failed:\n{done.stderr}"
-    return json.loads(done.stdout)
-
-
-def evaluation_error(env: dict[str, str], node: str) -> str:
-    done = nix(env, "--eval", "--strict", "--json", EVAL, "--arg", "node", node)
-    assert done.returncode != 0, f"{node} evaluated although it should not:\n{done.stdout}"
-    return done.stderr
-
-
-def on_host(tmp_path, file_name: str, text: str) -> str:
-    """Lay out a rendered file with its bundle as the deploy does in /etc/nixos/bluegreen."""
-    for rel, content in {**bundle.files(), file_name: text}.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    return str(tmp_path / file_name)
-
-
-def node_file(tmp_path, module: str, body: str) -> str:
-    """A hand-written node config importing one of the repo's modules."""
-    path = tmp_path / "node.nix"
-    path.write_text(f"{{ ... }}: {{ imports = [ {module_path(module)} ]; {body} }}\n")
-    return str(path)
 
 
 WINDOW = Window(datetime(2026, 11, 24, 1, 0, tzinfo=UTC), datetime(2026, 11, 24, 2, 30, tzinfo=UTC))

@@ -17,9 +17,9 @@ import pytest
 
 from bluegreen import config
 from platforms.nixos import bundle, nixos_data, render, ssh_deploy
-from tests.integration.test_nixos import evaluate, evaluation_error, nix, node_file, on_host
 from tests.support import postgres
 from tests.support.nixos_cases import ROOT, arm_config
+from tests.support.nixos_env import evaluate, evaluation_error, nix, node_file, on_host
 
 PASSWORD_FILE = "/var/lib/bluegreen/secrets/shop-data.password"
 DSN_FILE = "/var/lib/bluegreen/secrets/shop-blue.dsn"

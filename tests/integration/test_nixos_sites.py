@@ -35,15 +35,9 @@ from bluegreen.config_parts.edge_sites import MOVING_ENV
 from platforms.base import ArmView
 from platforms.held_sites import READ_OUTPUTS
 from platforms.nixos import host, lease_release
-from tests.integration import test_nixos, test_nixos_ssh
-from tests.integration.test_nixos import LEASE_DIR, STATE, evaluate
-from tests.integration.test_nixos_ssh import HOSTS, free_port
 from tests.support.mocks import stack
 from tests.support.nixos_cases import NODES
-
-# The nixos tests' fixtures: a real sshd (on HOSTS), and nix-instantiate's environment.
-sshd = test_nixos_ssh.sshd
-nix_env = test_nixos.nix_env
+from tests.support.nixos_env import HOSTS, LEASE_DIR, STATE, evaluate, free_port
 
 SITES = dict(zip(("site-a", "site-b", "site-c"), HOSTS, strict=True))
 

@@ -10,103 +10,11 @@ real deploy, NixOS building and activating the system, needs a real NixOS host.
 
 from __future__ import annotations
 
-import getpass
-import os
-import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 
 from platforms.nixos import bundle, host, render, ssh_deploy
-from tests.support.sandbox import free_ports
-
-SSHD = "/usr/sbin/sshd"
-HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-@pytest.fixture
-def sshd(tmp_path):
-    """An sshd on 127.0.0.1 (and .2, .3: `HOSTS`) that accepts only the test's key; stopped even
-    when the test fails."""
-    if not os.path.exists(SSHD) or shutil.which("ssh") is None:
-        pytest.fail("sshd or ssh is missing: run scripts/bootstrap (openssh-server, -client)")
-    d = tmp_path / "ssh"
-    d.mkdir(mode=0o700)
-    for key in ("host_key", "client_key"):
-        subprocess.run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                f"bluegreen-{key}",
-                "-f",
-                str(d / key),
-            ],
-            check=True,
-        )
-    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    port = free_port()
-    user = getpass.getuser()
-    config = d / "sshd_config"
-    # Three loopback addresses stand in for three hosts (every 127.0.0.0/8 address is loopback).
-    listen = "".join(f"ListenAddress {a}\n" for a in HOSTS)
-    config.write_text(
-        f"""\
-{listen}Port {port}
-HostKey {d}/host_key
-AuthorizedKeysFile {d}/authorized_keys
-PidFile {d}/sshd.pid
-AllowUsers {user}
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-# The keys live under the test's temp dir, whose parents sshd's ownership checks would refuse.
-StrictModes no
-LogLevel VERBOSE
-"""
-    )
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
-    log = open(d / "sshd.log", "wb")
-    proc = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(config), "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"sshd exited with {proc.returncode}:\n{(d / 'sshd.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"sshd did not listen:\n{(d / 'sshd.log').read_text()}")
-                time.sleep(0.05)
-        yield {"port": port, "user": user, "key": (d / "client_key").read_text(), "dir": d}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
 
 
 @pytest.fixture

@@ -212,3 +212,46 @@ def test_two_modules_of_one_name_are_caught(tmp_path):
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_text("")
     assert same_names(tmp_path) == {"evidence.py": ["a/evidence.py", "b/evidence.py"]}
+
+
+def cross_imports(tests_dir: Path) -> dict[str, list[str]]:
+    """Each test module that imports another test module (anything under tests/ but
+    tests/support), and what it imports."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(tests_dir.rglob("*.py")):
+        rel = path.relative_to(tests_dir).as_posix()
+        if rel.startswith("support/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                package = node.module in ("tests", "tests.unit", "tests.integration", "tests.e2e")
+                names = [f"{node.module}.{a.name}" for a in node.names]
+                names = names if package else [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            bad = [
+                n
+                for n in names
+                if n.startswith("tests.") and not n.startswith(("tests.support", "tests.conftest"))
+            ]
+            if bad:
+                found.setdefault(rel, []).extend(bad)
+    return found
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in tests/support: a test module is never another's library."""
+    assert cross_imports(ROOT_PATH / "tests") == {}
+
+
+def test_a_test_module_importing_another_is_caught(tmp_path):
+    (tmp_path / "unit").mkdir()
+    (tmp_path / "support").mkdir()
+    (tmp_path / "unit" / "test_a.py").write_text("from tests.unit.test_b import THING\n")
+    (tmp_path / "unit" / "test_c.py").write_text("from tests.integration import test_d\n")
+    (tmp_path / "support" / "ok.py").write_text("from tests.unit.test_b import THING\n")
+    assert cross_imports(tmp_path) == {
+        "unit/test_a.py": ["tests.unit.test_b"],
+        "unit/test_c.py": ["tests.integration.test_d"],
+    }
