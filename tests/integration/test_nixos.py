@@ -59,6 +59,7 @@ from tests.support.nixos_cases import (
 from tests.support.nixos_env import (
     LEASE_DIR,
     STATE,
+    app_package_script,
     evaluate,
     evaluation_error,
     nix,
@@ -572,16 +573,7 @@ def test_the_app_package_runs_a_python_with_prometheus_client(nix_env):
     with it. The stand-in python3 names in its path the packages it was built with."""
     with open(os.path.join(ROOT, "app", "server.py")) as f:
         assert "from prometheus_client import" in f.read()
-    expr = (
-        f"(import {ROOT}/nixos/pkgs/bluegreen-app.nix {{ "
-        'python3 = { outPath = "/python3"; withPackages = f: { outPath = "/python3-with-" + '
-        'builtins.concatStringsSep "+" (f { prometheus-client = "prometheus-client"; '
-        'psycopg = "psycopg"; }); }; }; '
-        "writeShellScriptBin = name: text: { inherit name text; }; }).text"
-    )
-    done = nix(nix_env, "--eval", "--strict", "--json", "-E", expr)
-    assert done.returncode == 0, done.stderr
-    script = json.loads(done.stdout)
+    script = app_package_script(nix_env)
     # psycopg for the items table (tests/integration/test_nixos_data.py).
     python = "/python3-with-prometheus-client+psycopg/bin/python3"
     assert script.split()[:2] == ["exec", python], script

@@ -19,27 +19,17 @@ from bluegreen import config
 from platforms.nixos import bundle, nixos_data, render, ssh_deploy
 from tests.support import postgres
 from tests.support.nixos_cases import ROOT, arm_config
-from tests.support.nixos_env import evaluate, evaluation_error, nix, node_file, on_host
+from tests.support.nixos_env import (
+    app_package_script,
+    evaluate,
+    evaluation_error,
+    nix,
+    node_file,
+    on_host,
+)
 
 PASSWORD_FILE = "/var/lib/bluegreen/secrets/shop-data.password"
 DSN_FILE = "/var/lib/bluegreen/secrets/shop-blue.dsn"
-
-
-@pytest.fixture(scope="module")
-def nix_env(tmp_path_factory) -> dict[str, str]:
-    """As tests/integration/test_nixos.py's: no daemon, no store, nothing under /nix or ~."""
-    if shutil.which("nix-instantiate") is None:
-        pytest.fail("nix-instantiate is not installed: run scripts/bootstrap (Debian's nix-bin)")
-    state = tmp_path_factory.mktemp("nix-state")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
-    env.update(
-        NIX_STATE_DIR=str(state / "state"),
-        NIX_LOG_DIR=str(state / "log"),
-        NIX_CONF_DIR=str(state / "conf"),
-        HOME=str(state),
-        NIX_PATH="",
-    )
-    return env
 
 
 def data_config(**kw) -> str:
@@ -268,16 +258,7 @@ def test_the_app_package_ships_the_apps_python_files_and_psycopg(nix_env, tmp_pa
     """server.py imports items.py from its own directory: the package copies app/'s Python
     files, exactly those (not its migrations, nor caches), and runs them with a Python that has
     psycopg."""
-    expr = (
-        f"(import {ROOT}/nixos/pkgs/bluegreen-app.nix {{ "
-        'python3 = { outPath = "/python3"; withPackages = f: { outPath = "/python3-with-" + '
-        'builtins.concatStringsSep "+" (f { prometheus-client = "prometheus-client"; '
-        'psycopg = "psycopg"; }); }; }; '
-        "writeShellScriptBin = name: text: { inherit name text; }; }).text"
-    )
-    done = nix(nix_env, "--eval", "--strict", "--json", "-E", expr)
-    assert done.returncode == 0, done.stderr
-    words = json.loads(done.stdout).split()
+    words = app_package_script(nix_env).split()
     assert words[:2] == ["exec", "/python3-with-prometheus-client+psycopg/bin/python3"], words
     assert words[2].startswith("/nix/store/") and words[2].endswith("-bluegreen-app-src/server.py")
     # The same store path as a directory holding app/'s *.py files alone: nothing else went in.

@@ -171,3 +171,18 @@ LogLevel VERBOSE
             proc.kill()
             proc.wait(timeout=5)
         log.close()
+
+
+def app_package_script(env: dict[str, str]) -> str:
+    """The start script nixos/pkgs/bluegreen-app.nix writes, with stand-ins for python3 (whose
+    path names the packages it was built with) and writeShellScriptBin."""
+    expr = (
+        f"(import {ROOT}/nixos/pkgs/bluegreen-app.nix {{ "
+        'python3 = { outPath = "/python3"; withPackages = f: { outPath = "/python3-with-" + '
+        'builtins.concatStringsSep "+" (f { prometheus-client = "prometheus-client"; '
+        'psycopg = "psycopg"; }); }; }; '
+        "writeShellScriptBin = name: text: { inherit name text; }; }).text"
+    )
+    done = nix(env, "--eval", "--strict", "--json", "-E", expr)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
