@@ -34,13 +34,29 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{tier}: {what}")
 
 
+LONGEST_FIRST = (
+    "test_edges.py",
+    "test_schema_flip.py",
+    "test_preview_truth.py",
+    "test_hold_metrics.py",
+    "test_writers.py",
+    "test_cutover.py",
+)
+"""The end-to-end modules whose tests take one to four minutes each under the suite's load
+(`scripts/test` prints the slowest): they start first, so that the two workers end together on
+short tests rather than one waiting for the other's last long one."""
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test gets its tier's marker from its directory (tests/<tier>/), so `-m unit`,
-    `-m integration` and `-m e2e` select a tier wherever pytest is pointed."""
+    `-m integration` and `-m e2e` select a tier wherever pytest is pointed. The longest modules
+    go first (`LONGEST_FIRST`); the rest keep their order."""
     for item in items:
         for tier in TIERS:
             if f"{os.sep}tests{os.sep}{tier}{os.sep}" in str(item.path):
                 item.add_marker(getattr(pytest.mark, tier))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 class _NotUnit(AssertionError):
