@@ -58,10 +58,7 @@ class Arm(pulumi.ComponentResource):
                 "floorContract": data.floor_contract,
             }
         super().__init__("bluegreen:index:Arm", name, gate, opts)
-        if data is None:
-            deployed = args.platform.arm(name, self, s)
-        else:
-            deployed = args.platform.arm(name, self, s, data=data)  # type: ignore[call-arg]
+        deployed = args.platform.arm(name, self, s, data=data)
         self.color = pulumi.Output.from_input(s.color)
         self.version = pulumi.Output.from_input(s.version)
         self.endpoint = deployed.endpoint

@@ -3,9 +3,8 @@
 The registry is `REGISTRY` below: a platform's name and the module of its adapter. Adding a
 platform is one module and one entry here. Each module defines `ARM` and `EDGE`, the classes of
 platforms/base.py that read the platform's own keys for that role (`from_config`) and declare its
-resources, and `DATA` where it runs the data stack's database (elsewhere a data stack is refused,
-naming bluegreen:platform). Modules are imported only when their platform is chosen, so a local
-stack never loads a cloud SDK.
+resources, and `DATA`, the data stack's database there (an arm reads it with `arm(data=...)`).
+Modules are imported only when their platform is chosen, so a local stack never loads a cloud SDK.
 
 The core (bluegreen/config.py) cannot import this package; it reads the keys every platform
 shares. `load` composes the two: one `Reader` goes through the core's keys and the platform's, so
@@ -21,9 +20,9 @@ from dataclasses import dataclass
 
 from bluegreen import config
 from bluegreen.config import ArmSettings, DataSettings, EdgeSettings
-from bluegreen.reader import NAMESPACE, Getter, Reader
+from bluegreen.reader import Getter, Reader
 from platforms import lifeline
-from platforms.base import ArmPlatform, DataPlatform, EdgePlatform, refused
+from platforms.base import ArmPlatform, DataPlatform, EdgePlatform
 
 lifeline.bind_to_engine()  # in a dynamic provider process: exit when the engine goes away
 
@@ -87,29 +86,9 @@ def load(get: Getter, stack: str, project_dir: str) -> Loaded:
         read.stop()
     module = adapter(name)
     if isinstance(settings, DataSettings):
-        if getattr(module, "DATA", None) is None:
-            read.problems.append(
-                refused(
-                    "platform",
-                    name,
-                    f"the {name} platform cannot run the data stack's database yet "
-                    f"({REGISTRY[name]} has no DATA adapter)",
-                    'set it to "local" on the data stack',
-                )
-            )
-            read.stop()
         loaded: Loaded = DataStack(settings, module.DATA.from_config(read))
     elif isinstance(settings, ArmSettings):
         loaded = ArmStack(settings, module.ARM.from_config(read))
-        if settings.schema is not None and not module.ARM.reads_data:
-            read.problems.append(
-                refused(
-                    "schemaRevision",
-                    settings.schema.revision,
-                    f"the {name} arm cannot read the data stack yet",
-                    f"unset {NAMESPACE}:schemaRevision, or run this arm on local",
-                )
-            )
     else:
         loaded = EdgeStack(settings, module.EDGE.from_config(read))
         read.problems.extend(loaded.platform.refusals(settings))

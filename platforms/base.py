@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from typing import Self
 
 import pulumi
 
@@ -130,15 +130,12 @@ class ArmPlatform(ABC):
         naming the key, the value and what is allowed. Most platforms have nothing to check."""
         return None
 
-    reads_data: ClassVar[bool] = False
-    """Whether this platform's arm can run with bluegreen:schemaRevision (reading the data
-    stack): `arm()` is then called with `data`. Elsewhere that key is refused before anything
-    is declared."""
-
     @abstractmethod
-    def arm(self, name: str, parent: pulumi.Resource, s: ArmSettings) -> ArmEndpoint:
-        """Declare one arm's compute as children of `parent`. Where `reads_data`, it takes a
-        keyword `data: DataLink | None` too (given only when the arm needs a schema)."""
+    def arm(
+        self, name: str, parent: pulumi.Resource, s: ArmSettings, data: DataLink | None = None
+    ) -> ArmEndpoint:
+        """Declare one arm's compute as children of `parent`. `data`: the data stack as the arm
+        reads it, given only when the arm needs a schema (bluegreen:schemaRevision)."""
 
 
 def write_refusals(settings: EdgeSettings, edge: str, only: str) -> list[str]:

@@ -11,7 +11,6 @@ import base64
 import re
 import shlex
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pulumi
 import pulumi_aws as aws
@@ -210,8 +209,6 @@ def _target_group(
 
 @dataclass(frozen=True)
 class AwsArm(ArmPlatform):
-    reads_data: ClassVar[bool] = True  # the DSN through SSM (aws_arm_data.py)
-
     network: Network
     ami: str
     """The image the launch template boots."""

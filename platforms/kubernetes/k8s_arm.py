@@ -10,7 +10,7 @@ the old one goes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -64,8 +64,6 @@ def dsn_volume(
 
 @dataclass(frozen=True)
 class KubernetesArm(ArmPlatform):
-    reads_data: ClassVar[bool] = True  # the DSN as a mounted Secret (`dsn_volume`)
-
     cluster: Cluster
     image: str
     """The container image; the version is its tag unless the image already has one."""

@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import pulumi
 
@@ -57,8 +57,6 @@ def _simulate(read: Reader) -> dict[str, str]:
 @dataclass(frozen=True)
 class LocalArm(ArmPlatform):
     """The arm's service: app/server.py as a process on loopback."""
-
-    reads_data: ClassVar[bool] = True
 
     bind_address: str
     port: int

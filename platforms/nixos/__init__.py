@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pulumi
 
@@ -76,8 +75,6 @@ class Ssh:
 
 @dataclass(frozen=True)
 class NixosArm(ArmPlatform):
-    reads_data: ClassVar[bool] = True  # its DSN as a credential (nixos_data.arm_data)
-
     nodes: tuple[str, ...]
     """Addresses of this arm's NixOS nodes (e.g. 10.0.0.10 for blue)."""
     app_port: int
