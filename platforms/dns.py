@@ -17,6 +17,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 from bluegreen.config import COLORS, Dns, EdgeSettings
+from bluegreen.config_parts.edge_sites import health_checked
 from bluegreen.rfc2136 import lookup
 from bluegreen.rfc2136 import update as _update
 from platforms.base import EdgePlatform
@@ -131,7 +132,7 @@ def declare(
         secret = pulumi.Config("bluegreen").require_secret("tsigSecret")
         depends = platform.dns_server(name, parent, settings, d, secret)
         # Several edges behind the live name: the platform's health agent withdraws a failed one.
-        checked = settings.sites.several and not d.switch
+        checked = health_checked(settings.sites, d)
         return depends + [
             DnsRecord(
                 f"{name}-dns-{fqdn.split('.')[0]}",

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bluegreen.config_parts.dns_settings import Dns
 from bluegreen.reader import ConfigError, Reader
 
 MOVING_ENV = "BLUEGREEN_MOVING_EDGES"
@@ -126,3 +127,9 @@ def moving(sites: Sites, environ: Mapping[str, str]) -> frozenset[str] | None:
             ]
         )
     return frozenset(names)
+
+
+def health_checked(sites: Sites, dns: Dns | None) -> bool:
+    """Several edges behind an RFC 2136 live name (not the DNS switch): a health agent keeps the
+    name to the edges that answer (agents/edge/dns_health.py)."""
+    return dns is not None and dns.provider == "rfc2136" and sites.several and not dns.switch

@@ -17,6 +17,7 @@ from agents.edge import intents
 from agents.edge.dns_health import REPORT_PATH as DNS_HEALTH_PATH
 from bluegreen import arm_metrics
 from bluegreen.config import QUEUE_DSN, ConfigError, Dns, EdgeSettings
+from bluegreen.config_parts.edge_sites import health_checked
 from bluegreen.reader import NAMESPACE
 from platforms import dns, metrics_keys
 from platforms.base import Arms
@@ -169,7 +170,7 @@ def dns_server(
         },
         pulumi.ResourceOptions(parent=parent),
     )
-    if not s.sites.several or d.switch:
+    if not health_checked(s.sites, s.dns):
         return [server]
     return [server, dns_health(edge, name, parent, s, d, secret, sites, server)]
 

@@ -13,7 +13,7 @@ import pulumi
 
 from bluegreen import arm_metrics, nginx
 from bluegreen.config import ConfigError, Dns, EdgeSettings
-from bluegreen.config_parts.edge_sites import moving
+from bluegreen.config_parts.edge_sites import health_checked, moving
 from bluegreen.reader import Reader
 from platforms import metrics_keys
 from platforms.base import Arms, EdgeEndpoint, EdgePlatform
@@ -105,7 +105,7 @@ class LocalEdge(EdgePlatform):
                 )
             ours = running_from(os.path.join(s.run_dir, "prometheus.pid"))
             refuse_taken(self.bind_address, self.prometheus_port, "prometheusPort", ours)
-        if s.dns and s.dns.provider == "rfc2136" and s.sites.several and not s.dns.switch:
+        if health_checked(s.sites, s.dns):
             ours = running_from(os.path.join(s.run_dir, "dns-health.pid"))
             refuse_taken(self.bind_address, self.dns_health_port, "dnsHealthPort", ours)
         if s.maintenance.queue.enabled:
