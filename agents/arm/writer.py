@@ -189,15 +189,19 @@ class Writer:
         """SIGTERM to the command's group, SIGKILL after the grace; logged once it is reaped."""
         assert self.child is not None
         pid = self.child.pid
+        if self._exited():
+            # It was gone before the wrapper came to stop it (a store that fenced it out acts in
+            # the same poll as the lease moves): say so, rather than claim a stop it never got.
+            self._finish("exited", "exited by itself")
+            return
+        self._signal_group(signal.SIGTERM)
+        self.log("stopping", why=why, pid=pid, fence=self.fence, grace=f"{self.grace:.3f}")
+        deadline = time.monotonic() + self.grace
+        while not self._exited() and time.monotonic() < deadline:
+            time.sleep(0.01)
         if not self._exited():
-            self._signal_group(signal.SIGTERM)
-            self.log("stopping", why=why, pid=pid, fence=self.fence, grace=f"{self.grace:.3f}")
-            deadline = time.monotonic() + self.grace
-            while not self._exited() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if not self._exited():
-                why = f"{why}; still running after {self.grace:.3f}s"
-                self.log("killing", why=why, pid=pid, fence=self.fence)
+            why = f"{why}; still running after {self.grace:.3f}s"
+            self.log("killing", why=why, pid=pid, fence=self.fence)
         self._finish("stopped", why)
 
     def _reap_exited(self, lease: ServedLease | None) -> None:

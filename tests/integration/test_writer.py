@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from agents.arm import lease
+from agents.arm.writer import Writer
 from tests.support import leaks
 from tests.support.sandbox import ROOT, free_ports
 
@@ -401,3 +402,31 @@ def test_the_fence_refuses_a_writer_whose_wrapper_cannot_stop_it(edge, writers, 
     exited = blue.wait("exited", pid=str(stale))
     assert exited["code"] == "75"
     assert exited["why"] == "exited by itself"  # the lease is green's: no restart
+
+
+def test_a_command_gone_before_its_stop_is_logged_as_exited_not_stopped():
+    """The store fences a command out in the same poll as the lease moves: the wrapper that then
+    comes to stop it must say that it had exited, not claim a stop it never sent."""
+    lines: list[str] = []
+    now = time.time()
+    green = lease.ServedLease(holder="green", fence=2, since=now - 10, handover=0.5, now=now)
+
+    class Reader:
+        url = "http://127.0.0.1:9/_bluegreen/lease"
+
+        def read(self) -> lease.ServedLease:
+            return green
+
+    w = Writer(
+        "green", Reader(), [sys.executable, "-c", "pass"], poll=0.1, grace=1, out=lines.append
+    )
+    w.start(green)
+    pid = w.child.pid
+    until(lambda: os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT), "it to exit")
+    w.stop("lease moved to blue")
+    ends = [
+        line for line in lines if line.startswith(("writer green stopped", "writer green exited"))
+    ]
+    assert len(ends) == 1 and ends[0].startswith("writer green exited"), lines
+    assert 'why="exited by itself"' in ends[0]
+    assert not any("stopping" in line for line in lines)  # no SIGTERM went to a reaped group
