@@ -4,7 +4,10 @@
 max-age=300`, which an edge cache may keep), `GET <health path>` with JSON readiness, and
 POST/PUT/PATCH/DELETE are accepted so that maintenance mode has writes to block; a write with an
 `Idempotency-Key` seen before is answered as the first time and not applied again, and
-`GET /_arm/writes` lists every write received, in order (the queue's tests read it). Every response
+`GET /_arm/writes` lists the writes received, in order (the queue's tests read it). What it
+remembers is bounded (app/idempotency.py): keys for a day, at most --max-keys of them (a new
+key finding every place taken is refused with 503 before it is applied), the journal's last
+--journal-max writes, bodies up to --max-body-kb (413 past it). Every response
 carries `X-Bluegreen-Color` and `X-Bluegreen-Version`, which is how the edge, the probes and the
 access log know which arm served a request.
 
@@ -44,34 +47,20 @@ dropped. Without --dsn-file, /items is a path like any other.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import random
 import signal
 import sys
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
-
-# Eight buckets per doubling from a quarter of a millisecond to about 5 s (each bound 9% above the
-# last, as Prometheus's native histograms at schema 3): the hold's judge ranks the requests in
-# them, and a 20% slower release must move them by more than a bucket.
-BUCKETS = tuple(float(f"{0.00025 * 2 ** (k / 8):.6g}") for k in range(115))
-
+from idempotency import KEY_MAX, Full, Journal, Replays, valid_key  # app/, beside this file
+from metrics import CONTENT_TYPE_LATEST, Metrics  # app/, beside this file
 
 JOURNAL_PATH = "/_arm/writes"
-WRITES: dict = {"lock": threading.Lock(), "journal": [], "answers": {}, "keys": {}}
-"""The writes this arm received, the first answer to each client's Idempotency-Key, and a lock
-per key, which a write holds from its check of the answers to its own answer kept."""
+JOURNAL_DROPPED = "X-Bluegreen-Journal-Dropped"
+"""Beside the journal: how many older writes it no longer lists (it keeps --journal-max)."""
 
 
 def client_of(headers, peer: str) -> str:
@@ -83,48 +72,17 @@ def client_of(headers, peer: str) -> str:
     return hashlib.sha256(f"peer:{peer}".encode()).hexdigest()
 
 
-class Metrics:
-    """The arm's request counter and latency histogram, in a registry of its own."""
-
-    def __init__(self, color: str, version: str) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "bluegreen_http_requests",
-            "Requests served, by method and status code.",
-            ["color", "version", "method", "code"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "bluegreen_http_request_duration_seconds",
-            "Seconds to answer a request.",
-            ["color", "version"],
-            buckets=BUCKETS,
-            registry=self.registry,
-        ).labels(color, version)
-        self.identity = (color, version)
-
-    def observe(self, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(*self.identity, method, str(status)).inc()
-        self.duration.observe(seconds)
-
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
-
-
 FAILING = {"on": False, "slow": False}
 """Set by SIGUSR1, cleared by SIGUSR2: answer 500 to everything but the health path. `slow`, set
 by SIGHUP and cleared by SIGUSR2: --delay-ms times --slow-factor."""
-
-
-def key_lock(scoped: tuple[str, str]) -> threading.Lock:
-    with WRITES["lock"]:
-        return WRITES["keys"].setdefault(scoped, threading.Lock())
 
 
 def make_handler(args: argparse.Namespace, items=None) -> type[BaseHTTPRequestHandler]:
     """The request handler; `items`, an app/items.py Items, serves /items from the database."""
     identity = {"color": args.color, "version": args.version}
     metrics = Metrics(args.color, args.version)
+    replays = Replays(args.max_keys, args.key_retention_hours * 3600)
+    writes = Journal(args.journal_max)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -201,10 +159,10 @@ def make_handler(args: argparse.Namespace, items=None) -> type[BaseHTTPRequestHa
             if path == "/metrics":
                 self._answer(200, metrics.exposition(), CONTENT_TYPE_LATEST)
                 return
-            if path == JOURNAL_PATH:  # every write received, in order, duplicates marked
-                with WRITES["lock"]:
-                    journal = json.dumps(WRITES["journal"]).encode()
-                self._answer(200, journal, "application/json")
+            if path == JOURNAL_PATH:  # the writes received, in order, duplicates marked
+                entries, dropped = writes.read()
+                body = json.dumps(entries).encode()
+                self._answer(200, body, "application/json", headers={JOURNAL_DROPPED: str(dropped)})
                 return
             if self._delay_and_fail():
                 return
@@ -259,39 +217,58 @@ def make_handler(args: argparse.Namespace, items=None) -> type[BaseHTTPRequestHa
         def _write(self) -> None:
             self.started = time.perf_counter()
             length = int(self.headers.get("Content-Length") or 0)
+            if length > args.max_body_kb * 1024:  # refused unread: the connection is closed
+                self.close_connection = True
+                limit = f"{args.max_body_kb} KiB"
+                self._send(413, {"error": f"a body of {length} bytes is over {limit}"})
+                return
             body = self.rfile.read(length) if length else b""
             if self._delay_and_fail():
                 return
             key = self.headers.get("Idempotency-Key")
+            if key is not None and not valid_key(key):
+                self._send(400, {"error": f"Idempotency-Key: 1 to {KEY_MAX} visible ASCII"})
+                return
+            path = self.path.split("?", 1)[0]
+            table = items is not None and (path == "/items" or path.startswith("/items/"))
+            if key is None:
+                self._journal(body, duplicate=False)
+                self._reply(self._apply(path, body, table))
+                return
             # A key is its client's own (as the edge's queue scopes it): another client's same
             # key is another write, not a replay of this one.
             scoped = (client_of(self.headers, self.client_address[0]), key)
-            path = self.path.split("?", 1)[0]
-            table = items is not None and (path == "/items" or path.startswith("/items/"))
-            with key_lock(scoped) if key else contextlib.nullcontext():
-                with WRITES["lock"]:
-                    first = WRITES["answers"].get(scoped) if key else None
-                    WRITES["journal"].append(
-                        {
-                            "method": self.command,
-                            "path": self.path,
-                            "key": key,
-                            "bytes": len(body),
-                            "replay": self.headers.get("X-Bluegreen-Replay"),
-                            "duplicate": first is not None,
-                        }
-                    )
-                if first is None:
-                    if table:
-                        first = self._write_items(path, body)
-                    else:
-                        first = (200, {"accepted": self.command, "path": self.path, **identity})
-                    if key and first[0] < 300:  # kept: an answer that took effect
-                        with WRITES["lock"]:
-                            WRITES["answers"][scoped] = first
+            try:
+                with replays.hold(scoped) as slot:
+                    self._journal(body, duplicate=slot.first is not None)
+                    answer = slot.first or self._apply(path, body, table)
+                    if slot.first is None and answer[0] < 300:  # kept: it took effect
+                        slot.keep(answer)
+            except Full as e:
+                # Refused before it is applied: a key that cannot be remembered must not be
+                # applied, or its replay would apply it again.
+                print(f"{self.command} {self.path}: refused, {e}", flush=True)
+                answer = 503, {"error": "too many idempotency keys kept"}, {"Retry-After": "60"}
             # A key seen before is answered as the first time and applied once (RFC draft
             # "The Idempotency-Key HTTP Header Field"): a replayed intent never applies twice.
-            self._reply(first)
+            self._reply(answer)
+
+        def _journal(self, body: bytes, duplicate: bool) -> None:
+            writes.add(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "key": self.headers.get("Idempotency-Key"),
+                    "bytes": len(body),
+                    "replay": self.headers.get("X-Bluegreen-Replay"),
+                    "duplicate": duplicate,
+                }
+            )
+
+        def _apply(self, path: str, body: bytes, table: bool) -> tuple:
+            if table:
+                return self._write_items(path, body)
+            return 200, {"accepted": self.command, "path": self.path, **identity}
 
         do_POST = do_PUT = do_PATCH = do_DELETE = _write
 
@@ -311,7 +288,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--slow-factor", type=float, default=1.2)
     p.add_argument("--dsn-file", help="a file holding the DSN of the database serving /items")
     p.add_argument("--items-shape", choices=["v1", "v2"], help="v1: title; v2: name")
+    p.add_argument(
+        "--max-body-kb", type=int, default=1024, help="the largest write body taken (1024 KiB)"
+    )
+    p.add_argument(
+        "--max-keys", type=int, default=100_000, help="Idempotency-Keys remembered (100000)"
+    )
+    p.add_argument(
+        "--key-retention-hours", type=float, default=24.0, help="how long each is (24 hours)"
+    )
+    p.add_argument("--journal-max", type=int, default=50_000, help="writes listed (50000)")
     args = p.parse_args(argv)
+    for name in ("max_body_kb", "max_keys", "key_retention_hours", "journal_max"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be above 0, got {getattr(args, name)}")
     items = None
     if (args.dsn_file is None) != (args.items_shape is None):
         p.error("--dsn-file and --items-shape go together")

@@ -1,6 +1,6 @@
 # The reference service (app/server.py) as a package: what services.bluegreen-arm runs unless
 # its `package` option names the real application. It ships app/'s Python files (server.py
-# imports items.py, the items table in PostgreSQL, beside it), not its migrations, which run
+# imports idempotency.py, metrics.py and items.py beside it), not its migrations, which run
 # where `pulumi` runs. Besides Python's standard library it needs prometheus-client, for the
 # metrics it serves at /metrics (the edge's Prometheus scrapes them), and psycopg (3), for the
 # data stack's database of an arm with bluegreen:schemaRevision.

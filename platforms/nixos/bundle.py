@@ -50,6 +50,8 @@ BUNDLE = (
     "nixos/pkgs/bluegreen-app.nix",
     "nixos/pkgs/bluegreen-tools.nix",
     "app/server.py",
+    "app/idempotency.py",
+    "app/metrics.py",
     "app/items.py",
     "app/consumer.py",
 )

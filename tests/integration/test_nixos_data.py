@@ -271,6 +271,9 @@ def test_the_app_package_ships_the_apps_python_files_and_psycopg(nix_env, tmp_pa
     done = nix(nix_env, "--eval", "--json", "-E", expr)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == words[2]
-    assert {"app/server.py", "app/items.py"} <= set(bundle.BUNDLE)
+    shipped = {f"app/{name}" for name in os.listdir(only)}
+    assert shipped <= set(bundle.BUNDLE), "every module server.py may import reaches the host"
     with open(os.path.join(ROOT, "app", "server.py")) as f:
-        assert "from items import Items" in f.read()
+        source = f.read()
+    for module in ("items", "idempotency", "metrics"):
+        assert f"from {module} import" in source and f"app/{module}.py" in shipped

@@ -186,6 +186,7 @@ RESPONSE_HEADERS = {
     "X-Bluegreen-Edge-Generation",
     "X-Bluegreen-Banner",
     "X-Bluegreen-Cache",
+    "X-Bluegreen-Journal-Dropped",
 }
 """What the arms and the edge answer with; none is read from a request."""
 
