@@ -27,6 +27,7 @@ from bluegreen.live_stack import SchemaOutputs
 from components.naming import qualified
 from platforms.base import DataLink, DataPlatform
 from platforms.migration import Migration, refusal
+from platforms.stack_outputs import read_outputs
 
 
 @dataclass(frozen=True)
@@ -37,23 +38,10 @@ class DataArgs:
     """The adapter, with its own validated keys, that runs the database."""
 
 
-def _read_outputs(name: str) -> dict | None:
-    """A stack's last outputs, or None when it does not exist (the engine's
-    `pulumi:pulumi:readStackOutputs`, which, unlike a StackReference, lets the program say what
-    is missing in its own words)."""
-    try:
-        result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
-    except Exception as err:
-        if "unknown stack" not in str(err):
-            raise
-        return None
-    return dict((result.value or {}).get("outputs") or {})
-
-
 def data_schema(data_stack: str) -> SchemaOutputs | None:
     """The data stack's `schema` as it last recorded it; None where there is no data stack (or it
     was never deployed): the edge of a project without one judges no schema."""
-    found = (_read_outputs(qualified(data_stack)) or {}).get("schema")
+    found = (read_outputs(qualified(data_stack)) or {}).get("schema")
     ok = isinstance(found, dict) and isinstance(found.get("applied"), list)
     return SchemaOutputs.from_outputs(found) if ok else None
 
@@ -154,7 +142,7 @@ def _require_data_stack(name: str, s: ArmSettings) -> dict:
     never deployed (a StackReference alone would fail with the engine's bare "unknown stack")."""
     assert s.schema is not None
     configured = s.schema.data_stack
-    outputs = _read_outputs(name)
+    outputs = read_outputs(name)
     if outputs is None:
         raise pulumi.RunError(
             f'bluegreen:dataStack is "{configured}", but stack "{name}" does not exist: deploy '

@@ -18,6 +18,7 @@ from components.naming import qualified
 from components.notice import WindowNotice
 from platforms import dns
 from platforms.base import Arms, ArmView, EdgePlatform
+from platforms.stack_outputs import read_outputs
 
 _ARM_OUTPUTS = ("color", "version", "endpoint", "nodes")
 
@@ -28,16 +29,12 @@ def _require_stack(name: str, color: str, configured: str) -> None:
     is raised as it is. It is `pulumi:pulumi:readStackOutputs` as an invoke because a
     StackReference to a missing stack fails the whole update with the engine's bare "unknown
     stack". Every other read of a stack is a StackReference: that stack must exist."""
-    try:
-        pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
-    except Exception as err:
-        if "unknown stack" not in str(err):
-            raise
+    if read_outputs(name) is None:
         raise pulumi.RunError(
             f'bluegreen:{color}Stack is "{configured}", but stack "{name}" does not exist: set '
             f"bluegreen:{color}Stack in Pulumi.live.yaml to the stack that holds the {color} arm "
             "(see `pulumi stack ls`). Nothing was changed."
-        ) from None
+        )
 
 
 def arm_from_stack(settings: EdgeSettings, color: str) -> ArmView:

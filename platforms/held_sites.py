@@ -13,8 +13,8 @@ import pulumi
 
 from bluegreen.config import COLORS, ConfigError, EdgeSettings, qualified
 from bluegreen.config_parts.edge_sites import MOVING_ENV, moving
+from platforms.stack_outputs import read_outputs
 
-READ_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 Traffic = tuple[str, dict[str, int]]
 """A colour and the weights: what a site serves."""
 COLORS_SORTED = sorted(COLORS)
@@ -42,8 +42,7 @@ def served_before(s: EdgeSettings, first: str) -> dict[str, Traffic]:
     failed read fails the update, and an entry that says no traffic is refused, rather than
     move a site the wave holds."""
     name = qualified(s.stack, pulumi.get_organization(), pulumi.get_project())
-    outputs = pulumi.runtime.invoke(READ_OUTPUTS, {"name": name}).value or {}
-    outputs = outputs.get("outputs") or {}
+    outputs = read_outputs(name) or {}
     if not outputs:
         return {}  # never deployed
     edges = outputs.get("edges")

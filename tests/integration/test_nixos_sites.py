@@ -33,8 +33,8 @@ from bluegreen import nginx
 from bluegreen.config import ConfigError
 from bluegreen.config_parts.edge_sites import MOVING_ENV
 from platforms.base import ArmView
-from platforms.held_sites import READ_OUTPUTS
 from platforms.nixos import host, lease_release
+from platforms.stack_outputs import READ_OUTPUTS
 from tests.support.mocks import stack
 from tests.support.nixos_cases import NODES
 from tests.support.nixos_env import HOSTS, LEASE_DIR, STATE, evaluate, free_port

@@ -11,7 +11,7 @@ import pytest
 
 from bluegreen.config import ConfigError
 from bluegreen.config_parts.edge_sites import MOVING_ENV
-from platforms.held_sites import READ_OUTPUTS
+from platforms.stack_outputs import READ_OUTPUTS
 from tests.support.mocks import StackMocks, build_edge, deploy, install, stack, where
 
 STACKS = {

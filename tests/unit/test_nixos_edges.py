@@ -14,7 +14,7 @@ from pulumi.runtime import rpc
 from bluegreen import nginx, probe
 from bluegreen.config import ConfigError
 from bluegreen.config_parts.edge_sites import MOVING_ENV
-from platforms import held_sites
+from platforms import stack_outputs
 from platforms.base import ArmView
 from platforms.nixos import edge_hold, host, lease_release, ssh_deploy
 from platforms.nixos.ssh_deploy import DeployError
@@ -50,7 +50,7 @@ class Mocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
-        if args.token != held_sites.READ_OUTPUTS:
+        if args.token != stack_outputs.READ_OUTPUTS:
             return {}
         self.reads += 1
         return {"name": args.args["name"], "outputs": self.last}
