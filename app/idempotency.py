@@ -7,6 +7,8 @@
   every place is taken by a key still in its time, a write with a new key is refused (503,
   Retry-After) before it is applied, never applied and then forgotten, which would let a replay
   apply it twice. A place is reserved before the write is applied, so writes in flight count.
+  One client (as the service tells clients apart) holds at most `max_per_client` places, so
+  that one sending new keys without end fills its own share, not everyone's.
 - A **lock per key** while a write with it is under way (a replay arriving during the first
   write waits for its answer), dropped when the last writer with that key leaves.
 - The **journal** of writes received (`GET /_arm/writes`): the last `max_entries`, and how many
@@ -36,6 +38,10 @@ class Full(Exception):
     """Every place for a key is taken by one still within its retention."""
 
 
+class ClientFull(Full):
+    """This client holds its whole share of the places: one client cannot take them all."""
+
+
 Scoped = tuple[str, str]  # (client, key): another client's same key is another write
 
 
@@ -44,9 +50,12 @@ class Replays:
         self,
         max_keys: int,
         retention_s: float,
+        max_per_client: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_keys, self.retention_s, self.clock = max_keys, retention_s, clock
+        self.max_per_client = max_keys if max_per_client is None else max_per_client
+        self._per_client: collections.Counter[str] = collections.Counter()  # kept and reserved
         self._lock = threading.Lock()
         self._answers: collections.OrderedDict[Scoped, tuple[float, tuple]] = (
             collections.OrderedDict()
@@ -61,8 +70,9 @@ class Replays:
     @contextlib.contextmanager
     def hold(self, scoped: Scoped) -> Iterator[Slot]:
         """The key's lock for one write, and what it was first answered (`slot.first`), or a
-        reserved place to keep this write's answer in (`slot.keep`). Raises Full, holding
-        nothing, when a new key has no place."""
+        reserved place to keep this write's answer in (`slot.keep`). Raises Full (ClientFull
+        when this client holds its whole share), holding nothing, when a new key has no place."""
+        client = scoped[0]
         with self._lock:
             entry = self._held.setdefault(scoped, [threading.Lock(), 0])
             entry[1] += 1
@@ -72,9 +82,12 @@ class Replays:
                     first = self._first(scoped)
                     if first is None:
                         self._expire()
+                        if self._per_client[client] >= self.max_per_client:
+                            raise ClientFull(f"this client holds {self.max_per_client} keys")
                         if len(self._answers) + self._reserved >= self.max_keys:
                             raise Full(f"{self.max_keys} keys kept, none older than its retention")
                         self._reserved += 1
+                        self._per_client[client] += 1
                 slot = Slot(first)
                 try:
                     yield slot
@@ -82,8 +95,11 @@ class Replays:
                     if first is None:
                         with self._lock:
                             self._reserved -= 1
-                            if slot.kept is not None:  # last in the order: the newest
-                                self._answers.pop(scoped, None)  # an expired one left behind
+                            if slot.kept is None:
+                                self._drop_client(client)
+                            else:  # last in the order: the newest
+                                if self._answers.pop(scoped, None) is not None:
+                                    self._drop_client(client)  # an expired one left behind
                                 self._answers[scoped] = (self.clock(), slot.kept)
         finally:
             with self._lock:
@@ -104,10 +120,21 @@ class Replays:
             if now - at < self.retention_s:
                 return
             del self._answers[scoped]
+            self._drop_client(scoped[0])
+
+    def _drop_client(self, client: str) -> None:
+        self._per_client[client] -= 1
+        if not self._per_client[client]:
+            del self._per_client[client]  # no count kept for a client holding nothing
 
     def locks_held(self) -> int:
         with self._lock:
             return len(self._held)
+
+    def clients(self) -> int:
+        """Clients holding a key or a place: what the per-client counts cost."""
+        with self._lock:
+            return len(self._per_client)
 
 
 class Slot:

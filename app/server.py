@@ -5,8 +5,9 @@ max-age=300`, which an edge cache may keep), `GET <health path>` with JSON readi
 POST/PUT/PATCH/DELETE are accepted so that maintenance mode has writes to block; a write with an
 `Idempotency-Key` seen before is answered as the first time and not applied again, and
 `GET /_arm/writes` lists the writes received, in order (the queue's tests read it). What it
-remembers is bounded (app/idempotency.py): keys for a day, at most --max-keys of them (a new
-key finding every place taken is refused with 503 before it is applied), the journal's last
+remembers is bounded (app/idempotency.py): keys for a day, at most --max-keys of them and
+--max-keys-per-client of one client's (a new key finding no place is refused before it is
+applied: 503, or 429 when its client holds its whole share), the journal's last
 --journal-max writes, bodies up to --max-body-kb (413 past it). Every response
 carries `X-Bluegreen-Color` and `X-Bluegreen-Version`, which is how the edge, the probes and the
 access log know which arm served a request.
@@ -55,7 +56,14 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from idempotency import KEY_MAX, Full, Journal, Replays, valid_key  # app/, beside this file
+from idempotency import (
+    KEY_MAX,
+    ClientFull,
+    Full,
+    Journal,
+    Replays,
+    valid_key,
+)  # app/, beside this file
 from metrics import CONTENT_TYPE_LATEST, Metrics  # app/, beside this file
 
 JOURNAL_PATH = "/_arm/writes"
@@ -81,7 +89,7 @@ def make_handler(args: argparse.Namespace, items=None) -> type[BaseHTTPRequestHa
     """The request handler; `items`, an app/items.py Items, serves /items from the database."""
     identity = {"color": args.color, "version": args.version}
     metrics = Metrics(args.color, args.version)
-    replays = Replays(args.max_keys, args.key_retention_hours * 3600)
+    replays = Replays(args.max_keys, args.key_retention_hours * 3600, args.max_keys_per_client)
     writes = Journal(args.journal_max)
 
     class Handler(BaseHTTPRequestHandler):
@@ -248,7 +256,8 @@ def make_handler(args: argparse.Namespace, items=None) -> type[BaseHTTPRequestHa
                 # Refused before it is applied: a key that cannot be remembered must not be
                 # applied, or its replay would apply it again.
                 print(f"{self.command} {self.path}: refused, {e}", flush=True)
-                answer = 503, {"error": "too many idempotency keys kept"}, {"Retry-After": "60"}
+                status = 429 if isinstance(e, ClientFull) else 503
+                answer = status, {"error": f"too many idempotency keys: {e}"}, {"Retry-After": "60"}
             # A key seen before is answered as the first time and applied once (RFC draft
             # "The Idempotency-Key HTTP Header Field"): a replayed intent never applies twice.
             self._reply(answer)
@@ -295,11 +304,21 @@ def main(argv: list[str] | None = None) -> None:
         "--max-keys", type=int, default=100_000, help="Idempotency-Keys remembered (100000)"
     )
     p.add_argument(
+        "--max-keys-per-client", type=int, default=10_000, help="of which one client's (10000)"
+    )
+    p.add_argument(
         "--key-retention-hours", type=float, default=24.0, help="how long each is (24 hours)"
     )
     p.add_argument("--journal-max", type=int, default=50_000, help="writes listed (50000)")
     args = p.parse_args(argv)
-    for name in ("max_body_kb", "max_keys", "key_retention_hours", "journal_max"):
+    bounds = (
+        "max_body_kb",
+        "max_keys",
+        "max_keys_per_client",
+        "key_retention_hours",
+        "journal_max",
+    )
+    for name in bounds:
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be above 0, got {getattr(args, name)}")
     items = None

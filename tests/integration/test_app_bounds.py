@@ -18,7 +18,7 @@ APP = f"{ROOT}/app/server.py"
 def arm():
     [port] = free_ports(1)
     argv = [sys.executable, APP, "--color=green", "--version=v2", f"--port={port}"]
-    bounds = ["--max-keys=3", "--journal-max=4", "--max-body-kb=1"]
+    bounds = ["--max-keys=3", "--max-keys-per-client=2", "--journal-max=4", "--max-body-kb=1"]
     proc = subprocess.Popen([*argv, *bounds], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -29,8 +29,10 @@ def arm():
         proc.wait(timeout=10)
 
 
-def post(url: str, key: str | None = None, body: bytes = b"{}") -> probe.Answer:
+def post(url: str, key: str | None = None, body: bytes = b"{}", who: str = "") -> probe.Answer:
     headers = {"Idempotency-Key": key} if key else {}
+    if who:
+        headers["Authorization"] = f"Bearer {who}"  # a client is told apart by it
     return probe.request(url + "/orders", "POST", headers=headers, body=body)
 
 
@@ -39,13 +41,15 @@ def journal(url: str) -> tuple[list[dict], str]:
     return json.loads(answer.body), answer.headers["x-bluegreen-journal-dropped"]
 
 
-def test_a_new_key_past_the_cap_is_refused_unapplied_while_kept_keys_are_still_answered(arm):
-    for key in ("a", "b", "c"):
-        assert post(arm, key).status == 200
-    full = post(arm, "d")
+def test_a_new_key_past_a_cap_is_refused_unapplied_while_kept_keys_are_still_answered(arm):
+    assert post(arm, "a", who="ann").status == post(arm, "b", who="ann").status == 200
+    share = post(arm, "c", who="ann")  # ann holds her whole share: others still get places
+    assert (share.status, share.headers["retry-after"]) == (429, "60")
+    assert post(arm, "c", who="bob").status == 200
+    full = post(arm, "d", who="cyd")  # every place is taken
     assert (full.status, full.headers["retry-after"]) == (503, "60")
-    assert [w["key"] for w in journal(arm)[0]][-3:] == ["a", "b", "c"], "d was not applied"
-    again = post(arm, "a")
+    assert [w["key"] for w in journal(arm)[0]][-3:] == ["a", "b", "c"], "refused: not applied"
+    again = post(arm, "a", who="ann")
     assert again.status == 200
     assert journal(arm)[0][-1] == {
         "method": "POST",
@@ -72,7 +76,9 @@ def test_a_body_over_the_limit_and_a_malformed_key_are_refused_and_not_kept(arm)
     assert post(arm, "big", body=b"x" * 1024).status == 200, "the key was never taken"
 
 
-@pytest.mark.parametrize("flag", ["--max-keys=0", "--journal-max=-1", "--max-body-kb=0"])
+@pytest.mark.parametrize(
+    "flag", ["--max-keys=0", "--max-keys-per-client=0", "--journal-max=-1", "--max-body-kb=0"]
+)
 def test_a_bound_that_is_not_positive_is_refused_naming_the_flag(flag):
     argv = [sys.executable, APP, "--color=green", "--version=v2", "--port=1", flag]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from app.idempotency import Full, Journal, Replays, valid_key
+from app.idempotency import ClientFull, Full, Journal, Replays, valid_key
 
 ANSWER = (200, {"accepted": "POST"})
 
@@ -56,6 +56,23 @@ def test_a_new_key_is_refused_when_every_place_holds_a_key_still_in_its_time():
     assert write(replays, ("c", "a"))[0], "forgotten after its retention: applied again"
 
 
+def test_one_client_fills_its_own_share_and_others_still_get_places():
+    clock = Clock()
+    replays = Replays(max_keys=10, retention_s=60, max_per_client=3, clock=clock)
+    for i in range(3):
+        write(replays, ("flooder", f"k{i}"))
+    with pytest.raises(ClientFull):
+        write(replays, ("flooder", "k3"))
+    assert write(replays, ("flooder", "k0")) == (False, ANSWER), "its kept keys still answer"
+    for i in range(3):
+        assert write(replays, (f"user{i}", "order-1"))[0]
+    with pytest.raises(ClientFull):  # whatever its write would answer: no place to keep it
+        write(replays, ("flooder", "failed"), (500, {}))
+    clock.now += 61
+    assert write(replays, ("flooder", "k3"))[0], "places come back as keys expire"
+    assert replays.clients() == 1, "a client holding nothing costs nothing"
+
+
 def test_a_key_whose_time_is_up_is_renewed_as_the_newest():
     clock = Clock()
     replays = Replays(max_keys=2, retention_s=60, clock=clock)
@@ -83,6 +100,7 @@ def test_writes_in_flight_hold_their_places_and_a_write_that_failed_frees_its_ow
     t.start()
     inside.wait(5)
     assert write(replays, ("c", "failed"), (500, {"error": "x"}))[0]  # not kept
+    assert replays.clients() == 1
     assert write(replays, ("c", "fast"))[0]
     with pytest.raises(Full):  # fast kept + slow reserved: both places taken
         write(replays, ("c", "third"))
