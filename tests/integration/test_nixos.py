@@ -571,7 +571,7 @@ def test_the_edge_modules_prometheus_defaults_are_the_projects(nix_env, tmp_path
 def test_the_app_package_runs_a_python_with_prometheus_client(nix_env):
     """The app imports prometheus_client (its /metrics): the script must exec a Python built
     with it. The stand-in python3 names in its path the packages it was built with."""
-    with open(os.path.join(ROOT, "app", "server.py")) as f:
+    with open(os.path.join(ROOT, "app", "metrics.py")) as f:  # server.py imports it
         assert "from prometheus_client import" in f.read()
     script = app_package_script(nix_env)
     # psycopg for the items table (tests/integration/test_nixos_data.py).
