@@ -18,7 +18,8 @@ import pytest
 from bluegreen import config
 from platforms.nixos import bundle, nixos_data, render, ssh_deploy
 from tests.support import postgres
-from tests.support.nixos_cases import ROOT, arm_config
+from tests.support.nixos_cases import DATA_PASSWORD_FILE as PASSWORD_FILE
+from tests.support.nixos_cases import ROOT, arm_config, data_config
 from tests.support.nixos_env import (
     app_package_script,
     evaluate,
@@ -28,24 +29,12 @@ from tests.support.nixos_env import (
     on_host,
 )
 
-PASSWORD_FILE = "/var/lib/bluegreen/secrets/shop-data.password"
 DSN_FILE = "/var/lib/bluegreen/secrets/shop-blue.dsn"
 
 
-def data_config(**kw) -> str:
-    args = {
-        "stack": "data",
-        "node": "10.0.0.20",
-        "port": 15432,
-        "database": "shop",
-        "password_file": PASSWORD_FILE,
-        "clients": ("10.0.0.0/24", "fd00::/8"),
-        **kw,
-    }
-    return nixos_data.data_node(**args)
-
-
 def data_node(nix_env, tmp_path, **kw) -> dict:
+    """The data node evaluated, its clients an IPv4 and an IPv6 network unless told."""
+    kw.setdefault("clients", ("10.0.0.0/24", "fd00::/8"))
     return evaluate(nix_env, on_host(tmp_path, "shop-data.nix", data_config(**kw)))
 
 

@@ -1,4 +1,4 @@
-"""What tests/unit/test_nixos.py and tests/integration/test_nixos.py share."""
+"""What the nixos tests share: tests/{unit,integration}/test_nixos.py and test_nixos_data.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tarfile
 
 from bluegreen import nginx
 from bluegreen.config import Backpressure, weights_for
-from platforms.nixos import bundle, render
+from platforms.nixos import bundle, nixos_data, render
 from tests.support.mocks import maintenance, stack
 
 ROOT = bundle.ROOT
@@ -138,3 +138,20 @@ def edge_props(active: str = "blue", backpressure: Backpressure = HOLD) -> dict:
 def deployed_file(call: tuple[list[str], bytes | None]) -> str:
     with tarfile.open(fileobj=io.BytesIO(call[1])) as tar:
         return tar.extractfile("shop-edge.nix").read().decode()
+
+
+DATA_PASSWORD_FILE = "/var/lib/bluegreen/secrets/shop-data.password"
+
+
+def data_config(**kw) -> str:
+    """The data node's host file, for the data stack of app `shop` on 10.0.0.20."""
+    args = {
+        "stack": "data",
+        "node": "10.0.0.20",
+        "port": 15432,
+        "database": "shop",
+        "password_file": DATA_PASSWORD_FILE,
+        "clients": ("10.0.0.0/24",),
+        **kw,
+    }
+    return nixos_data.data_node(**args)

@@ -18,7 +18,8 @@ from platforms.local import local_data
 from platforms.nixos import bundle, host, nixos_data, render, ssh_deploy
 from tests.support.data_mocks import DataMocks
 from tests.support.mocks import install, stack
-from tests.support.nixos_cases import EVIL, arm_config, props
+from tests.support.nixos_cases import DATA_PASSWORD_FILE as PASSWORD_FILE
+from tests.support.nixos_cases import EVIL, arm_config, data_config, props
 
 PASSWORD = "s3cret pw/@'\""
 DSN = "postgresql://bluegreen:pw@10.0.0.20:15432/shop"
@@ -26,7 +27,6 @@ DATA_OUTPUTS = {
     "dsn": DSN,
     "schema": {"current": "0002_items_name", "applied": ["0001_items", "0002_items_name"]},
 }
-PASSWORD_FILE = "/var/lib/bluegreen/secrets/shop-data.password"
 
 
 def data_stack(**values):
@@ -110,19 +110,6 @@ def test_the_role_is_the_local_platforms():
 
 
 # --- rendering ---------------------------------------------------------------------------------
-
-
-def data_config(**kw) -> str:
-    args = {
-        "stack": "data",
-        "node": "10.0.0.20",
-        "port": 15432,
-        "database": "shop",
-        "password_file": PASSWORD_FILE,
-        "clients": ("10.0.0.0/24",),
-        **kw,
-    }
-    return nixos_data.data_node(**args)
 
 
 def test_the_data_node_sets_the_module_and_names_the_password_file_only():
