@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +44,15 @@ class ClientFull(Full):
 
 
 Scoped = tuple[str, str]  # (client, key): another client's same key is another write
+
+
+def client_of(headers, peer: str) -> str:
+    """Who sent a write: a digest of its Authorization, else its Cookie, else its address; the
+    same rule as the queue's (agents/edge/intents.py client_id), kept apart from bluegreen."""
+    for name in ("Authorization", "Cookie"):
+        if headers.get(name):
+            return hashlib.sha256(f"{name.lower()}:{headers[name]}".encode()).hexdigest()
+    return hashlib.sha256(f"peer:{peer}".encode()).hexdigest()
 
 
 class Replays:

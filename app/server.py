@@ -48,7 +48,6 @@ dropped. Without --dsn-file, /items is a path like any other.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import signal
@@ -56,28 +55,13 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from idempotency import (
-    KEY_MAX,
-    ClientFull,
-    Full,
-    Journal,
-    Replays,
-    valid_key,
-)  # app/, beside this file
-from metrics import CONTENT_TYPE_LATEST, Metrics  # app/, beside this file
+# app/, beside this file:
+from idempotency import KEY_MAX, ClientFull, Full, Journal, Replays, client_of, valid_key
+from metrics import CONTENT_TYPE_LATEST, Metrics
 
 JOURNAL_PATH = "/_arm/writes"
 JOURNAL_DROPPED = "X-Bluegreen-Journal-Dropped"
 """Beside the journal: how many older writes it no longer lists (it keeps --journal-max)."""
-
-
-def client_of(headers, peer: str) -> str:
-    """Who sent a write: a digest of its Authorization, else its Cookie, else its address; the
-    same rule as the queue's (agents/edge/intents.py client_id), kept apart from bluegreen."""
-    for name in ("Authorization", "Cookie"):
-        if headers.get(name):
-            return hashlib.sha256(f"{name.lower()}:{headers[name]}".encode()).hexdigest()
-    return hashlib.sha256(f"peer:{peer}".encode()).hexdigest()
 
 
 FAILING = {"on": False, "slow": False}
@@ -152,9 +136,8 @@ def make_handler(args: argparse.Namespace, items=None) -> type[BaseHTTPRequestHa
             self.started = time.perf_counter()
             # A body sent with a GET is read and ignored: left unread on a kept-alive connection
             # (the edge keeps them), it would be taken for the start of the next request.
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
+            if self._body() is None:
+                return
             path = self.path.split("?", 1)[0]
             if path == args.health_path:
                 ready = args.ready_status == 200
@@ -222,16 +205,29 @@ def make_handler(args: argparse.Namespace, items=None) -> type[BaseHTTPRequestHa
             print(f"{self.command} {self.path}: database error: {reason}", flush=True)
             return 503, {"error": "database unavailable", "reason": reason}, {"Retry-After": "1"}
 
+        def _body(self) -> bytes | None:
+            """The request's body, read whole; None once a body this arm does not take was
+            refused unread (the connection closed): one not sized by a Content-Length of digits
+            (a negative one would read to the end of the stream), or over --max-body-kb."""
+            raw = self.headers.get("Content-Length") or "0"
+            refused = None
+            if self.headers.get("Transfer-Encoding"):
+                refused = 411, {"error": "send the body with a Content-Length"}
+            elif not (raw.isascii() and raw.isdigit()):
+                refused = 400, {"error": f"Content-Length {raw[:40]!r} is not a size"}
+            elif int(raw) > args.max_body_kb * 1024:
+                limit = f"{args.max_body_kb} KiB"
+                refused = 413, {"error": f"a body of {int(raw)} bytes is over {limit}"}
+            if refused is None:
+                return self.rfile.read(int(raw)) if int(raw) else b""
+            self.close_connection = True
+            self._send(*refused)
+            return None
+
         def _write(self) -> None:
             self.started = time.perf_counter()
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > args.max_body_kb * 1024:  # refused unread: the connection is closed
-                self.close_connection = True
-                limit = f"{args.max_body_kb} KiB"
-                self._send(413, {"error": f"a body of {length} bytes is over {limit}"})
-                return
-            body = self.rfile.read(length) if length else b""
-            if self._delay_and_fail():
+            body = self._body()
+            if body is None or self._delay_and_fail():
                 return
             key = self.headers.get("Idempotency-Key")
             if key is not None and not valid_key(key):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -74,6 +75,37 @@ def test_a_body_over_the_limit_and_a_malformed_key_are_refused_and_not_kept(arm)
     assert post(arm, "has space").status == 400
     assert journal(arm) == ([], "0")
     assert post(arm, "big", body=b"x" * 1024).status == 200, "the key was never taken"
+
+
+def raw(url: str, head: str, then: bytes = b"") -> bytes:
+    """Send a request head as written (and `then`), read the answer until the arm closes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(head.encode() + b"\r\n" + then)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "method, length, status",
+    [("POST", "-1", 400), ("POST", "1e3", 400), ("GET", "-1", 400), ("GET", "2000", 413)],
+)
+def test_a_body_not_sized_by_a_plain_content_length_is_refused_unread(arm, method, length, status):
+    # A negative length would read to the end of the stream: the arm answers and closes instead,
+    # while the client is still sending.
+    head = f"{method} /orders HTTP/1.1\r\nHost: arm\r\nContent-Length: {length}\r\n"
+    answer = raw(arm, head, b"x" * 100)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert journal(arm) == ([], "0")
+
+
+def test_a_chunked_body_is_refused_with_411(arm):
+    head = "POST /orders HTTP/1.1\r\nHost: arm\r\nTransfer-Encoding: chunked\r\n"
+    answer = raw(arm, head, b"5\r\nhello\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 411 "), answer[:200]
+    assert journal(arm) == ([], "0")
 
 
 @pytest.mark.parametrize(
